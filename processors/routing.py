@@ -1,0 +1,96 @@
+"""``route_signal``: walk the routing tree (policy data) and choose the unit and priority.
+
+Semantics follow Alertmanager's routing tree: the root matches everything; children are
+tried in order and the first that matches is descended into; a node no child of which
+matches is the answer. ``unit`` and ``priority`` are inherited from the nearest ancestor
+that sets them. After the tree, the conflict-of-interest rule has the last word: a
+complaint about an enforcement unit never reaches that unit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from schemas.policy import Matcher, Route, RoutingTree
+from schemas.signal import FieldValue, Signal
+from schemas.workorder import Priority
+
+CONFLICT_OF_INTEREST_KEY = "conflict-of-interest"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    unit: str
+    priority: Priority
+    #: Key of the route that decided; stable, used in metrics and the audit trail.
+    route_key: str
+    #: Keys from the root to the deciding route, for explanations.
+    path: tuple[str, ...]
+    reason: str
+
+
+def route_signal(signal: Signal, tree: RoutingTree) -> RouteDecision:
+    fields = signal.route_fields()
+    root = tree.route
+    assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
+    decision = _descend(root, fields, root.unit, root.priority, (root.key,))
+    return _apply_conflict_of_interest(decision, fields, tree)
+
+
+def _descend(
+    node: Route, fields: dict[str, FieldValue], unit: str, priority: Priority, path: tuple[str, ...]
+) -> RouteDecision:
+    for child in node.routes:
+        if all(matches(matcher, fields.get(name)) for name, matcher in child.match.items()):
+            return _descend(child, fields, child.unit or unit, child.priority or priority, (*path, child.key))
+    return RouteDecision(unit, priority, node.key, path, reason=f"matched route {node.key}")
+
+
+def _apply_conflict_of_interest(
+    decision: RouteDecision, fields: dict[str, FieldValue], tree: RoutingTree
+) -> RouteDecision:
+    complained_about = fields.get("enforcement_unit")
+    if not complained_about:
+        return decision
+    rule = tree.conflict_of_interest
+    receiver = rule.fallback if complained_about == rule.receiver else rule.receiver
+    return RouteDecision(
+        unit=receiver,
+        priority=decision.priority,
+        route_key=CONFLICT_OF_INTEREST_KEY,
+        path=(*decision.path, CONFLICT_OF_INTEREST_KEY),
+        reason=f"complaint about enforcement unit {complained_about}: reviewed by {receiver}",
+    )
+
+
+def matches(matcher: Matcher, value: FieldValue) -> bool:
+    """Whether one field's value passes every operator the matcher sets."""
+    checks: list[bool] = []
+    if "equals" in matcher.model_fields_set:
+        checks.append(value == matcher.equals)
+    if "not_equals" in matcher.model_fields_set:
+        checks.append(value != matcher.not_equals)
+    if matcher.in_ is not None:
+        checks.append(value in matcher.in_)
+    if matcher.not_in is not None:
+        checks.append(value not in matcher.not_in)
+    if matcher.regex is not None:
+        checks.append(isinstance(value, str) and _compiled(matcher.regex).fullmatch(value) is not None)
+    bounds = (matcher.gt, matcher.gte, matcher.lt, matcher.lte)
+    if any(bound is not None for bound in bounds):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        checks += [
+            matcher.gt is None or value > matcher.gt,
+            matcher.gte is None or value >= matcher.gte,
+            matcher.lt is None or value < matcher.lt,
+            matcher.lte is None or value <= matcher.lte,
+        ]
+    return all(checks)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)

@@ -1,0 +1,54 @@
+"""Opening a work order for a routed signal: its id, deadline and first state."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from processors.routing import RouteDecision
+from schemas.policy import Deadlines
+from schemas.signal import Signal
+from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
+
+_KIND_PREFIX = {"vehicle_alarm": "VA", "suspect": "SU", "checkin_failure": "CK", "complaint": "CP"}
+
+
+def work_order_id(signal: Signal) -> str:
+    """Derived from the publisher's id, so a re-delivered signal names the same order."""
+    digest = hashlib.sha256(f"{signal.kind.value}\x00{signal.source_id}".encode()).hexdigest()
+    return f"WO-{_KIND_PREFIX[signal.kind.value]}-{digest[:16].upper()}"
+
+
+def due_at(signal: Signal, priority: Priority, deadlines: Deadlines, now: datetime) -> datetime:
+    """When the order must be closed: the policy's limit, never later than an upstream deadline."""
+    due = now + timedelta(hours=deadlines.limit(signal.kind, priority).hours)
+    if signal.upstream_due_at is not None:
+        due = min(due, signal.upstream_due_at)
+    return due
+
+
+def open_work_order(
+    signal: Signal, decision: RouteDecision, deadlines: Deadlines, now: datetime
+) -> WorkOrder:
+    return WorkOrder(
+        id=work_order_id(signal),
+        kind=signal.kind,
+        status=WorkOrderStatus.registered,
+        unit=decision.unit,
+        priority=decision.priority,
+        route_key=decision.route_key,
+        created_at=now,
+        due_at=due_at(signal, decision.priority, deadlines, now),
+        subject=Subject(
+            plate=signal.plate,
+            enterprise_id=signal.enterprise_id,
+            enterprise_name=signal.enterprise_name,
+            region_code=signal.region_code,
+            place=signal.place,
+        ),
+        summary=signal.summary,
+        source_ids=(signal.source_id,),
+        first_seen_at=signal.occurred_at,
+        last_seen_at=signal.occurred_at,
+        upstream_due_at=signal.upstream_due_at,
+    )

@@ -1,0 +1,47 @@
+"""Dead letters: a message the pipeline could not use, kept whole with the reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RejectionReason(StrEnum):
+    """Why a message was rejected. A closed set: it is a metric label."""
+
+    not_utf8 = "not_utf8"
+    not_json = "not_json"
+    not_an_object = "not_an_object"
+    missing_contract = "missing_contract"
+    unknown_contract = "unknown_contract"
+    wrong_topic = "wrong_topic"
+    bad_plate = "bad_plate"
+    missing_offset = "missing_offset"
+    invalid_field = "invalid_field"
+    too_large = "too_large"
+
+
+class SourcePosition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = Field(default=None, description="The message key, base64")
+    timestamp_ms: int | None = None
+
+
+class DeadLetter(BaseModel):
+    """``workorders.dead-letters`` (key: the original key), version 1."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    contract: Literal["dead-letter/1"] = Field(default="dead-letter/1", alias="schema")
+    reason: RejectionReason
+    detail: str = Field(description="What exactly was wrong, for a person to read")
+    source: SourcePosition
+    payload: str = Field(description="The original bytes, base64")
+    dead_lettered_at: datetime

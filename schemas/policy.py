@@ -1,0 +1,177 @@
+"""Policy as data: the units, the routing tree and the deadlines, as the YAML files say.
+
+These models only check shape and cross-references; what the policy *does* lives in
+``processors`` (``route_signal``, ``due_at``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from schemas.signal import FieldValue, SignalKind
+from schemas.workorder import COMMAND_CENTER, Priority
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=64)]
+
+
+class PolicyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- units
+
+
+class Unit(PolicyModel):
+    id: Key
+    name: str
+    domains: list[str] = []
+    #: Administrative region codes of the unit's jurisdiction.
+    regions: list[Annotated[str, StringConstraints(pattern=r"^\d{6}$")]] = []
+    #: Waterway segments the unit patrols.
+    waterway_segments: list[str] = []
+    officers: int = Field(default=0, ge=0)
+
+
+class Units(PolicyModel):
+    units: list[Unit]
+
+    @model_validator(mode="after")
+    def _ids_unique_and_command_center_present(self) -> Units:
+        ids = [unit.id for unit in self.units]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"unit ids must be unique; repeated: {', '.join(duplicated)}")
+        if COMMAND_CENTER not in ids:
+            raise ValueError(f"the default receiver {COMMAND_CENTER!r} must be listed as a unit")
+        return self
+
+    def ids(self) -> set[str]:
+        return {unit.id for unit in self.units}
+
+
+# ---------------------------------------------------------------- routes
+
+
+class Matcher(PolicyModel):
+    """One field's test. A bare value in YAML means ``equals``; several operators all hold."""
+
+    equals: FieldValue = None
+    not_equals: FieldValue = None
+    in_: list[FieldValue] | None = Field(default=None, alias="in")
+    not_in: list[FieldValue] | None = None
+    regex: str | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_value_means_equals(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return {"equals": value}
+        if not value:
+            raise ValueError("a matcher needs at least one operator")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+
+class Route(PolicyModel):
+    key: Key
+    match: dict[str, Matcher] = {}
+    unit: Key | None = None
+    priority: Priority | None = None
+    routes: list[Route] = []
+
+    def walk(self) -> list[Route]:
+        """This route and every route below it, depth first."""
+        return [self, *(node for child in self.routes for node in child.walk())]
+
+
+class ConflictOfInterest(PolicyModel):
+    """Complaints about an enforcement unit go to ``receiver``, never to the unit itself."""
+
+    receiver: Key = "legal"
+    #: Where a complaint about ``receiver`` itself goes.
+    fallback: Key = COMMAND_CENTER
+
+
+class RoutingTree(PolicyModel):
+    route: Route
+    conflict_of_interest: ConflictOfInterest = ConflictOfInterest()
+
+    @model_validator(mode="after")
+    def _root_is_complete_and_keys_unique(self) -> RoutingTree:
+        if self.route.match:
+            raise ValueError("the root route matches everything: it takes no 'match'")
+        if self.route.unit is None or self.route.priority is None:
+            raise ValueError("the root route must name the default 'unit' and 'priority'")
+        keys = [node.key for node in self.route.walk()]
+        duplicated = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicated:
+            raise ValueError(f"route keys must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+class TimeLimit(PolicyModel):
+    hours: float = Field(gt=0, le=24 * 366)
+
+
+class Deadlines(PolicyModel):
+    """How long a unit has to close an order, by priority, optionally per kind."""
+
+    default: dict[Priority, TimeLimit]
+    by_kind: dict[SignalKind, dict[Priority, TimeLimit]] = {}
+
+    @model_validator(mode="after")
+    def _every_priority_has_a_default(self) -> Deadlines:
+        missing = [p.value for p in Priority if p not in self.default]
+        if missing:
+            raise ValueError(f"'default' needs a time limit for every priority; missing {missing}")
+        return self
+
+    def limit(self, kind: SignalKind, priority: Priority) -> TimeLimit:
+        return self.by_kind.get(kind, {}).get(priority) or self.default[priority]
+
+
+class Policy(PolicyModel):
+    """Everything the triage and routing processors need, loaded and cross-checked."""
+
+    units: Units
+    routing: RoutingTree
+    deadlines: Deadlines
+
+    @model_validator(mode="after")
+    def _routes_name_known_units(self) -> Policy:
+        known = self.units.ids()
+        named = [(n.key, n.unit) for n in self.routing.route.walk() if n.unit]
+        conflict = self.routing.conflict_of_interest
+        named += [("conflict_of_interest", conflict.receiver), ("conflict_of_interest", conflict.fallback)]
+        unknown = sorted({f"{key} -> {unit}" for key, unit in named if unit not in known})
+        if unknown:
+            raise ValueError(f"routes name units that units.yaml does not list: {', '.join(unknown)}")
+        return self

@@ -1,0 +1,109 @@
+"""Work orders: the domain record and the message squads consume."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.signal import SignalKind
+from schemas.times import UtcDatetime
+
+#: The command center's own queue: where anything no route claims goes.
+COMMAND_CENTER = "command-center"
+
+
+class Priority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class WorkOrderStatus(StrEnum):
+    registered = "registered"
+    dispatched = "dispatched"
+    accepted = "accepted"
+    in_progress = "in_progress"
+    feedback_submitted = "feedback_submitted"
+    returned = "returned"
+    closed = "closed"
+
+
+class Subject(BaseModel):
+    """Who or what the order is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plate: str | None = None
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+    region_code: str | None = None
+    place: str | None = None
+
+
+class WorkOrder(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: SignalKind
+    status: WorkOrderStatus
+    unit: str
+    priority: Priority
+    route_key: str
+    created_at: datetime
+    due_at: datetime
+    subject: Subject
+    summary: str
+    source_ids: tuple[str, ...]
+    occurrences: int = 1
+    first_seen_at: datetime
+    last_seen_at: datetime
+    upstream_due_at: datetime | None = None
+
+    def dispatch_message(self) -> DispatchedWorkOrder:
+        return DispatchedWorkOrder(
+            work_order_id=self.id,
+            squad=self.unit,
+            kind=self.kind,
+            priority=self.priority,
+            due_at=self.due_at,
+            created_at=self.created_at,
+            source_ids=list(self.source_ids),
+            occurrences=self.occurrences,
+            first_seen_at=self.first_seen_at,
+            last_seen_at=self.last_seen_at,
+            summary=self.summary,
+            subject=self.subject,
+            route_key=self.route_key,
+            upstream_due_at=self.upstream_due_at,
+        )
+
+
+class DispatchedWorkOrder(BaseModel):
+    """``workorders.dispatched`` (key: squad id), version 1. See docs/workorders-dispatched.md.
+
+    Personal data (a complainant's name and phone) is never in this message: squads
+    read it through the work-order API, which checks who is asking.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    contract: Literal["workorder-dispatched/1"] = Field(default="workorder-dispatched/1", alias="schema")
+    work_order_id: str
+    squad: str = Field(description="Unit the order is assigned to: a squad id or command-center")
+    kind: SignalKind
+    priority: Priority
+    due_at: UtcDatetime
+    created_at: UtcDatetime
+    source_ids: list[str] = Field(description="Every publisher id merged into the order")
+    occurrences: int = Field(ge=1)
+    first_seen_at: UtcDatetime
+    last_seen_at: UtcDatetime
+    summary: str
+    subject: Subject
+    route_key: str = Field(description="Stable key of the routing rule that chose the squad")
+    upstream_due_at: UtcDatetime | None = Field(
+        default=None, description="Complaints: the upstream ticket's deadline"
+    )

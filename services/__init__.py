@@ -1,0 +1,1 @@
+"""Application services: load policy, run intake batches through processors and storage."""

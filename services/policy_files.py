@@ -1,0 +1,138 @@
+"""Load the policy YAML files, reporting every error with its file, line and field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from schemas.policy import Deadlines, Policy, RoutingTree, Units
+
+UNITS_FILE = "units.yaml"
+ROUTES_FILE = "routes.yaml"
+DEADLINES_FILE = "deadlines.yaml"
+
+Model = TypeVar("Model", bound=BaseModel)
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    file: Path
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" {self.field}:" if self.field else ""
+        return f"{self.file}:{self.line}:{where} {self.message}"
+
+
+class PolicyError(Exception):
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        super().__init__("invalid policy:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_policy(directory: Path) -> Policy:
+    """Load units, routes and deadlines from ``directory``; raise PolicyError listing every problem."""
+    problems: list[PolicyProblem] = []
+    units = _load(directory / UNITS_FILE, Units, problems)
+    routing = _load(directory / ROUTES_FILE, RoutingTree, problems)
+    deadlines = _load(directory / DEADLINES_FILE, Deadlines, problems)
+    if units and routing:
+        problems += _unknown_units(directory / ROUTES_FILE, units, routing)
+    if problems or units is None or routing is None or deadlines is None:
+        raise PolicyError(problems)
+    return Policy(units=units, routing=routing, deadlines=deadlines)
+
+
+def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Model | None:
+    source = _YamlSource.read(path, problems)
+    if source is None:
+        return None
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            problems.append(PolicyProblem(path, source.line_of(loc), ".".join(map(str, loc)), error["msg"]))
+        return None
+
+
+def _unknown_units(path: Path, units: Units, routing: RoutingTree) -> list[PolicyProblem]:
+    source = _YamlSource.read(path, [])
+    known = units.ids()
+    problems = []
+    for loc, unit in _named_units(routing):
+        if unit not in known:
+            line = source.line_of(loc) if source else 1
+            message = f"unit {unit!r} is not listed in {UNITS_FILE}"
+            problems.append(PolicyProblem(path, line, ".".join(map(str, loc)), message))
+    return problems
+
+
+def _named_units(routing: RoutingTree) -> Iterator[tuple[Path_, str]]:
+    def walk(node: Any, loc: Path_) -> Iterator[tuple[Path_, str]]:
+        if node.unit:
+            yield (*loc, "unit"), node.unit
+        for index, child in enumerate(node.routes):
+            yield from walk(child, (*loc, "routes", index))
+
+    yield from walk(routing.route, ("route",))
+    conflict = routing.conflict_of_interest
+    yield ("conflict_of_interest", "receiver"), conflict.receiver
+    yield ("conflict_of_interest", "fallback"), conflict.fallback
+
+
+@dataclass(frozen=True, slots=True)
+class _YamlSource:
+    """A YAML document's data and the line each of its values starts on."""
+
+    data: Any
+    lines: dict[Path_, int]
+
+    @classmethod
+    def read(cls, path: Path, problems: list[PolicyProblem]) -> _YamlSource | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append(PolicyProblem(path, 0, "", f"cannot read: {exc.strerror}"))
+            return None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark else 1
+            problems.append(PolicyProblem(path, line, "", f"not valid YAML: {exc}"))
+            return None
+        lines: dict[Path_, int] = {}
+        if node is not None:
+            _index_lines(node, (), lines)
+        return cls(data, lines)
+
+    def line_of(self, loc: Path_) -> int:
+        """The line of the deepest part of ``loc`` that exists in the file."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                return self.lines[loc[:end]]
+        return 1
+
+
+def _index_lines(node: yaml.Node, loc: Path_, lines: dict[Path_, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*loc, key), lines)
+            # The key's own line is the better pointer for a problem with its value.
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*loc, index), lines)

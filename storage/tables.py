@@ -1,0 +1,91 @@
+"""The database schema. Alembic migrations (storage/migrations) create and evolve it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every stored time must carry a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
+metadata = sa.MetaData()
+
+work_order = sa.Table(
+    "work_order",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(2), nullable=False),
+    sa.Column("route_key", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=False),
+    sa.Column("dispatched_at", UtcDateTime(), nullable=True),
+    sa.Column("plate", sa.String(16), nullable=True),
+    sa.Column("enterprise_id", sa.String(18), nullable=True),
+    sa.Column("enterprise_name", sa.String(256), nullable=True),
+    sa.Column("region_code", sa.String(6), nullable=True),
+    sa.Column("place", sa.String(256), nullable=True),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("occurrences", sa.Integer(), nullable=False),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("upstream_due_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_work_order_unit_status", "unit", "status"),
+    sa.Index("ix_work_order_status_due_at", "status", "due_at"),
+    sa.Index("ix_work_order_plate", "plate"),
+    sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
+)
+
+#: Every publisher id merged into an order: the idempotence guard (one row per signal).
+work_order_source = sa.Table(
+    "work_order_source",
+    metadata,
+    sa.Column("source_key", sa.String(300), primary_key=True),
+    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    # The validated event as the publisher sent it, extra fields included.
+    sa.Column("payload", Json, nullable=False),
+    sa.Index("ix_work_order_source_work_order_id", "work_order_id"),
+)
+
+#: The audit trail: append-only (triggers in the migration refuse UPDATE and DELETE).
+work_order_event = sa.Table(
+    "work_order_event",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index("ix_work_order_event_work_order_id", "work_order_id", "id"),
+)

@@ -1,0 +1,154 @@
+"""Runtime settings: environment variables (prefix ``WO_``) over an optional TOML file.
+
+Every setting has an embedded-mode default, so ``wo run`` works on a fresh machine.
+A production deployment sets ``WO_KAFKA_BOOTSTRAP`` and ``WO_DATABASE_URL``; with a
+bootstrap address set, no embedded broker is started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Path of an optional TOML settings file; environment variables override it.
+CONFIG_FILE_VAR = "WO_CONFIG_FILE"
+
+
+class Topics(BaseModel):
+    """Topic names. Defaults are the contract's; every one can be renamed."""
+
+    vehicle_alarms: str = "monitoring.vehicle-alarms"
+    suspects: str = "rectification.suspects"
+    checkin_failures: str = "monitoring.checkin-failures"
+    complaints: str = "hotline.complaints"
+    dispatched: str = "workorders.dispatched"
+    dead_letters: str = "workorders.dead-letters"
+
+    def inbound(self) -> dict[str, str]:
+        """Inbound topic name -> the contract (``schema``) it carries."""
+        return {
+            self.vehicle_alarms: "vehicle-alarm/1",
+            self.suspects: "suspect/1",
+            self.checkin_failures: "checkin-failure/1",
+            self.complaints: "complaint/1",
+        }
+
+    def all(self) -> list[str]:
+        return [*self.inbound(), self.dispatched, self.dead_letters]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WO_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    # Kafka. None means: start the embedded Tansu broker on 127.0.0.1:embedded_broker_port.
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = embedded broker"
+    )
+    embedded_broker_port: int = Field(default=19092, ge=1, le=65535)
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    topic_replication_factor: int = Field(default=1, ge=1, le=10)
+    consumer_group: str = "wo-pipeline"
+    # Short group timeouts suit the embedded broker, which holds joins for the
+    # rebalance timeout (see stack-notes); production raises them.
+    kafka_rebalance_timeout_s: float = Field(default=3.0, gt=0)
+    kafka_session_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    topics: Topics = Topics()
+
+    # Storage.
+    database_url: str = Field(default=f"sqlite:///{REPO_ROOT / 'var' / 'workorders.db'}")
+    data_dir: Path = REPO_ROOT / "var"
+
+    # Policy files (routes, units, deadlines).
+    policy_dir: Path = REPO_ROOT / "policy"
+
+    # Intake batching: a batch is flushed when full or after this many seconds.
+    intake_batch_size: int = Field(default=500, ge=1, le=100_000)
+    intake_batch_seconds: float = Field(default=0.2, gt=0, le=60)
+
+    # Metrics over HTTP (Prometheus text format).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_is_host_port_list(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {server.strip()!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError(
+                "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB, "
+                f"got scheme {scheme!r}"
+            )
+        return value
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VAR)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names each bad setting."""
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, turning pydantic's errors into one clear message."""
+    config_file = os.environ.get(CONFIG_FILE_VAR)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"{CONFIG_FILE_VAR}={config_file}: no such file")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "__".join(str(part) for part in error["loc"])
+            where = f"WO_{name.upper()}" + (f" (or {name} in {config_file})" if config_file else "")
+            lines.append(f"  {where}: {error['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
