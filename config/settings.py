@@ -105,8 +105,7 @@ class Settings(BaseSettings):
         scheme = value.split(":", 1)[0]
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
             raise ValueError(
-                "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB, "
-                f"got scheme {scheme!r}"
+                f"expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB, got scheme {scheme!r}"
             )
         return value
 

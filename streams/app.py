@@ -1,0 +1,133 @@
+"""The faust app: inbound topics -> intake service -> dispatched and dead-letter topics.
+
+Processing guarantee: at least once, with idempotent effects. An intake batch is
+stored in one transaction, its messages are published and acknowledged by the
+broker, and only then are its events acked so faust may commit their offsets. A
+crash anywhere before that re-delivers the batch; publisher ids already stored make
+no second order, and orders stored but never published are published then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+
+from config.settings import Settings
+from schemas.workorder import WorkOrder
+from services.intake import InboundMessage, Intake, IntakeResult
+from streams import metrics
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(settings: Settings, intake: Intake, clock: Callable[[], datetime] = utc_now) -> faust.App:
+    app = faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_commit_every=settings.intake_batch_size,
+    )
+    topics = settings.topics
+    inbound = app.topic(*topics.inbound(), key_type=bytes, value_type=bytes)
+    dispatched = app.topic(topics.dispatched, key_type=bytes, value_type=bytes)
+    dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+
+    async def publish(result: IntakeResult) -> None:
+        """Publish a batch's outputs and wait until the broker has them all."""
+        pending: list[Awaitable[Any]] = []
+        for letter in result.dead_letters:
+            key = letter.source.key
+            pending.append(
+                await dead_letters.send(
+                    key=key.encode() if key else None,
+                    value=letter.model_dump_json(by_alias=True).encode(),
+                )
+            )
+        pending += [await _send_order(dispatched, order) for order in result.to_dispatch]
+        await asyncio.gather(*pending)
+
+    @app.agent(inbound, name="intake")
+    async def intake_agent(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.take_events(settings.intake_batch_size, settings.intake_batch_seconds):
+            messages = [_inbound_message(event) for event in events]
+            with metrics.INTAKE_BATCH_SECONDS.time():
+                result = await asyncio.to_thread(intake.handle, messages, clock())
+                await publish(result)
+                await asyncio.to_thread(intake.dispatched, result.to_dispatch, clock())
+            metrics.record_intake(result)
+            for order in result.to_dispatch:
+                metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
+            _log_batch(result, len(messages))
+            yield None
+
+    async def publish_undispatched() -> None:
+        """Orders stored by a worker that died before publishing them are published now."""
+        orders = await asyncio.to_thread(intake.undispatched)
+        if not orders:
+            return
+        await asyncio.gather(*[await _send_order(dispatched, order) for order in orders])
+        await asyncio.to_thread(intake.dispatched, orders, clock())
+        log.info("undispatched_orders_published", count=len(orders))
+
+    app.task(publish_undispatched)
+    return app
+
+
+async def _send_order(topic: faust.TopicT, order: WorkOrder) -> Awaitable[Any]:
+    message = order.dispatch_message()
+    sent: Awaitable[Any] = await topic.send(
+        key=order.unit.encode(), value=message.model_dump_json(by_alias=True).encode()
+    )
+    return sent
+
+
+def _inbound_message(event: Any) -> InboundMessage:
+    message = event.message
+    return InboundMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+def _log_batch(result: IntakeResult, size: int) -> None:
+    # Counts and ids only: plates and complainants stay out of the log.
+    for letter in result.dead_letters:
+        log.warning(
+            "message_dead_lettered",
+            reason=letter.reason.value,
+            detail=letter.detail,
+            topic=letter.source.topic,
+            partition=letter.source.partition,
+            offset=letter.source.offset,
+        )
+    log.info(
+        "intake_batch",
+        messages=size,
+        created=len(result.created),
+        redelivered=sum(result.redelivered.values()),
+        dead_lettered=len(result.dead_letters),
+        dispatched=len(result.to_dispatch),
+    )

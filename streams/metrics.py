@@ -1,0 +1,49 @@
+"""Prometheus metrics of the intake. Labels are closed sets: kind, unit, reason, topic, route.
+
+Never a plate, a name, a phone, a ticket id or free text in a label.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+from services.intake import IntakeResult
+
+# The *_created series double the exposition for no use on our dashboards.
+disable_created_metrics()
+
+SIGNALS_RECEIVED = Counter(
+    "wo_signals_received_total", "Valid signals taken in, by kind of signal.", ["kind"]
+)
+SIGNALS_REJECTED = Counter(
+    "wo_signals_rejected_total",
+    "Messages sent to the dead-letter topic, by inbound topic and reason.",
+    ["topic", "reason"],
+)
+SIGNALS_REDELIVERED = Counter(
+    "wo_signals_redelivered_total",
+    "Signals whose publisher id was already known: re-sent or re-delivered, no new order.",
+    ["kind"],
+)
+WORK_ORDERS_CREATED = Counter(
+    "wo_work_orders_created_total", "Work orders created, by kind of signal and unit.", ["kind", "unit"]
+)
+WORK_ORDERS_DISPATCHED = Counter(
+    "wo_work_orders_dispatched_total", "Work-order messages published to the units.", ["unit"]
+)
+INTAKE_BATCH_SECONDS = Histogram(
+    "wo_intake_batch_duration_seconds",
+    "Time to validate, route, store and publish one intake batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def record_intake(result: IntakeResult) -> None:
+    for kind, count in result.received.items():
+        SIGNALS_RECEIVED.labels(kind=kind.value).inc(count)
+    for kind, count in result.redelivered.items():
+        SIGNALS_REDELIVERED.labels(kind=kind.value).inc(count)
+    for letter in result.dead_letters:
+        SIGNALS_REJECTED.labels(topic=letter.source.topic, reason=letter.reason.value).inc()
+    for order in result.created:
+        WORK_ORDERS_CREATED.labels(kind=order.kind.value, unit=order.unit).inc()

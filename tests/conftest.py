@@ -1,0 +1,82 @@
+"""Shared fixtures: an embedded Kafka broker, and SQLite / PostgreSQL database URLs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+
+if TYPE_CHECKING:
+    # Imported lazily below: unit tests should not pay for importing kafka-python.
+    from wo.embedded_broker import EmbeddedBroker
+
+POSTGRES_HOST = "127.0.0.1"
+POSTGRES_PORT = 5432
+POSTGRES_USER = "postgres"
+POSTGRES_ADMIN_DSN = (
+    f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname=postgres "
+    "connect_timeout=3"
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A Tansu broker on a free 127.0.0.1 port for the whole session (``.bootstrap``).
+
+    Its data lives in memory: give each test its own topic names.
+    """
+    from wo.embedded_broker import EmbeddedBroker
+
+    log_path = tmp_path_factory.mktemp("kafka") / "broker.log"
+    with EmbeddedBroker(log_path=log_path) as broker:
+        yield broker
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database, dropped afterwards.
+
+    Skips when the server at 127.0.0.1:5432 is unreachable, except under ``CI=true``,
+    where it fails: CI must never silently skip the PostgreSQL tests.
+    """
+    name = f"wo_test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}: {exc}".strip()
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must not be skipped)")
+        pytest.skip(reason)
+    try:
+        with admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield f"postgresql+psycopg://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file in the test's temporary directory."""
+    return f"sqlite:///{tmp_path}/wo.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL (see ``postgres_url``)."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
