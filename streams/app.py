@@ -10,6 +10,7 @@ no second order, and orders stored but never published are published then.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +22,12 @@ from config.settings import Settings
 from schemas.workorder import WorkOrder
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
+from streams.metrics import INTAKE_BATCH_FAILURES
 
 log = structlog.get_logger(__name__)
+
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 30.0
 
 
 def utc_now() -> datetime:
@@ -65,18 +70,26 @@ def build_app(settings: Settings, intake: Intake, clock: Callable[[], datetime] 
         pending += [await _send_order(dispatched, order) for order in result.to_dispatch]
         await asyncio.gather(*pending)
 
+    async def process(events: list[Any]) -> IntakeResult:
+        messages = [_inbound_message(event) for event in events]
+        with metrics.INTAKE_BATCH_SECONDS.time():
+            result = await asyncio.to_thread(intake.handle, messages, clock())
+            await publish(result)
+            await asyncio.to_thread(intake.dispatched, result.to_dispatch, clock())
+        return result
+
     @app.agent(inbound, name="intake")
     async def intake_agent(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(settings.intake_batch_size, settings.intake_batch_seconds):
-            messages = [_inbound_message(event) for event in events]
-            with metrics.INTAKE_BATCH_SECONDS.time():
-                result = await asyncio.to_thread(intake.handle, messages, clock())
-                await publish(result)
-                await asyncio.to_thread(intake.dispatched, result.to_dispatch, clock())
+        # noack_take, not take_events: take_events acks its buffer even when the batch
+        # fails, which would let faust commit offsets of events never processed.
+        async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
+            result = await _until_done(process, list(events))
+            for event in events:
+                await stream.ack(event)
             metrics.record_intake(result)
             for order in result.to_dispatch:
                 metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
-            _log_batch(result, len(messages))
+            _log_batch(result, len(events))
             yield None
 
     async def publish_undispatched() -> None:
@@ -98,6 +111,32 @@ async def _send_order(topic: faust.TopicT, order: WorkOrder) -> Awaitable[Any]:
         key=order.unit.encode(), value=message.model_dump_json(by_alias=True).encode()
     )
     return sent
+
+
+async def _until_done(
+    process: Callable[[list[Any]], Awaitable[IntakeResult]], events: list[Any]
+) -> IntakeResult:
+    """Retry a failed batch with backoff: its events stay unacked, so nothing is committed.
+
+    A database or broker outage pauses intake here instead of losing the batch. Every
+    effect of a batch is idempotent, so a retry after a partial success is safe.
+    """
+    delay = RETRY_FIRST_DELAY_S
+    for attempt in itertools.count(1):
+        try:
+            return await process(events)
+        except Exception as exc:
+            INTAKE_BATCH_FAILURES.inc()
+            log.error(
+                "intake_batch_failed",
+                attempt=attempt,
+                retry_in_s=delay,
+                error=type(exc).__name__,
+                detail=str(exc)[:500],
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+    raise AssertionError("unreachable")
 
 
 def _inbound_message(event: Any) -> InboundMessage:

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 from services.intake import IntakeResult
 
 # The *_created series double the exposition for no use on our dashboards.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SIGNALS_RECEIVED = Counter(
     "wo_signals_received_total", "Valid signals taken in, by kind of signal.", ["kind"]
@@ -30,6 +30,10 @@ WORK_ORDERS_CREATED = Counter(
 )
 WORK_ORDERS_DISPATCHED = Counter(
     "wo_work_orders_dispatched_total", "Work-order messages published to the units.", ["unit"]
+)
+INTAKE_BATCH_FAILURES = Counter(
+    "wo_intake_batch_failures_total",
+    "Intake batches that failed (database or broker unavailable) and will be retried.",
 )
 INTAKE_BATCH_SECONDS = Histogram(
     "wo_intake_batch_duration_seconds",

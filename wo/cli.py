@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("directory", nargs="?", type=Path, help="policy directory (default: WO_POLICY_DIR)")
     check.set_defaults(command=_rules_check)
 
+    contracts = commands.add_parser("contracts", help="message contracts")
+    contracts_commands = contracts.add_subparsers(required=True, metavar="CONTRACTS_COMMAND")
+    export = contracts_commands.add_parser("export", help="write the JSON Schemas of every message")
+    export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
+    export.set_defaults(command=_contracts_export)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     migrate.set_defaults(command=_migrate)
     return parser
@@ -97,6 +103,16 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     routes = len(policy.routing.route.walk())
     print(f"{directory}: ok ({len(policy.units.units)} units, {routes} routes)")
+    return 0
+
+
+def _contracts_export(_settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.export import rendered_schemas
+
+    args.directory.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered_schemas().items():
+        (args.directory / name).write_text(text, encoding="utf-8")
+        print(args.directory / name)
     return 0
 
 
