@@ -51,7 +51,7 @@ def _diagnose(raw: bytes, expected_contract: str, error: ValidationError) -> Rej
     contract = document.get("schema")
     if contract is None:
         return Rejection(RejectionReason.missing_contract, "no 'schema' field")
-    if contract not in CONTRACTS:
+    if not isinstance(contract, str) or contract not in CONTRACTS:
         return Rejection(
             RejectionReason.unknown_contract,
             f"schema {str(contract)[:64]!r} is not one of {sorted(CONTRACTS)}",
@@ -73,7 +73,7 @@ def _field_rejection(error: ValidationError) -> Rejection:
     )
     if any(problem["type"] == "timezone_aware" for problem in problems):
         return Rejection(RejectionReason.missing_offset, detail)
-    if any(_is_plate(problem["loc"]) for problem in problems):
+    if any(_is_plate(problem["loc"]) and problem["type"] != "missing" for problem in problems):
         return Rejection(RejectionReason.bad_plate, detail)
     return Rejection(RejectionReason.invalid_field, detail)
 

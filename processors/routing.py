@@ -69,13 +69,13 @@ def matches(matcher: Matcher, value: FieldValue) -> bool:
     """Whether one field's value passes every operator the matcher sets."""
     checks: list[bool] = []
     if "equals" in matcher.model_fields_set:
-        checks.append(value == matcher.equals)
+        checks.append(same(value, matcher.equals))
     if "not_equals" in matcher.model_fields_set:
-        checks.append(value != matcher.not_equals)
+        checks.append(not same(value, matcher.not_equals))
     if matcher.in_ is not None:
-        checks.append(value in matcher.in_)
+        checks.append(any(same(value, option) for option in matcher.in_))
     if matcher.not_in is not None:
-        checks.append(value not in matcher.not_in)
+        checks.append(not any(same(value, option) for option in matcher.not_in))
     if matcher.regex is not None:
         checks.append(isinstance(value, str) and _compiled(matcher.regex).fullmatch(value) is not None)
     bounds = (matcher.gt, matcher.gte, matcher.lt, matcher.lte)
@@ -89,6 +89,16 @@ def matches(matcher: Matcher, value: FieldValue) -> bool:
             matcher.lte is None or value <= matcher.lte,
         ]
     return all(checks)
+
+
+def same(value: FieldValue, expected: FieldValue) -> bool:
+    """Equality as a policy author means it: ``region: 320682`` (a YAML number) equals the
+    region "320682", and ``true`` never equals 1."""
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return isinstance(value, bool) and isinstance(expected, bool) and value == expected
+    if isinstance(value, str) and isinstance(expected, int | float):
+        return value == str(expected)
+    return value == expected
 
 
 @lru_cache(maxsize=1024)

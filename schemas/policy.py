@@ -7,9 +7,11 @@ These models only check shape and cross-references; what the policy *does* lives
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.plates import Plate
 from schemas.signal import FieldValue, SignalKind
 from schemas.workorder import COMMAND_CENTER, Priority
 
@@ -158,12 +161,127 @@ class Deadlines(PolicyModel):
         return self.by_kind.get(kind, {}).get(priority) or self.default[priority]
 
 
+# ---------------------------------------------------------------- triage
+
+
+class DedupeRule(PolicyModel):
+    """Signals of one kind with equal ``key`` fields merge into one open order within ``window_hours``."""
+
+    key: list[str] = Field(min_length=1)
+    window_hours: float = Field(gt=0, le=24 * 366)
+
+
+class SuppressRule(PolicyModel):
+    """A threshold: a signal matching every matcher makes no order; recorded with ``reason``."""
+
+    key: Key
+    match: dict[str, Matcher] = Field(min_length=1)
+    reason: str
+
+
+class MuteWindow(PolicyModel):
+    """A platform's signals in [starts_at, ends_at) make no order (maintenance, test data)."""
+
+    key: Key
+    platform_id: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> MuteWindow:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class PriorityRule(PolicyModel):
+    """A signal matching every matcher gets at least ``priority`` (rules never lower one)."""
+
+    key: Key
+    match: dict[str, Matcher] = Field(min_length=1)
+    priority: Priority
+
+
+class MinorViolationRule(PolicyModel):
+    """轻微违法免罚: the first matching violation by a plate (or enterprise) within ``lookback_days``
+    is answered with education and a warning, or with no order at all."""
+
+    key: Key
+    match: dict[str, Matcher] = Field(min_length=1)
+    lookback_days: int = Field(default=365, ge=1, le=3660)
+    action: Literal["warn", "suppress"] = "warn"
+
+
+class Triage(PolicyModel):
+    dedupe: dict[SignalKind, DedupeRule] = {}
+    mute_windows: list[MuteWindow] = []
+    suppress: list[SuppressRule] = []
+    minor_violations: list[MinorViolationRule] = []
+    priority_rules: list[PriorityRule] = []
+    #: Enterprises on the key-supervision list get one priority level more.
+    raise_key_supervision: bool = True
+
+    @model_validator(mode="after")
+    def _rule_keys_unique(self) -> Triage:
+        keys = [
+            *(r.key for r in self.mute_windows),
+            *(r.key for r in self.suppress),
+            *(r.key for r in self.minor_violations),
+            *(r.key for r in self.priority_rules),
+        ]
+        duplicated = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicated:
+            raise ValueError(f"rule keys must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+
+# ---------------------------------------------------------------- reference data
+
+
+class WhitelistEntry(PolicyModel):
+    """A plate or an enterprise not to chase, with who vouched for it, why, and until when."""
+
+    plate: Plate | None = None
+    enterprise_id: str | None = None
+    owner: str
+    reason: str
+    expires_at: AwareDatetime
+    #: suppress: no order; review: an order to the command center to re-check (白名单复核).
+    action: Literal["suppress", "review"] = "suppress"
+
+    @model_validator(mode="after")
+    def _names_exactly_one_subject(self) -> WhitelistEntry:
+        if (self.plate is None) == (self.enterprise_id is None):
+            raise ValueError("a whitelist entry names either a plate or an enterprise_id")
+        return self
+
+
+class KeySupervisionEntry(PolicyModel):
+    enterprise_id: str
+    reason: Literal["credit", "complaints", "accidents", "violations"]
+    since: date | None = None
+
+
+class ReferenceData(PolicyModel):
+    """Lists the command center edits often; reloaded by a running worker when the files change."""
+
+    whitelist: list[WhitelistEntry] = []
+    key_supervision: list[KeySupervisionEntry] = []
+    #: Checkpoint id -> region code, where the suspect list's own region is wrong or missing.
+    checkpoints: dict[str, Annotated[str, StringConstraints(pattern=r"^\d{6}$")]] = {}
+
+
+# ---------------------------------------------------------------- everything
+
+
 class Policy(PolicyModel):
     """Everything the triage and routing processors need, loaded and cross-checked."""
 
     units: Units
     routing: RoutingTree
     deadlines: Deadlines
+    triage: Triage = Triage()
 
     @model_validator(mode="after")
     def _routes_name_known_units(self) -> Policy:

@@ -10,11 +10,15 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from schemas.policy import Deadlines, Policy, RoutingTree, Units
+from schemas.policy import Deadlines, Policy, ReferenceData, RoutingTree, Triage, Units
 
 UNITS_FILE = "units.yaml"
 ROUTES_FILE = "routes.yaml"
 DEADLINES_FILE = "deadlines.yaml"
+TRIAGE_FILE = "triage.yaml"
+#: Reference data: each file holds one list of ReferenceData, merged in this order.
+REFERENCE_DIR = "reference"
+REFERENCE_FILES = ("whitelist.yaml", "key-supervision.yaml", "checkpoints.yaml")
 
 Model = TypeVar("Model", bound=BaseModel)
 Path_ = tuple[str | int, ...]
@@ -44,11 +48,59 @@ def load_policy(directory: Path) -> Policy:
     units = _load(directory / UNITS_FILE, Units, problems)
     routing = _load(directory / ROUTES_FILE, RoutingTree, problems)
     deadlines = _load(directory / DEADLINES_FILE, Deadlines, problems)
+    triage = _load(directory / TRIAGE_FILE, Triage, problems)
     if units and routing:
         problems += _unknown_units(directory / ROUTES_FILE, units, routing)
-    if problems or units is None or routing is None or deadlines is None:
+    if problems or units is None or routing is None or deadlines is None or triage is None:
         raise PolicyError(problems)
-    return Policy(units=units, routing=routing, deadlines=deadlines)
+    return Policy(units=units, routing=routing, deadlines=deadlines, triage=triage)
+
+
+def load_reference(directory: Path) -> ReferenceData:
+    """Load the reference lists from ``directory/reference``; raise PolicyError listing every problem."""
+    problems: list[PolicyProblem] = []
+    merged: dict[str, Any] = {}
+    for name in REFERENCE_FILES:
+        path = directory / REFERENCE_DIR / name
+        if not path.exists():
+            continue  # every list is optional
+        part = _load(path, ReferenceData, problems)
+        if part is not None:
+            merged.update(part.model_dump(exclude_unset=True))
+    if problems:
+        raise PolicyError(problems)
+    return ReferenceData.model_validate(merged)
+
+
+class ReferenceFiles:
+    """The reference lists, reloaded when their files change; a bad edit keeps the last good lists."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._stamp = self._files_stamp()
+        self.current = load_reference(directory)
+
+    def reload_if_changed(self) -> PolicyError | None:
+        """Reload after an edit. Returns the error of a bad edit (the old lists stay in force)."""
+        stamp = self._files_stamp()
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        try:
+            self.current = load_reference(self._directory)
+        except PolicyError as exc:
+            return exc
+        return None
+
+    def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        stamp = []
+        for name in REFERENCE_FILES:
+            try:
+                stat = (self._directory / REFERENCE_DIR / name).stat()
+            except FileNotFoundError:
+                continue
+            stamp.append((name, stat.st_mtime_ns, stat.st_size))
+        return tuple(stamp)
 
 
 def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Model | None:
@@ -59,7 +111,7 @@ def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Mode
         return model.model_validate(source.data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            loc = tuple(error["loc"])
+            loc = tuple(error["loc"]) or source.repeat_location(error["msg"])
             problems.append(PolicyProblem(path, source.line_of(loc), ".".join(map(str, loc)), error["msg"]))
         return None
 
@@ -95,6 +147,7 @@ class _YamlSource:
 
     data: Any
     lines: dict[Path_, int]
+    scalars: dict[Path_, str]
 
     @classmethod
     def read(cls, path: Path, problems: list[PolicyProblem]) -> _YamlSource | None:
@@ -112,9 +165,24 @@ class _YamlSource:
             problems.append(PolicyProblem(path, line, "", f"not valid YAML: {exc}"))
             return None
         lines: dict[Path_, int] = {}
+        scalars: dict[Path_, str] = {}
         if node is not None:
-            _index_lines(node, (), lines)
-        return cls(data, lines)
+            _index_lines(node, (), lines, scalars)
+        return cls(data, lines, scalars)
+
+    def repeat_location(self, message: str) -> Path_:
+        """For a whole-document "...repeated: a, b" error: where the first repeat stands."""
+        _, found, names = message.partition("repeated: ")
+        if not found:
+            return ()
+        repeated = {name.strip() for name in names.split(",")}
+        seen: set[str] = set()
+        for loc, value in sorted(self.scalars.items(), key=lambda item: self.lines[item[0]]):
+            if value in repeated and loc and loc[-1] in ("key", "id"):
+                if value in seen:
+                    return loc
+                seen.add(value)
+        return ()
 
     def line_of(self, loc: Path_) -> int:
         """The line of the deepest part of ``loc`` that exists in the file."""
@@ -124,15 +192,16 @@ class _YamlSource:
         return 1
 
 
-def _index_lines(node: yaml.Node, loc: Path_, lines: dict[Path_, int]) -> None:
+def _index_lines(node: yaml.Node, loc: Path_, lines: dict[Path_, int], scalars: dict[Path_, str]) -> None:
     lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        scalars[loc] = str(node.value)
+    elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*loc, key), lines)
+            _index_lines(value_node, (*loc, key), lines, scalars)
             # The key's own line is the better pointer for a problem with its value.
             lines[(*loc, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, (*loc, index), lines)
+            _index_lines(item, (*loc, index), lines, scalars)
