@@ -10,10 +10,10 @@ complaint about an enforcement unit never reaches that unit.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from schemas.policy import Matcher, Route, RoutingTree
+from schemas.policy import Matcher, Route, RoutingTree, Units
 from schemas.signal import FieldValue, Signal
 from schemas.workorder import Priority
 
@@ -31,11 +31,13 @@ class RouteDecision:
     reason: str
 
 
-def route_signal(signal: Signal, tree: RoutingTree) -> RouteDecision:
+def route_signal(signal: Signal, tree: RoutingTree, units: Units | None = None) -> RouteDecision:
+    """Route ``signal``; ``units`` (with their regions) are needed by routes with a jurisdiction."""
     fields = signal.route_fields()
     root = tree.route
     assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
     decision = _descend(root, fields, root.unit, root.priority, (root.key,))
+    decision = _apply_jurisdiction(decision, tree, units, signal.region_code)
     return _apply_conflict_of_interest(decision, fields, tree)
 
 
@@ -46,6 +48,24 @@ def _descend(
         if all(matches(matcher, fields.get(name)) for name, matcher in child.match.items()):
             return _descend(child, fields, child.unit or unit, child.priority or priority, (*path, child.key))
     return RouteDecision(unit, priority, node.key, path, reason=f"matched route {node.key}")
+
+
+def _apply_jurisdiction(
+    decision: RouteDecision, tree: RoutingTree, units: Units | None, region: str | None
+) -> RouteDecision:
+    """The nearest route on the path that lists a jurisdiction picks the unit holding ``region``."""
+    nodes = {node.key: node for node in tree.route.walk()}
+    candidates = next((nodes[k].jurisdiction for k in reversed(decision.path) if nodes[k].jurisdiction), [])
+    if not candidates or units is None:
+        return decision
+    regions = {unit.id: unit.regions for unit in units.units}
+    holder = next((unit for unit in candidates if region and region in regions.get(unit, [])), None)
+    if holder is None:
+        reason = f"{decision.reason}; region {region} is in no listed jurisdiction: {decision.unit} decides"
+        return replace(decision, reason=reason)
+    return replace(
+        decision, unit=holder, reason=f"{decision.reason}; region {region} is {holder}'s jurisdiction"
+    )
 
 
 def _apply_conflict_of_interest(

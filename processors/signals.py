@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta, timezone
 from functools import singledispatch
+from types import MappingProxyType
 
 from schemas.inbound import CheckinFailure, Complaint, InboundEvent, Suspect, VehicleAlarm
 from schemas.signal import Signal, SignalKind
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+NO_REGIONS: Mapping[str, str] = MappingProxyType({})
 
 
 @singledispatch
-def to_signal(event: InboundEvent) -> Signal:
+def to_signal(event: InboundEvent, checkpoint_regions: Mapping[str, str] = NO_REGIONS) -> Signal:
+    """The signal an event carries. ``checkpoint_regions`` (reference data) overrides the
+    region a suspect list gives a checkpoint."""
     raise TypeError(f"no signal for {type(event).__name__}")
 
 
 @to_signal.register
-def _(alarm: VehicleAlarm) -> Signal:
+def _(alarm: VehicleAlarm, checkpoint_regions: Mapping[str, str] = NO_REGIONS) -> Signal:
     summary = f"{alarm.alarm_type.value} level {alarm.level}"
     if alarm.speed_kmh is not None and alarm.speed_limit_kmh:
         summary += f", {alarm.speed_kmh:g} km/h in a {alarm.speed_limit_kmh:g} km/h limit"
@@ -56,14 +61,14 @@ def _overspeed_pct(alarm: VehicleAlarm) -> float | None:
 
 
 @to_signal.register
-def _(suspect: Suspect) -> Signal:
+def _(suspect: Suspect, checkpoint_regions: Mapping[str, str] = NO_REGIONS) -> Signal:
     return Signal(
         kind=SignalKind.suspect,
         source_id=suspect.entry_id,
         # A daily list has no event time; its date is what is known.
         occurred_at=_start_of_list_day(suspect),
         plate=suspect.plate,
-        region_code=busiest_checkpoint_region(suspect),
+        region_code=busiest_checkpoint_region(suspect, checkpoint_regions),
         attributes={
             "suspect_type": suspect.suspect_type.value,
             "pass_count": suspect.pass_count,
@@ -82,7 +87,9 @@ def _start_of_list_day(suspect: Suspect) -> datetime:
     return datetime.combine(suspect.list_date, time(0, 0), tzinfo=CHINA_STANDARD_TIME).astimezone(UTC)
 
 
-def busiest_checkpoint_region(suspect: Suspect) -> str | None:
+def busiest_checkpoint_region(
+    suspect: Suspect, checkpoint_regions: Mapping[str, str] = NO_REGIONS
+) -> str | None:
     """The region holding the checkpoints the vehicle passed most often.
 
     Passes are summed per region. Ties go to the region whose single busiest checkpoint
@@ -94,13 +101,14 @@ def busiest_checkpoint_region(suspect: Suspect) -> str | None:
     totals: dict[str, int] = {}
     peaks: dict[str, int] = {}
     for checkpoint in suspect.checkpoints:
-        totals[checkpoint.region_code] = totals.get(checkpoint.region_code, 0) + checkpoint.passes
-        peaks[checkpoint.region_code] = max(peaks.get(checkpoint.region_code, 0), checkpoint.passes)
+        region = checkpoint_regions.get(checkpoint.id, checkpoint.region_code)
+        totals[region] = totals.get(region, 0) + checkpoint.passes
+        peaks[region] = max(peaks.get(region, 0), checkpoint.passes)
     return min(totals, key=lambda region: (-totals[region], -peaks[region], region))
 
 
 @to_signal.register
-def _(failure: CheckinFailure) -> Signal:
+def _(failure: CheckinFailure, checkpoint_regions: Mapping[str, str] = NO_REGIONS) -> Signal:
     gap = (
         f"answered after {(failure.responded_at - failure.issued_at).total_seconds():g} s"
         if failure.responded_at
@@ -125,7 +133,7 @@ def _(failure: CheckinFailure) -> Signal:
 
 
 @to_signal.register
-def _(complaint: Complaint) -> Signal:
+def _(complaint: Complaint, checkpoint_regions: Mapping[str, str] = NO_REGIONS) -> Signal:
     subject = complaint.subject
     return Signal(
         kind=SignalKind.complaint,

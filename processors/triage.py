@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from processors.routing import RouteDecision, matches, route_signal
-from schemas.policy import Matcher, Policy, ReferenceData, WhitelistEntry
+from schemas.policy import Matcher, MinorViolationRule, Policy, ReferenceData, WhitelistEntry
 from schemas.signal import FieldValue, Signal
 from schemas.workorder import COMMAND_CENTER, Priority
 
@@ -126,7 +126,7 @@ def triage(
 ) -> TriageOutcome:
     steps: list[Step] = []
     fields = signal_fields(signal)
-    route = route_signal(signal, policy.routing)
+    route = route_signal(signal, policy.routing, policy.units)
 
     def suppressed(reason: SuppressionReason, rule_key: str, detail: str) -> TriageOutcome:
         steps.append(Step(reason.value, "suppressed", detail))
@@ -183,24 +183,25 @@ def triage(
     # 6. dedupe
     key = dedupe_key(signal, policy)
     if key is not None:
-        span = timedelta(hours=policy.triage.dedupe[signal.kind].window_hours)
-        open_order = state.open_order(key, signal.occurred_at - span)
+        hours = policy.triage.dedupe[signal.kind].window_hours
+        open_order = state.open_order(key, signal.occurred_at - timedelta(hours=hours))
         if open_order is not None:
-            steps.append(Step("dedupe", "merge", f"open order {open_order.id} has key {key} within {span}"))
+            steps.append(
+                Step("dedupe", "merge", f"open order {open_order.id} has key {key}, seen within {hours:g} h")
+            )
             return TriageOutcome(
                 signal, Action.merge, route, priority, tuple(steps), dedupe_key=key, merge_into=open_order
             )
-        steps.append(Step("dedupe", "new", f"no open order with key {key} within {span}"))
+        steps.append(Step("dedupe", "new", f"no open order with key {key} seen within {hours:g} h"))
     else:
         steps.append(Step("dedupe", "new", "no dedupe rule for this kind, or a key field is missing"))
 
     # 7. minor violation
     disposition, violation = None, None
     for minor in policy.triage.minor_violations:
-        subject = signal.plate or signal.enterprise_id
-        if subject is None or not matches_all(minor.match, fields):
+        violation = violation_key(minor, signal, fields)
+        if violation is None:
             continue
-        violation = f"{minor.key}:{subject}"
         earlier = state.prior_violations(violation, now - timedelta(days=minor.lookback_days))
         if earlier:
             steps.append(
@@ -246,6 +247,21 @@ def dedupe_key(signal: Signal, policy: Policy) -> str | None:
     if any(value is None or value == "" for value in values):
         return None
     return "|".join([signal.kind.value, *(str(value) for value in values)])
+
+
+def violation_key(rule: MinorViolationRule, signal: Signal, fields: dict[str, FieldValue]) -> str | None:
+    """What a first-violation check counts under: the rule and the offending plate or enterprise."""
+    subject = signal.plate or signal.enterprise_id
+    if subject is None or not matches_all(rule.match, fields):
+        return None
+    return f"{rule.key}:{subject}"
+
+
+def state_keys(signal: Signal, policy: Policy) -> tuple[str | None, list[str], list[str]]:
+    """What triage of ``signal`` may look up: its dedupe key, candidate violation keys, subjects."""
+    fields = signal_fields(signal)
+    violations = [v for rule in policy.triage.minor_violations if (v := violation_key(rule, signal, fields))]
+    return dedupe_key(signal, policy), violations, list(_subjects(signal))
 
 
 def matches_all(matchers: dict[str, Matcher], fields: dict[str, FieldValue]) -> bool:

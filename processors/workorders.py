@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from processors.routing import RouteDecision
+from processors.triage import TriageOutcome
 from schemas.policy import Deadlines
 from schemas.signal import Signal
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
@@ -27,18 +27,18 @@ def due_at(signal: Signal, priority: Priority, deadlines: Deadlines, now: dateti
     return due
 
 
-def open_work_order(
-    signal: Signal, decision: RouteDecision, deadlines: Deadlines, now: datetime
-) -> WorkOrder:
+def open_work_order(outcome: TriageOutcome, deadlines: Deadlines, now: datetime) -> WorkOrder:
+    """The order triage decided to create: routed, prioritized, with its deadline."""
+    signal, decision = outcome.signal, outcome.route
     return WorkOrder(
         id=work_order_id(signal),
         kind=signal.kind,
         status=WorkOrderStatus.registered,
         unit=decision.unit,
-        priority=decision.priority,
+        priority=outcome.priority,
         route_key=decision.route_key,
         created_at=now,
-        due_at=due_at(signal, decision.priority, deadlines, now),
+        due_at=due_at(signal, outcome.priority, deadlines, now),
         subject=Subject(
             plate=signal.plate,
             enterprise_id=signal.enterprise_id,
@@ -51,4 +51,8 @@ def open_work_order(
         first_seen_at=signal.occurred_at,
         last_seen_at=signal.occurred_at,
         upstream_due_at=signal.upstream_due_at,
+        dedupe_key=outcome.dedupe_key,
+        suggested_disposition=outcome.suggested_disposition,
+        violation_key=outcome.violation_key,
+        related_ids=outcome.related,
     )

@@ -105,6 +105,9 @@ class Route(PolicyModel):
     match: dict[str, Matcher] = {}
     unit: Key | None = None
     priority: Priority | None = None
+    #: Units whose jurisdiction (regions in units.yaml) is checked against the signal's
+    #: region, in order; the first that holds it takes the order, else ``unit`` does.
+    jurisdiction: list[Key] = []
     routes: list[Route] = []
 
     def walk(self) -> list[Route]:
@@ -287,6 +290,7 @@ class Policy(PolicyModel):
     def _routes_name_known_units(self) -> Policy:
         known = self.units.ids()
         named = [(n.key, n.unit) for n in self.routing.route.walk() if n.unit]
+        named += [(n.key, unit) for n in self.routing.route.walk() for unit in n.jurisdiction]
         conflict = self.routing.conflict_of_interest
         named += [("conflict_of_interest", conflict.receiver), ("conflict_of_interest", conflict.fallback)]
         unknown = sorted({f"{key} -> {unit}" for key, unit in named if unit not in known})

@@ -61,6 +61,14 @@ class WorkOrder(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     upstream_due_at: datetime | None = None
+    #: Signals with this key merge into the order while it is open (triage policy).
+    dedupe_key: str | None = None
+    #: e.g. warning_minor_violation for a first minor violation (轻微违法免罚).
+    suggested_disposition: str | None = None
+    #: What "first minor violation?" checks count this order under.
+    violation_key: str | None = None
+    #: Other open orders on the same plate or enterprise when this one was opened.
+    related_ids: tuple[str, ...] = ()
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(
@@ -78,6 +86,8 @@ class WorkOrder(BaseModel):
             subject=self.subject,
             route_key=self.route_key,
             upstream_due_at=self.upstream_due_at,
+            suggested_disposition=self.suggested_disposition,
+            related_work_order_ids=list(self.related_ids),
         )
 
 
@@ -106,4 +116,11 @@ class DispatchedWorkOrder(BaseModel):
     route_key: str = Field(description="Stable key of the routing rule that chose the squad")
     upstream_due_at: UtcDatetime | None = Field(
         default=None, description="Complaints: the upstream ticket's deadline"
+    )
+    suggested_disposition: str | None = Field(
+        default=None,
+        description="warning_minor_violation for a first minor violation (轻微违法免罚); else null",
+    )
+    related_work_order_ids: list[str] = Field(
+        default_factory=list, description="Open orders on the same plate or enterprise"
     )

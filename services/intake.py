@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event
-from processors.routing import route_signal
 from processors.signals import to_signal
+from processors.triage import (
+    Action,
+    BatchTriageState,
+    OpenOrder,
+    ReferenceIndex,
+    SuppressionReason,
+    TriageOutcome,
+    state_keys,
+    triage,
+)
 from processors.workorders import open_work_order
 from schemas.deadletter import DeadLetter, RejectionReason, SourcePosition
-from schemas.policy import Policy
-from schemas.signal import SignalKind
+from schemas.inbound import InboundEvent
+from schemas.policy import Policy, ReferenceData
+from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
-from storage.repository import NewOrder, RegisterOutcome
+from storage.repository import IntakeBatch, Result, source_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +48,7 @@ class InboundMessage:
 
 
 class WorkOrderStore(Protocol):
-    def register(self, batch: Sequence[NewOrder], now: datetime) -> RegisterOutcome: ...
+    def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result: ...
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
 
@@ -51,7 +61,22 @@ class IntakeResult:
     received: Counter[SignalKind] = field(default_factory=Counter)
     rejected: Counter[RejectionReason] = field(default_factory=Counter)
     created: list[WorkOrder] = field(default_factory=list)
+    #: Signals merged into an open order (dedupe), by kind.
+    merged: Counter[SignalKind] = field(default_factory=Counter)
+    suppressed: Counter[SuppressionReason] = field(default_factory=Counter)
+    #: Signals whose publisher id was already recorded: re-sent or re-delivered.
     redelivered: Counter[SignalKind] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    message: InboundMessage
+    event: InboundEvent
+    signal: Signal
+
+    @property
+    def source_key(self) -> str:
+        return source_key(self.signal.kind, self.signal.source_id)
 
 
 class Intake:
@@ -60,47 +85,100 @@ class Intake:
         policy: Policy,
         store: WorkOrderStore,
         contracts_by_topic: Mapping[str, str],
+        reference: Callable[[], ReferenceData] = ReferenceData,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
+        """``reference`` returns the reference lists in force (they may be reloaded between batches)."""
         self.policy = policy
         self._store = store
         self._contracts = dict(contracts_by_topic)
+        self._reference = reference
+        self._indexed: tuple[ReferenceData, ReferenceIndex] | None = None
         self._max_bytes = max_message_bytes
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
-        """Validate, route and register a batch; every message ends as an order or a dead letter."""
+        """Validate, triage and record a batch: every message ends as an order, a merge, a
+        recorded suppression, a known re-delivery or a dead letter."""
         result = IntakeResult()
-        new_orders: list[NewOrder] = []
+        reference = self._reference_index()
+        valid: list[_Valid] = []
         for message in messages:
             event = decode_event(message.value, self._contracts[message.topic], max_bytes=self._max_bytes)
             if isinstance(event, Rejection):
                 result.rejected[event.reason] += 1
                 result.dead_letters.append(dead_letter(message, event, now))
                 continue
-            signal = to_signal(event)
+            signal = to_signal(event, reference.checkpoint_regions())
             result.received[signal.kind] += 1
-            decision = route_signal(signal, self.policy.routing)
-            order = open_work_order(signal, decision, self.policy.deadlines, now)
-            new_orders.append(
-                NewOrder(
-                    order=order,
-                    payload=event.model_dump(mode="json", by_alias=True),
-                    decision={
-                        "unit": decision.unit,
-                        "priority": decision.priority.value,
-                        "route_key": decision.route_key,
-                        "route_path": list(decision.path),
-                        "reason": decision.reason,
-                        "due_at": order.due_at.isoformat(),
-                        "source": f"{message.topic}/{message.partition}/{message.offset}",
-                    },
-                )
-            )
-        outcome = self._store.register(new_orders, now)
-        result.created = outcome.created
-        result.redelivered.update(outcome.redelivered)
-        result.to_dispatch = outcome.to_dispatch
+            valid.append(_Valid(message, event, signal))
+        self._store.run_batch(lambda batch: self._triage_batch(batch, valid, reference, result), now)
         return result
+
+    def _triage_batch(
+        self, batch: IntakeBatch, valid: list[_Valid], reference: ReferenceIndex, result: IntakeResult
+    ) -> None:
+        # A retried transaction starts over: forget what the failed attempt counted.
+        result.created, result.to_dispatch = [], []
+        result.merged, result.suppressed, result.redelivered = Counter(), Counter(), Counter()
+        known = batch.known_sources([item.source_key for item in valid])
+        fresh: dict[str, _Valid] = {}
+        for item in valid:
+            if item.source_key in known or item.source_key in fresh:
+                result.redelivered[item.signal.kind] += 1
+            else:
+                fresh[item.source_key] = item
+        state = self.load_state(batch, [item.signal for item in fresh.values()])
+        for key, item in fresh.items():
+            outcome = triage(item.signal, self.policy, reference, state, batch.now)
+            payload = item.event.model_dump(mode="json", by_alias=True)
+            position = f"{item.message.topic}/{item.message.partition}/{item.message.offset}"
+            if outcome.action is Action.create:
+                order = open_work_order(outcome, self.policy.deadlines, batch.now)
+                batch.add_order(order, key, payload, _audit(outcome, position, due_at=order.due_at))
+                state.record(outcome, order.id, batch.now)
+                result.created.append(order)
+            elif outcome.action is Action.merge and outcome.merge_into is not None:
+                detail = _audit(outcome, position)
+                batch.merge(
+                    outcome.merge_into.id, key, item.signal.kind, item.signal.occurred_at, payload, detail
+                )
+                state.record(outcome, None, batch.now)
+                result.merged[item.signal.kind] += 1
+            elif outcome.suppression is not None:
+                batch.suppress(_suppressed_row(key, item.signal, outcome, payload))
+                state.record(outcome, None, batch.now)
+                result.suppressed[outcome.suppression.reason] += 1
+        known_orders = sorted({order_id for order_id in known.values() if order_id})
+        result.to_dispatch = result.created + batch.undispatched(known_orders)
+
+    def load_state(self, batch: IntakeBatch, signals: list[Signal]) -> BatchTriageState:
+        """What triage of ``signals`` needs to know of stored orders and earlier violations."""
+        dedupe_keys: set[str] = set()
+        violation_keys: set[str] = set()
+        subjects: set[str] = set()
+        for signal in signals:
+            dedupe, violations, signal_subjects = state_keys(signal, self.policy)
+            if dedupe:
+                dedupe_keys.add(dedupe)
+            violation_keys.update(violations)
+            subjects.update(signal_subjects)
+        lookback = max((rule.lookback_days for rule in self.policy.triage.minor_violations), default=0)
+        return BatchTriageState(
+            open_orders={
+                key: (OpenOrder(order_id, unit), last_seen)
+                for key, (order_id, unit, last_seen) in batch.open_orders_by_dedupe_key(
+                    sorted(dedupe_keys)
+                ).items()
+            },
+            violations=batch.violations(sorted(violation_keys), batch.now - timedelta(days=lookback)),
+            subjects=batch.open_orders_by_subject(sorted(subjects)),
+        )
+
+    def _reference_index(self) -> ReferenceIndex:
+        data = self._reference()
+        if self._indexed is None or self._indexed[0] is not data:
+            self._indexed = (data, ReferenceIndex(data))
+        return self._indexed[1]
 
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic."""
@@ -108,6 +186,41 @@ class Intake:
 
     def undispatched(self) -> list[WorkOrder]:
         return self._store.undispatched()
+
+
+def _audit(outcome: TriageOutcome, position: str, due_at: datetime | None = None) -> dict[str, Any]:
+    """The triage decision as the audit trail keeps it: every step with its reason."""
+    detail: dict[str, Any] = {
+        "source": position,
+        "source_id": outcome.signal.source_id,
+        "action": outcome.action.value,
+        "unit": outcome.route.unit,
+        "priority": outcome.priority.value,
+        "route_key": outcome.route.route_key,
+        "route_path": list(outcome.route.path),
+        "steps": [{"step": s.name, "outcome": s.outcome, "reason": s.reason} for s in outcome.steps],
+    }
+    if due_at is not None:
+        detail["due_at"] = due_at.isoformat()
+    return detail
+
+
+def _suppressed_row(
+    key: str, signal: Signal, outcome: TriageOutcome, payload: dict[str, Any]
+) -> dict[str, Any]:
+    assert outcome.suppression is not None
+    return {
+        "source_key": key,
+        "kind": signal.kind.value,
+        "reason": outcome.suppression.reason.value,
+        "rule_key": outcome.suppression.rule_key,
+        "detail": outcome.suppression.detail,
+        "unit": outcome.route.unit,
+        "route_key": outcome.route.route_key,
+        "occurred_at": signal.occurred_at,
+        "violation_key": outcome.violation_key,
+        "payload": payload,
+    }
 
 
 def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) -> DeadLetter:

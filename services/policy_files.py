@@ -132,6 +132,8 @@ def _named_units(routing: RoutingTree) -> Iterator[tuple[Path_, str]]:
     def walk(node: Any, loc: Path_) -> Iterator[tuple[Path_, str]]:
         if node.unit:
             yield (*loc, "unit"), node.unit
+        for index, unit in enumerate(node.jurisdiction):
+            yield (*loc, "jurisdiction", index), unit
         for index, child in enumerate(node.routes):
             yield from walk(child, (*loc, "routes", index))
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -13,97 +12,54 @@ from sqlalchemy.exc import IntegrityError
 
 from schemas.signal import SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
-from storage.tables import work_order, work_order_event, work_order_source
+from storage.tables import suppressed_signal, work_order, work_order_event, work_order_link, work_order_source
 
 PIPELINE_ACTOR = "pipeline"
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """An order the intake wants registered, with the evidence and reasons behind it."""
-
-    order: WorkOrder
-    #: The validated event as received (extra fields included), kept as evidence.
-    payload: dict[str, Any]
-    #: Why it was routed as it was; goes into the audit trail.
-    decision: dict[str, Any]
-
-    @property
-    def source_key(self) -> str:
-        return source_key(self.order.kind, self.order.source_ids[0])
+Result = TypeVar("Result")
 
 
 def source_key(kind: SignalKind, source_id: str) -> str:
     return f"{kind.value}:{source_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterOutcome:
-    created: list[WorkOrder] = field(default_factory=list)
-    #: Signals whose publisher id was already known (re-deliveries), by kind.
-    redelivered: list[SignalKind] = field(default_factory=list)
-    #: Orders that still need publishing: the created ones, and known ones never published.
-    to_dispatch: list[WorkOrder] = field(default_factory=list)
-
-
 class WorkOrderRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def register(self, batch: Sequence[NewOrder], now: datetime) -> RegisterOutcome:
-        """Record a batch of new orders in one transaction; known publisher ids add nothing.
-
-        Two workers racing on one publisher id make the loser's transaction fail on the
-        primary key; it is retried once, and then sees the winner's row as known.
-        """
+    def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
+        """Run ``work`` in one transaction. Two workers racing on one publisher id make the
+        loser's transaction fail on a primary key; it is run once more and then sees the
+        winner's rows as known."""
         try:
-            return self._register(batch, now)
+            with self._engine.begin() as conn:
+                return work(IntakeBatch(conn, now))
         except IntegrityError:
-            return self._register(batch, now)
+            with self._engine.begin() as conn:
+                return work(IntakeBatch(conn, now))
 
-    def _register(self, batch: Sequence[NewOrder], now: datetime) -> RegisterOutcome:
-        unique: dict[str, NewOrder] = {}
-        redelivered: list[SignalKind] = []
-        for item in batch:
-            if item.source_key in unique:
-                redelivered.append(item.order.kind)
-            else:
-                unique[item.source_key] = item
-        with self._engine.begin() as conn:
-            known = self._known_sources(conn, list(unique))
-            fresh = [item for key, item in unique.items() if key not in known]
-            redelivered += [unique[key].order.kind for key in known]
-            if fresh:
-                conn.execute(work_order.insert(), [_order_row(i.order, now) for i in fresh])
-                conn.execute(
-                    work_order_source.insert(),
-                    [
-                        {
-                            "source_key": i.source_key,
-                            "work_order_id": i.order.id,
-                            "kind": i.order.kind.value,
-                            "received_at": now,
-                            "payload": i.payload,
-                        }
-                        for i in fresh
-                    ],
-                )
-                conn.execute(
-                    work_order_event.insert(),
-                    [
-                        {
-                            "work_order_id": i.order.id,
-                            "at": now,
-                            "type": "registered",
-                            "actor": PIPELINE_ACTOR,
-                            "detail": i.decision,
-                        }
-                        for i in fresh
-                    ],
-                )
-            undispatched = self._undispatched(conn, set(known.values()))
-        created = [item.order for item in fresh]
-        return RegisterOutcome(created, redelivered, created + undispatched)
+    def read_only(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
+        """Run ``work`` against the current state and roll back whatever it wrote."""
+        with self._engine.connect() as conn:
+            try:
+                return work(IntakeBatch(conn, now))
+            finally:
+                conn.rollback()
+
+    def stored_signals(self, received_from: datetime, received_to: datetime) -> list[dict[str, Any]]:
+        """Every valid signal received in [from, to): the payloads of orders' sources and of
+        suppressed signals, as received."""
+        rows: list[dict[str, Any]] = []
+        with self._engine.connect() as conn:
+            for table in (work_order_source, suppressed_signal):
+                rows += [
+                    row.payload
+                    for row in conn.execute(
+                        sa.select(table.c.payload).where(
+                            table.c.received_at >= received_from, table.c.received_at < received_to
+                        )
+                    )
+                ]
+        return rows
 
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that these orders were published to their squads (once per order)."""
@@ -158,41 +114,213 @@ class WorkOrderRepository:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        """The signals merged into the order, as received (extra fields included), oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(work_order_source)
+                .where(work_order_source.c.work_order_id == order_id)
+                .order_by(work_order_source.c.received_at, work_order_source.c.source_key)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def suppressed(self) -> list[dict[str, Any]]:
+        """Signals triage recorded as making no order, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(suppressed_signal).order_by(
+                    suppressed_signal.c.received_at, suppressed_signal.c.source_key
+                )
+            ).mappings()
+            return [dict(row) for row in rows]
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(work_order)).scalar_one())
 
     @staticmethod
-    def _known_sources(conn: Connection, keys: list[str]) -> dict[str, str]:
-        if not keys:
-            return {}
-        rows = conn.execute(
-            sa.select(work_order_source.c.source_key, work_order_source.c.work_order_id).where(
-                work_order_source.c.source_key.in_(keys)
-            )
-        )
-        return {row.source_key: row.work_order_id for row in rows}
-
-    def _undispatched(self, conn: Connection, ids: set[str]) -> list[WorkOrder]:
-        if not ids:
-            return []
-        rows = conn.execute(
-            sa.select(work_order).where(work_order.c.id.in_(ids), work_order.c.dispatched_at.is_(None))
-        ).mappings()
-        return self._with_sources(conn, list(rows))
-
-    @staticmethod
     def _with_sources(conn: Connection, rows: list[RowMapping]) -> list[WorkOrder]:
         if not rows:
             return []
+        ids = [row["id"] for row in rows]
         sources: dict[str, list[str]] = {}
         for source in conn.execute(
             sa.select(work_order_source.c.work_order_id, work_order_source.c.source_key)
-            .where(work_order_source.c.work_order_id.in_([row["id"] for row in rows]))
+            .where(work_order_source.c.work_order_id.in_(ids))
             .order_by(work_order_source.c.received_at, work_order_source.c.source_key)
         ):
             sources.setdefault(source.work_order_id, []).append(source.source_key.split(":", 1)[1])
-        return [_order_from_row(row, sources.get(row["id"], [])) for row in rows]
+        links: dict[str, list[str]] = {}
+        for link in conn.execute(
+            sa.select(work_order_link.c.work_order_id, work_order_link.c.related_id)
+            .where(work_order_link.c.work_order_id.in_(ids))
+            .order_by(work_order_link.c.related_id)
+        ):
+            links.setdefault(link.work_order_id, []).append(link.related_id)
+        return [_order_from_row(row, sources.get(row["id"], []), links.get(row["id"], [])) for row in rows]
+
+
+class IntakeBatch:
+    """One intake batch's reads and writes, in one transaction (see WorkOrderRepository.run_batch)."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self.now = now
+
+    def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """Source keys already recorded -> their order id (None for a suppressed signal)."""
+        if not keys:
+            return {}
+        known: dict[str, str | None] = {}
+        for chunk in _chunks(list(keys)):
+            for row in self._conn.execute(
+                sa.select(work_order_source.c.source_key, work_order_source.c.work_order_id).where(
+                    work_order_source.c.source_key.in_(chunk)
+                )
+            ):
+                known[row.source_key] = row.work_order_id
+            for row in self._conn.execute(
+                sa.select(suppressed_signal.c.source_key).where(suppressed_signal.c.source_key.in_(chunk))
+            ):
+                known[row.source_key] = None
+        return known
+
+    def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
+        """Dedupe key -> (order id, unit, last seen) of its most recently seen open order."""
+        found: dict[str, tuple[str, str, datetime]] = {}
+        for chunk in _chunks(list(keys)):
+            rows = self._conn.execute(
+                sa.select(
+                    work_order.c.id, work_order.c.unit, work_order.c.dedupe_key, work_order.c.last_seen_at
+                )
+                .where(
+                    work_order.c.dedupe_key.in_(chunk), work_order.c.status != WorkOrderStatus.closed.value
+                )
+                .order_by(work_order.c.last_seen_at)
+            )
+            for row in rows:
+                found[row.dedupe_key] = (row.id, row.unit, row.last_seen_at)
+        return found
+
+    def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        """Violation key -> when each earlier violation under it was recorded, since ``since``."""
+        found: dict[str, list[datetime]] = {}
+        for chunk in _chunks(list(keys)):
+            for key_column, at_column, table in (
+                (work_order.c.violation_key, work_order.c.created_at, work_order),
+                (suppressed_signal.c.violation_key, suppressed_signal.c.received_at, suppressed_signal),
+            ):
+                rows = self._conn.execute(
+                    sa.select(key_column, at_column)
+                    .select_from(table)
+                    .where(key_column.in_(chunk), at_column >= since)
+                )
+                for key, at in rows:
+                    found.setdefault(key, []).append(at)
+        return found
+
+    def open_orders_by_subject(self, subjects: Sequence[str]) -> dict[str, list[str]]:
+        """Plate or enterprise id -> ids of open orders about it, oldest first."""
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(list(subjects)):
+            rows = self._conn.execute(
+                sa.select(work_order.c.id, work_order.c.plate, work_order.c.enterprise_id)
+                .where(
+                    work_order.c.status != WorkOrderStatus.closed.value,
+                    sa.or_(work_order.c.plate.in_(chunk), work_order.c.enterprise_id.in_(chunk)),
+                )
+                .order_by(work_order.c.created_at, work_order.c.id)
+            )
+            wanted = set(chunk)
+            for row in rows:
+                for subject in {row.plate, row.enterprise_id} & wanted:
+                    found.setdefault(subject, []).append(row.id)
+        return found
+
+    def add_order(
+        self, order: WorkOrder, source: str, payload: dict[str, Any], detail: dict[str, Any]
+    ) -> None:
+        self._conn.execute(work_order.insert(), [_order_row(order, self.now)])
+        self._add_source(source, order.id, order.kind, payload)
+        if order.related_ids:
+            self._conn.execute(
+                work_order_link.insert(),
+                [
+                    {"work_order_id": order.id, "related_id": r, "created_at": self.now}
+                    for r in order.related_ids
+                ],
+            )
+        self._event(order.id, "registered", detail)
+
+    def merge(
+        self,
+        order_id: str,
+        source: str,
+        kind: SignalKind,
+        occurred_at: datetime,
+        payload: dict[str, Any],
+        detail: dict[str, Any],
+    ) -> None:
+        """Count one more occurrence of an open order's signal, keeping its source as evidence."""
+        c = work_order.c
+        self._conn.execute(
+            sa.update(work_order)
+            .where(c.id == order_id)
+            .values(
+                occurrences=c.occurrences + 1,
+                last_seen_at=sa.case((c.last_seen_at < occurred_at, occurred_at), else_=c.last_seen_at),
+                first_seen_at=sa.case((c.first_seen_at > occurred_at, occurred_at), else_=c.first_seen_at),
+                updated_at=self.now,
+            )
+        )
+        self._add_source(source, order_id, kind, payload)
+        self._event(order_id, "merged", detail)
+
+    def suppress(self, record: dict[str, Any]) -> None:
+        """Record a signal triage decided makes no order (columns of suppressed_signal)."""
+        self._conn.execute(suppressed_signal.insert(), [{**record, "received_at": self.now}])
+
+    def orders(self, ids: Sequence[str]) -> list[WorkOrder]:
+        if not ids:
+            return []
+        rows = self._conn.execute(sa.select(work_order).where(work_order.c.id.in_(list(ids)))).mappings()
+        return WorkOrderRepository._with_sources(self._conn, list(rows))
+
+    def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
+        return [order for order in self.orders(ids) if order.status is WorkOrderStatus.registered]
+
+    def _add_source(self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any]) -> None:
+        self._conn.execute(
+            work_order_source.insert(),
+            [
+                {
+                    "source_key": source,
+                    "work_order_id": order_id,
+                    "kind": kind.value,
+                    "received_at": self.now,
+                    "payload": payload,
+                }
+            ],
+        )
+
+    def _event(self, order_id: str, type_: str, detail: dict[str, Any]) -> None:
+        self._conn.execute(
+            work_order_event.insert(),
+            [
+                {
+                    "work_order_id": order_id,
+                    "at": self.now,
+                    "type": type_,
+                    "actor": PIPELINE_ACTOR,
+                    "detail": detail,
+                }
+            ],
+        )
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """Keep IN lists within every backend's parameter limits."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
@@ -217,10 +345,13 @@ def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
         "first_seen_at": order.first_seen_at,
         "last_seen_at": order.last_seen_at,
         "upstream_due_at": order.upstream_due_at,
+        "dedupe_key": order.dedupe_key,
+        "suggested_disposition": order.suggested_disposition,
+        "violation_key": order.violation_key,
     }
 
 
-def _order_from_row(row: RowMapping, source_ids: list[str]) -> WorkOrder:
+def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[str]) -> WorkOrder:
     return WorkOrder(
         id=row["id"],
         kind=SignalKind(row["kind"]),
@@ -243,4 +374,8 @@ def _order_from_row(row: RowMapping, source_ids: list[str]) -> WorkOrder:
         first_seen_at=row["first_seen_at"],
         last_seen_at=row["last_seen_at"],
         upstream_due_at=row["upstream_due_at"],
+        dedupe_key=row["dedupe_key"],
+        suggested_disposition=row["suggested_disposition"],
+        violation_key=row["violation_key"],
+        related_ids=tuple(related_ids),
     )

@@ -56,7 +56,12 @@ work_order = sa.Table(
     sa.Column("first_seen_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=False),
     sa.Column("upstream_due_at", UtcDateTime(), nullable=True),
+    sa.Column("dedupe_key", sa.String(300), nullable=True),
+    sa.Column("suggested_disposition", sa.String(32), nullable=True),
+    sa.Column("violation_key", sa.String(300), nullable=True),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
+    sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
+    sa.Index("ix_work_order_violation_key", "violation_key"),
     sa.Index("ix_work_order_status_due_at", "status", "due_at"),
     sa.Index("ix_work_order_plate", "plate"),
     sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
@@ -73,6 +78,36 @@ work_order_source = sa.Table(
     # The validated event as the publisher sent it, extra fields included.
     sa.Column("payload", Json, nullable=False),
     sa.Index("ix_work_order_source_work_order_id", "work_order_id"),
+    sa.Index("ix_work_order_source_received_at", "received_at"),
+)
+
+#: Links between orders on the same plate or enterprise (correlation across kinds).
+work_order_link = sa.Table(
+    "work_order_link",
+    metadata,
+    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), primary_key=True),
+    sa.Column("related_id", sa.String(40), sa.ForeignKey("work_order.id"), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_work_order_link_related_id", "related_id"),
+)
+
+#: Signals triage decided make no order, with the rule and reason: never dropped silently.
+suppressed_signal = sa.Table(
+    "suppressed_signal",
+    metadata,
+    sa.Column("source_key", sa.String(300), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("rule_key", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=False),
+    sa.Column("route_key", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("violation_key", sa.String(300), nullable=True),
+    sa.Column("payload", Json, nullable=False),
+    sa.Index("ix_suppressed_signal_received_at", "received_at"),
+    sa.Index("ix_suppressed_signal_violation_key", "violation_key"),
 )
 
 #: The audit trail: append-only (triggers in the migration refuse UPDATE and DELETE).

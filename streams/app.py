@@ -166,6 +166,8 @@ def _log_batch(result: IntakeResult, size: int) -> None:
         "intake_batch",
         messages=size,
         created=len(result.created),
+        merged=sum(result.merged.values()),
+        suppressed=sum(result.suppressed.values()),
         redelivered=sum(result.redelivered.values()),
         dead_lettered=len(result.dead_letters),
         dispatched=len(result.to_dispatch),

@@ -9,6 +9,9 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 
 from services.intake import IntakeResult
 
+#: Key of the routing tree's root: an order decided there matched no route.
+DEFAULT_ROUTE_KEY = "default"
+
 # The *_created series double the exposition for no use on our dashboards.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -23,6 +26,26 @@ SIGNALS_REJECTED = Counter(
 SIGNALS_REDELIVERED = Counter(
     "wo_signals_redelivered_total",
     "Signals whose publisher id was already known: re-sent or re-delivered, no new order.",
+    ["kind"],
+)
+SIGNALS_DEDUPLICATED = Counter(
+    "wo_signals_deduplicated_total",
+    "Signals merged into an open work order with the same dedupe key, by kind.",
+    ["kind"],
+)
+SIGNALS_SUPPRESSED = Counter(
+    "wo_signals_suppressed_total",
+    "Signals triage decided make no order (recorded with their rule), by reason.",
+    ["reason"],
+)
+WORK_ORDERS_ROUTED = Counter(
+    "wo_work_orders_routed_total",
+    "Work orders created, by the unit and the route key that chose it.",
+    ["unit", "route"],
+)
+WORK_ORDERS_UNROUTABLE = Counter(
+    "wo_work_orders_unroutable_total",
+    "Work orders no route claimed, left in the command center's manual queue, by kind.",
     ["kind"],
 )
 WORK_ORDERS_CREATED = Counter(
@@ -49,5 +72,12 @@ def record_intake(result: IntakeResult) -> None:
         SIGNALS_REDELIVERED.labels(kind=kind.value).inc(count)
     for letter in result.dead_letters:
         SIGNALS_REJECTED.labels(topic=letter.source.topic, reason=letter.reason.value).inc()
+    for kind, count in result.merged.items():
+        SIGNALS_DEDUPLICATED.labels(kind=kind.value).inc(count)
+    for reason, count in result.suppressed.items():
+        SIGNALS_SUPPRESSED.labels(reason=reason.value).inc(count)
     for order in result.created:
         WORK_ORDERS_CREATED.labels(kind=order.kind.value, unit=order.unit).inc()
+        WORK_ORDERS_ROUTED.labels(unit=order.unit, route=order.route_key).inc()
+        if order.route_key == DEFAULT_ROUTE_KEY:
+            WORK_ORDERS_UNROUTABLE.labels(kind=order.kind.value).inc()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
 from config.settings import Settings, SettingsError, load_settings
+from processors.intake import Rejection
 from services.policy_files import PolicyError, load_policy
 from wo.logs import configure_logging
 
@@ -58,6 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate the policy files, reporting every error")
     check.add_argument("directory", nargs="?", type=Path, help="policy directory (default: WO_POLICY_DIR)")
     check.set_defaults(command=_rules_check)
+    explain = rules_commands.add_parser(
+        "explain", help="show what the pipeline would do with an event, step by step, and why"
+    )
+    explain.add_argument("event", type=Path, metavar="EVENT.json", help="one event (JSON), or - for stdin")
+    explain.add_argument(
+        "--rules", type=Path, help="policy directory to explain with (default: WO_POLICY_DIR)"
+    )
+    explain.add_argument(
+        "--no-state", action="store_true", help="ignore the database: explain as if no order were open"
+    )
+    explain.add_argument("--at", type=_aware_time, help="pretend it is this time (ISO 8601 with offset)")
+    explain.set_defaults(command=_rules_explain)
+    replay_ = rules_commands.add_parser(
+        "replay", help="run stored signals through a candidate policy and show what would change"
+    )
+    replay_.add_argument(
+        "--from", dest="start", type=_aware_time, required=True, help="received from (ISO 8601)"
+    )
+    replay_.add_argument(
+        "--to", dest="end", type=_aware_time, required=True, help="received before (ISO 8601)"
+    )
+    replay_.add_argument("--rules", type=Path, required=True, help="the candidate policy directory")
+    replay_.add_argument("--limit", type=int, default=50, help="changed signals to list (default 50)")
+    replay_.set_defaults(command=_rules_replay)
 
     contracts = commands.add_parser("contracts", help="message contracts")
     contracts_commands = contracts.add_subparsers(required=True, metavar="CONTRACTS_COMMAND")
@@ -95,15 +121,114 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
+    from services.policy_files import load_reference
+
     directory = args.directory or settings.policy_dir
+    problems = []
+    for load in (load_policy, load_reference):
+        try:
+            load(directory)
+        except PolicyError as exc:
+            problems += exc.problems
+    if problems:
+        print(str(PolicyError(problems)), file=sys.stderr)
+        return 1
+    policy, reference = load_policy(directory), load_reference(directory)
+    routes = len(policy.routing.route.walk())
+    print(
+        f"{directory}: ok ({len(policy.units.units)} units, {routes} routes, "
+        f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision)"
+    )
+    return 0
+
+
+def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from services.policy_files import load_reference
+    from services.rules import explain
+    from storage.database import create_engine
+    from storage.repository import WorkOrderRepository
+
+    directory = args.rules or settings.policy_dir
     try:
-        policy = load_policy(directory)
+        policy, reference = load_policy(directory), load_reference(directory)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    routes = len(policy.routing.route.walk())
-    print(f"{directory}: ok ({len(policy.units.units)} units, {routes} routes)")
+    raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
+    repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
+    now = args.at or datetime.now(UTC)
+    result = explain(raw.strip(), policy, reference, now, repository)
+    if isinstance(result, Rejection):
+        print(f"rejected ({result.reason.value}): {result.detail}")
+        print("the message would go to the dead-letter topic")
+        return 1
+    signal, outcome = result.signal, result.outcome
+    print(f"signal      {signal.kind.value} {signal.source_id}, occurred {signal.occurred_at.isoformat()}")
+    print(f"subject     plate={signal.plate} enterprise={signal.enterprise_id} region={signal.region_code}")
+    fields = ", ".join(f"{k}={v}" for k, v in signal.attributes.items() if v is not None)
+    print(f"fields      {fields}")
+    print(f"dedupe key  {outcome.dedupe_key or '(none)'}")
+    print(f"state       {'open orders in the database' if result.with_state else 'none (--no-state)'}")
+    print("steps:")
+    for step in outcome.steps:
+        print(f"  {step.name:<16} {step.outcome:<14} {step.reason}")
+    if result.already_recorded_as:
+        print(f"already     recorded as {result.already_recorded_as}: a re-delivery would change nothing")
+        print("            (the steps below are what a new signal like it would get)")
+    print(f"decision    {outcome.action.value}", end="")
+    if outcome.suppression:
+        print(f": suppressed by {outcome.suppression.rule_key} ({outcome.suppression.reason.value})")
+    elif outcome.merge_into:
+        print(f": merged into {outcome.merge_into.id} ({outcome.merge_into.unit})")
+    else:
+        print(f": {outcome.route.unit}, {outcome.priority.value}, route {' > '.join(outcome.route.path)}")
+        print(
+            f"deadline    {result.time_limit_hours:g} h for {signal.kind.value} at {outcome.priority.value}: "
+            f"due {result.due_at.isoformat()}"
+        )
     return 0
+
+
+def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from services.policy_files import load_reference
+    from services.rules import replay_stored
+    from storage.database import create_engine
+    from storage.repository import WorkOrderRepository
+
+    try:
+        current, candidate = load_policy(settings.policy_dir), load_policy(args.rules)
+        reference = load_reference(settings.policy_dir)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    repository = WorkOrderRepository(create_engine(settings.database_url))
+    report = replay_stored(repository, args.start, args.end, current, candidate, reference, datetime.now(UTC))
+    print(f"{report.signals} stored signals received from {args.start.isoformat()} to {args.end.isoformat()}")
+    print(f"{'':<12}{'current':>10}{'candidate':>11}")
+    for action, label in (("create", "created"), ("merge", "merged"), ("suppress", "suppressed")):
+        current_count = sum(n for a, n in report.current.items() if a.value == action)
+        candidate_count = sum(n for a, n in report.candidate.items() if a.value == action)
+        print(f"{label:<12}{current_count:>10}{candidate_count:>11}")
+    print(
+        f"changed: {len(report.changes)} signals; unit {report.changed('unit')}, "
+        f"route {report.changed('route_key')}, priority {report.changed('priority')}, "
+        f"action {report.changed('action')}"
+    )
+    for change in report.changes[: args.limit]:
+        print(f"  {change.kind} {change.source_id}: {change.current} -> {change.candidate}")
+    if len(report.changes) > args.limit:
+        print(f"  ... {len(report.changes) - args.limit} more (--limit)")
+    return 0
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. +08:00")
+    return value
 
 
 def _contracts_export(_settings: Settings, args: argparse.Namespace) -> int:

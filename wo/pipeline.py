@@ -11,8 +11,9 @@ import structlog
 from prometheus_client import start_http_server
 
 from config.settings import Settings
+from schemas.policy import ReferenceData
 from services.intake import Intake
-from services.policy_files import load_policy
+from services.policy_files import ReferenceFiles, load_policy
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from streams.app import build_app
@@ -23,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 def run_pipeline(settings: Settings) -> int:
     policy = load_policy(settings.policy_dir)  # a bad policy stops us before anything starts
+    reference = ReferenceFiles(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     broker: EmbeddedBroker | None = None
     try:
@@ -39,9 +41,16 @@ def run_pipeline(settings: Settings) -> int:
         )
         log.info("topics_ready", created=created, partitions=settings.topic_partitions)
         migrate(settings.database_url)
-        intake = Intake(
-            policy, WorkOrderRepository(create_engine(settings.database_url)), settings.topics.inbound()
-        )
+
+        def current_reference() -> ReferenceData:
+            """The reference lists, re-read when their files changed; a bad edit is logged and ignored."""
+            error = reference.reload_if_changed()
+            if error is not None:
+                log.error("reference_lists_rejected", problems=[str(p) for p in error.problems])
+            return reference.current
+
+        repository = WorkOrderRepository(create_engine(settings.database_url))
+        intake = Intake(policy, repository, settings.topics.inbound(), reference=current_reference)
         app = build_app(settings, intake)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")

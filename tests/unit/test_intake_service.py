@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,12 +18,14 @@ from schemas.deadletter import RejectionReason
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder
 from services.intake import InboundMessage, Intake, IntakeResult
-from services.policy_files import load_policy
-from storage.repository import NewOrder, RegisterOutcome
+from services.policy_files import load_policy, load_reference
+from storage.database import create_engine, migrate
+from storage.repository import WorkOrderRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 POLICY = load_policy(ROOT / "policy")
+REFERENCE = load_reference(ROOT / "policy")
 TOPICS = Topics()
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 RESENT_ALARM = "js-key-vehicles/JSKV-20261120-002416"
@@ -37,41 +40,20 @@ SAMPLE_TOPICS = {
 }
 
 
-class InMemoryStore:
-    """A WorkOrderStore keeping orders in dicts: a publisher id registers at most one order."""
+def _migrated_template() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="wo-intake-template-"))
+    migrate(f"sqlite:///{directory / 'wo.db'}")
+    return directory / "wo.db"
 
-    def __init__(self) -> None:
-        self.orders: dict[str, WorkOrder] = {}
-        self.registered: list[NewOrder] = []
-        self.order_by_source: dict[str, str] = {}
-        self.dispatched_ids: set[str] = set()
 
-    def register(self, batch: Sequence[NewOrder], now: datetime) -> RegisterOutcome:
-        created: list[WorkOrder] = []
-        redelivered: list[SignalKind] = []
-        known: list[str] = []
-        for item in batch:
-            if item.source_key in self.order_by_source:
-                redelivered.append(item.order.kind)
-                known.append(self.order_by_source[item.source_key])
-                continue
-            self.order_by_source[item.source_key] = item.order.id
-            self.orders[item.order.id] = item.order
-            self.registered.append(item)
-            created.append(item.order)
-        created_ids = {order.id for order in created}
-        pending = [
-            self.orders[order_id]
-            for order_id in dict.fromkeys(known)
-            if order_id not in self.dispatched_ids and order_id not in created_ids
-        ]
-        return RegisterOutcome(created=created, redelivered=redelivered, to_dispatch=created + pending)
+TEMPLATE_DB = _migrated_template()
 
-    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
-        self.dispatched_ids.update(order.id for order in orders)
 
-    def undispatched(self, limit: int = 1000) -> list[WorkOrder]:
-        return [o for o in self.orders.values() if o.id not in self.dispatched_ids][:limit]
+def new_store() -> WorkOrderRepository:
+    """A real repository on a fresh SQLite file (a copy of one migrated template: fast)."""
+    directory = Path(tempfile.mkdtemp(prefix="wo-intake-"))
+    shutil.copy(TEMPLATE_DB, directory / "wo.db")
+    return WorkOrderRepository(create_engine(f"sqlite:///{directory / 'wo.db'}"))
 
 
 def messages_from(*files: str, first_offset: int = 0) -> list[InboundMessage]:
@@ -99,11 +81,19 @@ ALL_SAMPLES = messages_from(*SAMPLE_TOPICS)
 VALID_FILES = ("vehicle-alarms.jsonl", "suspects.jsonl", "checkin-failures.jsonl", "complaints.jsonl")
 
 
-def make_intake(store: InMemoryStore | None = None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Intake:
-    return Intake(POLICY, store or InMemoryStore(), TOPICS.inbound(), max_message_bytes=max_bytes)
+def make_intake(
+    store: WorkOrderRepository | None = None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> Intake:
+    return Intake(
+        POLICY,
+        store or new_store(),
+        TOPICS.inbound(),
+        reference=lambda: REFERENCE,
+        max_message_bytes=max_bytes,
+    )
 
 
-def handle(messages: Sequence[InboundMessage], store: InMemoryStore | None = None) -> IntakeResult:
+def handle(messages: Sequence[InboundMessage], store: WorkOrderRepository | None = None) -> IntakeResult:
     return make_intake(store).handle(messages, NOW)
 
 
@@ -118,7 +108,8 @@ def test_every_sample_message_ends_as_an_order_or_a_dead_letter() -> None:
     result = handle(ALL_SAMPLES)
     assert sum(result.received.values()) + sum(result.rejected.values()) == len(ALL_SAMPLES)
     assert len(result.dead_letters) == sum(result.rejected.values())
-    assert len(result.created) + sum(result.redelivered.values()) == sum(result.received.values())
+    outcomes = len(result.created) + sum(result.merged.values()) + sum(result.suppressed.values())
+    assert outcomes + sum(result.redelivered.values()) == sum(result.received.values())
 
 
 def test_the_samples_give_the_documented_counts() -> None:
@@ -129,7 +120,10 @@ def test_the_samples_give_the_documented_counts() -> None:
         SignalKind.checkin_failure: 3,
         SignalKind.complaint: 6,
     }
-    assert len(result.created) == 12 + 5 + 3 + 6
+    # 27 valid signals: one re-sent alarm, two under a suppression threshold (see policy/triage.yaml).
+    assert sum(result.redelivered.values()) == 1
+    assert sum(result.suppressed.values()) == 2
+    assert len(result.created) == 27 - 1 - 2
     assert sum(result.rejected.values()) == 8 + 2
     assert result.rejected[RejectionReason.not_json] == 2
     assert result.rejected[RejectionReason.invalid_field] == 3
@@ -151,11 +145,11 @@ def test_the_resent_alarm_gives_one_order() -> None:
     assert len(orders_with_source(result.created, RESENT_ALARM)) == 1
     assert len(orders_with_source(result.to_dispatch, RESENT_ALARM)) == 1
     assert result.redelivered == {SignalKind.vehicle_alarm: 1}
-    assert len(result.created) == 12
+    assert len(result.created) + sum(result.suppressed.values()) == 12
 
 
 def test_a_batch_delivered_twice_opens_no_new_order() -> None:
-    store = InMemoryStore()
+    store = new_store()
     intake = make_intake(store)
     messages = messages_from(*VALID_FILES)
     first = intake.handle(messages, NOW)
@@ -164,11 +158,11 @@ def test_a_batch_delivered_twice_opens_no_new_order() -> None:
     assert second.created == []
     assert second.to_dispatch == []
     assert sum(second.redelivered.values()) == len(messages)
-    assert len(store.orders) == len(first.created)
+    assert store.count() == len(first.created)
 
 
 def test_orders_never_published_are_offered_again_when_their_signal_returns() -> None:
-    store = InMemoryStore()
+    store = new_store()
     intake = make_intake(store)
     messages = messages_from("suspects.jsonl")
     first = intake.handle(messages, NOW)
@@ -260,22 +254,32 @@ def test_a_message_whose_schema_is_a_list_is_dead_lettered_and_the_batch_goes_on
 # ---------------------------------------------------------------- what is stored
 
 
-def registered_item(store: InMemoryStore, source_id: str) -> NewOrder:
-    (item,) = [i for i in store.registered if source_id in i.order.source_ids]
-    return item
+def test_a_suppressed_signal_is_recorded_whole_with_its_rule_and_reason() -> None:
+    store = new_store()
+    result = handle(messages_from("vehicle-alarms.jsonl"), store)
+    assert orders_with_source(result.created, "rg-bus-dispatch/RGBUS-20261121-0042") == []
+    (record,) = [r for r in store.suppressed() if r["source_key"].endswith("RGBUS-20261121-0042")]
+    assert record["reason"] == "threshold"
+    assert record["rule_key"] == "level-1-driver-behaviour"
+    assert record["payload"]["device_sn"] == "JT808-RG-00A3F7"  # unknown fields kept
+    assert record["payload"]["schema"] == "vehicle-alarm/1"
 
 
-def test_the_stored_evidence_keeps_unknown_fields_and_the_routing_reason() -> None:
-    store = InMemoryStore()
-    handle(messages_from("vehicle-alarms.jsonl"), store)
-    item = registered_item(store, "rg-bus-dispatch/RGBUS-20261121-0042")
-    payload: dict[str, Any] = item.payload
-    assert payload["device_sn"] == "JT808-RG-00A3F7"
-    assert payload["schema"] == "vehicle-alarm/1"
-    assert item.decision["unit"] == "squad-1"
-    assert item.decision["route_key"] == "alarm.passenger"
-    assert item.decision["route_path"] == ["default", "alarm", "alarm.passenger"]
-    assert item.decision["source"].startswith(f"{TOPICS.vehicle_alarms}/")
+def test_an_order_keeps_its_evidence_and_every_triage_step_in_the_audit_trail() -> None:
+    store = new_store()
+    result = handle(messages_from("vehicle-alarms.jsonl"), store)
+    order = next(o for o in result.created if o.route_key == "alarm.passenger.night-ban")
+    (source,) = store.sources(order.id)
+    assert source["payload"]["alarm_type"] == "night_driving_ban"
+    (registered,) = [e for e in store.history(order.id) if e["type"] == "registered"]
+    decision = registered["detail"]
+    assert decision["unit"] == "squad-1"
+    assert decision["priority"] == "P1"
+    assert decision["route_path"] == ["default", "alarm", "alarm.passenger", "alarm.passenger.night-ban"]
+    assert decision["source"].startswith(f"{TOPICS.vehicle_alarms}/")
+    steps = [step["step"] for step in decision["steps"]]
+    assert steps[:4] == ["mute_window", "whitelist", "threshold", "route"]
+    assert "dedupe" in steps
 
 
 def test_the_complaint_about_squad_1_goes_to_legal() -> None:
@@ -293,10 +297,11 @@ def test_the_full_width_plate_and_the_complaint_about_it_name_one_vehicle() -> N
 
 
 def test_stored_complaints_keep_the_complainant_for_the_callback_but_orders_do_not_show_it() -> None:
-    store = InMemoryStore()
+    store = new_store()
     result = handle(messages_from("complaints.jsonl"), store)
-    item = registered_item(store, "12328/JS12328-2026112000153")
-    assert item.payload["complainant"] == {"name": "顾晓明", "phone": "13962718304"}
+    (order,) = orders_with_source(result.created, "12328/JS12328-2026112000153")
+    (source,) = store.sources(order.id)
+    assert source["payload"]["complainant"] == {"name": "顾晓明", "phone": "13962718304"}
     for order in result.to_dispatch:
         text = order.dispatch_message().model_dump_json(by_alias=True)
         assert "顾晓明" not in text

@@ -487,7 +487,7 @@ def dangerous_overspeed(speed: float, limit: float) -> dict[str, Any]:
 def test_real_policy_routes_each_kind_of_sample(
     document: dict[str, Any], unit: str, route_key: str, priority: str
 ) -> None:
-    decision = route_signal(event_signal(document), POLICY.routing)
+    decision = route_signal(event_signal(document), POLICY.routing, POLICY.units)
     assert (decision.unit, decision.route_key, decision.priority.value) == (unit, route_key, priority)
 
 
@@ -495,7 +495,7 @@ def test_complaint_about_a_squad_never_reaches_that_squad() -> None:
     base = sample("complaints.jsonl", 0)  # a refusal: the tree alone would send it to squad-1
     for unit in UNIT_IDS:
         document = {**base, "subject": {**base["subject"], "enforcement_unit": unit}}
-        decision = route_signal(event_signal(document), POLICY.routing)
+        decision = route_signal(event_signal(document), POLICY.routing, POLICY.units)
         assert decision.unit != unit
         assert decision.unit in UNIT_IDS
 
@@ -554,7 +554,7 @@ def signals(draw: st.DrawFn) -> Signal:
 @PROPERTIES
 @given(signals())
 def test_every_signal_gets_a_unit_listed_in_units_yaml(given_signal: Signal) -> None:
-    decision = route_signal(given_signal, POLICY.routing)
+    decision = route_signal(given_signal, POLICY.routing, POLICY.units)
     assert decision.unit in UNIT_IDS
     assert decision.path[0] == POLICY.routing.route.key
     assert decision.route_key == decision.path[-1]
@@ -567,8 +567,9 @@ def test_every_signal_gets_a_unit_listed_in_units_yaml(given_signal: Signal) -> 
 @given(signals())
 def test_routing_is_deterministic(given_signal: Signal) -> None:
     copy = Signal.model_validate(given_signal.model_dump())
-    assert route_signal(given_signal, POLICY.routing) == route_signal(copy, POLICY.routing)
-    assert route_signal(given_signal, POLICY.routing) == route_signal(given_signal, POLICY.routing)
+    decision = route_signal(given_signal, POLICY.routing, POLICY.units)
+    assert decision == route_signal(copy, POLICY.routing, POLICY.units)
+    assert decision == route_signal(given_signal, POLICY.routing, POLICY.units)
 
 
 @PROPERTIES
@@ -580,7 +581,7 @@ def test_a_complaint_never_reaches_the_unit_it_names(given_signal: Signal, named
             "attributes": {**given_signal.attributes, "enforcement_unit": named},
         }
     )
-    decision = route_signal(complaint, POLICY.routing)
+    decision = route_signal(complaint, POLICY.routing, POLICY.units)
     assert decision.unit != named
     assert decision.unit in UNIT_IDS
     assert decision.route_key == CONFLICT_OF_INTEREST_KEY

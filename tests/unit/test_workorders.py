@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.intake import Rejection, decode_event
-from processors.routing import route_signal
 from processors.signals import busiest_checkpoint_region, to_signal
+from processors.triage import BatchTriageState, ReferenceIndex, triage
 from processors.workorders import due_at, open_work_order, work_order_id
 from schemas.inbound import Checkpoint, Complaint, InboundEvent, Suspect
+from schemas.policy import ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import DispatchedWorkOrder, Priority, WorkOrder, WorkOrderStatus
 from services.policy_files import load_policy
@@ -53,8 +54,8 @@ def signal(kind: SignalKind, source_id: str, **changes: Any) -> Signal:
 
 
 def order_for(event: InboundEvent, now: datetime = NOW) -> WorkOrder:
-    sig = to_signal(event)
-    return open_work_order(sig, route_signal(sig, POLICY.routing), POLICY.deadlines, now)
+    outcome = triage(to_signal(event), POLICY, ReferenceIndex(ReferenceData()), BatchTriageState(), now)
+    return open_work_order(outcome, POLICY.deadlines, now)
 
 
 # ---------------------------------------------------------------- ids
