@@ -3,7 +3,8 @@
 Steps, in order, each recorded with its reason (``wo rules explain`` prints them):
 
 1. mute windows    a platform's signals during maintenance or tests make no order;
-2. whitelist       a vouched-for plate or enterprise makes no order, or a review order;
+2. whitelist       a vouched-for plate or enterprise makes no order, or a review order
+                   (never for complaints: every ticket gets an answer);
 3. thresholds      signals under the policy's thresholds make no order;
 4. route           the routing tree picks unit and priority (processors.routing);
 5. priority        priority rules raise it; key-supervision enterprises one level more;
@@ -27,7 +28,7 @@ from typing import Protocol
 
 from processors.routing import RouteDecision, matches, route_signal
 from schemas.policy import Matcher, MinorViolationRule, Policy, ReferenceData, WhitelistEntry
-from schemas.signal import FieldValue, Signal
+from schemas.signal import FieldValue, Signal, SignalKind
 from schemas.workorder import COMMAND_CENTER, Priority
 
 WHITELIST_REVIEW_KEY = "whitelist-review"
@@ -108,10 +109,18 @@ class ReferenceIndex:
         self._enterprises = {e.enterprise_id: e for e in reference.whitelist if e.enterprise_id}
         self._key_supervision = {e.enterprise_id: e for e in reference.key_supervision}
 
-    def whitelisted(self, signal: Signal) -> WhitelistEntry | None:
-        return (self._plates.get(signal.plate) if signal.plate else None) or (
-            self._enterprises.get(signal.enterprise_id) if signal.enterprise_id else None
-        )
+    def whitelisted(self, signal: Signal, now: datetime) -> WhitelistEntry | None:
+        """The signal's live whitelist entry (plate first, then enterprise); failing that, an
+        expired one, so the explanation can say it expired."""
+        entries = [
+            entry
+            for entry in (
+                self._plates.get(signal.plate) if signal.plate else None,
+                self._enterprises.get(signal.enterprise_id) if signal.enterprise_id else None,
+            )
+            if entry is not None
+        ]
+        return next((e for e in entries if e.expires_at > now), entries[0] if entries else None)
 
     def key_supervision_reason(self, enterprise_id: str | None) -> str | None:
         entry = self._key_supervision.get(enterprise_id) if enterprise_id else None
@@ -144,8 +153,8 @@ def triage(
             )
     steps.append(Step("mute_window", "pass", "no mute window covers this platform and time"))
 
-    # 2. whitelist
-    entry = reference.whitelisted(signal)
+    # 2. whitelist: never for complaints, which always get an answer (件件有回音)
+    entry = reference.whitelisted(signal, now) if signal.kind is not SignalKind.complaint else None
     if entry is not None and entry.expires_at <= now:
         steps.append(Step("whitelist", "pass", f"whitelist entry expired {entry.expires_at.isoformat()}"))
     elif entry is not None and entry.action == "suppress":
@@ -156,6 +165,8 @@ def triage(
             reason=f"whitelisted, to be re-checked by the command center: {_whitelist_detail(entry)}",
         )  # fmt: skip
         steps.append(Step("whitelist", "review", _whitelist_detail(entry)))
+    elif signal.kind is SignalKind.complaint:
+        steps.append(Step("whitelist", "pass", "complaints are answered whatever the whitelist says"))
     else:
         steps.append(Step("whitelist", "pass", "plate and enterprise not whitelisted"))
 

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.inbound import EnterpriseId
 from schemas.plates import Plate
 from schemas.signal import FieldValue, SignalKind
 from schemas.workorder import COMMAND_CENTER, Priority
@@ -246,7 +247,7 @@ class WhitelistEntry(PolicyModel):
     """A plate or an enterprise not to chase, with who vouched for it, why, and until when."""
 
     plate: Plate | None = None
-    enterprise_id: str | None = None
+    enterprise_id: EnterpriseId | None = None
     owner: str
     reason: str
     expires_at: AwareDatetime
@@ -261,7 +262,7 @@ class WhitelistEntry(PolicyModel):
 
 
 class KeySupervisionEntry(PolicyModel):
-    enterprise_id: str
+    enterprise_id: EnterpriseId
     reason: Literal["credit", "complaints", "accidents", "violations"]
     since: date | None = None
 
