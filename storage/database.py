@@ -31,14 +31,32 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+#: PostgreSQL advisory lock held while migrating, so workers starting together take turns.
+MIGRATION_LOCK_ID = 0x574F_4D49  # "WOMI"
+
+
 def migrate(url: str) -> None:
-    """Bring the database schema to the newest revision (idempotent)."""
+    """Bring the database schema to the newest revision (idempotent, safe to run concurrently)."""
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+                connection.commit()
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, "head")
+            finally:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+                    connection.commit()
+    finally:
+        engine.dispose()
 
 
 def _ensure_sqlite_directory(url: str) -> None:

@@ -1,20 +1,16 @@
-"""Alembic environment: the URL comes from the caller (``storage.database.migrate``)."""
+"""Alembic environment: run by ``storage.database.migrate`` on the connection it holds."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from storage.tables import metadata
 
-config = context.config
-url = config.get_main_option("sqlalchemy.url")
-if not url:
-    raise RuntimeError("storage.database.migrate sets sqlalchemy.url; run migrations through it")
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through storage.database.migrate (wo migrate)")
 
-engine = create_engine(url)
-with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
-engine.dispose()
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()
+connection.commit()
