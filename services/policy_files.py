@@ -103,6 +103,15 @@ class ReferenceFiles:
         return tuple(stamp)
 
 
+def load_model(path: Path, model: type[Model]) -> Model:
+    """One YAML file as ``model``; raise PolicyError naming the file, line and field of each problem."""
+    problems: list[PolicyProblem] = []
+    loaded = _load(path, model, problems)
+    if loaded is None:
+        raise PolicyError(problems)
+    return loaded
+
+
 def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Model | None:
     source = _YamlSource.read(path, problems)
     if source is None:
@@ -159,8 +168,8 @@ class _YamlSource:
             problems.append(PolicyProblem(path, 0, "", f"cannot read: {exc.strerror}"))
             return None
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            node = yaml.compose(text, Loader=_PolicyLoader)
+            data = yaml.load(text, Loader=_PolicyLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark else 1
@@ -189,12 +198,26 @@ class _YamlSource:
     def line_of(self, loc: Path_) -> int:
         """The line of the deepest part of ``loc`` that exists in the file."""
         for end in range(len(loc), -1, -1):
-            if loc[:end] in self.lines:
-                return self.lines[loc[:end]]
+            # Compared as text: a YAML key "2027" and pydantic's location 2027 are one place.
+            prefix = tuple(str(part) for part in loc[:end])
+            if prefix in self.lines:
+                return self.lines[prefix]
         return 1
 
 
-def _index_lines(node: yaml.Node, loc: Path_, lines: dict[Path_, int], scalars: dict[Path_, str]) -> None:
+class _PolicyLoader(yaml.SafeLoader):
+    """Safe YAML, but dates and times stay text: pydantic parses them and says where one is wrong."""
+
+
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _index_lines(
+    node: yaml.Node, loc: tuple[str, ...], lines: dict[Path_, int], scalars: dict[Path_, str]
+) -> None:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
         scalars[loc] = str(node.value)
@@ -206,4 +229,4 @@ def _index_lines(node: yaml.Node, loc: Path_, lines: dict[Path_, int], scalars: 
             lines[(*loc, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, (*loc, index), lines, scalars)
+            _index_lines(item, (*loc, str(index)), lines, scalars)

@@ -1,0 +1,81 @@
+"""Working days on China's official calendar, and deadlines counted in them.
+
+A year's official schedule (the State Council's notice: holidays, and weekend days made
+working days, 调休) comes in as data (``YearSchedule``). For a year with no schedule yet,
+days are counted provisionally: Monday to Friday are working days except the fixed-date
+statutory holidays (1 January, 1 May, 1-3 October). Lunar holidays (Spring Festival,
+Qingming, Dragon Boat, Mid-Autumn) cannot be known then, so a provisional deadline may
+be too early, never too late; it is marked provisional and recomputed when the schedule
+is loaded.
+
+Counting convention (documented in README "Deadlines"):
+
+- Days are China Standard Time (UTC+8) calendar days.
+- The reference day is the day the order was created; an order created at or after the
+  cut-off time (default 17:00) counts as created the next day.
+- Day 1 is the first working day after the reference day; the order is due at the end
+  (24:00) of working day N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+DEFAULT_CUTOFF = time(17, 0)
+#: Statutory holidays on fixed Gregorian dates: the provisional calendar knows only these.
+FIXED_DATE_HOLIDAYS = frozenset({(1, 1), (5, 1), (10, 1), (10, 2), (10, 3)})
+
+
+@dataclass(frozen=True, slots=True)
+class YearSchedule:
+    year: int
+    holidays: frozenset[date]
+    #: Weekend days that are working days (调休).
+    workdays: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    due_at: datetime
+    #: True when a day counted lies in a year with no official schedule yet.
+    provisional: bool
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    schedules: Mapping[int, YearSchedule] = field(default_factory=dict)
+
+    def has_schedule(self, year: int) -> bool:
+        return year in self.schedules
+
+    def is_working_day(self, day: date) -> bool:
+        schedule = self.schedules.get(day.year)
+        if schedule is None:
+            return day.weekday() < 5 and (day.month, day.day) not in FIXED_DATE_HOLIDAYS
+        return day in schedule.workdays or (day.weekday() < 5 and day not in schedule.holidays)
+
+    def add_working_days(self, created_at: datetime, days: int, cutoff: time = DEFAULT_CUTOFF) -> Deadline:
+        """The end of the ``days``-th working day after ``created_at`` (see the module's convention)."""
+        if days < 1:
+            raise ValueError("a limit in working days is at least 1 day")
+        local = created_at.astimezone(CHINA_STANDARD_TIME)
+        day = local.date() + (timedelta(days=1) if local.time() >= cutoff else timedelta())
+        provisional = False
+        counted = 0
+        while counted < days:
+            day += timedelta(days=1)
+            provisional = provisional or not self.has_schedule(day.year)
+            if self.is_working_day(day):
+                counted += 1
+        end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=CHINA_STANDARD_TIME)
+        return Deadline(end, provisional)
+
+    def working_days_in(self, year: int) -> int:
+        start = date(year, 1, 1)
+        return sum(
+            self.is_working_day(start + timedelta(days=offset))
+            for offset in range((date(year + 1, 1, 1) - start).days)
+        )
