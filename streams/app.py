@@ -10,6 +10,7 @@ no second order, and orders stored but never published are published then.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -60,10 +61,10 @@ def build_app(settings: Settings, intake: Intake, clock: Callable[[], datetime] 
         """Publish a batch's outputs and wait until the broker has them all."""
         pending: list[Awaitable[Any]] = []
         for letter in result.dead_letters:
-            key = letter.source.key
+            key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
             pending.append(
                 await dead_letters.send(
-                    key=key.encode() if key else None,
+                    key=base64.b64decode(key) if key is not None else None,
                     value=letter.model_dump_json(by_alias=True).encode(),
                 )
             )

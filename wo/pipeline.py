@@ -54,7 +54,13 @@ def run_pipeline(settings: Settings) -> int:
         app = build_app(settings, intake)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
-        worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+        # Our logging set-up (wo.logs) stays in force: faust must not install its own.
+        worker = faust.Worker(
+            app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
+        )
+        # No terminal spinner: it writes control characters into the log and, at some
+        # levels, turns the root logger to DEBUG (see ../shared/stack-notes.md).
+        worker.spinner = None
         try:
             worker.execute_from_commandline()
         except SystemExit as exit_:

@@ -117,9 +117,7 @@ def test_produced_message_is_consumed_back(kafka_broker: EmbeddedBroker) -> None
 
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, request_timeout_ms=5000)
     try:
-        producer.send(topic, key=b"k1", value=b'{"hello": "\xe4\xb8\x96\xe7\x95\x8c"}').get(
-            timeout=5
-        )
+        producer.send(topic, key=b"k1", value=b'{"hello": "\xe4\xb8\x96\xe7\x95\x8c"}').get(timeout=5)
     finally:
         producer.close(timeout=5)
 
