@@ -229,3 +229,53 @@ def test_orders_stored_but_never_published_are_published_on_start(worker: Worker
     assert worker.orders() == DISTINCT
     assert sorted(worker.dispatched()) == sorted(o.id for o in stored.created)
     assert process.stop(signal.SIGTERM) == 0, process.tail()
+
+
+def repeats(run: str, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` distinct alarms of one vehicle and type, minutes apart: one dedupe key."""
+    template = json.loads(file_lines(SAMPLES / "vehicle-alarms.jsonl")[0])
+    plate = f"苏FR{run[:4].upper().replace('I', '1').replace('O', '0')}"
+    messages = []
+    for n in range(count):
+        event = {
+            **template,
+            "alarm_id": f"REP-{run}-{n:03d}",
+            "plate": plate,
+            "occurred_at": f"2026-11-22T08:{n:02d}:00+08:00",
+        }
+        messages.append((plate.encode(), json.dumps(event, ensure_ascii=False).encode()))
+    return messages
+
+
+def test_repeated_alarms_merge_into_one_order_across_a_restart(worker: Worker) -> None:
+    run = uuid.uuid4().hex[:6]
+    messages = repeats(run, 12)
+    first = worker.start()
+    # The first half, each sent twice (a platform's re-send), then a crash.
+    worker.produce([m for m in messages[:6] for _ in range(2)])
+    worker.wait_caught_up(first)
+    assert first.stop(signal.SIGKILL, timeout_s=10) == -signal.SIGKILL
+
+    # The second half after the restart, and the first half re-delivered once more.
+    second = worker.start()
+    worker.produce(messages[6:] + messages[:6])
+    worker.wait_caught_up(second)
+
+    with worker.engine.connect() as conn:
+        orders = conn.execute(
+            sa.text("SELECT id, occurrences, first_seen_at, last_seen_at FROM work_order")
+        ).all()
+        sources = conn.execute(sa.text("SELECT count(*) FROM work_order_source")).scalar_one()
+        merged = conn.execute(
+            sa.text("SELECT count(*) FROM work_order_event WHERE type = 'merged'")
+        ).scalar_one()
+    assert len(orders) == 1
+    (order_id, occurrences, first_seen, last_seen) = orders[0]
+    assert occurrences == 12
+    assert sources == 12
+    assert merged == 11
+    assert (last_seen - first_seen).total_seconds() == 11 * 60
+    assert worker.dispatched() == [order_id]
+    text = second.metrics_text()
+    assert metric_total(text, "wo_signals_deduplicated_total") == 6
+    assert second.stop(signal.SIGTERM) == 0, second.tail()
