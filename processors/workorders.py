@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
+from processors.calendar import Deadline, WorkCalendar
 from processors.triage import TriageOutcome
 from schemas.policy import Deadlines
 from schemas.signal import Signal
@@ -19,17 +20,28 @@ def work_order_id(signal: Signal) -> str:
     return f"WO-{_KIND_PREFIX[signal.kind.value]}-{digest[:16].upper()}"
 
 
-def due_at(signal: Signal, priority: Priority, deadlines: Deadlines, now: datetime) -> datetime:
-    """When the order must be closed: the policy's limit, never later than an upstream deadline."""
-    due = now + timedelta(hours=deadlines.limit(signal.kind, priority).hours)
-    if signal.upstream_due_at is not None:
-        due = min(due, signal.upstream_due_at)
+def deadline(
+    signal: Signal, priority: Priority, deadlines: Deadlines, calendar: WorkCalendar, now: datetime
+) -> Deadline:
+    """When the order must be closed: the policy's limit (hours, or working days on the
+    official calendar), never later than an upstream ticket's deadline."""
+    limit = deadlines.limit(signal.kind, priority)
+    if limit.hours is not None:
+        due = Deadline(now + timedelta(hours=limit.hours), provisional=False)
+    else:
+        assert limit.working_days is not None
+        due = calendar.add_working_days(now, limit.working_days, deadlines.cutoff)
+    if signal.upstream_due_at is not None and signal.upstream_due_at < due.due_at:
+        return Deadline(signal.upstream_due_at, provisional=False)
     return due
 
 
-def open_work_order(outcome: TriageOutcome, deadlines: Deadlines, now: datetime) -> WorkOrder:
+def open_work_order(
+    outcome: TriageOutcome, deadlines: Deadlines, calendar: WorkCalendar, now: datetime
+) -> WorkOrder:
     """The order triage decided to create: routed, prioritized, with its deadline."""
     signal, decision = outcome.signal, outcome.route
+    due = deadline(signal, outcome.priority, deadlines, calendar, now)
     return WorkOrder(
         id=work_order_id(signal),
         kind=signal.kind,
@@ -38,7 +50,9 @@ def open_work_order(outcome: TriageOutcome, deadlines: Deadlines, now: datetime)
         priority=outcome.priority,
         route_key=decision.route_key,
         created_at=now,
-        due_at=due_at(signal, outcome.priority, deadlines, now),
+        due_at=due.due_at,
+        deadline_provisional=due.provisional,
+        working_days=deadlines.limit(signal.kind, outcome.priority).working_days,
         subject=Subject(
             plate=signal.plate,
             enterprise_id=signal.enterprise_id,

@@ -7,7 +7,7 @@ These models only check shape and cross-references; what the policy *does* lives
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -145,14 +145,33 @@ class RoutingTree(PolicyModel):
 
 
 class TimeLimit(PolicyModel):
-    hours: float = Field(gt=0, le=24 * 366)
+    """Hours of the clock for urgent matters, or working days on China's official calendar."""
+
+    hours: float | None = Field(default=None, gt=0, le=24 * 366)
+    working_days: int | None = Field(default=None, ge=1, le=366)
+
+    @model_validator(mode="after")
+    def _exactly_one_unit(self) -> TimeLimit:
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give either 'hours' or 'working_days'")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.hours:g} h" if self.hours is not None else f"{self.working_days} working days"
 
 
 class Deadlines(PolicyModel):
-    """How long a unit has to close an order, by priority, optionally per kind."""
+    """How long a unit has to close an order, by priority, optionally per kind; and when to
+    remind and escalate."""
 
     default: dict[Priority, TimeLimit]
     by_kind: dict[SignalKind, dict[Priority, TimeLimit]] = {}
+    #: Orders created at or after this time of day (China time) count from the next day.
+    cutoff: time = time(17, 0)
+    #: Remind the unit when this fraction of the allowed time has passed.
+    reminder_at: float = Field(default=0.75, gt=0, lt=1)
+    #: Overdue by more than this: level 2 escalation to leadership (挂牌督办).
+    escalation_grace_hours: float = Field(default=24, gt=0, le=24 * 366)
 
     @model_validator(mode="after")
     def _every_priority_has_a_default(self) -> Deadlines:

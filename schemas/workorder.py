@@ -61,6 +61,10 @@ class WorkOrder(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     upstream_due_at: datetime | None = None
+    #: The deadline counts days of a year with no official schedule yet: recomputed when it comes.
+    deadline_provisional: bool = False
+    #: The time limit in working days, when the policy gave one (kept to recompute the deadline).
+    working_days: int | None = None
     #: Signals with this key merge into the order while it is open (triage policy).
     dedupe_key: str | None = None
     #: e.g. warning_minor_violation for a first minor violation (轻微违法免罚).
@@ -86,6 +90,7 @@ class WorkOrder(BaseModel):
             subject=self.subject,
             route_key=self.route_key,
             upstream_due_at=self.upstream_due_at,
+            deadline_provisional=self.deadline_provisional,
             suggested_disposition=self.suggested_disposition,
             related_work_order_ids=list(self.related_ids),
         )
@@ -116,6 +121,11 @@ class DispatchedWorkOrder(BaseModel):
     route_key: str = Field(description="Stable key of the routing rule that chose the squad")
     upstream_due_at: UtcDatetime | None = Field(
         default=None, description="Complaints: the upstream ticket's deadline"
+    )
+    deadline_provisional: bool = Field(
+        default=False,
+        description="due_at counts days of a year with no official holiday schedule yet; "
+        "it is recomputed (and the order re-published) when the schedule is loaded",
     )
     suggested_disposition: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from processors.calendar import WorkCalendar
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event
 from processors.signals import to_signal
 from processors.triage import (
@@ -86,6 +87,7 @@ class Intake:
         store: WorkOrderStore,
         contracts_by_topic: Mapping[str, str],
         reference: Callable[[], ReferenceData] = ReferenceData,
+        calendar: WorkCalendar | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         """``reference`` returns the reference lists in force (they may be reloaded between batches)."""
@@ -93,6 +95,7 @@ class Intake:
         self._store = store
         self._contracts = dict(contracts_by_topic)
         self._reference = reference
+        self.calendar = calendar or WorkCalendar()
         self._indexed: tuple[ReferenceData, ReferenceIndex] | None = None
         self._max_bytes = max_message_bytes
 
@@ -133,7 +136,7 @@ class Intake:
             payload = item.event.model_dump(mode="json", by_alias=True)
             position = f"{item.message.topic}/{item.message.partition}/{item.message.offset}"
             if outcome.action is Action.create:
-                order = open_work_order(outcome, self.policy.deadlines, batch.now)
+                order = open_work_order(outcome, self.policy.deadlines, self.calendar, batch.now)
                 batch.add_order(order, key, payload, _audit(outcome, position, due_at=order.due_at))
                 state.record(outcome, order.id, batch.now)
                 result.created.append(order)

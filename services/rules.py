@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from processors.calendar import WorkCalendar
 from processors.intake import Rejection, decode_event
 from processors.replay import ReplayReport, replay
 from processors.signals import to_signal
 from processors.triage import BatchTriageState, ReferenceIndex, TriageOutcome, triage
-from processors.workorders import due_at
+from processors.workorders import deadline
 from schemas.inbound import CONTRACTS
 from schemas.policy import Policy, ReferenceData
 from schemas.signal import Signal
@@ -24,8 +25,9 @@ from storage.repository import IntakeBatch, WorkOrderRepository, source_key
 class Explanation:
     signal: Signal
     outcome: TriageOutcome
-    time_limit_hours: float
+    time_limit: str
     due_at: datetime
+    due_at_provisional: bool
     with_state: bool
     #: The order (or "suppressed") this very signal was already recorded under: a re-delivery.
     already_recorded_as: str | None = None
@@ -36,6 +38,7 @@ def explain(
     policy: Policy,
     reference: ReferenceData,
     now: datetime,
+    calendar: WorkCalendar,
     repository: WorkOrderRepository | None = None,
 ) -> Explanation | Rejection:
     """What the pipeline would do with ``raw`` now; with a repository, against its open orders
@@ -62,9 +65,9 @@ def explain(
         outcome, known = repository.read_only(look, now)
         if key in known:
             recorded = known[key] or "suppressed"
-    limit = policy.deadlines.limit(signal.kind, outcome.priority).hours
-    deadline = due_at(signal, outcome.priority, policy.deadlines, now)
-    return Explanation(signal, outcome, limit, deadline, repository is not None, recorded)
+    limit = str(policy.deadlines.limit(signal.kind, outcome.priority))
+    due = deadline(signal, outcome.priority, policy.deadlines, calendar, now)
+    return Explanation(signal, outcome, limit, due.due_at, due.provisional, repository is not None, recorded)
 
 
 def replay_stored(

@@ -61,6 +61,47 @@ class WorkOrderRepository:
                 ]
         return rows
 
+    def open_with_provisional_deadline(self) -> list[WorkOrder]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(work_order).where(
+                    work_order.c.deadline_provisional.is_(True),
+                    work_order.c.status != WorkOrderStatus.closed.value,
+                )
+            ).mappings()
+            return self._with_sources(conn, list(rows))
+
+    def set_deadline(
+        self, order_id: str, due_at: datetime, provisional: bool, reason: str, now: datetime
+    ) -> None:
+        with self._engine.begin() as conn:
+            previous = conn.execute(
+                sa.select(work_order.c.due_at).where(work_order.c.id == order_id)
+            ).scalar_one()
+            conn.execute(
+                sa.update(work_order)
+                .where(work_order.c.id == order_id)
+                .values(due_at=due_at, deadline_provisional=provisional, updated_at=now)
+            )
+            detail = {
+                "from": previous.isoformat(),
+                "to": due_at.isoformat(),
+                "provisional": provisional,
+                "reason": reason,
+            }
+            conn.execute(
+                work_order_event.insert(),
+                [
+                    {
+                        "work_order_id": order_id,
+                        "at": now,
+                        "type": "deadline_changed",
+                        "actor": PIPELINE_ACTOR,
+                        "detail": detail,
+                    }
+                ],
+            )
+
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that these orders were published to their squads (once per order)."""
         if not orders:
@@ -348,6 +389,8 @@ def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
         "dedupe_key": order.dedupe_key,
         "suggested_disposition": order.suggested_disposition,
         "violation_key": order.violation_key,
+        "deadline_provisional": order.deadline_provisional,
+        "working_days": order.working_days,
     }
 
 
@@ -377,5 +420,7 @@ def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[st
         dedupe_key=row["dedupe_key"],
         suggested_disposition=row["suggested_disposition"],
         violation_key=row["violation_key"],
+        deadline_provisional=row["deadline_provisional"],
+        working_days=row["working_days"],
         related_ids=tuple(related_ids),
     )

@@ -59,7 +59,19 @@ work_order = sa.Table(
     sa.Column("dedupe_key", sa.String(300), nullable=True),
     sa.Column("suggested_disposition", sa.String(32), nullable=True),
     sa.Column("violation_key", sa.String(300), nullable=True),
+    sa.Column("deadline_provisional", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("working_days", sa.Integer(), nullable=True),
+    # The order's clocks (see processors/lifecycle.py).
+    sa.Column("accepted_at", UtcDateTime(), nullable=True),
+    sa.Column("first_feedback_at", UtcDateTime(), nullable=True),
+    sa.Column("closed_at", UtcDateTime(), nullable=True),
+    sa.Column("disposition", sa.String(32), nullable=True),
+    sa.Column("closed_on_time", sa.Boolean(), nullable=True),
+    sa.Column("reopen_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("returned_at", UtcDateTime(), nullable=True),
+    sa.Column("returned_seconds", sa.Float(), nullable=False, server_default="0"),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
+    sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
     sa.Index("ix_work_order_violation_key", "violation_key"),
     sa.Index("ix_work_order_status_due_at", "status", "due_at"),
@@ -123,4 +135,32 @@ work_order_event = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("detail", Json, nullable=False),
     sa.Index("ix_work_order_event_work_order_id", "work_order_id", "id"),
+)
+
+#: Commands already handled: a re-sent command_id has no second effect.
+processed_command = sa.Table(
+    "processed_command",
+    metadata,
+    sa.Column("command_id", sa.String(128), primary_key=True),
+    sa.Column("work_order_id", sa.String(40), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+)
+
+#: Reminders and escalations: one row per order, level and deadline, so each fires once.
+escalation = sa.Table(
+    "escalation",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("due_at", UtcDateTime(), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=False),
+    sa.Column("fired_at", UtcDateTime(), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("work_order_id", "level", "due_at", name="uq_escalation_once"),
+    sa.Index("ix_escalation_unpublished", "published_at"),
 )

@@ -35,7 +35,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_app(settings: Settings, intake: Intake, clock: Callable[[], datetime] = utc_now) -> faust.App:
+def build_app(
+    settings: Settings,
+    intake: Intake,
+    clock: Callable[[], datetime] = utc_now,
+    recompute_deadlines: Callable[[], list[WorkOrder]] | None = None,
+) -> faust.App:
+    """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines)."""
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -94,13 +100,18 @@ def build_app(settings: Settings, intake: Intake, clock: Callable[[], datetime] 
             yield None
 
     async def publish_undispatched() -> None:
-        """Orders stored by a worker that died before publishing them are published now."""
+        """Orders stored by a worker that died before publishing them are published now; so
+        are orders whose provisional deadline the loaded calendar changed."""
         orders = await asyncio.to_thread(intake.undispatched)
-        if not orders:
-            return
-        await asyncio.gather(*[await _send_order(dispatched, order) for order in orders])
-        await asyncio.to_thread(intake.dispatched, orders, clock())
-        log.info("undispatched_orders_published", count=len(orders))
+        if orders:
+            await asyncio.gather(*[await _send_order(dispatched, order) for order in orders])
+            await asyncio.to_thread(intake.dispatched, orders, clock())
+            log.info("undispatched_orders_published", count=len(orders))
+        if recompute_deadlines is not None:
+            changed = await asyncio.to_thread(recompute_deadlines)
+            if changed:
+                await asyncio.gather(*[await _send_order(dispatched, order) for order in changed])
+                log.info("provisional_deadlines_recomputed", count=len(changed))
 
     app.task(publish_undispatched)
     return app
@@ -154,6 +165,14 @@ def _inbound_message(event: Any) -> InboundMessage:
 
 def _log_batch(result: IntakeResult, size: int) -> None:
     # Counts and ids only: plates and complainants stay out of the log.
+    provisional = [order.id for order in result.created if order.deadline_provisional]
+    if provisional:
+        log.warning(
+            "provisional_deadlines",
+            orders=provisional,
+            detail="the official holiday schedule of a year they count into is not loaded: add it "
+            "to policy/calendar.yaml; they are recomputed when a worker starts with it",
+        )
     for letter in result.dead_letters:
         log.warning(
             "message_dead_lettered",

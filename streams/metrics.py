@@ -51,6 +51,11 @@ WORK_ORDERS_UNROUTABLE = Counter(
 WORK_ORDERS_CREATED = Counter(
     "wo_work_orders_created_total", "Work orders created, by kind of signal and unit.", ["kind", "unit"]
 )
+WORK_ORDERS_PROVISIONAL_DEADLINE = Counter(
+    "wo_work_orders_provisional_deadline_total",
+    "Work orders whose deadline counts days of a year with no official holiday schedule loaded.",
+    ["kind"],
+)
 WORK_ORDERS_DISPATCHED = Counter(
     "wo_work_orders_dispatched_total", "Work-order messages published to the units.", ["unit"]
 )
@@ -79,5 +84,7 @@ def record_intake(result: IntakeResult) -> None:
     for order in result.created:
         WORK_ORDERS_CREATED.labels(kind=order.kind.value, unit=order.unit).inc()
         WORK_ORDERS_ROUTED.labels(unit=order.unit, route=order.route_key).inc()
+        if order.deadline_provisional:
+            WORK_ORDERS_PROVISIONAL_DEADLINE.labels(kind=order.kind.value).inc()
         if order.route_key == DEFAULT_ROUTE_KEY:
             WORK_ORDERS_UNROUTABLE.labels(kind=order.kind.value).inc()

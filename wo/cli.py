@@ -143,6 +143,7 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from services.calendar_files import load_calendar
     from services.policy_files import load_reference
     from services.rules import explain
     from storage.database import create_engine
@@ -157,7 +158,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
-    result = explain(raw.strip(), policy, reference, now, repository)
+    result = explain(raw.strip(), policy, reference, now, load_calendar(directory), repository)
     if isinstance(result, Rejection):
         print(f"rejected ({result.reason.value}): {result.detail}")
         print("the message would go to the dead-letter topic")
@@ -182,9 +183,10 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
         print(f": merged into {outcome.merge_into.id} ({outcome.merge_into.unit})")
     else:
         print(f": {outcome.route.unit}, {outcome.priority.value}, route {' > '.join(outcome.route.path)}")
+        provisional = " (provisional: that year's holiday schedule is not published yet)"
         print(
-            f"deadline    {result.time_limit_hours:g} h for {signal.kind.value} at {outcome.priority.value}: "
-            f"due {result.due_at.isoformat()}"
+            f"deadline    {result.time_limit} for {signal.kind.value} at {outcome.priority.value}: "
+            f"due {result.due_at.isoformat()}{provisional if result.due_at_provisional else ''}"
         )
     return 0
 

@@ -6,12 +6,16 @@ bound to 127.0.0.1; the child dies with us even on SIGKILL (see embedded_broker)
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import faust
 import structlog
 from prometheus_client import start_http_server
 
 from config.settings import Settings
 from schemas.policy import ReferenceData
+from services.calendar_files import load_calendar
+from services.deadlines import recompute_provisional_deadlines
 from services.intake import Intake
 from services.policy_files import ReferenceFiles, load_policy
 from storage.database import create_engine, migrate
@@ -25,6 +29,7 @@ log = structlog.get_logger(__name__)
 def run_pipeline(settings: Settings) -> int:
     policy = load_policy(settings.policy_dir)  # a bad policy stops us before anything starts
     reference = ReferenceFiles(settings.policy_dir)
+    calendar = load_calendar(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     broker: EmbeddedBroker | None = None
     try:
@@ -50,8 +55,16 @@ def run_pipeline(settings: Settings) -> int:
             return reference.current
 
         repository = WorkOrderRepository(create_engine(settings.database_url))
-        intake = Intake(policy, repository, settings.topics.inbound(), reference=current_reference)
-        app = build_app(settings, intake)
+        intake = Intake(
+            policy, repository, settings.topics.inbound(), reference=current_reference, calendar=calendar
+        )
+        app = build_app(
+            settings,
+            intake,
+            recompute_deadlines=lambda: recompute_provisional_deadlines(
+                repository, calendar, policy.deadlines, datetime.now(UTC)
+            ),
+        )
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
         # Our logging set-up (wo.logs) stays in force: faust must not install its own.

@@ -73,7 +73,7 @@ def test_the_shipped_policy_loads() -> None:
     assert (root.unit, root.priority) == ("command-center", Priority.P3)
     assert policy.routing.conflict_of_interest.receiver == "legal"
     assert policy.deadlines.limit(SignalKind.vehicle_alarm, Priority.P1).hours == 24
-    assert policy.deadlines.limit(SignalKind.complaint, Priority.P2).hours == 48
+    assert policy.deadlines.limit(SignalKind.complaint, Priority.P2).working_days == 2
 
 
 def test_every_unit_a_route_names_is_listed(policy_dir: Path) -> None:
@@ -183,25 +183,25 @@ def test_missing_file_is_named(policy_dir: Path) -> None:
 
 
 def test_deadlines_missing_a_default_priority_names_the_priority(policy_dir: Path) -> None:
-    edit(policy_dir, "deadlines.yaml", "  P2: {hours: 72}\n", "")
+    edit(policy_dir, "deadlines.yaml", "  P2: {working_days: 3}\n", "")
     problem = the_problem(policy_dir)
     assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'default:')}:" in str(problem)
     assert "P2" in problem.message
 
 
 def test_a_kind_without_its_own_limit_for_a_priority_falls_back_to_the_default(policy_dir: Path) -> None:
-    edit(policy_dir, "deadlines.yaml", "    P3: {hours: 120}\n", "")
+    edit(policy_dir, "deadlines.yaml", "    P3: {working_days: 3}\n", "")
     policy = load_policy(policy_dir)
-    assert policy.deadlines.limit(SignalKind.complaint, Priority.P3).hours == 168
-    assert policy.deadlines.limit(SignalKind.complaint, Priority.P2).hours == 48
+    assert policy.deadlines.limit(SignalKind.complaint, Priority.P3).working_days == 5
+    assert policy.deadlines.limit(SignalKind.complaint, Priority.P2).working_days == 2
 
 
 def test_non_positive_hours_name_their_line(policy_dir: Path) -> None:
     edit(
         policy_dir,
         "deadlines.yaml",
-        "  P1: {hours: 24}\n  P2: {hours: 72}",
-        "  P1: {hours: 0}\n  P2: {hours: 72}",
+        "  P1: {hours: 24}\n  P2: {working_days: 3}",
+        "  P1: {hours: 0}\n  P2: {working_days: 3}",
     )
     problem = the_problem(policy_dir)
     assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'P1: {hours: 0}')}:" in str(problem)
@@ -228,7 +228,7 @@ def test_duplicate_unit_id_names_the_line_of_the_repeat(policy_dir: Path) -> Non
 
 def test_every_problem_is_reported_at_once(policy_dir: Path) -> None:
     edit(policy_dir, "routes.yaml", "unit: squad-4", "unit: squad-9")
-    edit(policy_dir, "deadlines.yaml", "  P2: {hours: 72}\n", "")
+    edit(policy_dir, "deadlines.yaml", "  P2: {working_days: 3}\n", "")
     with pytest.raises(PolicyError) as caught:
         load_policy(policy_dir)
     text = str(caught.value)

@@ -15,16 +15,18 @@ from hypothesis import strategies as st
 from processors.intake import Rejection, decode_event
 from processors.signals import busiest_checkpoint_region, to_signal
 from processors.triage import BatchTriageState, ReferenceIndex, triage
-from processors.workorders import due_at, open_work_order, work_order_id
+from processors.workorders import deadline, open_work_order, work_order_id
 from schemas.inbound import Checkpoint, Complaint, InboundEvent, Suspect
-from schemas.policy import ReferenceData
+from schemas.policy import Deadlines, ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import DispatchedWorkOrder, Priority, WorkOrder, WorkOrderStatus
+from services.calendar_files import load_calendar
 from services.policy_files import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 POLICY = load_policy(ROOT / "policy")
+CALENDAR = load_calendar(ROOT / "policy")
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 SAMPLE_FILES = {
@@ -55,7 +57,15 @@ def signal(kind: SignalKind, source_id: str, **changes: Any) -> Signal:
 
 def order_for(event: InboundEvent, now: datetime = NOW) -> WorkOrder:
     outcome = triage(to_signal(event), POLICY, ReferenceIndex(ReferenceData()), BatchTriageState(), now)
-    return open_work_order(outcome, POLICY.deadlines, now)
+    return open_work_order(outcome, POLICY.deadlines, CALENDAR, now)
+
+
+def due_at(sig: Signal, priority: Priority, deadlines: Deadlines, now: datetime) -> datetime:
+    return deadline(sig, priority, deadlines, CALENDAR, now).due_at
+
+
+def end_of_china_day(year: int, month: int, day: int) -> datetime:
+    return datetime(year, month, day, tzinfo=timezone(timedelta(hours=8))) + timedelta(days=1)
 
 
 # ---------------------------------------------------------------- ids
@@ -114,19 +124,21 @@ def test_work_order_id_is_a_function_of_kind_and_source_id(kind: SignalKind, a: 
 
 
 @pytest.mark.parametrize(
-    ("kind", "priority", "hours"),
+    ("kind", "priority", "expected"),
     [
-        (SignalKind.vehicle_alarm, Priority.P1, 24),
-        (SignalKind.vehicle_alarm, Priority.P2, 72),
-        (SignalKind.suspect, Priority.P3, 168),
-        (SignalKind.checkin_failure, Priority.P3, 168),
-        (SignalKind.complaint, Priority.P1, 24),
-        (SignalKind.complaint, Priority.P2, 48),
-        (SignalKind.complaint, Priority.P3, 120),
+        # NOW is Sunday 22 Nov 2026, 17:00 in China: at the cut-off, so working days count
+        # from Tuesday 24 Nov (day 1).
+        (SignalKind.vehicle_alarm, Priority.P1, NOW + timedelta(hours=24)),
+        (SignalKind.vehicle_alarm, Priority.P2, end_of_china_day(2026, 11, 26)),  # Tue, Wed, Thu
+        (SignalKind.suspect, Priority.P3, end_of_china_day(2026, 11, 30)),  # Tue..Fri, Mon
+        (SignalKind.checkin_failure, Priority.P3, end_of_china_day(2026, 11, 30)),
+        (SignalKind.complaint, Priority.P1, NOW + timedelta(hours=24)),
+        (SignalKind.complaint, Priority.P2, end_of_china_day(2026, 11, 25)),
+        (SignalKind.complaint, Priority.P3, end_of_china_day(2026, 11, 26)),
     ],
 )
-def test_due_at_is_now_plus_the_policy_hours(kind: SignalKind, priority: Priority, hours: int) -> None:
-    assert due_at(signal(kind, "X"), priority, POLICY.deadlines, NOW) == NOW + timedelta(hours=hours)
+def test_due_at_follows_the_policy_limit(kind: SignalKind, priority: Priority, expected: datetime) -> None:
+    assert due_at(signal(kind, "X"), priority, POLICY.deadlines, NOW) == expected
 
 
 def test_a_complaints_upstream_deadline_caps_ours() -> None:
@@ -137,7 +149,7 @@ def test_a_complaints_upstream_deadline_caps_ours() -> None:
 
 def test_a_later_upstream_deadline_leaves_the_policy_limit() -> None:
     complaint = signal(SignalKind.complaint, "12345/T", upstream_due_at=NOW + timedelta(days=30))
-    assert due_at(complaint, Priority.P3, POLICY.deadlines, NOW) == NOW + timedelta(hours=120)
+    assert due_at(complaint, Priority.P3, POLICY.deadlines, NOW) == end_of_china_day(2026, 11, 26)
 
 
 def test_urgent_waterway_complaint_is_due_when_the_ticket_is() -> None:
@@ -155,7 +167,9 @@ def test_due_at_is_never_after_the_upstream_deadline(offset_hours: int, priority
     complaint = signal(SignalKind.complaint, "12345/T", upstream_due_at=upstream)
     due = due_at(complaint, priority, POLICY.deadlines, NOW)
     assert due <= upstream
-    assert due <= NOW + timedelta(hours=POLICY.deadlines.limit(SignalKind.complaint, priority).hours)
+    assert (
+        due <= deadline(signal(SignalKind.complaint, "X"), priority, POLICY.deadlines, CALENDAR, NOW).due_at
+    )
 
 
 # ---------------------------------------------------------------- opening an order
