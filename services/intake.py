@@ -33,6 +33,7 @@ from schemas.inbound import InboundEvent
 from schemas.policy import Policy, ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
+from services.calendar_files import package_schedules
 from storage.repository import IntakeBatch, Result, source_key
 
 
@@ -95,7 +96,8 @@ class Intake:
         self._store = store
         self._contracts = dict(contracts_by_topic)
         self._reference = reference
-        self.calendar = calendar or WorkCalendar()
+        # Default: the official schedules the chinese-calendar package knows.
+        self.calendar = calendar or WorkCalendar(package_schedules())
         self._indexed: tuple[ReferenceData, ReferenceIndex] | None = None
         self._max_bytes = max_message_bytes
 
