@@ -46,3 +46,5 @@ def configure_logging(log_format: Literal["auto", "json", "console"] = "auto", l
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's warnings (deprecations in libraries) are log lines too, not bare stderr text.
+    logging.captureWarnings(True)
