@@ -16,18 +16,28 @@ _python() {
   exit 1
 }
 
+# Run a pip step quietly; on failure show its output (kept in .venv/install.log).
+_pip() {
+  if ! "$VENV/bin/python" -m pip "$@" >>"$VENV/install.log" 2>&1; then
+    echo "error: pip $* failed; its output:" >&2
+    tail -n 40 "$VENV/install.log" >&2
+    exit 1
+  fi
+}
+
 bootstrap() {
-  local extras="$1" spec="$ROOT" digest stamp
+  local extras="$1" spec="$ROOT" digest
   [ -n "$extras" ] && spec="$ROOT[$extras]"
-  digest="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
-  stamp="$VENV/.installed-${extras:-run}-$digest"
-  [ -f "$stamp" ] && return
+  digest="$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)"
+  # The dev install includes everything running needs.
+  [ -f "$VENV/.installed-${extras:-run}-$digest" ] && return
+  [ -z "$extras" ] && [ -f "$VENV/.installed-dev-$digest" ] && return
   if [ ! -x "$VENV/bin/python" ]; then
     echo "setting up $VENV (first run only)..." >&2
     "$(_python)" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+    _pip install --upgrade pip
   fi
   echo "installing the project${extras:+ with [$extras]} into $VENV..." >&2
-  "$VENV/bin/python" -m pip install --quiet --editable "$spec" >&2
-  touch "$stamp"
+  _pip install --editable "$spec"
+  touch "$VENV/.installed-${extras:-run}-$digest"
 }

@@ -34,6 +34,9 @@ class Topics(BaseModel):
     complaints: str = "hotline.complaints"
     dispatched: str = "workorders.dispatched"
     dead_letters: str = "workorders.dead-letters"
+    commands: str = "workorders.commands"
+    lifecycle: str = "workorders.lifecycle"
+    escalations: str = "workorders.escalations"
 
     def inbound(self) -> dict[str, str]:
         """Inbound topic name -> the contract (``schema``) it carries."""
@@ -45,7 +48,14 @@ class Topics(BaseModel):
         }
 
     def all(self) -> list[str]:
-        return [*self.inbound(), self.dispatched, self.dead_letters]
+        return [
+            *self.inbound(),
+            self.dispatched,
+            self.dead_letters,
+            self.commands,
+            self.lifecycle,
+            self.escalations,
+        ]
 
 
 class Settings(BaseSettings):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from schemas.commands import WorkOrderCommand
 from schemas.deadletter import RejectionReason
 from schemas.inbound import CONTRACTS, InboundEvent
 
@@ -27,16 +29,30 @@ def decode_event(
     raw: bytes, expected_contract: str, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> InboundEvent | Rejection:
     """Validate ``raw`` against the contract its topic carries."""
+    return decode(raw, CONTRACTS[expected_contract], expected_contract, KNOWN_CONTRACTS, max_bytes)
+
+
+def decode_command(raw: bytes, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> WorkOrderCommand | Rejection:
+    return decode(raw, WorkOrderCommand, COMMAND_CONTRACT, KNOWN_CONTRACTS, max_bytes)
+
+
+COMMAND_CONTRACT = "workorder-command/1"
+KNOWN_CONTRACTS = frozenset({*CONTRACTS, COMMAND_CONTRACT})
+Message = TypeVar("Message", bound=BaseModel)
+
+
+def decode(
+    raw: bytes, model: type[Message], contract: str, known: frozenset[str], max_bytes: int
+) -> Message | Rejection:
     if len(raw) > max_bytes:
         return Rejection(RejectionReason.too_large, f"{len(raw)} bytes, limit {max_bytes}")
-    model = CONTRACTS[expected_contract]
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        return _diagnose(raw, expected_contract, exc)
+        return _diagnose(raw, contract, known, exc)
 
 
-def _diagnose(raw: bytes, expected_contract: str, error: ValidationError) -> Rejection:
+def _diagnose(raw: bytes, expected_contract: str, known: frozenset[str], error: ValidationError) -> Rejection:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -51,10 +67,10 @@ def _diagnose(raw: bytes, expected_contract: str, error: ValidationError) -> Rej
     contract = document.get("schema")
     if contract is None:
         return Rejection(RejectionReason.missing_contract, "no 'schema' field")
-    if not isinstance(contract, str) or contract not in CONTRACTS:
+    if not isinstance(contract, str) or contract not in known:
         return Rejection(
             RejectionReason.unknown_contract,
-            f"schema {str(contract)[:64]!r} is not one of {sorted(CONTRACTS)}",
+            f"schema {str(contract)[:64]!r} is not one of {sorted(known)}",
         )
     if contract != expected_contract:
         return Rejection(

@@ -184,6 +184,18 @@ class Deadlines(PolicyModel):
         return self.by_kind.get(kind, {}).get(priority) or self.default[priority]
 
 
+# ---------------------------------------------------------------- lifecycle
+
+
+class LifecyclePolicy(PolicyModel):
+    """What closing an order requires."""
+
+    #: Every field action needs at least two sworn officers (每次执法不得少于2名在编执法人员).
+    min_officers: int = Field(default=2, ge=1, le=20)
+    #: A complaint may be closed as "unreachable" after this many call attempts.
+    unreachable_after_attempts: int = Field(default=3, ge=1, le=100)
+
+
 # ---------------------------------------------------------------- triage
 
 
@@ -305,6 +317,7 @@ class Policy(PolicyModel):
     routing: RoutingTree
     deadlines: Deadlines
     triage: Triage = Triage()
+    lifecycle: LifecyclePolicy = LifecyclePolicy()
 
     @model_validator(mode="after")
     def _routes_name_known_units(self) -> Policy:

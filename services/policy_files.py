@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from schemas.policy import Deadlines, Policy, ReferenceData, RoutingTree, Triage, Units
+from schemas.policy import Deadlines, LifecyclePolicy, Policy, ReferenceData, RoutingTree, Triage, Units
 
 UNITS_FILE = "units.yaml"
 ROUTES_FILE = "routes.yaml"
 DEADLINES_FILE = "deadlines.yaml"
 TRIAGE_FILE = "triage.yaml"
+LIFECYCLE_FILE = "lifecycle.yaml"
 #: Reference data: each file holds one list of ReferenceData, merged in this order.
 REFERENCE_DIR = "reference"
 REFERENCE_FILES = ("whitelist.yaml", "key-supervision.yaml", "checkpoints.yaml")
@@ -49,11 +50,12 @@ def load_policy(directory: Path) -> Policy:
     routing = _load(directory / ROUTES_FILE, RoutingTree, problems)
     deadlines = _load(directory / DEADLINES_FILE, Deadlines, problems)
     triage = _load(directory / TRIAGE_FILE, Triage, problems)
+    lifecycle = _load(directory / LIFECYCLE_FILE, LifecyclePolicy, problems)
     if units and routing:
         problems += _unknown_units(directory / ROUTES_FILE, units, routing)
-    if problems or units is None or routing is None or deadlines is None or triage is None:
+    if problems or not (units and routing and deadlines and triage and lifecycle):
         raise PolicyError(problems)
-    return Policy(units=units, routing=routing, deadlines=deadlines, triage=triage)
+    return Policy(units=units, routing=routing, deadlines=deadlines, triage=triage, lifecycle=lifecycle)
 
 
 def load_reference(directory: Path) -> ReferenceData:

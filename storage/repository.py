@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -12,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 
 from schemas.signal import SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
-from storage.tables import suppressed_signal, work_order, work_order_event, work_order_link, work_order_source
+from storage.tables import (
+    processed_command,
+    suppressed_signal,
+    work_order,
+    work_order_event,
+    work_order_link,
+    work_order_source,
+)
 
 PIPELINE_ACTOR = "pipeline"
 Result = TypeVar("Result")
@@ -36,6 +44,15 @@ class WorkOrderRepository:
         except IntegrityError:
             with self._engine.begin() as conn:
                 return work(IntakeBatch(conn, now))
+
+    def run_commands(self, work: Callable[[CommandBatch], Result], now: datetime) -> Result:
+        """Run ``work`` in one transaction; a command_id recorded concurrently makes it run again."""
+        try:
+            with self._engine.begin() as conn:
+                return work(CommandBatch(conn, now))
+        except IntegrityError:
+            with self._engine.begin() as conn:
+                return work(CommandBatch(conn, now))
 
     def read_only(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
         """Run ``work`` against the current state and roll back whatever it wrote."""
@@ -357,6 +374,88 @@ class IntakeBatch:
                 }
             ],
         )
+
+
+class CommandBatch:
+    """Reads and writes of a batch of lifecycle commands, in one transaction."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self.now = now
+
+    def processed(self, command_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(command_ids)):
+            found.update(
+                self._conn.execute(
+                    sa.select(processed_command.c.command_id).where(processed_command.c.command_id.in_(chunk))
+                ).scalars()
+            )
+        return found
+
+    def order_row(self, order_id: str) -> RowMapping | None:
+        """The order's row, locked for this transaction where the database can."""
+        query = sa.select(work_order).where(work_order.c.id == order_id)
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return self._conn.execute(query).mappings().first()
+
+    def apply(
+        self,
+        order_id: str,
+        expected_status: str,
+        changes: dict[str, Any],
+        event: str,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> None:
+        values = {
+            key: (value.value if isinstance(value, StrEnum) else value) for key, value in changes.items()
+        }
+        updated = self._conn.execute(
+            sa.update(work_order)
+            .where(work_order.c.id == order_id, work_order.c.status == expected_status)
+            .values(**values, updated_at=self.now)
+        ).rowcount
+        if updated != 1:
+            raise RuntimeError(f"order {order_id} changed under command handling")
+        self._conn.execute(
+            work_order_event.insert(),
+            [{"work_order_id": order_id, "at": self.now, "type": event, "actor": actor, "detail": detail}],
+        )
+
+    def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None:
+        """A refused command is part of the order's history too (执法全过程记录)."""
+        self._conn.execute(
+            work_order_event.insert(),
+            [
+                {
+                    "work_order_id": order_id,
+                    "at": self.now,
+                    "type": "command_rejected",
+                    "actor": actor,
+                    "detail": detail,
+                }
+            ],
+        )
+
+    def record(self, command_id: str, order_id: str, outcome: str, reason: str) -> None:
+        self._conn.execute(
+            processed_command.insert(),
+            [
+                {
+                    "command_id": command_id,
+                    "work_order_id": order_id,
+                    "received_at": self.now,
+                    "outcome": outcome,
+                    "reason": reason,
+                }
+            ],
+        )
+
+    def order(self, order_id: str) -> WorkOrder:
+        row = self._conn.execute(sa.select(work_order).where(work_order.c.id == order_id)).mappings().one()
+        return WorkOrderRepository._with_sources(self._conn, [row])[0]
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:

@@ -14,13 +14,15 @@ import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import structlog
 
 from config.settings import Settings
+from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
+from services.commands import CommandHandler, CommandResult
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
 from streams.metrics import INTAKE_BATCH_FAILURES
@@ -38,6 +40,7 @@ def utc_now() -> datetime:
 def build_app(
     settings: Settings,
     intake: Intake,
+    commands: CommandHandler,
     clock: Callable[[], datetime] = utc_now,
     recompute_deadlines: Callable[[], list[WorkOrder]] | None = None,
 ) -> faust.App:
@@ -62,11 +65,12 @@ def build_app(
     inbound = app.topic(*topics.inbound(), key_type=bytes, value_type=bytes)
     dispatched = app.topic(topics.dispatched, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+    command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
+    lifecycle = app.topic(topics.lifecycle, key_type=bytes, value_type=bytes)
 
-    async def publish(result: IntakeResult) -> None:
-        """Publish a batch's outputs and wait until the broker has them all."""
-        pending: list[Awaitable[Any]] = []
-        for letter in result.dead_letters:
+    async def publish_dead_letters(letters: list[DeadLetter]) -> list[Awaitable[Any]]:
+        pending = []
+        for letter in letters:
             key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
             pending.append(
                 await dead_letters.send(
@@ -74,6 +78,11 @@ def build_app(
                     value=letter.model_dump_json(by_alias=True).encode(),
                 )
             )
+        return pending
+
+    async def publish(result: IntakeResult) -> None:
+        """Publish a batch's outputs and wait until the broker has them all."""
+        pending = await publish_dead_letters(result.dead_letters)
         pending += [await _send_order(dispatched, order) for order in result.to_dispatch]
         await asyncio.gather(*pending)
 
@@ -97,6 +106,38 @@ def build_app(
             for order in result.to_dispatch:
                 metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
             _log_batch(result, len(events))
+            yield None
+
+    async def process_commands(events: list[Any]) -> CommandResult:
+        messages = [_inbound_message(event) for event in events]
+        result = await asyncio.to_thread(commands.handle, messages, clock())
+        pending = await publish_dead_letters(result.dead_letters)
+        for event in result.events:
+            pending.append(
+                await lifecycle.send(
+                    key=event.work_order_id.encode(), value=event.model_dump_json(by_alias=True).encode()
+                )
+            )
+        pending += [await _send_order(dispatched, order) for order in result.to_dispatch]
+        await asyncio.gather(*pending)
+        return result
+
+    @app.agent(command_topic, name="commands")
+    async def command_agent(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
+            result = await _until_done(process_commands, list(events))
+            for event in events:
+                await stream.ack(event)
+            metrics.record_commands(result)
+            for outcome in result.outcomes:
+                log.info(
+                    "command",
+                    command_id=outcome.command.command_id,
+                    work_order_id=outcome.command.work_order_id,
+                    action=outcome.command.action.value,
+                    outcome=outcome.outcome,
+                    reason=outcome.refusal.reason if outcome.refusal else None,
+                )
             yield None
 
     async def publish_undispatched() -> None:
@@ -125,9 +166,10 @@ async def _send_order(topic: faust.TopicT, order: WorkOrder) -> Awaitable[Any]:
     return sent
 
 
-async def _until_done(
-    process: Callable[[list[Any]], Awaitable[IntakeResult]], events: list[Any]
-) -> IntakeResult:
+Outcome = TypeVar("Outcome")
+
+
+async def _until_done(process: Callable[[list[Any]], Awaitable[Outcome]], events: list[Any]) -> Outcome:
     """Retry a failed batch with backoff: its events stay unacked, so nothing is committed.
 
     A database or broker outage pauses intake here instead of losing the batch. Every

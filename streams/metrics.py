@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
+from services.commands import CommandResult
 from services.intake import IntakeResult
 
 #: Key of the routing tree's root: an order decided there matched no route.
@@ -59,6 +60,12 @@ WORK_ORDERS_PROVISIONAL_DEADLINE = Counter(
 WORK_ORDERS_DISPATCHED = Counter(
     "wo_work_orders_dispatched_total", "Work-order messages published to the units.", ["unit"]
 )
+COMMANDS_APPLIED = Counter("wo_commands_applied_total", "Lifecycle commands applied, by action.", ["action"])
+COMMANDS_REJECTED = Counter(
+    "wo_commands_rejected_total",
+    "Lifecycle commands refused or dead-lettered, by reason code.",
+    ["reason"],
+)
 INTAKE_BATCH_FAILURES = Counter(
     "wo_intake_batch_failures_total",
     "Intake batches that failed (database or broker unavailable) and will be retried.",
@@ -88,3 +95,10 @@ def record_intake(result: IntakeResult) -> None:
             WORK_ORDERS_PROVISIONAL_DEADLINE.labels(kind=order.kind.value).inc()
         if order.route_key == DEFAULT_ROUTE_KEY:
             WORK_ORDERS_UNROUTABLE.labels(kind=order.kind.value).inc()
+
+
+def record_commands(result: CommandResult) -> None:
+    for action, count in result.applied.items():
+        COMMANDS_APPLIED.labels(action=action).inc(count)
+    for reason, count in result.rejected.items():
+        COMMANDS_REJECTED.labels(reason=reason).inc(count)

@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from config.settings import Settings
 from schemas.policy import ReferenceData
 from services.calendar_files import load_calendar
+from services.commands import CommandHandler
 from services.deadlines import recompute_provisional_deadlines
 from services.intake import Intake
 from services.policy_files import ReferenceFiles, load_policy
@@ -58,9 +59,11 @@ def run_pipeline(settings: Settings) -> int:
         intake = Intake(
             policy, repository, settings.topics.inbound(), reference=current_reference, calendar=calendar
         )
+        commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
         app = build_app(
             settings,
             intake,
+            commands,
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),

@@ -1,0 +1,259 @@
+"""The work-order state machine: ``decide`` what a command does to an order, or why it may not.
+
+    registered -> dispatched -> accepted -> in_progress -> feedback_submitted -> closed
+                      |  ^          |            |   ^             |              |
+                      |  +-reassign-+-- return --+   +-- rework ---+   reopen ----+
+                      +--------> returned (command center re-routes) <-------+
+
+Who may do what is data (``RULES``): the order's unit acts in the field; the command
+center reassigns, extends and sends feedback back for rework. Every other command in
+every state is refused with a reason. Pure: time comes in with the command.
+
+Clocks: accepted_at (time to accept), first_feedback_at (time to first feedback),
+closed_at (time to close). The time an order spends returned, waiting for the command
+center to re-route it, is not charged: on reassignment its due_at moves later by that
+time, and returned_seconds keeps the total.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RULES", "LifecyclePolicy", "OrderState", "Refusal", "Transition", "decide"]
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from schemas.commands import CallbackResult, CommandAction, WorkOrderCommand
+from schemas.policy import LifecyclePolicy
+from schemas.signal import SignalKind
+from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
+
+S = WorkOrderStatus
+OPEN = frozenset({S.registered, S.dispatched, S.accepted, S.in_progress, S.feedback_submitted, S.returned})
+
+
+class Who(Enum):
+    UNIT = "the order's unit"
+    COMMAND_CENTER = "the command center"
+    UNIT_OR_COMMAND_CENTER = "the order's unit or the command center"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    states: frozenset[WorkOrderStatus]
+    who: Who
+
+
+RULES: dict[CommandAction, Rule] = {
+    CommandAction.accept: Rule(frozenset({S.dispatched}), Who.UNIT),
+    CommandAction.start: Rule(frozenset({S.accepted}), Who.UNIT),
+    CommandAction.feedback: Rule(frozenset({S.in_progress}), Who.UNIT),
+    CommandAction.close: Rule(frozenset({S.in_progress, S.feedback_submitted}), Who.UNIT_OR_COMMAND_CENTER),
+    CommandAction.return_: Rule(frozenset({S.dispatched, S.accepted, S.in_progress}), Who.UNIT),
+    CommandAction.reopen: Rule(frozenset({S.feedback_submitted, S.closed}), Who.COMMAND_CENTER),
+    CommandAction.reassign: Rule(OPEN - {S.feedback_submitted}, Who.COMMAND_CENTER),
+    CommandAction.extend: Rule(OPEN, Who.COMMAND_CENTER),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the state machine needs to know of an order."""
+
+    id: str
+    kind: SignalKind
+    status: WorkOrderStatus
+    unit: str
+    due_at: datetime
+    known_units: frozenset[str]
+    disposition: str | None = None
+    accepted_at: datetime | None = None
+    first_feedback_at: datetime | None = None
+    returned_at: datetime | None = None
+    returned_seconds: float = 0.0
+    reopen_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    event: str
+    #: Column values to set on the order.
+    changes: dict[str, Any]
+    #: Audit detail (no personal data).
+    detail: dict[str, Any] = field(default_factory=dict)
+    #: The order must be published again to its (new) unit.
+    redispatch: bool = False
+
+    @property
+    def status(self) -> WorkOrderStatus:
+        status = self.changes["status"]
+        assert isinstance(status, WorkOrderStatus)
+        return status
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    reason: str
+
+
+def decide(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    rule = RULES[command.action]
+    actor = command.actor.unit
+    allowed = {
+        Who.UNIT: actor == order.unit,
+        Who.COMMAND_CENTER: actor == COMMAND_CENTER,
+        Who.UNIT_OR_COMMAND_CENTER: actor in (order.unit, COMMAND_CENTER),
+    }[rule.who]
+    if not allowed:
+        return Refusal(
+            "forbidden", f"only {rule.who.value} may {command.action.value} this order ({order.unit})"
+        )
+    if order.status not in rule.states:
+        states = ", ".join(sorted(s.value for s in rule.states))
+        return Refusal(
+            "invalid_state",
+            f"cannot {command.action.value} an order that is {order.status.value} (only when {states})",
+        )
+    return _HANDLERS[command.action](order, command, policy)
+
+
+def _accept(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    changes: dict[str, Any] = {"status": S.accepted}
+    if order.accepted_at is None:
+        changes["accepted_at"] = command.at
+    return Transition("accepted", changes)
+
+
+def _start(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    return Transition("started", {"status": S.in_progress})
+
+
+def _feedback(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    if command.disposition is None:
+        return Refusal("missing_field", "feedback needs a disposition")
+    if (refusal := _officers(command, policy)) is not None:
+        return refusal
+    changes: dict[str, Any] = {"status": S.feedback_submitted, "disposition": command.disposition.value}
+    if order.first_feedback_at is None:
+        changes["first_feedback_at"] = command.at
+    return Transition("feedback_submitted", changes, {"disposition": command.disposition.value})
+
+
+def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    disposition = command.disposition.value if command.disposition else order.disposition
+    if disposition is None:
+        return Refusal("missing_field", "closing needs a disposition (in this command or in the feedback)")
+    if (refusal := _officers(command, policy)) is not None:
+        return refusal
+    detail: dict[str, Any] = {"disposition": disposition}
+    if order.kind is SignalKind.complaint:
+        callback = command.callback
+        if callback is None:
+            return Refusal("missing_field", "closing a complaint needs the callback to the complainant")
+        detail["callback"] = callback.result.value
+        if callback.result is CallbackResult.unsatisfied:
+            return Transition(
+                "reopened",
+                {"status": S.in_progress, "reopen_count": order.reopen_count + 1, "disposition": disposition},
+                {**detail, "why": "the complainant is not satisfied"},
+            )
+        if (
+            callback.result is CallbackResult.unreachable
+            and callback.attempts < policy.unreachable_after_attempts
+        ):
+            return Refusal(
+                "callback_incomplete",
+                f"complainant unreachable after {callback.attempts} attempts; "
+                f"{policy.unreachable_after_attempts} are needed before closing",
+            )
+    on_time = command.at <= order.due_at
+    changes = {
+        "status": S.closed,
+        "closed_at": command.at,
+        "closed_on_time": on_time,
+        "disposition": disposition,
+    }
+    return Transition("closed", changes, {**detail, "on_time": on_time})
+
+
+def _return(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    if command.reason is None:
+        return Refusal(
+            "missing_field",
+            "a return needs a reason: misrouted, not_our_jurisdiction, duplicate or insufficient_information",
+        )
+    changes = {"status": S.returned, "unit": COMMAND_CENTER, "returned_at": command.at}
+    return Transition("returned", changes, {"reason": command.reason.value, "returned_by": order.unit})
+
+
+def _reopen(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    if order.status is S.feedback_submitted:
+        return Transition(
+            "rework_requested", {"status": S.in_progress}, {"note_given": command.note is not None}
+        )
+    changes = {
+        "status": S.in_progress,
+        "reopen_count": order.reopen_count + 1,
+        "closed_at": None,
+        "closed_on_time": None,
+    }
+    return Transition("reopened", changes, {"note_given": command.note is not None})
+
+
+def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    target = command.to_unit
+    if target is None:
+        return Refusal("missing_field", "reassign needs to_unit")
+    if target not in order.known_units:
+        return Refusal("unknown_unit", f"no unit {target!r} in units.yaml")
+    if target == order.unit and order.status is not S.returned:
+        return Refusal("no_change", f"the order is already {target}'s")
+    changes: dict[str, Any] = {"status": S.dispatched, "unit": target}
+    detail: dict[str, Any] = {"from": order.unit, "to": target}
+    if order.returned_at is not None:
+        # The clock stopped while the order waited for re-routing: not charged to anyone.
+        paused = max(0.0, (command.at - order.returned_at).total_seconds())
+        changes |= {
+            "returned_at": None,
+            "returned_seconds": order.returned_seconds + paused,
+            "due_at": order.due_at + (command.at - order.returned_at),
+        }
+        detail["paused_seconds"] = round(paused)
+    return Transition("reassigned", changes, detail, redispatch=True)
+
+
+def _extend(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+    if command.new_due_at is None:
+        return Refusal("missing_field", "extend needs new_due_at")
+    if not command.note:
+        return Refusal("missing_field", "extend needs the reason in note")
+    if command.new_due_at <= order.due_at:
+        return Refusal("not_later", f"new_due_at must be after the current due_at {order.due_at.isoformat()}")
+    changes = {"due_at": command.new_due_at, "deadline_provisional": False, "status": order.status}
+    detail = {"from": order.due_at.isoformat(), "to": command.new_due_at.isoformat()}
+    return Transition("extended", changes, detail, redispatch=True)
+
+
+def _officers(command: WorkOrderCommand, policy: LifecyclePolicy) -> Refusal | None:
+    officers = set(command.actor.officer_ids)
+    if len(officers) < policy.min_officers:
+        return Refusal(
+            "too_few_officers",
+            f"{command.action.value} needs at least {policy.min_officers} distinct officer ids, "
+            f"got {len(officers)}",
+        )
+    return None
+
+
+_HANDLERS = {
+    CommandAction.accept: _accept,
+    CommandAction.start: _start,
+    CommandAction.feedback: _feedback,
+    CommandAction.close: _close,
+    CommandAction.return_: _return,
+    CommandAction.reopen: _reopen,
+    CommandAction.reassign: _reassign,
+    CommandAction.extend: _extend,
+}

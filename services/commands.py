@@ -1,0 +1,178 @@
+"""Lifecycle commands: from Kafka (``workorders.commands``) and the HTTP API, one handler.
+
+A command is decided by the pure state machine (processors.lifecycle) against the order
+as stored, and its effect (or its refusal) is recorded in one transaction with its
+command_id, so a re-sent command has no second effect. Each outcome becomes a lifecycle
+event; an order reassigned or extended is published again to its unit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from processors.intake import Rejection, decode_command
+from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
+from schemas.commands import LifecycleEvent, WorkOrderCommand
+from schemas.deadletter import DeadLetter
+from schemas.signal import SignalKind
+from schemas.workorder import WorkOrder, WorkOrderStatus
+from services.intake import InboundMessage, dead_letter
+from storage.repository import CommandBatch, WorkOrderRepository
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    command: WorkOrderCommand
+    #: applied, rejected, or duplicate (the command_id was handled before: no effect).
+    outcome: str
+    event: LifecycleEvent | None
+    refusal: Refusal | None = None
+    #: The order after the command (None when the order does not exist).
+    order: WorkOrder | None = None
+    redispatch: bool = False
+
+
+@dataclass(slots=True)
+class CommandResult:
+    outcomes: list[CommandOutcome] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    applied: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def events(self) -> list[LifecycleEvent]:
+        return [o.event for o in self.outcomes if o.event is not None]
+
+    @property
+    def to_dispatch(self) -> list[WorkOrder]:
+        return [o.order for o in self.outcomes if o.redispatch and o.order is not None]
+
+
+class CommandHandler:
+    def __init__(
+        self, repository: WorkOrderRepository, units: frozenset[str], policy: LifecyclePolicy
+    ) -> None:
+        self._repository = repository
+        self._units = units
+        self._policy = policy
+
+    def handle(self, messages: Sequence[InboundMessage], now: datetime) -> CommandResult:
+        """A batch from Kafka: undecodable commands become dead letters, the rest are executed."""
+        result = CommandResult()
+        commands: list[WorkOrderCommand] = []
+        for message in messages:
+            decoded = decode_command(message.value)
+            if isinstance(decoded, Rejection):
+                result.dead_letters.append(dead_letter(message, decoded, now))
+                result.rejected[decoded.reason.value] += 1
+            else:
+                commands.append(decoded)
+        for outcome in self.execute(commands, now):
+            result.outcomes.append(outcome)
+            if outcome.outcome == "applied":
+                result.applied[outcome.command.action.value] += 1
+            elif outcome.refusal is not None:
+                result.rejected[outcome.refusal.code] += 1
+        return result
+
+    def execute(self, commands: Sequence[WorkOrderCommand], now: datetime) -> list[CommandOutcome]:
+        """Decide and record each command, in order, in one transaction."""
+
+        def work(batch: CommandBatch) -> list[CommandOutcome]:
+            seen = batch.processed([c.command_id for c in commands])
+            outcomes = []
+            for command in commands:
+                if command.command_id in seen:
+                    outcomes.append(CommandOutcome(command, "duplicate", None))
+                    continue
+                seen.add(command.command_id)
+                outcomes.append(self._execute_one(batch, command))
+            return outcomes
+
+        return self._repository.run_commands(work, now)
+
+    def _execute_one(self, batch: CommandBatch, command: WorkOrderCommand) -> CommandOutcome:
+        row = batch.order_row(command.work_order_id)
+        actor = command.actor.unit
+        if row is None:
+            refusal = Refusal("unknown_order", f"no work order {command.work_order_id}")
+            batch.record(command.command_id, command.work_order_id, "rejected", refusal.reason)
+            return CommandOutcome(
+                command, "rejected", _refusal_event(command, refusal, None, batch.now), refusal
+            )
+        state = _state(row, self._units)
+        decision = decide(state, command, self._policy)
+        if isinstance(decision, Refusal):
+            detail = {"command_id": command.command_id, "action": command.action.value, "code": decision.code}
+            batch.refused(state.id, actor, {**detail, "reason": decision.reason})
+            batch.record(command.command_id, state.id, "rejected", decision.reason)
+            order = batch.order(state.id)
+            return CommandOutcome(
+                command, "rejected", _refusal_event(command, decision, order, batch.now), decision, order
+            )
+        detail = _audit(command, decision)
+        batch.apply(state.id, state.status.value, decision.changes, decision.event, actor, detail)
+        batch.record(command.command_id, state.id, "applied", decision.event)
+        order = batch.order(state.id)
+        event = LifecycleEvent(
+            work_order_id=order.id,
+            event=decision.event,
+            status=order.status,
+            unit=order.unit,
+            due_at=order.due_at,
+            at=command.at,
+            command_id=command.command_id,
+            actor_unit=actor,
+            detail={k: v for k, v in decision.detail.items() if isinstance(v, str | int | float | bool)},
+        )
+        return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+
+
+def _state(row: Any, units: frozenset[str]) -> OrderState:
+    return OrderState(
+        id=row["id"],
+        kind=SignalKind(row["kind"]),
+        status=WorkOrderStatus(row["status"]),
+        unit=row["unit"],
+        due_at=row["due_at"],
+        known_units=units,
+        disposition=row["disposition"],
+        accepted_at=row["accepted_at"],
+        first_feedback_at=row["first_feedback_at"],
+        returned_at=row["returned_at"],
+        returned_seconds=row["returned_seconds"],
+        reopen_count=row["reopen_count"],
+    )
+
+
+def _audit(command: WorkOrderCommand, transition: Transition) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "command_id": command.command_id,
+        "action": command.action.value,
+        "at": command.at.isoformat(),
+        "officer_ids": sorted(set(command.actor.officer_ids)),
+        **transition.detail,
+    }
+    if command.note:
+        detail["note"] = command.note
+    return detail
+
+
+def _refusal_event(
+    command: WorkOrderCommand, refusal: Refusal, order: WorkOrder | None, now: datetime
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        work_order_id=command.work_order_id,
+        event="command_rejected",
+        status=order.status if order else None,
+        unit=order.unit if order else None,
+        due_at=order.due_at if order else None,
+        at=now,
+        command_id=command.command_id,
+        actor_unit=command.actor.unit,
+        detail={"action": command.action.value, "code": refusal.code, "reason": refusal.reason},
+    )
