@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     intake_batch_size: int = Field(default=500, ge=1, le=100_000)
     intake_batch_seconds: float = Field(default=0.2, gt=0, le=60)
 
+    # How often the leader worker looks for reminders and escalations that came due.
+    escalation_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     # Metrics over HTTP (Prometheus text format).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)

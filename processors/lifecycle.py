@@ -20,7 +20,7 @@ from __future__ import annotations
 __all__ = ["RULES", "LifecyclePolicy", "OrderState", "Refusal", "Transition", "decide"]
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -214,13 +214,15 @@ def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) 
     detail: dict[str, Any] = {"from": order.unit, "to": target}
     if order.returned_at is not None:
         # The clock stopped while the order waited for re-routing: not charged to anyone.
-        paused = max(0.0, (command.at - order.returned_at).total_seconds())
+        # Clocks of squads and command center differ: a reassign stamped before the return
+        # pauses nothing, and never moves the deadline earlier.
+        paused = max(timedelta(0), command.at - order.returned_at)
         changes |= {
             "returned_at": None,
-            "returned_seconds": order.returned_seconds + paused,
-            "due_at": order.due_at + (command.at - order.returned_at),
+            "returned_seconds": order.returned_seconds + paused.total_seconds(),
+            "due_at": order.due_at + paused,
         }
-        detail["paused_seconds"] = round(paused)
+        detail["paused_seconds"] = round(paused.total_seconds())
     return Transition("reassigned", changes, detail, redispatch=True)
 
 

@@ -97,3 +97,25 @@ class LifecycleEvent(BaseModel):
     command_id: str | None = None
     actor_unit: str | None = None
     detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class EscalationMessage(BaseModel):
+    """``workorders.escalations`` (key: recipient), version 1: a reminder or an escalation.
+
+    Delivery is at least once: ``escalation_id`` identifies it.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    contract: Literal["workorder-escalation/1"] = Field(default="workorder-escalation/1", alias="schema")
+    escalation_id: int
+    work_order_id: str
+    #: reminder (to the unit), overdue (督办, to the command center), leadership (挂牌督办).
+    level: str
+    recipient: str
+    unit: str
+    kind: str
+    priority: str
+    due_at: UtcDatetime
+    fired_at: UtcDatetime
+    overdue_seconds: int

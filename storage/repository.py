@@ -8,12 +8,15 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from schemas.signal import SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 from storage.tables import (
+    escalation,
     processed_command,
     suppressed_signal,
     work_order,
@@ -77,6 +80,74 @@ class WorkOrderRepository:
                     )
                 ]
         return rows
+
+    def running_orders(self) -> list[RowMapping]:
+        """id, unit, status, kind, priority, created_at and due_at of every order whose clock runs."""
+        running = ["dispatched", "accepted", "in_progress", "feedback_submitted"]
+        c = work_order.c
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(c.id, c.unit, c.status, c.kind, c.priority, c.created_at, c.due_at).where(
+                        c.status.in_(running)
+                    )
+                ).mappings()
+            )
+
+    def record_escalations(self, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+        """Insert escalations not yet recorded (one per order, level and due_at); the new ones
+        also go into their orders' audit trail. Returns how many were new."""
+        if not rows:
+            return 0
+        new = 0
+        with self._engine.begin() as conn:
+            dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            for row in rows:
+                inserted = conn.execute(
+                    dialect_insert(escalation)
+                    .values(**row, fired_at=now, published_at=None)
+                    .on_conflict_do_nothing(index_elements=["work_order_id", "level", "due_at"])
+                    .returning(escalation.c.id)
+                ).first()
+                if inserted is None:
+                    continue
+                new += 1
+                detail = {
+                    "level": row["level"],
+                    "recipient": row["unit"] if row["level"] == "reminder" else None,
+                }
+                conn.execute(
+                    work_order_event.insert(),
+                    [
+                        {
+                            "work_order_id": row["work_order_id"],
+                            "at": now,
+                            "type": "reminder_sent" if row["level"] == "reminder" else "escalated",
+                            "actor": PIPELINE_ACTOR,
+                            "detail": {**detail, "escalation_id": inserted.id},
+                        }
+                    ],
+                )
+        return new
+
+    def unpublished_escalations(self, limit: int = 1000) -> list[dict[str, Any]]:
+        c = escalation.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(escalation, work_order.c.kind, work_order.c.priority)
+                .join(work_order, work_order.c.id == c.work_order_id)
+                .where(c.published_at.is_(None))
+                .order_by(c.id)
+                .limit(limit)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def mark_escalations_published(self, ids: Sequence[int], now: datetime) -> None:
+        if ids:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sa.update(escalation).where(escalation.c.id.in_(list(ids))).values(published_at=now)
+                )
 
     def open_with_provisional_deadline(self) -> list[WorkOrder]:
         with self._engine.connect() as conn:

@@ -23,6 +23,7 @@ from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
 from services.commands import CommandHandler, CommandResult
+from services.escalations import Escalations
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
 from streams.metrics import INTAKE_BATCH_FAILURES
@@ -41,6 +42,7 @@ def build_app(
     settings: Settings,
     intake: Intake,
     commands: CommandHandler,
+    escalations: Escalations,
     clock: Callable[[], datetime] = utc_now,
     recompute_deadlines: Callable[[], list[WorkOrder]] | None = None,
 ) -> faust.App:
@@ -67,6 +69,7 @@ def build_app(
     dead_letters = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
     lifecycle = app.topic(topics.lifecycle, key_type=bytes, value_type=bytes)
+    escalation_topic = app.topic(topics.escalations, key_type=bytes, value_type=bytes)
 
     async def publish_dead_letters(letters: list[DeadLetter]) -> list[Awaitable[Any]]:
         pending = []
@@ -139,6 +142,26 @@ def build_app(
                     reason=outcome.refusal.reason if outcome.refusal else None,
                 )
             yield None
+
+    async def escalate() -> None:
+        """Leader only: fire what came due (each once), then publish what is not published yet."""
+        fired = await asyncio.to_thread(escalations.fire, clock())
+        messages = await asyncio.to_thread(escalations.pending)
+        if not messages:
+            return
+        pending = [
+            await escalation_topic.send(
+                key=message.recipient.encode(), value=message.model_dump_json(by_alias=True).encode()
+            )
+            for message in messages
+        ]
+        await asyncio.gather(*pending)
+        await asyncio.to_thread(escalations.published, messages, clock())
+        for message in messages:
+            metrics.ESCALATIONS.labels(level=message.level).inc()
+        log.info("escalations_published", fired=fired, published=len(messages))
+
+    app.timer(interval=settings.escalation_check_seconds, on_leader=True)(escalate)
 
     async def publish_undispatched() -> None:
         """Orders stored by a worker that died before publishing them are published now; so

@@ -60,6 +60,11 @@ WORK_ORDERS_PROVISIONAL_DEADLINE = Counter(
 WORK_ORDERS_DISPATCHED = Counter(
     "wo_work_orders_dispatched_total", "Work-order messages published to the units.", ["unit"]
 )
+ESCALATIONS = Counter(
+    "wo_escalations_total",
+    "Reminders (to the unit) and escalations (overdue: command center; leadership) published, by level.",
+    ["level"],
+)
 COMMANDS_APPLIED = Counter("wo_commands_applied_total", "Lifecycle commands applied, by action.", ["action"])
 COMMANDS_REJECTED = Counter(
     "wo_commands_rejected_total",

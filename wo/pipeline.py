@@ -17,6 +17,7 @@ from schemas.policy import ReferenceData
 from services.calendar_files import load_calendar
 from services.commands import CommandHandler
 from services.deadlines import recompute_provisional_deadlines
+from services.escalations import Escalations
 from services.intake import Intake
 from services.policy_files import ReferenceFiles, load_policy
 from storage.database import create_engine, migrate
@@ -64,6 +65,7 @@ def run_pipeline(settings: Settings) -> int:
             settings,
             intake,
             commands,
+            Escalations(repository, policy.deadlines),
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),

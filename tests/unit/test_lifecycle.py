@@ -75,7 +75,9 @@ def command(
     return WorkOrderCommand.model_validate(payload)
 
 
-def complete_command(action: CommandAction, unit: str, *, at: datetime = T0 + timedelta(hours=1)) -> WorkOrderCommand:
+def complete_command(
+    action: CommandAction, unit: str, *, at: datetime = T0 + timedelta(hours=1)
+) -> WorkOrderCommand:
     """A command with every field any action may need."""
     return command(
         action,
@@ -151,7 +153,12 @@ ALLOWED: dict[tuple[WorkOrderStatus, CommandAction], WorkOrderStatus] = {
 BY_COMMAND_CENTER = {A.reopen, A.reassign, A.extend}
 
 MATRIX = [
-    pytest.param(status, action, ALLOWED.get((status, action)), id=f"{status}-{action}")
+    pytest.param(
+        status,
+        action,
+        ALLOWED.get((status, action)),
+        id=f"{status}-{action}->{ALLOWED.get((status, action), 'refused')}",
+    )
     for status in WorkOrderStatus
     for action in CommandAction
 ]
@@ -351,7 +358,9 @@ def test_feedback_needs_two_distinct_officers(officers: list[str]) -> None:
 def test_first_feedback_records_the_disposition_and_its_time() -> None:
     at = T0 + timedelta(hours=4)
     state = order(S.in_progress, first_feedback_at=None)
-    done = transition(decide(state, command(A.feedback, at=at, disposition="warning_minor_violation"), POLICY))
+    done = transition(
+        decide(state, command(A.feedback, at=at, disposition="warning_minor_violation"), POLICY)
+    )
     assert done.status is S.feedback_submitted
     assert done.changes["disposition"] == "warning_minor_violation"
     assert done.changes["first_feedback_at"] == at
@@ -414,7 +423,9 @@ def test_reassign_without_a_target_is_refused() -> None:
 
 
 def test_reassign_to_an_unknown_unit_is_refused() -> None:
-    result = refusal(decide(order(S.dispatched), command(A.reassign, COMMAND_CENTER, to_unit="squad-9"), POLICY))
+    result = refusal(
+        decide(order(S.dispatched), command(A.reassign, COMMAND_CENTER, to_unit="squad-9"), POLICY)
+    )
     assert result.code == "unknown_unit"
     assert "squad-9" in result.reason
 
@@ -438,7 +449,9 @@ def test_a_returned_order_may_go_back_to_the_squad_that_returned_it() -> None:
 
 
 def test_reassign_moves_the_order_and_redispatches_it() -> None:
-    done = transition(decide(order(S.in_progress), command(A.reassign, COMMAND_CENTER, to_unit="squad-2"), POLICY))
+    done = transition(
+        decide(order(S.in_progress), command(A.reassign, COMMAND_CENTER, to_unit="squad-2"), POLICY)
+    )
     assert done.event == "reassigned"
     assert (done.status, done.changes["unit"], done.redispatch) == (S.dispatched, "squad-2", True)
     assert "due_at" not in done.changes
@@ -449,7 +462,11 @@ def test_time_spent_returned_moves_due_at_later_by_exactly_that_time() -> None:
     state = run(order(S.accepted), command(A.return_, at=returned_at, reason="misrouted"))
     assert (state.status, state.unit, state.returned_at) == (S.returned, COMMAND_CENTER, returned_at)
     done = transition(
-        decide(state, command(A.reassign, COMMAND_CENTER, at=returned_at + timedelta(hours=5), to_unit="squad-2"), POLICY)
+        decide(
+            state,
+            command(A.reassign, COMMAND_CENTER, at=returned_at + timedelta(hours=5), to_unit="squad-2"),
+            POLICY,
+        )
     )
     assert done.changes["due_at"] == DUE + timedelta(hours=5)
     assert done.changes["returned_seconds"] == 5 * 3600
@@ -472,11 +489,6 @@ def test_two_returns_add_up() -> None:
     assert (state.status, state.unit, state.returned_at) == (S.dispatched, "legal", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _reassign clamps the paused time to >= 0 for returned_seconds but moves due_at by the "
-    "unclamped (command.at - returned_at), so a reassign stamped before the return moves due_at earlier",
-)
 def test_a_reassign_stamped_before_the_return_never_moves_due_at_earlier() -> None:
     state = order(S.returned, returned_at=T0 + timedelta(hours=2))
     cmd = command(A.reassign, COMMAND_CENTER, at=T0 + timedelta(hours=1), to_unit="squad-2")
@@ -498,9 +510,9 @@ def test_extend_without_a_note_is_refused(note: str | None) -> None:
     fields: dict[str, Any] = {"new_due_at": DUE + timedelta(days=1)}
     if note is not None:
         fields["note"] = note
-    assert refusal(decide(order(S.in_progress), command(A.extend, COMMAND_CENTER, **fields), POLICY)).code == (
-        "missing_field"
-    )
+    assert refusal(
+        decide(order(S.in_progress), command(A.extend, COMMAND_CENTER, **fields), POLICY)
+    ).code == ("missing_field")
 
 
 @pytest.mark.parametrize(
@@ -513,7 +525,9 @@ def test_extend_to_a_due_at_not_later_is_refused(new_due_at: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [S.registered, S.dispatched, S.accepted, S.in_progress, S.feedback_submitted, S.returned], ids=str
+    "status",
+    [S.registered, S.dispatched, S.accepted, S.in_progress, S.feedback_submitted, S.returned],
+    ids=str,
 )
 def test_extend_sets_a_firm_later_deadline_and_redispatches(status: WorkOrderStatus) -> None:
     new_due_at = DUE + timedelta(seconds=1)
@@ -539,7 +553,12 @@ def test_reopening_a_closed_order_clears_its_closing() -> None:
     state = order(S.closed, reopen_count=1)
     done = transition(decide(state, command(A.reopen, COMMAND_CENTER), POLICY))
     assert done.event == "reopened"
-    assert done.changes == {"status": S.in_progress, "reopen_count": 2, "closed_at": None, "closed_on_time": None}
+    assert done.changes == {
+        "status": S.in_progress,
+        "reopen_count": 2,
+        "closed_at": None,
+        "closed_on_time": None,
+    }
     assert done.detail == {"note_given": False}
 
 
@@ -567,7 +586,11 @@ OPTIONAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 COMMAND_SPECS = st.fixed_dictionaries(
     {
         "actor": st.sampled_from(["unit", "unit", "unit", "command center", "command center", "other squad"]),
-        "officers": st.one_of(st.just(["o1", "o2"]), st.lists(st.sampled_from(["o1", "o2", "o3"]), max_size=3)),
+        "officers": st.one_of(
+            st.just(["o1", "o2"]),
+            st.just(["o2", "o3"]),
+            st.lists(st.sampled_from(["o1", "o2", "o3"]), max_size=3),
+        ),
         "minutes_later": st.integers(-60, 3 * 24 * 60),
         **{name: usually(values) for name, values in OPTIONAL_FIELDS.items()},
     }
@@ -575,9 +598,9 @@ COMMAND_SPECS = st.fixed_dictionaries(
 
 
 def actions_for(status: WorkOrderStatus) -> st.SearchStrategy[CommandAction]:
-    """Any action; half the time one the diagram allows now, so that orders get far in their life."""
-    allowed = [action for (s, action) in ALLOWED if s is status]
-    return st.one_of(st.sampled_from(list(CommandAction)), st.sampled_from(allowed))
+    """Any action; two times in three one the diagram allows now, so that orders get far in their life."""
+    allowed = st.sampled_from([action for (s, action) in ALLOWED if s is status])
+    return st.one_of(st.sampled_from(list(CommandAction)), allowed, allowed)
 
 
 def build(state: OrderState, action: CommandAction, spec: dict[str, Any], at: datetime) -> WorkOrderCommand:
@@ -591,11 +614,11 @@ def build(state: OrderState, action: CommandAction, spec: dict[str, Any], at: da
     return command(action, unit, at=at, officers=spec["officers"], **fields)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     kind=st.sampled_from(list(SignalKind)),
     start=st.sampled_from([S.registered, S.dispatched]),
-    steps=st.integers(0, 40),
+    steps=st.integers(0, 30),
     data=st.data(),
 )
 def test_no_sequence_of_commands_breaks_the_order(
