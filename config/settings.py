@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +93,17 @@ class Settings(BaseSettings):
 
     # How often the leader worker looks for reminders and escalations that came due.
     escalation_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    # The work-order HTTP API (served by `wo run` when a tokens file is given).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    #: YAML list of bearer tokens (hashed) with their role and unit; see README "HTTP API".
+    api_tokens_file: Path | None = None
+    #: `wo orders`: the API to talk to (default http://api_host:api_port) and the caller's token.
+    api_url: str | None = None
+    api_token: SecretStr | None = None
+    #: How long a command request waits for the worker's verdict before answering 202.
+    api_command_wait_s: float = Field(default=10.0, gt=0, le=120)
 
     # Metrics over HTTP (Prometheus text format).
     metrics_host: str = "127.0.0.1"

@@ -73,6 +73,14 @@ class WorkOrder(BaseModel):
     violation_key: str | None = None
     #: Other open orders on the same plate or enterprise when this one was opened.
     related_ids: tuple[str, ...] = ()
+    # The lifecycle (see processors/lifecycle.py).
+    accepted_at: datetime | None = None
+    first_feedback_at: datetime | None = None
+    closed_at: datetime | None = None
+    disposition: str | None = None
+    closed_on_time: bool | None = None
+    reopen_count: int = 0
+    returned_seconds: float = 0.0
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(

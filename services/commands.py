@@ -100,7 +100,7 @@ class CommandHandler:
         actor = command.actor.unit
         if row is None:
             refusal = Refusal("unknown_order", f"no work order {command.work_order_id}")
-            batch.record(command.command_id, command.work_order_id, "rejected", refusal.reason)
+            batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
             return CommandOutcome(
                 command, "rejected", _refusal_event(command, refusal, None, batch.now), refusal
             )
@@ -109,7 +109,7 @@ class CommandHandler:
         if isinstance(decision, Refusal):
             detail = {"command_id": command.command_id, "action": command.action.value, "code": decision.code}
             batch.refused(state.id, actor, {**detail, "reason": decision.reason})
-            batch.record(command.command_id, state.id, "rejected", decision.reason)
+            batch.record(command.command_id, state.id, decision.code, decision.reason)
             order = batch.order(state.id)
             return CommandOutcome(
                 command, "rejected", _refusal_event(command, decision, order, batch.now), decision, order

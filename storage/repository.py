@@ -243,6 +243,47 @@ class WorkOrderRepository:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def list_orders(
+        self,
+        *,
+        now: datetime,
+        unit: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        priority: str | None = None,
+        overdue: bool | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkOrder]:
+        """Orders matching every filter given, newest first. Overdue: open and past due_at."""
+        c = work_order.c
+        query = sa.select(work_order)
+        for column, value in ((c.unit, unit), (c.status, status), (c.kind, kind), (c.priority, priority)):
+            if value is not None:
+                query = query.where(column == value)
+        if overdue is not None:
+            late = sa.and_(c.status != WorkOrderStatus.closed.value, c.due_at < now)
+            query = query.where(late if overdue else sa.not_(late))
+        if created_from is not None:
+            query = query.where(c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(c.created_at < created_to)
+        query = query.order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
+        with self._engine.connect() as conn:
+            return self._with_sources(conn, list(conn.execute(query).mappings()))
+
+    def command_outcome(self, command_id: str) -> dict[str, Any] | None:
+        """How a command was handled: outcome (applied or a refusal code), reason, order id."""
+        with self._engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(processed_command).where(processed_command.c.command_id == command_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
     def sources(self, order_id: str) -> list[dict[str, Any]]:
         """The signals merged into the order, as received (extra fields included), oldest first."""
         with self._engine.connect() as conn:
@@ -593,4 +634,11 @@ def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[st
         deadline_provisional=row["deadline_provisional"],
         working_days=row["working_days"],
         related_ids=tuple(related_ids),
+        accepted_at=row["accepted_at"],
+        first_feedback_at=row["first_feedback_at"],
+        closed_at=row["closed_at"],
+        disposition=row["disposition"],
+        closed_on_time=row["closed_on_time"],
+        reopen_count=row["reopen_count"],
+        returned_seconds=row["returned_seconds"],
     )

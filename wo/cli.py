@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
     export.set_defaults(command=_contracts_export)
 
+    from wo.orders import add_commands
+
+    add_commands(commands)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     migrate.set_defaults(command=_migrate)
     return parser

@@ -6,12 +6,17 @@ bound to 127.0.0.1; the child dies with us even on SIGKILL (see embedded_broker)
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import faust
 import structlog
+import uvicorn
 from prometheus_client import start_http_server
 
+from api.app import create_app
+from api.auth import load_tokens
+from api.publisher import KafkaCommandPublisher
 from config.settings import Settings
 from schemas.policy import ReferenceData
 from services.calendar_files import load_calendar
@@ -70,6 +75,7 @@ def run_pipeline(settings: Settings) -> int:
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),
         )
+        api = _start_api(settings, repository)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
         # Our logging set-up (wo.logs) stays in force: faust must not install its own.
@@ -85,8 +91,26 @@ def run_pipeline(settings: Settings) -> int:
             return int(exit_.code or 0)
         finally:
             server.shutdown()
+            if api is not None:
+                api.should_exit = True
         return 0
     finally:
         if broker is not None:
             broker.stop()
             log.info("embedded_broker_stopped")
+
+
+def _start_api(settings: Settings, repository: WorkOrderRepository) -> uvicorn.Server | None:
+    """Serve the HTTP API in a thread, when tokens are configured (without them nobody could use it)."""
+    if settings.api_tokens_file is None:
+        log.info("api_disabled", reason="no WO_API_TOKENS_FILE: see README, HTTP API")
+        return None
+    tokens = load_tokens(settings.api_tokens_file)
+    publisher = KafkaCommandPublisher(settings.bootstrap_servers, settings.topics.commands)
+    app = create_app(repository, tokens, publisher, wait_s=settings.api_command_wait_s)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    )
+    threading.Thread(target=server.run, name="api", daemon=True).start()
+    log.info("api_serving", url=f"http://{settings.api_host}:{settings.api_port}", docs="/docs")
+    return server

@@ -1,0 +1,1 @@
+"""The work-order HTTP API: read orders, send lifecycle commands. Wiring only, like streams/."""

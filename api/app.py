@@ -1,0 +1,269 @@
+"""The HTTP API: list and read work orders, send lifecycle commands.
+
+Every route but /healthz needs a bearer token. A squad sees and acts only on the orders
+assigned to it (another unit's order: 403); the command center and supervisors read
+everything; supervisors act on nothing. A command is put on ``workorders.commands`` like
+any squad system's and decided by the worker's command handler; the API waits for its
+verdict (or answers 202 when it takes longer), so both ways in behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import Principal, Role, Tokens
+from schemas.commands import Callback, CommandAction, Disposition, ReturnReason, WorkOrderCommand
+from schemas.inbound import Id
+from schemas.signal import SignalKind
+from schemas.times import UtcDatetime
+from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from storage.repository import WorkOrderRepository
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller, from the bearer token; 401 without a valid one."""
+    tokens: Tokens = request.app.state.tokens
+    found = tokens.principal(credentials.credentials) if credentials else None
+    if found is None:
+        raise HTTPException(401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+#: Module level, so FastAPI can resolve it from the route functions' annotations.
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+class CommandPublisher(Protocol):
+    def publish(self, command: WorkOrderCommand) -> None:
+        """Put the command on the commands topic; raise CommandNotPublished if it cannot."""
+
+
+class CommandNotPublished(Exception):
+    pass
+
+
+class CommandRequest(BaseModel):
+    """A lifecycle command; the acting unit comes from the token, never from the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command_id: Id | None = Field(default=None, description="Unique; a re-sent id has no second effect")
+    action: CommandAction
+    officer_ids: list[Id] = Field(default_factory=list, max_length=50)
+    at: UtcDatetime | None = Field(default=None, description="When it happened (default: now)")
+    disposition: Disposition | None = None
+    note: Annotated[str, Field(max_length=4000)] | None = None
+    callback: Callback | None = None
+    to_unit: Id | None = None
+    new_due_at: UtcDatetime | None = None
+    reason: ReturnReason | None = None
+
+
+class CommandResponse(BaseModel):
+    command_id: str
+    #: applied, pending (not decided yet: ask GET /commands/{id}), or a refusal code.
+    outcome: str
+    reason: str | None = None
+    order: WorkOrder | None = None
+
+
+class OrderDetail(BaseModel):
+    order: WorkOrder
+    history: list[dict[str, Any]]
+
+
+class Complainant(BaseModel):
+    name: str | None = None
+    phone: str | None = None
+
+
+#: Refusal codes (processors/lifecycle.py, services/commands.py) -> HTTP status.
+REFUSAL_STATUS = {
+    "forbidden": 403,
+    "unknown_order": 404,
+    "invalid_state": 409,
+    "no_change": 409,
+    "not_later": 409,
+    "missing_field": 422,
+    "too_few_officers": 422,
+    "callback_incomplete": 422,
+    "unknown_unit": 422,
+}
+
+
+def create_app(
+    repository: WorkOrderRepository,
+    tokens: Tokens,
+    publisher: CommandPublisher,
+    wait_s: float = 10.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    app = FastAPI(
+        title="Work orders of the transport law-enforcement command center",
+        version="1.0.0",
+        description=__doc__,
+    )
+    app.state.tokens = tokens
+
+    def visible_order(order_id: str, caller: Principal) -> WorkOrder:
+        order = repository.get(order_id)
+        if order is None:
+            raise HTTPException(404, f"no work order {order_id}")
+        if not caller.may_see(order.unit):
+            raise HTTPException(403, f"work order {order_id} is not assigned to {caller.unit}")
+        return order
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/orders", response_model=list[WorkOrder])
+    def list_orders(
+        caller: Caller,
+        unit: str | None = None,
+        status: WorkOrderStatus | None = None,
+        kind: SignalKind | None = None,
+        priority: Priority | None = None,
+        overdue: bool | None = None,
+        created_from: UtcDatetime | None = None,
+        created_to: UtcDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> list[WorkOrder]:
+        """Orders matching every filter, newest first. A squad sees only its own."""
+        if caller.role is Role.unit:
+            if unit is not None and unit != caller.unit:
+                raise HTTPException(403, f"{caller.unit} may list only its own orders")
+            unit = caller.unit
+        return repository.list_orders(
+            now=clock(),
+            unit=unit,
+            status=status.value if status else None,
+            kind=kind.value if kind else None,
+            priority=priority.value if priority else None,
+            overdue=overdue,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+        )
+
+    @app.get("/orders/{order_id}", response_model=OrderDetail)
+    def show_order(order_id: str, caller: Caller) -> OrderDetail:
+        """The order and its full history (every step, command and refusal)."""
+        order = visible_order(order_id, caller)
+        return OrderDetail(order=order, history=repository.history(order_id))
+
+    @app.get("/orders/{order_id}/complainant", response_model=Complainant)
+    def complainant(order_id: str, caller: Caller) -> Complainant:
+        """Personal data, for the callback: only the assigned unit and the command center."""
+        order = visible_order(order_id, caller)
+        if caller.role is Role.supervisor:
+            raise HTTPException(403, "supervisors do not read complainants' personal data")
+        if order.kind is not SignalKind.complaint:
+            raise HTTPException(404, f"work order {order_id} is not a complaint")
+        payload: dict[str, Any] = next((s["payload"] for s in repository.sources(order_id)), {})
+        return Complainant.model_validate(payload.get("complainant") or {})
+
+    @app.post(
+        "/orders/{order_id}/commands",
+        response_model=CommandResponse,
+        responses={
+            202: {"model": CommandResponse, "description": "Accepted, not decided yet"},
+            403: {"description": "Not your order, or not your role's action"},
+            404: {"description": "No such order"},
+            409: {"model": CommandResponse, "description": "Not allowed in the order's state"},
+            422: {"description": "Something the command needs is missing or wrong"},
+            503: {"description": "The broker is unavailable: nothing was recorded, try again"},
+        },
+    )
+    async def send_command(
+        order_id: str, body: CommandRequest, caller: Caller, response: Response
+    ) -> CommandResponse:
+        """Send a lifecycle command as the caller's unit (the command center for its role)."""
+        if caller.role is Role.supervisor:
+            raise HTTPException(403, "supervisors read; they do not act on orders")
+        visible_order(order_id, caller)
+        acting = caller.acting_unit
+        assert acting is not None
+        command = WorkOrderCommand.model_validate(
+            {
+                **body.model_dump(exclude={"officer_ids", "command_id", "at"}, exclude_none=True),
+                "schema": "workorder-command/1",
+                "command_id": body.command_id or f"api-{uuid.uuid4()}",
+                "work_order_id": order_id,
+                "actor": {"unit": acting, "officer_ids": body.officer_ids},
+                "at": body.at or clock(),
+            }
+        )
+        known = await asyncio.to_thread(repository.command_outcome, command.command_id)
+        if known is None:
+            try:
+                await asyncio.to_thread(publisher.publish, command)
+            except CommandNotPublished as exc:
+                raise HTTPException(
+                    503, f"the command could not be queued, nothing was recorded: {exc}"
+                ) from exc
+            known = await _wait_for_outcome(repository, command.command_id, wait_s)
+        if known is None:
+            response.status_code = 202
+            response.headers["Location"] = f"/commands/{command.command_id}"
+            return CommandResponse(command_id=command.command_id, outcome="pending")
+        return _answer(known, repository, response)
+
+    @app.get("/commands/{command_id}", response_model=CommandResponse)
+    def command_status(command_id: str, caller: Caller, response: Response) -> CommandResponse:
+        """How a command was decided (pending while the worker has not handled it)."""
+        known = repository.command_outcome(command_id)
+        if known is None:
+            response.status_code = 202
+            return CommandResponse(command_id=command_id, outcome="pending")
+        order = repository.get(known["work_order_id"])
+        if order is not None and not caller.may_see(order.unit):
+            raise HTTPException(403, "not your order's command")
+        return _answer(known, repository, response)
+
+    @app.exception_handler(ValueError)
+    async def _value_error(_: Request, exc: ValueError) -> Response:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return app
+
+
+async def _wait_for_outcome(
+    repository: WorkOrderRepository, command_id: str, wait_s: float
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        known = await asyncio.to_thread(repository.command_outcome, command_id)
+        if known is not None:
+            return known
+        await asyncio.sleep(0.1)
+    return None
+
+
+def _answer(known: dict[str, Any], repository: WorkOrderRepository, response: Response) -> CommandResponse:
+    outcome = known["outcome"]
+    if outcome != "applied":
+        response.status_code = REFUSAL_STATUS.get(outcome, 400)
+    return CommandResponse(
+        command_id=known["command_id"],
+        outcome=outcome,
+        reason=known["reason"],
+        order=repository.get(known["work_order_id"]),
+    )

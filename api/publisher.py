@@ -1,0 +1,39 @@
+"""Commands from the API go on the commands topic, like any squad system's."""
+
+from __future__ import annotations
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from api.app import CommandNotPublished
+from schemas.commands import WorkOrderCommand
+
+
+class KafkaCommandPublisher:
+    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 5.0) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._producer: KafkaProducer | None = None
+
+    def publish(self, command: WorkOrderCommand) -> None:
+        try:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._bootstrap.split(","),
+                    acks="all",
+                    retries=3,
+                    request_timeout_ms=int(self._timeout_s * 1000),
+                    max_block_ms=int(self._timeout_s * 1000),
+                )
+            self._producer.send(
+                self._topic,
+                key=command.work_order_id.encode(),
+                value=command.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            ).get(timeout=self._timeout_s)
+        except KafkaError as exc:
+            raise CommandNotPublished(f"broker {self._bootstrap} unavailable ({type(exc).__name__})") from exc
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)

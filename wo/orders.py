@@ -1,0 +1,128 @@
+"""``wo orders`` and ``wo api token``: the HTTP API from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from api.auth import Role, hash_token, new_token
+from config.settings import Settings
+
+ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
+
+
+def add_commands(commands: Any) -> None:
+    orders = commands.add_parser("orders", help="list, show and act on work orders through the HTTP API")
+    sub = orders.add_subparsers(required=True, metavar="ORDERS_COMMAND")
+    listing = sub.add_parser("list", help="orders matching the filters, newest first")
+    for name in ("unit", "status", "kind", "priority", "created-from", "created-to"):
+        listing.add_argument(f"--{name}")
+    listing.add_argument("--overdue", action="store_true", help="only open orders past their due time")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(command=_list)
+    show = sub.add_parser("show", help="one order with its full history")
+    show.add_argument("order_id")
+    show.set_defaults(command=_show)
+    for action in ACTIONS:
+        act = sub.add_parser(action, help=f"send a {action} command as your token's unit")
+        act.add_argument("order_id")
+        act.add_argument("--officers", default="", help="comma-separated officer ids (feedback, close)")
+        act.add_argument(
+            "--disposition", help="case_filed, rectification_ordered, warning_minor_violation, ..."
+        )
+        act.add_argument("--note")
+        act.add_argument("--callback", choices=["satisfied", "unsatisfied", "unreachable"])
+        act.add_argument("--attempts", type=int, default=1, help="call attempts, with --callback")
+        act.add_argument("--to", dest="to_unit", help="reassign: the unit to give the order to")
+        act.add_argument("--until", dest="new_due_at", help="extend: the new due time (ISO 8601 with offset)")
+        act.add_argument("--reason", help="return: misrouted, not_our_jurisdiction, duplicate, ...")
+        act.add_argument("--command-id", help="re-send a command with its id (no second effect)")
+        act.set_defaults(command=_act, action=action)
+
+    api = commands.add_parser("api", help="HTTP API administration")
+    api_sub = api.add_subparsers(required=True, metavar="API_COMMAND")
+    token = api_sub.add_parser("token", help="make a bearer token and print its tokens-file entry")
+    token.add_argument("name", help="who will hold it")
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.unit.value)
+    token.add_argument("--unit", help="the squad, for role unit")
+    token.set_defaults(command=_token)
+
+
+def _client(settings: Settings) -> httpx.Client:
+    if settings.api_token is None:
+        raise SystemExit("wo orders: set WO_API_TOKEN to your bearer token (see README, HTTP API)")
+    base = settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
+    return httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"},
+        timeout=30,
+    )
+
+
+def _print_response(response: httpx.Response) -> int:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    print(json.dumps(body, ensure_ascii=False, indent=2, default=str))
+    return 0 if response.status_code < 300 else 1
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    for name in ("unit", "status", "kind", "priority", "created_from", "created_to"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.overdue:
+        params["overdue"] = "true"
+    with _client(settings) as client:
+        response = client.get("/orders", params=params)
+    if response.status_code != 200:
+        return _print_response(response)
+    for order in response.json():
+        print(
+            f"{order['id']}  {order['status']:<18} {order['unit']:<15} {order['priority']} "
+            f"{order['kind']:<15} due {order['due_at']}  {order['summary'][:60]}"
+        )
+    return 0
+
+
+def _show(settings: Settings, args: argparse.Namespace) -> int:
+    with _client(settings) as client:
+        return _print_response(client.get(f"/orders/{args.order_id}"))
+
+
+def _act(settings: Settings, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "action": args.action,
+        "officer_ids": [o for o in args.officers.split(",") if o],
+    }
+    for name in ("disposition", "note", "to_unit", "new_due_at", "reason", "command_id"):
+        if getattr(args, name):
+            body[name] = getattr(args, name)
+    if args.callback:
+        from datetime import UTC, datetime
+
+        body["callback"] = {
+            "result": args.callback,
+            "at": datetime.now(UTC).isoformat(),
+            "attempts": args.attempts,
+        }
+    with _client(settings) as client:
+        return _print_response(client.post(f"/orders/{args.order_id}/commands", json=body))
+
+
+def _token(_settings: Settings, args: argparse.Namespace) -> int:
+    if args.role == Role.unit.value and not args.unit:
+        print("wo api token: role unit needs --unit", file=sys.stderr)
+        return 2
+    token = new_token()
+    print(f"# token for {args.name} (shown once; give it to them, keep only the hash):", file=sys.stderr)
+    print(f"#   {token}", file=sys.stderr)
+    entry = {"name": args.name, "role": args.role, "unit": args.unit, "sha256": hash_token(token)}
+    print(f"  - {json.dumps({k: v for k, v in entry.items() if v is not None}, ensure_ascii=False)}")
+    return 0
