@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.commands import EscalationMessage, LifecycleEvent, WorkOrderCommand
 from schemas.deadletter import DeadLetter
 from schemas.inbound import CheckinFailure, Complaint, Suspect, VehicleAlarm
 from schemas.workorder import DispatchedWorkOrder
@@ -24,6 +25,9 @@ MESSAGES: dict[str, tuple[type[BaseModel], bool]] = {
     "suspect-1": (Suspect, False),
     "checkin-failure-1": (CheckinFailure, False),
     "complaint-1": (Complaint, False),
+    "workorder-command-1": (WorkOrderCommand, False),
+    "workorder-lifecycle-1": (LifecycleEvent, True),
+    "workorder-escalation-1": (EscalationMessage, True),
 }
 
 
