@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Policy files (routes, units, deadlines).
     policy_dir: Path = REPO_ROOT / "policy"
 
+    # Bad input: bigger messages, event times further ahead (publishers' clock skew) or
+    # older than these go to the dead-letter topic.
+    max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_event_lead_minutes: float = Field(default=60, ge=0)
+    max_event_age_days: float = Field(default=400, gt=0)
+
     # Intake batching: a batch is flushed when full or after this many seconds.
     intake_batch_size: int = Field(default=500, ge=1, le=100_000)
     intake_batch_seconds: float = Field(default=0.2, gt=0, le=60)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -44,40 +45,78 @@ Message = TypeVar("Message", bound=BaseModel)
 def decode(
     raw: bytes, model: type[Message], contract: str, known: frozenset[str], max_bytes: int
 ) -> Message | Rejection:
+    """Parse once (refusing duplicate keys: which value would count is ambiguous), check the
+    contract, then validate the fields."""
     if len(raw) > max_bytes:
         return Rejection(RejectionReason.too_large, f"{len(raw)} bytes, limit {max_bytes}")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        return _diagnose(raw, contract, known, exc)
-
-
-def _diagnose(raw: bytes, expected_contract: str, known: frozenset[str], error: ValidationError) -> Rejection:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejection(RejectionReason.not_utf8, f"invalid UTF-8 at byte {exc.start}")
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = str(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        return Rejection(RejectionReason.not_json, detail)
+        document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as exc:
+        return Rejection(RejectionReason.duplicate_key, str(exc))
+    except RecursionError:
+        return Rejection(RejectionReason.not_json, "nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, and integers too long to convert
+        return Rejection(RejectionReason.not_json, str(exc)[:200])
     if not isinstance(document, dict):
-        return Rejection(RejectionReason.not_an_object, f"a JSON {type(document).__name__}")
-    contract = document.get("schema")
-    if contract is None:
+        return Rejection(RejectionReason.not_an_object, f"a JSON {_json_type(document)}")
+    claimed = document.get("schema")
+    if claimed is None:
         return Rejection(RejectionReason.missing_contract, "no 'schema' field")
-    if not isinstance(contract, str) or contract not in known:
+    if not isinstance(claimed, str) or claimed not in known:
         return Rejection(
             RejectionReason.unknown_contract,
-            f"schema {str(contract)[:64]!r} is not one of {sorted(known)}",
+            f"schema {str(claimed)[:64]!r} is not one of {sorted(known)}",
         )
-    if contract != expected_contract:
+    if claimed != contract:
+        return Rejection(RejectionReason.wrong_topic, f"a {claimed} message on the topic for {contract}")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        return _field_rejection(exc)
+    except RecursionError:
+        return Rejection(RejectionReason.invalid_field, "nested too deeply")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) != len(pairs):  # rare: find which key, for the dead letter's reason
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"key {key[:64]!r} appears more than once in one object")
+            seen.add(key)
+    return document
+
+
+def _json_type(value: object) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null"
+    )
+
+
+def implausible_time(
+    occurred_at: datetime, now: datetime, max_age: timedelta, max_lead: timedelta
+) -> Rejection | None:
+    """An event time no publisher could mean: from the future beyond clock skew, or too old."""
+    if occurred_at > now + max_lead:
         return Rejection(
-            RejectionReason.wrong_topic,
-            f"a {contract} message on the topic for {expected_contract}",
+            RejectionReason.implausible_time,
+            f"event time {occurred_at.isoformat()} is more than {max_lead} ahead of {now.isoformat()}",
         )
-    return _field_rejection(error)
+    if occurred_at < now - max_age:
+        return Rejection(
+            RejectionReason.implausible_time,
+            f"event time {occurred_at.isoformat()} is more than {max_age.days} days old",
+        )
+    return None
 
 
 def _field_rejection(error: ValidationError) -> Rejection:

@@ -22,6 +22,8 @@ class RejectionReason(StrEnum):
     missing_offset = "missing_offset"
     invalid_field = "invalid_field"
     too_large = "too_large"
+    duplicate_key = "duplicate_key"
+    implausible_time = "implausible_time"
 
 
 class SourcePosition(BaseModel):

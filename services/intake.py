@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from processors.calendar import WorkCalendar
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event
+from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event, implausible_time
 from processors.signals import to_signal
 from processors.triage import (
     Action,
@@ -90,6 +90,8 @@ class Intake:
         reference: Callable[[], ReferenceData] = ReferenceData,
         calendar: WorkCalendar | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_event_age: timedelta = timedelta(days=400),
+        max_event_lead: timedelta = timedelta(hours=1),
     ) -> None:
         """``reference`` returns the reference lists in force (they may be reloaded between batches)."""
         self.policy = policy
@@ -100,6 +102,8 @@ class Intake:
         self.calendar = calendar or WorkCalendar(package_schedules())
         self._indexed: tuple[ReferenceData, ReferenceIndex] | None = None
         self._max_bytes = max_message_bytes
+        self._max_age = max_event_age
+        self._max_lead = max_event_lead
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
         """Validate, triage and record a batch: every message ends as an order, a merge, a
@@ -114,6 +118,11 @@ class Intake:
                 result.dead_letters.append(dead_letter(message, event, now))
                 continue
             signal = to_signal(event, reference.checkpoint_regions())
+            late = implausible_time(signal.occurred_at, now, self._max_age, self._max_lead)
+            if late is not None:
+                result.rejected[late.reason] += 1
+                result.dead_letters.append(dead_letter(message, late, now))
+                continue
             result.received[signal.kind] += 1
             valid.append(_Valid(message, event, signal))
         self._store.run_batch(lambda batch: self._triage_batch(batch, valid, reference, result), now)

@@ -7,7 +7,7 @@ bound to 127.0.0.1; the child dies with us even on SIGKILL (see embedded_broker)
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import faust
 import structlog
@@ -63,7 +63,14 @@ def run_pipeline(settings: Settings) -> int:
 
         repository = WorkOrderRepository(create_engine(settings.database_url))
         intake = Intake(
-            policy, repository, settings.topics.inbound(), reference=current_reference, calendar=calendar
+            policy,
+            repository,
+            settings.topics.inbound(),
+            reference=current_reference,
+            calendar=calendar,
+            max_message_bytes=settings.max_message_bytes,
+            max_event_age=timedelta(days=settings.max_event_age_days),
+            max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
         )
         commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
         app = build_app(

@@ -1,0 +1,117 @@
+"""Hostile input: whatever the bytes, decoding ends in an event or a rejection with a reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors.intake import Rejection, decode_command, decode_event
+from schemas.deadletter import RejectionReason
+from schemas.inbound import CONTRACTS, VehicleAlarm
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = json.loads((ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[0])
+FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@FUZZ
+@given(st.binary(max_size=2048), st.sampled_from(sorted(CONTRACTS)))
+def test_arbitrary_bytes_never_raise(raw: bytes, contract: str) -> None:
+    outcome = decode_event(raw, contract)
+    assert isinstance(outcome, Rejection | CONTRACTS[contract])
+    if isinstance(outcome, Rejection):
+        assert outcome.reason in RejectionReason
+        assert outcome.detail
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_as_commands_never_raise(raw: bytes) -> None:
+    outcome = decode_command(raw)
+    assert isinstance(outcome, Rejection) or outcome.command_id
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SAMPLE)), json_values)
+def test_a_sample_alarm_with_any_field_replaced_never_raises(field: str, value: Any) -> None:
+    document = {**SAMPLE, field: value}
+    outcome = decode_event(json.dumps(document).encode(), "vehicle-alarm/1")
+    if isinstance(outcome, Rejection):
+        assert outcome.reason in RejectionReason
+    else:
+        assert isinstance(outcome, VehicleAlarm)
+
+
+@FUZZ
+@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
+def test_unknown_extra_fields_are_kept_or_the_message_is_rejected(extra: dict[str, Any]) -> None:
+    document = {**extra, **SAMPLE}  # the contract's own fields win
+    outcome = decode_event(json.dumps(document).encode(), "vehicle-alarm/1")
+    assert isinstance(outcome, VehicleAlarm), outcome
+    dumped = outcome.model_dump(mode="json", by_alias=True)
+    for key in extra:
+        assert key in dumped
+
+
+def test_deep_nesting_huge_numbers_and_infinities_are_rejected_not_crashing() -> None:
+    deep = b'{"schema":"vehicle-alarm/1","x":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    huge = json.dumps({**SAMPLE, "level": 10**5000}).encode() if False else None
+    assert huge is None  # json.dumps refuses such ints itself: build the text by hand
+    huge_text = json.dumps(SAMPLE)[:-1] + ', "speed_kmh": ' + "9" * 5000 + "}"
+    infinite = json.dumps(SAMPLE)[:-1] + ', "speed_kmh": 1e999}'
+    for raw in (deep, huge_text.encode(), infinite.encode()):
+        outcome = decode_event(raw, "vehicle-alarm/1")
+        assert isinstance(outcome, Rejection), raw[:80]
+
+
+def test_a_byte_order_mark_or_utf16_is_not_utf8_json() -> None:
+    text = json.dumps(SAMPLE, ensure_ascii=False)
+    for raw in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16")):
+        outcome = decode_event(raw, "vehicle-alarm/1")
+        assert isinstance(outcome, Rejection)
+        assert outcome.reason in (RejectionReason.not_json, RejectionReason.not_utf8)
+
+
+def test_event_times_far_from_now_are_dead_lettered() -> None:
+    from services.intake import InboundMessage, Intake
+    from services.policy_files import load_policy
+
+    class NoStore:
+        """Nothing reaches storage in this test: every message is rejected before it."""
+
+        def run_batch(self, work: Any, now: datetime) -> None:
+            return None
+
+        def mark_dispatched(self, orders: Any, now: datetime) -> None: ...
+
+        def undispatched(self, limit: int = 1000) -> list[Any]:
+            return []
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    intake = Intake(load_policy(ROOT / "policy"), NoStore(), {"alarms": "vehicle-alarm/1"})  # type: ignore[arg-type]
+    messages = []
+    for offset, when in enumerate((now + timedelta(hours=2), now - timedelta(days=401))):
+        document = {**SAMPLE, "alarm_id": f"T{offset}", "occurred_at": when.isoformat()}
+        messages.append(InboundMessage("alarms", 0, offset, None, json.dumps(document).encode()))
+    result = intake.handle(messages, now)
+    assert [letter.reason for letter in result.dead_letters] == [RejectionReason.implausible_time] * 2
+    assert "ahead of" in result.dead_letters[0].detail
+    assert "days old" in result.dead_letters[1].detail
+    assert sum(result.received.values()) == 0
