@@ -52,6 +52,11 @@ class CommandResult:
         return [o.order for o in self.outcomes if o.redispatch and o.order is not None]
 
 
+#: Outbox topics (resolved to topic names by the worker).
+LIFECYCLE = "lifecycle"
+DISPATCHED = "dispatched"
+
+
 class CommandHandler:
     def __init__(
         self, repository: WorkOrderRepository, units: frozenset[str], policy: LifecyclePolicy
@@ -79,6 +84,13 @@ class CommandHandler:
                 result.rejected[outcome.refusal.code] += 1
         return result
 
+    def outbox(self) -> list[Any]:
+        """Announcements written but not yet published (id, topic, key, payload)."""
+        return self._repository.unpublished_outbox()
+
+    def published(self, ids: Sequence[int], now: datetime) -> None:
+        self._repository.mark_outbox_published(ids, now)
+
     def execute(self, commands: Sequence[WorkOrderCommand], now: datetime) -> list[CommandOutcome]:
         """Decide and record each command, in order, in one transaction."""
 
@@ -101,9 +113,9 @@ class CommandHandler:
         if row is None:
             refusal = Refusal("unknown_order", f"no work order {command.work_order_id}")
             batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
-            return CommandOutcome(
-                command, "rejected", _refusal_event(command, refusal, None, batch.now), refusal
-            )
+            event = _refusal_event(command, refusal, None, batch.now)
+            _announce(batch, event)
+            return CommandOutcome(command, "rejected", event, refusal)
         state = _state(row, self._units)
         decision = decide(state, command, self._policy)
         if isinstance(decision, Refusal):
@@ -111,9 +123,9 @@ class CommandHandler:
             batch.refused(state.id, actor, {**detail, "reason": decision.reason})
             batch.record(command.command_id, state.id, decision.code, decision.reason)
             order = batch.order(state.id)
-            return CommandOutcome(
-                command, "rejected", _refusal_event(command, decision, order, batch.now), decision, order
-            )
+            event = _refusal_event(command, decision, order, batch.now)
+            _announce(batch, event)
+            return CommandOutcome(command, "rejected", event, decision, order)
         detail = _audit(command, decision)
         batch.apply(state.id, state.status.value, decision.changes, decision.event, actor, detail)
         batch.record(command.command_id, state.id, "applied", decision.event)
@@ -129,7 +141,17 @@ class CommandHandler:
             actor_unit=actor,
             detail={k: v for k, v in decision.detail.items() if isinstance(v, str | int | float | bool)},
         )
+        _announce(batch, event, order if decision.redispatch else None)
         return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+
+
+def _announce(batch: CommandBatch, event: LifecycleEvent, redispatched: WorkOrder | None = None) -> None:
+    """Into the outbox, in the command's transaction: published after it commits, even if the
+    worker dies in between (the next worker publishes what is left)."""
+    batch.to_outbox(LIFECYCLE, event.work_order_id, event.model_dump_json(by_alias=True))
+    if redispatched is not None:
+        message = redispatched.dispatch_message()
+        batch.to_outbox(DISPATCHED, redispatched.unit, message.model_dump_json(by_alias=True))
 
 
 def _state(row: Any, units: frozenset[str]) -> OrderState:

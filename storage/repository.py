@@ -17,6 +17,7 @@ from schemas.signal import SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 from storage.tables import (
     escalation,
+    outbox,
     processed_command,
     suppressed_signal,
     work_order,
@@ -56,6 +57,23 @@ class WorkOrderRepository:
         except IntegrityError:
             with self._engine.begin() as conn:
                 return work(CommandBatch(conn, now))
+
+    def unpublished_outbox(self, limit: int = 1000) -> list[RowMapping]:
+        """Outbox messages not yet published, oldest first (the order they were written in)."""
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(outbox)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(limit)
+                ).mappings()
+            )
+
+    def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None:
+        if ids:
+            with self._engine.begin() as conn:
+                conn.execute(sa.update(outbox).where(outbox.c.id.in_(list(ids))).values(published_at=now))
 
     def read_only(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
         """Run ``work`` against the current state and roll back whatever it wrote."""
@@ -549,6 +567,11 @@ class CommandBatch:
                     "detail": detail,
                 }
             ],
+        )
+
+    def to_outbox(self, topic: str, key: str, payload: str) -> None:
+        self._conn.execute(
+            outbox.insert(), [{"topic": topic, "key": key, "payload": payload, "created_at": self.now}]
         )
 
     def record(self, command_id: str, order_id: str, outcome: str, reason: str) -> None:

@@ -164,3 +164,20 @@ escalation = sa.Table(
     sa.UniqueConstraint("work_order_id", "level", "due_at", name="uq_escalation_once"),
     sa.Index("ix_escalation_unpublished", "published_at"),
 )
+
+#: Messages announcing a change, written in the change's own transaction and published
+#: after it: a crash between the two re-publishes them, it never loses them.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    #: Which topic: "lifecycle" or "dispatched" (names resolved by the worker's settings).
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_outbox_unpublished", "published_at", "id"),
+)

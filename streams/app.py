@@ -22,7 +22,7 @@ import structlog
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
-from services.commands import CommandHandler, CommandResult
+from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResult
 from services.escalations import Escalations
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
@@ -114,16 +114,23 @@ def build_app(
     async def process_commands(events: list[Any]) -> CommandResult:
         messages = [_inbound_message(event) for event in events]
         result = await asyncio.to_thread(commands.handle, messages, clock())
-        pending = await publish_dead_letters(result.dead_letters)
-        for event in result.events:
-            pending.append(
-                await lifecycle.send(
-                    key=event.work_order_id.encode(), value=event.model_dump_json(by_alias=True).encode()
-                )
-            )
-        pending += [await _send_order(dispatched, order) for order in result.to_dispatch]
-        await asyncio.gather(*pending)
+        await asyncio.gather(*await publish_dead_letters(result.dead_letters))
+        await publish_outbox()
         return result
+
+    async def publish_outbox() -> None:
+        """Publish what command handling wrote to the outbox (this batch's, and any a crashed
+        worker left), in the order it was written, then mark it published."""
+        topics_by_name = {LIFECYCLE: lifecycle, DISPATCHED: dispatched}
+        while rows := await asyncio.to_thread(commands.outbox):
+            pending = [
+                await topics_by_name[row["topic"]].send(
+                    key=row["key"].encode(), value=row["payload"].encode()
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*pending)
+            await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
 
     @app.agent(command_topic, name="commands")
     async def command_agent(stream: Any) -> AsyncIterator[None]:
@@ -166,6 +173,7 @@ def build_app(
     async def publish_undispatched() -> None:
         """Orders stored by a worker that died before publishing them are published now; so
         are orders whose provisional deadline the loaded calendar changed."""
+        await publish_outbox()
         orders = await asyncio.to_thread(intake.undispatched)
         if orders:
             await asyncio.gather(*[await _send_order(dispatched, order) for order in orders])
