@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
@@ -10,7 +13,14 @@ from schemas.commands import WorkOrderCommand
 
 
 class KafkaCommandPublisher:
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        timeout_s: float = 5.0,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._client_options = dict(client_options or {})
         self._bootstrap = bootstrap
         self._topic = topic
         self._timeout_s = timeout_s
@@ -25,6 +35,7 @@ class KafkaCommandPublisher:
                     retries=3,
                     request_timeout_ms=int(self._timeout_s * 1000),
                     max_block_ms=int(self._timeout_s * 1000),
+                    **self._client_options,
                 )
             self._producer.send(
                 self._topic,

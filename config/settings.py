@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,9 +80,20 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     topics: Topics = Topics()
 
+    # Kafka security for production brokers (the embedded one speaks PLAINTEXT).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
     # Storage.
     database_url: str = Field(default=f"sqlite:///{REPO_ROOT / 'var' / 'workorders.db'}")
     data_dir: Path = REPO_ROOT / "var"
+    #: At start, how long to wait for the database before giving up with a clear error.
+    database_startup_wait_s: float = Field(default=300.0, ge=0)
 
     # Policy files (routes, units, deadlines).
     policy_dir: Path = REPO_ROOT / "policy"
@@ -138,6 +149,33 @@ class Settings(BaseSettings):
                 f"expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB, got scheme {scheme!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        sasl_complete = self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        if self.kafka_security_protocol.startswith("SASL") and not sasl_complete:
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_mechanism, "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        if self.kafka_security_protocol != "PLAINTEXT" and self.embedded_broker:
+            raise ValueError("the embedded broker speaks PLAINTEXT only: set kafka_bootstrap for TLS/SASL")
+        return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in kafka-python's (and aiokafka's) keyword names: one source for every client."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        for name in ("cafile", "certfile", "keyfile"):
+            value = getattr(self, f"kafka_ssl_{name}")
+            if value is not None:
+                options[f"ssl_{name}"] = str(value)
+        return options
 
     @property
     def embedded_broker(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,35 @@ def _ensure_sqlite_directory(url: str) -> None:
     database = sa.engine.make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def wait_for_database(
+    url: str, timeout_s: float, on_retry: Callable[[float, Exception], None], first_delay_s: float = 0.5
+) -> None:
+    """Connect until the database answers, backing off (0.5 s doubling to 15 s); raise
+    DatabaseUnavailable naming the cause after ``timeout_s``."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout_s
+    delay = first_delay_s
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+                    cause = " ".join(str(exc.orig).split())  # one line, for logs and terminals
+                    raise DatabaseUnavailable(
+                        f"database {where} unreachable for {timeout_s:g} s: {cause}"
+                    ) from exc
+                on_retry(delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 15.0)
+    finally:
+        engine.dispose()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import faust
 import structlog
+from aiokafka.helpers import create_ssl_context
 
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
@@ -32,6 +33,29 @@ log = structlog.get_logger(__name__)
 
 RETRY_FIRST_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 30.0
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """faust's form of the Kafka security settings (None: PLAINTEXT)."""
+    options = settings.kafka_client_options()
+    protocol = options["security_protocol"]
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = create_ssl_context(
+            cafile=options.get("ssl_cafile"),
+            certfile=options.get("ssl_certfile"),
+            keyfile=options.get("ssl_keyfile"),
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        mechanism=options["sasl_mechanism"],
+        ssl_context=context,
+    )
 
 
 def utc_now() -> datetime:
@@ -62,6 +86,7 @@ def build_app(
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_commit_every=settings.intake_batch_size,
+        broker_credentials=broker_credentials(settings),
     )
     topics = settings.topics
     inbound = app.topic(*topics.inbound(), key_type=bytes, value_type=bytes)

@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
+EXIT_UNAVAILABLE = 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage.database import DatabaseUnavailable
     from wo.pipeline import run_pipeline
 
     try:
@@ -108,6 +110,9 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"wo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except DatabaseUnavailable as exc:
+        print(f"wo: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:

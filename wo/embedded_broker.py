@@ -25,9 +25,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import IO, Any, Self
 
 import structlog
@@ -120,7 +120,7 @@ def _make_preexec(prctl: Callable[..., int] | None) -> Callable[[], None] | None
 # --- kafka-python admin helpers ------------------------------------------------------
 
 
-def _open_admin(bootstrap: str, timeout_s: float) -> Any:
+def _open_admin(bootstrap: str, timeout_s: float, client_options: Mapping[str, Any]) -> Any:
     """A connected KafkaAdminClient, or the error why not, without leaking its I/O thread.
 
     kafka-python 3 starts a background I/O thread before bootstrapping; when the
@@ -136,6 +136,7 @@ def _open_admin(bootstrap: str, timeout_s: float) -> Any:
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=max(timeout_ms, 1000),
             reconnect_backoff_max_ms=1000,
+            **client_options,
         )
     except BaseException:
         net = getattr(admin, "_net", None)
@@ -282,7 +283,7 @@ class EmbeddedBroker:
             try:
                 with socket.create_connection((HOST, self.port), timeout=min(remaining, 1.0)):
                     pass
-                admin = _open_admin(self.bootstrap, min(remaining, 2.0))
+                admin = _open_admin(self.bootstrap, min(remaining, 2.0), {})
                 try:
                     admin.list_topics()  # a MetadataRequest
                 finally:
@@ -385,8 +386,10 @@ def ensure_topics(
     partitions: int,
     replication_factor: int,
     timeout_s: float = 20,
+    client_options: Mapping[str, Any] = MappingProxyType({}),
 ) -> list[str]:
     """Create the missing ``topics`` and wait until the metadata shows them all.
+    ``client_options``: security settings (Settings.kafka_client_options) for a production broker.
 
     Returns the names this call created (in request order); topics that already
     exist are left as they are (a different partition count is logged, not changed).
@@ -407,7 +410,7 @@ def ensure_topics(
         if remaining <= 0:
             break
         try:
-            admin = _open_admin(bootstrap, remaining)
+            admin = _open_admin(bootstrap, remaining, client_options)
             try:
                 _create_missing(admin, names, partitions, replication_factor, created, remaining)
                 pending, counts = _wait_for_topics(admin, names, deadline)

@@ -25,7 +25,7 @@ from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake
 from services.policy_files import ReferenceFiles, load_policy
-from storage.database import create_engine, migrate
+from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams.app import build_app
 from wo.embedded_broker import EmbeddedBroker, ensure_topics
@@ -50,8 +50,19 @@ def run_pipeline(settings: Settings) -> int:
             settings.topics.all(),
             settings.topic_partitions,
             settings.topic_replication_factor,
+            client_options=settings.kafka_client_options(),
         )
         log.info("topics_ready", created=created, partitions=settings.topic_partitions)
+        wait_for_database(
+            settings.database_url,
+            settings.database_startup_wait_s,
+            lambda delay, exc: log.warning(
+                "database_unavailable",
+                retry_in_s=delay,
+                error=type(exc).__name__,
+                detail=str(exc.args[0])[:300],
+            ),
+        )
         migrate(settings.database_url)
 
         def current_reference() -> ReferenceData:
@@ -113,7 +124,9 @@ def _start_api(settings: Settings, repository: WorkOrderRepository) -> uvicorn.S
         log.info("api_disabled", reason="no WO_API_TOKENS_FILE: see README, HTTP API")
         return None
     tokens = load_tokens(settings.api_tokens_file)
-    publisher = KafkaCommandPublisher(settings.bootstrap_servers, settings.topics.commands)
+    publisher = KafkaCommandPublisher(
+        settings.bootstrap_servers, settings.topics.commands, client_options=settings.kafka_client_options()
+    )
     app = create_app(repository, tokens, publisher, wait_s=settings.api_command_wait_s)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)

@@ -45,6 +45,7 @@ def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None =
             retries=5,
             request_timeout_ms=10_000,
             max_block_ms=10_000,
+            **settings.kafka_client_options(),
         )
     except KafkaError as exc:
         raise PublishError(f"cannot reach the broker at {settings.bootstrap_servers}: {exc}") from exc

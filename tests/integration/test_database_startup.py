@@ -1,0 +1,46 @@
+"""Starting with the database down: a clear error after retries, not a crash loop."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from storage.database import DatabaseUnavailable, wait_for_database
+from tests.integration.pipeline_support import clean_env
+from wo.embedded_broker import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_waiting_for_an_unreachable_database_retries_then_names_it() -> None:
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/workorders"
+    retries: list[float] = []
+    with pytest.raises(DatabaseUnavailable) as error:
+        wait_for_database(
+            url, timeout_s=1.6, on_retry=lambda delay, _exc: retries.append(delay), first_delay_s=0.2
+        )
+    assert retries == [0.2, 0.4, 0.8]
+    message = str(error.value)
+    assert "unreachable for 1.6 s" in message
+    assert "127.0.0.1" in message
+    assert "hunter2" not in message  # the password is never printed
+
+
+def test_wo_run_with_the_database_down_exits_with_a_clear_message(tmp_path: Path) -> None:
+    env = clean_env(
+        WO_DATA_DIR=str(tmp_path),
+        WO_EMBEDDED_BROKER_PORT=str(free_port()),
+        WO_METRICS_PORT=str(free_port()),
+        WO_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/workorders",
+        WO_DATABASE_STARTUP_WAIT_S="2",
+        WO_LOG_FORMAT="json",
+    )
+    run = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "wo"), "run"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 4, run.stderr[-2000:]
+    assert "database_unavailable" in run.stderr  # each retry is logged
+    assert "unreachable for 2 s" in run.stderr.splitlines()[-1]
