@@ -29,25 +29,42 @@ class RouteDecision:
     #: Keys from the root to the deciding route, for explanations.
     path: tuple[str, ...]
     reason: str
+    #: Units that get a copy of the order (routes matched through ``continue``).
+    copied_to: tuple[str, ...] = ()
 
 
 def route_signal(signal: Signal, tree: RoutingTree, units: Units | None = None) -> RouteDecision:
-    """Route ``signal``; ``units`` (with their regions) are needed by routes with a jurisdiction."""
+    """Route ``signal``; ``units`` (with their regions) are needed by routes with a jurisdiction.
+
+    The first matching route decides the unit; routes matched after one with ``continue``
+    add their units to ``copied_to`` (never the unit a complaint is about).
+    """
     fields = signal.route_fields()
     root = tree.route
     assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
-    decision = _descend(root, fields, root.unit, root.priority, (root.key,))
-    decision = _apply_jurisdiction(decision, tree, units, signal.region_code)
-    return _apply_conflict_of_interest(decision, fields, tree)
+    primary, *others = [
+        _apply_jurisdiction(found, tree, units, signal.region_code)
+        for found in _descend(root, fields, root.unit, root.priority, (root.key,))
+    ]
+    decision = _apply_conflict_of_interest(primary, fields, tree)
+    excluded = {decision.unit, fields.get("enforcement_unit")}
+    copies = tuple(dict.fromkeys(other.unit for other in others if other.unit not in excluded))
+    return replace(decision, copied_to=copies) if copies else decision
 
 
 def _descend(
     node: Route, fields: dict[str, FieldValue], unit: str, priority: Priority, path: tuple[str, ...]
-) -> RouteDecision:
+) -> list[RouteDecision]:
+    """Every route that decides, in order: the first match, then more only through ``continue``."""
+    found: list[RouteDecision] = []
     for child in node.routes:
         if all(matches(matcher, fields.get(name)) for name, matcher in child.match.items()):
-            return _descend(child, fields, child.unit or unit, child.priority or priority, (*path, child.key))
-    return RouteDecision(unit, priority, node.key, path, reason=f"matched route {node.key}")
+            found += _descend(
+                child, fields, child.unit or unit, child.priority or priority, (*path, child.key)
+            )
+            if not child.continue_:
+                break
+    return found or [RouteDecision(unit, priority, node.key, path, reason=f"matched route {node.key}")]
 
 
 def _apply_jurisdiction(

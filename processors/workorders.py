@@ -69,4 +69,5 @@ def open_work_order(
         suggested_disposition=outcome.suggested_disposition,
         violation_key=outcome.violation_key,
         related_ids=outcome.related,
+        copied_to=decision.copied_to,
     )

@@ -109,7 +109,12 @@ class Route(PolicyModel):
     #: Units whose jurisdiction (regions in units.yaml) is checked against the signal's
     #: region, in order; the first that holds it takes the order, else ``unit`` does.
     jurisdiction: list[Key] = []
+    #: After this route matches, keep trying its later siblings: each further match's unit
+    #: gets a copy of the order (抄送); the first match stays responsible for it.
+    continue_: bool = Field(default=False, alias="continue")
     routes: list[Route] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def walk(self) -> list[Route]:
         """This route and every route below it, depth first."""

@@ -73,6 +73,8 @@ class WorkOrder(BaseModel):
     violation_key: str | None = None
     #: Other open orders on the same plate or enterprise when this one was opened.
     related_ids: tuple[str, ...] = ()
+    #: Units that get a copy for their information (抄送); ``unit`` is responsible.
+    copied_to: tuple[str, ...] = ()
     # The lifecycle (see processors/lifecycle.py).
     accepted_at: datetime | None = None
     first_feedback_at: datetime | None = None
@@ -101,6 +103,7 @@ class WorkOrder(BaseModel):
             deadline_provisional=self.deadline_provisional,
             suggested_disposition=self.suggested_disposition,
             related_work_order_ids=list(self.related_ids),
+            copied_to=list(self.copied_to),
         )
 
 
@@ -141,4 +144,9 @@ class DispatchedWorkOrder(BaseModel):
     )
     related_work_order_ids: list[str] = Field(
         default_factory=list, description="Open orders on the same plate or enterprise"
+    )
+    copied_to: list[str] = Field(
+        default_factory=list,
+        description="Units that get a copy for information (抄送); the message is also published "
+        "keyed by each of them. `squad` is the unit responsible.",
     )

@@ -625,6 +625,7 @@ def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
         "violation_key": order.violation_key,
         "deadline_provisional": order.deadline_provisional,
         "working_days": order.working_days,
+        "copied_to": ",".join(order.copied_to),
     }
 
 
@@ -664,4 +665,5 @@ def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[st
         closed_on_time=row["closed_on_time"],
         reopen_count=row["reopen_count"],
         returned_seconds=row["returned_seconds"],
+        copied_to=tuple(unit for unit in row["copied_to"].split(",") if unit),
     )

@@ -70,6 +70,8 @@ work_order = sa.Table(
     sa.Column("reopen_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("returned_at", UtcDateTime(), nullable=True),
     sa.Column("returned_seconds", sa.Float(), nullable=False, server_default="0"),
+    #: Units with a copy of the order, comma-separated (routes with ``continue``).
+    sa.Column("copied_to", sa.String(512), nullable=False, server_default=""),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
     sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),

@@ -215,11 +215,10 @@ def build_app(
 
 
 async def _send_order(topic: faust.TopicT, order: WorkOrder) -> Awaitable[Any]:
-    message = order.dispatch_message()
-    sent: Awaitable[Any] = await topic.send(
-        key=order.unit.encode(), value=message.model_dump_json(by_alias=True).encode()
-    )
-    return sent
+    """The order to its unit, and a copy to each unit in ``copied_to``: one awaitable for all."""
+    value = order.dispatch_message().model_dump_json(by_alias=True).encode()
+    sent = [await topic.send(key=unit.encode(), value=value) for unit in (order.unit, *order.copied_to)]
+    return asyncio.gather(*sent)
 
 
 Outcome = TypeVar("Outcome")

@@ -233,18 +233,24 @@ def test_first_run_decides_each_distinct_event_once(pipeline: Pipeline) -> None:
     assert pipeline.query("SELECT count(*) FROM work_order_event WHERE type = 'dispatched'") == [(orders,)]
 
 
-def test_dispatched_topic_carries_one_message_per_order(pipeline: Pipeline) -> None:
+def test_dispatched_topic_carries_one_message_per_order_and_recipient(pipeline: Pipeline) -> None:
     records = read_topic(pipeline.bootstrap, DISPATCHED_TOPIC)
     orders = {
-        row[0]: row for row in pipeline.query("SELECT id, unit, priority, kind, created_at FROM work_order")
+        row[0]: row
+        for row in pipeline.query("SELECT id, unit, priority, kind, created_at, copied_to FROM work_order")
     }
-    assert len(records) == len(orders)
+    # The responsible unit gets the order; units it is copied to (routes with continue) get it too.
+    recipients = {order_id: [row[1], *filter(None, row[5].split(","))] for order_id, row in orders.items()}
+    assert any(len(units) > 1 for units in recipients.values()), "the samples include a copied order"
+    assert len(records) == sum(len(units) for units in recipients.values())
 
     messages = [json.loads(r.value) for r in records]
-    assert Counter(m["work_order_id"] for m in messages) == Counter(set(orders))
+    assert Counter(
+        (m["work_order_id"], r.key.decode()) for m, r in zip(messages, records, strict=True)
+    ) == Counter((order_id, unit) for order_id, units in recipients.items() for unit in units)
     for record, message in zip(records, messages, strict=True):
-        _, unit, priority, kind, created_at = orders[message["work_order_id"]]
-        assert record.key == unit.encode()
+        _, unit, priority, kind, created_at, _copied = orders[message["work_order_id"]]
+        assert message["copied_to"] == recipients[message["work_order_id"]][1:]
         # SQLite holds UTC without an offset; the message carries the same instant with one.
         sent_at = datetime.fromisoformat(message["created_at"])
         assert sent_at == datetime.fromisoformat(created_at).replace(tzinfo=UTC)

@@ -585,3 +585,52 @@ def test_a_complaint_never_reaches_the_unit_it_names(given_signal: Signal, named
     assert decision.unit != named
     assert decision.unit in UNIT_IDS
     assert decision.route_key == CONFLICT_OF_INTEREST_KEY
+
+
+# ---------------------------------------------------------------- continue: copies (抄送)
+
+CONTINUE_TREE = RoutingTree.model_validate(
+    yaml.safe_load(
+        """
+route:
+  key: root
+  unit: command-center
+  priority: P3
+  routes:
+    - key: device
+      match: {alarm_type: offline}
+      unit: squad-5
+      continue: true
+    - key: freight
+      match: {vehicle_class: {in: [dangerous_goods, heavy_truck]}}
+      unit: squad-2
+    - key: also-freight
+      match: {vehicle_class: dangerous_goods}
+      unit: squad-9
+"""
+    )
+)
+
+
+def test_continue_gives_later_matches_a_copy_and_keeps_the_first_responsible() -> None:
+    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="dangerous_goods"), CONTINUE_TREE)
+    assert (decision.unit, decision.route_key) == ("squad-5", "device")
+    # freight matched through continue; also-freight is not tried after freight (no continue there).
+    assert decision.copied_to == ("squad-2",)
+
+
+def test_without_a_later_match_there_is_no_copy() -> None:
+    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="coach"), CONTINUE_TREE)
+    assert (decision.unit, decision.copied_to) == ("squad-5", ())
+
+
+def test_a_route_without_continue_stops_the_search() -> None:
+    decision = route_signal(signal(A, alarm_type="overspeed", vehicle_class="dangerous_goods"), CONTINUE_TREE)
+    assert (decision.unit, decision.copied_to) == ("squad-2", ())
+
+
+def test_the_shipped_policy_copies_a_freight_vehicles_offline_alarm_to_squad_2() -> None:
+    decision = route_signal(
+        signal(A, alarm_type="offline", vehicle_class="heavy_truck"), POLICY.routing, POLICY.units
+    )
+    assert (decision.unit, decision.copied_to) == ("squad-5", ("squad-2",))
