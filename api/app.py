@@ -115,6 +115,7 @@ def create_app(
         title="Work orders of the transport law-enforcement command center",
         version="1.0.0",
         description=__doc__,
+        responses={401: {"description": "No valid bearer token"}},
     )
     app.state.tokens = tokens
 
@@ -130,7 +131,9 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/orders", response_model=list[WorkOrder])
+    @app.get(
+        "/orders", response_model=list[WorkOrder], responses={403: {"description": "Another unit's orders"}}
+    )
     def list_orders(
         caller: Caller,
         unit: str | None = None,
@@ -161,13 +164,24 @@ def create_app(
             offset=offset,
         )
 
-    @app.get("/orders/{order_id}", response_model=OrderDetail)
+    @app.get(
+        "/orders/{order_id}",
+        response_model=OrderDetail,
+        responses={403: {"description": "Not your unit's order"}, 404: {"description": "No such order"}},
+    )
     def show_order(order_id: str, caller: Caller) -> OrderDetail:
         """The order and its full history (every step, command and refusal)."""
         order = visible_order(order_id, caller)
         return OrderDetail(order=order, history=repository.history(order_id))
 
-    @app.get("/orders/{order_id}/complainant", response_model=Complainant)
+    @app.get(
+        "/orders/{order_id}/complainant",
+        response_model=Complainant,
+        responses={
+            403: {"description": "Not your unit's order, or a supervisor"},
+            404: {"description": "No such order, or not a complaint"},
+        },
+    )
     def complainant(order_id: str, caller: Caller) -> Complainant:
         """Personal data, for the callback: only the assigned unit and the command center."""
         order = visible_order(order_id, caller)
@@ -185,7 +199,10 @@ def create_app(
             202: {"model": CommandResponse, "description": "Accepted, not decided yet"},
             403: {"description": "Not your order, or not your role's action"},
             404: {"description": "No such order"},
-            409: {"model": CommandResponse, "description": "Not allowed in the order's state"},
+            409: {
+                "model": CommandResponse,
+                "description": "Not allowed in the order's state, or command_id used for another order",
+            },
             422: {"description": "Something the command needs is missing or wrong"},
             503: {"description": "The broker is unavailable: nothing was recorded, try again"},
         },
@@ -210,6 +227,8 @@ def create_app(
             }
         )
         known = await asyncio.to_thread(repository.command_outcome, command.command_id)
+        if known is not None and known["work_order_id"] != order_id:
+            raise HTTPException(409, f"command_id {command.command_id} was already used for another order")
         if known is None:
             try:
                 await asyncio.to_thread(publisher.publish, command)
@@ -224,7 +243,17 @@ def create_app(
             return CommandResponse(command_id=command.command_id, outcome="pending")
         return _answer(known, repository, response)
 
-    @app.get("/commands/{command_id}", response_model=CommandResponse)
+    @app.get(
+        "/commands/{command_id}",
+        response_model=CommandResponse,
+        responses={
+            202: {"model": CommandResponse, "description": "Not decided yet"},
+            403: {"model": CommandResponse, "description": "Another unit's command, or refused as forbidden"},
+            404: {"model": CommandResponse, "description": "Refused: no such order"},
+            409: {"model": CommandResponse, "description": "Refused: not allowed in the order's state"},
+            422: {"model": CommandResponse, "description": "Refused: something missing or wrong"},
+        },
+    )
     def command_status(command_id: str, caller: Caller, response: Response) -> CommandResponse:
         """How a command was decided (pending while the worker has not handled it)."""
         known = repository.command_outcome(command_id)

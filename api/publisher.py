@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ class KafkaCommandPublisher:
                     retries=3,
                     request_timeout_ms=int(self._timeout_s * 1000),
                     max_block_ms=int(self._timeout_s * 1000),
+                    bootstrap_timeout_ms=int(self._timeout_s * 1000),
                     **self._client_options,
                 )
             self._producer.send(
@@ -43,8 +45,18 @@ class KafkaCommandPublisher:
                 value=command.model_dump_json(by_alias=True, exclude_none=True).encode(),
             ).get(timeout=self._timeout_s)
         except KafkaError as exc:
+            # The caller is told nothing was recorded: the command must not go out later from
+            # the producer's buffer either, so the producer is dropped with what it holds.
+            self._discard_producer()
             raise CommandNotPublished(f"broker {self._bootstrap} unavailable ({type(exc).__name__})") from exc
+
+    def _discard_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=0)
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=5)
+            with contextlib.suppress(KafkaError):
+                self._producer.close(timeout=5)

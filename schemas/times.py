@@ -9,7 +9,10 @@ from pydantic import AfterValidator, AwareDatetime
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 has no UTC equivalent
+        raise ValueError("time out of range once converted to UTC") from None
 
 
 #: A timestamp that arrived with an offset (``+08:00`` or ``Z``), kept in UTC.

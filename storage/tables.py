@@ -146,7 +146,7 @@ processed_command = sa.Table(
     sa.Column("command_id", sa.String(128), primary_key=True),
     sa.Column("work_order_id", sa.String(40), nullable=False),
     sa.Column("received_at", UtcDateTime(), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(64), nullable=False),
     sa.Column("reason", sa.Text(), nullable=False),
 )
 

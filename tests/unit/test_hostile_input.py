@@ -115,3 +115,11 @@ def test_event_times_far_from_now_are_dead_lettered() -> None:
     assert "ahead of" in result.dead_letters[0].detail
     assert "days old" in result.dead_letters[1].detail
     assert sum(result.received.values()) == 0
+
+
+def test_a_time_with_no_utc_equivalent_is_rejected_not_crashing() -> None:
+    document = {**SAMPLE, "occurred_at": "0001-01-01T00:00:00+08:00"}
+    outcome = decode_event(json.dumps(document).encode(), "vehicle-alarm/1")
+    assert isinstance(outcome, Rejection)
+    assert outcome.reason is RejectionReason.invalid_field
+    assert "out of range" in outcome.detail
