@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from schemas.signal import SignalKind
-from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
+from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
 from storage.tables import (
     escalation,
     outbox,
@@ -598,72 +598,31 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+#: WorkOrder fields stored in work_order columns of the same name.
+_SAME_NAME_COLUMNS = tuple(
+    name for name in WorkOrder.model_fields if name in work_order.c and name not in ("copied_to",)
+)
+_SUBJECT_COLUMNS = tuple(Subject.model_fields)
+
+
 def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
+    """The work_order row of a new order."""
     return {
-        "id": order.id,
-        "kind": order.kind.value,
-        "status": order.status.value,
-        "unit": order.unit,
-        "priority": order.priority.value,
-        "route_key": order.route_key,
-        "created_at": order.created_at,
-        "updated_at": now,
-        "due_at": order.due_at,
-        "dispatched_at": None,
-        "plate": order.subject.plate,
-        "enterprise_id": order.subject.enterprise_id,
-        "enterprise_name": order.subject.enterprise_name,
-        "region_code": order.subject.region_code,
-        "place": order.subject.place,
-        "summary": order.summary,
-        "occurrences": order.occurrences,
-        "first_seen_at": order.first_seen_at,
-        "last_seen_at": order.last_seen_at,
-        "upstream_due_at": order.upstream_due_at,
-        "dedupe_key": order.dedupe_key,
-        "suggested_disposition": order.suggested_disposition,
-        "violation_key": order.violation_key,
-        "deadline_provisional": order.deadline_provisional,
-        "working_days": order.working_days,
+        **{name: getattr(order, name) for name in _SAME_NAME_COLUMNS},
+        **{name: getattr(order.subject, name) for name in _SUBJECT_COLUMNS},
         "copied_to": ",".join(order.copied_to),
+        "updated_at": now,
+        "dispatched_at": None,
     }
 
 
 def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[str]) -> WorkOrder:
-    return WorkOrder(
-        id=row["id"],
-        kind=SignalKind(row["kind"]),
-        status=WorkOrderStatus(row["status"]),
-        unit=row["unit"],
-        priority=Priority(row["priority"]),
-        route_key=row["route_key"],
-        created_at=row["created_at"],
-        due_at=row["due_at"],
-        subject=Subject(
-            plate=row["plate"],
-            enterprise_id=row["enterprise_id"],
-            enterprise_name=row["enterprise_name"],
-            region_code=row["region_code"],
-            place=row["place"],
-        ),
-        summary=row["summary"],
-        source_ids=tuple(source_ids),
-        occurrences=row["occurrences"],
-        first_seen_at=row["first_seen_at"],
-        last_seen_at=row["last_seen_at"],
-        upstream_due_at=row["upstream_due_at"],
-        dedupe_key=row["dedupe_key"],
-        suggested_disposition=row["suggested_disposition"],
-        violation_key=row["violation_key"],
-        deadline_provisional=row["deadline_provisional"],
-        working_days=row["working_days"],
-        related_ids=tuple(related_ids),
-        accepted_at=row["accepted_at"],
-        first_feedback_at=row["first_feedback_at"],
-        closed_at=row["closed_at"],
-        disposition=row["disposition"],
-        closed_on_time=row["closed_on_time"],
-        reopen_count=row["reopen_count"],
-        returned_seconds=row["returned_seconds"],
-        copied_to=tuple(unit for unit in row["copied_to"].split(",") if unit),
+    return WorkOrder.model_validate(
+        {
+            **{name: row[name] for name in _SAME_NAME_COLUMNS},
+            "subject": {name: row[name] for name in _SUBJECT_COLUMNS},
+            "source_ids": tuple(source_ids),
+            "related_ids": tuple(related_ids),
+            "copied_to": tuple(unit for unit in row["copied_to"].split(",") if unit),
+        }
     )
