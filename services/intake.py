@@ -68,6 +68,8 @@ class IntakeResult:
     suppressed: Counter[SuppressionReason] = field(default_factory=Counter)
     #: Signals whose publisher id was already recorded: re-sent or re-delivered.
     redelivered: Counter[SignalKind] = field(default_factory=Counter)
+    #: Publishing platform (see publishing_platform) -> newest event time of its valid signals.
+    platforms: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,8 @@ class Intake:
                 result.dead_letters.append(dead_letter(message, late, now))
                 continue
             result.received[signal.kind] += 1
+            platform, at = publishing_platform(signal), signal.occurred_at
+            result.platforms[platform] = max(at, result.platforms.get(platform, at))
             valid.append(_Valid(message, event, signal))
         self._store.run_batch(lambda batch: self._triage_batch(batch, valid, reference, result), now)
         return result
@@ -202,6 +206,17 @@ class Intake:
 
     def undispatched(self) -> list[WorkOrder]:
         return self._store.undispatched()
+
+
+def publishing_platform(signal: Signal) -> str:
+    """Who published the signal: a vehicle alarm's monitoring platform (its platform_id),
+    ``rectification`` (suspect lists), ``checkin`` (the command center's check-in desk) or
+    ``complaint-<channel>`` (12328, 12345, 12395, web, letter)."""
+    if signal.kind is SignalKind.vehicle_alarm:
+        return str(signal.attributes.get("platform_id"))
+    if signal.kind is SignalKind.complaint:
+        return f"complaint-{signal.attributes.get('channel')}"
+    return {SignalKind.suspect: "rectification", SignalKind.checkin_failure: "checkin"}[signal.kind]
 
 
 def _audit(outcome: TriageOutcome, position: str, due_at: datetime | None = None) -> dict[str, Any]:

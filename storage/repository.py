@@ -347,6 +347,26 @@ class WorkOrderRepository:
             links.setdefault(link.work_order_id, []).append(link.related_id)
         return [_order_from_row(row, sources.get(row["id"], []), links.get(row["id"], [])) for row in rows]
 
+    def open_order_stats(self, now: datetime) -> list[dict[str, Any]]:
+        """Open (not closed) orders by unit, kind and priority: ``open``, ``overdue`` (past
+        due_at, as ``list_orders(overdue=True)`` counts them) and ``oldest_created_at``."""
+        c = work_order.c
+        open_statuses = [status.value for status in WorkOrderStatus if status is not WorkOrderStatus.closed]
+        query = (
+            sa.select(
+                c.unit,
+                c.kind,
+                c.priority,
+                sa.func.count().label("open"),
+                sa.func.coalesce(sa.func.sum(sa.case((c.due_at < now, 1), else_=0)), 0).label("overdue"),
+                sa.func.min(c.created_at).label("oldest_created_at"),
+            )
+            .where(c.status.in_(open_statuses))
+            .group_by(c.unit, c.kind, c.priority)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
 
 class IntakeBatch:
     """One intake batch's reads and writes, in one transaction (see WorkOrderRepository.run_batch)."""

@@ -130,7 +130,7 @@ def build_app(
             result = await _until_done(process, list(events))
             for event in events:
                 await stream.ack(event)
-            metrics.record_intake(result)
+            metrics.record_intake(result, clock())
             for order in result.to_dispatch:
                 metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
             _log_batch(result, len(events))
@@ -190,7 +190,7 @@ def build_app(
         await asyncio.gather(*pending)
         await asyncio.to_thread(escalations.published, messages, clock())
         for message in messages:
-            metrics.ESCALATIONS.labels(level=message.level).inc()
+            metrics.record_escalation(message.level, message.unit, message.kind)
         log.info("escalations_published", fired=fired, published=len(messages))
 
     app.timer(interval=settings.escalation_check_seconds, on_leader=True)(escalate)

@@ -27,6 +27,7 @@ from services.intake import Intake
 from services.policy_files import ReferenceFiles, load_policy
 from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
+from streams import metrics, supervision
 from streams.app import build_app
 from wo.embedded_broker import EmbeddedBroker, ensure_topics
 
@@ -92,6 +93,10 @@ def run_pipeline(settings: Settings) -> int:
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),
+        )
+        metrics.initialise(policy.units.ids())
+        supervision.register(
+            app, repository, policy.units.ids(), [*settings.topics.inbound(), settings.topics.commands]
         )
         api = _start_api(settings, repository)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)

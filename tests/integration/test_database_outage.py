@@ -77,15 +77,14 @@ def test_a_database_outage_pauses_intake_and_loses_nothing(worker: Worker, postg
     assert worker.orders() == 100
     group = worker.env["WO_CONSUMER_GROUP"]
 
+    topics = [worker.alarms_topic]
+    before = committed_offsets(worker.bootstrap, group, list(end_offsets(worker.bootstrap, topics)))
     worker.engine.dispose()  # the test's own connections must not hold the server up
     postgres("stop")
     worker.produce(alarms(run, 100, 100))
     wait_for(lambda: "intake_batch_failed" in process.output(), TIMEOUT_S, "the worker to report the outage")
     # While the database is down, no offset moves past what was stored.
-    end = end_offsets(worker.bootstrap, [worker.alarms_topic])
-    committed = committed_offsets(worker.bootstrap, group, list(end))
-    assert sum((offset or 0) for offset in committed.values()) == 100
-    assert sum(end.values()) == 200
+    assert committed_offsets(worker.bootstrap, group, list(before)) == before
 
     postgres("start")
     wait_for(postgres_accepts_connections, 60, "PostgreSQL to start")

@@ -1,0 +1,223 @@
+"""Gauges computed when Prometheus scrapes: what the database says, and how far behind we are.
+
+- ``SupervisionCollector``: open and overdue orders and the age of the oldest open order,
+  by unit, kind and priority, read from the database. Every worker reads the same
+  database, so only the faust leader exports them (``wo_worker_is_leader`` says which
+  worker that is): with N workers the series exist once and ``sum by (unit)`` is right.
+  During a rebalance no worker may be leader for a moment: the series pause, they do not
+  double.
+- ``ConsumerLagCollector``: per worker, the messages of its assigned partitions of the
+  inbound and command topics it has not committed yet. Partitions are assigned to one
+  worker at a time, so ``sum by (topic)`` over the workers is the group's lag.
+
+Nothing here may fail a scrape: a database error is logged and counted, and the
+database series are left out of that scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import faust
+import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
+
+from schemas.signal import SignalKind
+from schemas.workorder import Priority
+
+log = structlog.get_logger(__name__)
+
+ORDER_LABELS = ["unit", "kind", "priority"]
+
+
+class OpenOrderStats(Protocol):
+    def open_order_stats(self, now: datetime) -> list[dict[str, Any]]: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def faust_leader(app: faust.App) -> Callable[[], bool]:
+    """``app.is_leader()``, safe to call from the metrics server's thread: False until the
+    worker's consumer exists (asking earlier would create it in the wrong thread) and on
+    any error (e.g. during a rebalance)."""
+
+    def is_leader() -> bool:
+        if getattr(app, "_consumer", None) is None:
+            return False
+        try:
+            return bool(app.is_leader())
+        except Exception:
+            return False
+
+    return is_leader
+
+
+class SupervisionCollector(Collector):
+    def __init__(
+        self,
+        repository: OpenOrderStats,
+        units: Iterable[str],
+        is_leader: Callable[[], bool],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._repository = repository
+        self._units = sorted(set(units))
+        self._is_leader = is_leader
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only: registering must not query the database (nor ask faust anything).
+        return [*self._families(), self._leader_family(False), self._failures_family()]
+
+    def collect(self) -> Iterator[Metric]:
+        leader = self._is_leader()
+        yield self._leader_family(leader)
+        if leader:
+            yield from self._order_families()
+        yield self._failures_family()
+
+    def _order_families(self) -> Iterator[Metric]:
+        now = self._clock()
+        try:
+            rows = self._repository.open_order_stats(now)
+        except Exception as exc:
+            with self._lock:
+                self._failures += 1
+            log.warning("supervision_query_failed", error=type(exc).__name__, detail=str(exc)[:300])
+            return
+        open_, overdue, oldest = self._families()
+        counts: dict[tuple[str, str, str], tuple[int, int]] = {
+            (unit, kind.value, priority.value): (0, 0)
+            for unit in self._units
+            for kind in SignalKind
+            for priority in Priority
+        }
+        for row in rows:
+            key = (str(row["unit"]), str(row["kind"]), str(row["priority"]))
+            counts[key] = (int(row["open"]), int(row["overdue"] or 0))
+            if row["oldest_created_at"] is not None:
+                age = (now - row["oldest_created_at"]).total_seconds()
+                oldest.add_metric(list(key), max(0.0, age))
+        for key, (open_count, overdue_count) in sorted(counts.items()):
+            open_.add_metric(list(key), open_count)
+            overdue.add_metric(list(key), overdue_count)
+        yield from (open_, overdue, oldest)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "wo_work_orders_open",
+                "Work orders not closed (returned ones included), by unit, kind and priority; "
+                "from the database, exported by the leader worker only.",
+                labels=ORDER_LABELS,
+            ),
+            GaugeMetricFamily(
+                "wo_work_orders_overdue",
+                "Work orders not closed and past their due_at, by unit, kind and priority; "
+                "from the database, exported by the leader worker only.",
+                labels=ORDER_LABELS,
+            ),
+            GaugeMetricFamily(
+                "wo_work_orders_oldest_open_age_seconds",
+                "Age of the oldest work order not closed, by unit, kind and priority; "
+                "from the database, exported by the leader worker only.",
+                labels=ORDER_LABELS,
+            ),
+        )
+
+    @staticmethod
+    def _leader_family(leader: bool) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "wo_worker_is_leader",
+            "1 on the worker that is the faust leader (it exports the database gauges and fires "
+            "escalations), 0 on the others.",
+            value=1.0 if leader else 0.0,
+        )
+
+    def _failures_family(self) -> CounterMetricFamily:
+        with self._lock:
+            failures = self._failures
+        return CounterMetricFamily(
+            "wo_supervision_query_failures",
+            "Scrapes whose database query for the open-order gauges failed (those gauges were left out).",
+            value=failures,
+        )
+
+
+class ConsumerLagCollector(Collector):
+    """Lag = the partition's log end offset - the group's committed offset (0 before the
+    first commit), summed per topic over the partitions this worker has; a partition whose
+    log end offset is not known yet (no fetch answered) is left out."""
+
+    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
+        self._app = app
+        self._topics = sorted(set(topics))
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        lag, assigned = self._families()
+        per_topic: dict[str, list[int]] = {topic: [] for topic in self._topics}
+        lags: dict[str, int] = {}
+        consumer = getattr(self._app, "_consumer", None)
+        if consumer is not None:
+            try:
+                partitions = sorted(consumer.assignment())
+                committed = dict(consumer._committed_offset)
+            except Exception:
+                partitions, committed = [], {}
+            for tp in partitions:
+                if tp.topic not in per_topic:
+                    continue  # faust's own topics (the leader election)
+                per_topic[tp.topic].append(tp.partition)
+                try:
+                    end = consumer.highwater(tp)
+                except Exception:
+                    end = None
+                # Nothing committed yet: the group starts from the log's beginning (earliest).
+                done = committed.get(tp) or 0
+                if end is not None:
+                    lags[tp.topic] = lags.get(tp.topic, 0) + max(0, int(end) - int(done))
+        for topic, numbers in per_topic.items():
+            assigned.add_metric([topic], len(numbers))
+            if topic in lags:
+                lag.add_metric([topic], lags[topic])
+        yield from (lag, assigned)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "wo_kafka_consumer_lag",
+                "Messages in this worker's partitions of the topic not yet processed and committed "
+                "(log end offset - committed offset). Several workers: sum by (topic).",
+                labels=["topic"],
+            ),
+            GaugeMetricFamily(
+                "wo_kafka_assigned_partitions",
+                "Partitions of the topic assigned to this worker.",
+                labels=["topic"],
+            ),
+        )
+
+
+def register(
+    app: faust.App,
+    repository: OpenOrderStats,
+    units: Iterable[str],
+    topics: Iterable[str],
+    registry: CollectorRegistry = REGISTRY,
+) -> None:
+    """Export the database gauges (leader only) and this worker's consumer lag on ``registry``."""
+    registry.register(SupervisionCollector(repository, units, faust_leader(app)))
+    registry.register(ConsumerLagCollector(app, topics))
