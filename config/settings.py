@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_s: float = Field(default=3.0, gt=0)
     kafka_session_timeout_s: float = Field(default=10.0, gt=0)
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    # How long the broker may hold the worker's fetch when no data is there: faust
+    # hard-codes 1,500 ms, and Tansu answers only when it expires, so it bounds the
+    # event -> dispatched latency (streams/transport.py). Lower costs broker CPU.
+    consumer_fetch_max_wait_ms: int = Field(default=100, ge=0, le=60_000)
     topics: Topics = Topics()
 
     # Kafka security for production brokers (the embedded one speaks PLAINTEXT).

@@ -26,7 +26,7 @@ from schemas.workorder import WorkOrder
 from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResult
 from services.escalations import Escalations
 from services.intake import InboundMessage, Intake, IntakeResult
-from streams import metrics
+from streams import metrics, transport
 from streams.metrics import INTAKE_BATCH_FAILURES
 
 log = structlog.get_logger(__name__)
@@ -73,7 +73,7 @@ def build_app(
     """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines)."""
     app = faust.App(
         settings.consumer_group,
-        broker=f"kafka://{settings.bootstrap_servers}",
+        broker=transport.broker_url(settings.bootstrap_servers, settings.consumer_fetch_max_wait_ms),
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         key_serializer="raw",
