@@ -32,8 +32,8 @@ SCHEME = "wo+kafka"
 FETCH_MAX_WAIT_PARAM = "fetch_max_wait_ms"
 #: What faust 0.15.3 hard-codes for its worker consumer.
 FAUST_FETCH_MAX_WAIT_MS = 1500
-#: Longer than this and the fetch would outlast faust's request timeouts; 0 makes the
-#: consumer poll without waiting (a busy loop against a broker that holds fetches).
+#: Bounds: well under faust's request timeout (``broker_request_timeout``, 90 s); 0 makes
+#: the consumer fetch without waiting (busy polling while there is no data).
 MAX_FETCH_MAX_WAIT_MS = 60_000
 
 
