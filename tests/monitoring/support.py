@@ -205,3 +205,18 @@ class PrometheusServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+#: Label names a metric of ours may carry (closed sets; platform is bounded: see metrics.py).
+ALLOWED_LABELS = {
+    "kind",
+    "unit",
+    "priority",
+    "reason",
+    "route",
+    "level",
+    "platform",
+    "topic",
+    "on_time",
+    "action",
+}

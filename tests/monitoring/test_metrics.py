@@ -20,23 +20,10 @@ from services.commands import CommandOutcome, CommandResult
 from services.intake import IntakeResult
 from streams import metrics
 from streams.supervision import SupervisionCollector
-from tests.monitoring.support import require_binary
+from tests.monitoring.support import ALLOWED_LABELS, require_binary
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 CREATED = NOW - timedelta(hours=30)
-#: Label names a metric of ours may carry (closed sets; platform is bounded: see metrics.py).
-ALLOWED_LABELS = {
-    "kind",
-    "unit",
-    "priority",
-    "reason",
-    "route",
-    "level",
-    "platform",
-    "topic",
-    "on_time",
-    "action",
-}
 
 
 def value(name: str, **labels: str) -> float:

@@ -54,6 +54,7 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.monitoring.support import (
+    ALLOWED_LABELS,
     JOB,
     PrometheusServer,
     dashboard,
@@ -514,20 +515,6 @@ def test_every_rule_is_loaded_and_evaluates_without_error(stack: Stack) -> None:
     # A scenario with events days old and an overdue order: these alerts are at least pending.
     firing = {alert["labels"]["alertname"] for alert in stack.prometheus.api("alerts")["alerts"]}
     assert "PipelineLatencyHigh" in firing or "PublishingPlatformSilent" in firing, firing
-
-
-ALLOWED_LABELS = {
-    "kind",
-    "unit",
-    "priority",
-    "reason",
-    "route",
-    "level",
-    "platform",
-    "topic",
-    "on_time",
-    "action",
-}
 
 
 def label_problems(text: str, personal: set[str]) -> list[str]:
