@@ -166,8 +166,8 @@ class Intake:
                 batch.suppress(_suppressed_row(key, item.signal, outcome, payload))
                 state.record(outcome, None, batch.now)
                 result.suppressed[outcome.suppression.reason] += 1
-        # Re-read: signals merged later in the batch changed the orders created earlier in it.
-        result.created = batch.orders([order.id for order in result.created])
+        # As stored: signals merged later in the batch changed orders created earlier in it.
+        result.created = batch.created()
         known_orders = sorted({order_id for order_id in known.values() if order_id})
         result.to_dispatch = result.created + batch.undispatched(known_orders)
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from schemas.signal import SignalKind
 from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
 from storage.tables import (
+    UtcDateTime,
     escalation,
     outbox,
     processed_command,
@@ -43,11 +44,16 @@ class WorkOrderRepository:
         loser's transaction fail on a primary key; it is run once more and then sees the
         winner's rows as known."""
         try:
-            with self._engine.begin() as conn:
-                return work(IntakeBatch(conn, now))
+            return self._intake_transaction(work, now)
         except IntegrityError:
-            with self._engine.begin() as conn:
-                return work(IntakeBatch(conn, now))
+            return self._intake_transaction(work, now)
+
+    def _intake_transaction(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
+        with self._engine.begin() as conn:
+            batch = IntakeBatch(conn, now)
+            result = work(batch)
+            batch.flush()
+            return result
 
     def run_commands(self, work: Callable[[CommandBatch], Result], now: datetime) -> Result:
         """Run ``work`` in one transaction; a command_id recorded concurrently makes it run again."""
@@ -374,6 +380,13 @@ class IntakeBatch:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self.now = now
+        # What the batch decided, written by flush() in one statement per table.
+        self._new: dict[str, _NewOrder] = {}
+        self._merges: dict[str, _Merged] = {}
+        self._sources: list[dict[str, Any]] = []
+        self._links: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._suppressed: list[dict[str, Any]] = []
 
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
@@ -448,16 +461,12 @@ class IntakeBatch:
     def add_order(
         self, order: WorkOrder, source: str, payload: dict[str, Any], detail: dict[str, Any]
     ) -> None:
-        self._conn.execute(work_order.insert(), [_order_row(order, self.now)])
+        """Register a new order (written when the batch flushes)."""
+        self._new[order.id] = _NewOrder(order, [source.split(":", 1)[1]])
         self._add_source(source, order.id, order.kind, payload)
-        if order.related_ids:
-            self._conn.execute(
-                work_order_link.insert(),
-                [
-                    {"work_order_id": order.id, "related_id": r, "created_at": self.now}
-                    for r in order.related_ids
-                ],
-            )
+        self._links += [
+            {"work_order_id": order.id, "related_id": r, "created_at": self.now} for r in order.related_ids
+        ]
         self._event(order.id, "registered", detail)
 
     def merge(
@@ -470,60 +479,141 @@ class IntakeBatch:
         detail: dict[str, Any],
     ) -> None:
         """Count one more occurrence of an open order's signal, keeping its source as evidence."""
-        c = work_order.c
-        self._conn.execute(
-            sa.update(work_order)
-            .where(c.id == order_id)
-            .values(
-                occurrences=c.occurrences + 1,
-                last_seen_at=sa.case((c.last_seen_at < occurred_at, occurred_at), else_=c.last_seen_at),
-                first_seen_at=sa.case((c.first_seen_at > occurred_at, occurred_at), else_=c.first_seen_at),
-                updated_at=self.now,
-            )
-        )
+        target = self._new.get(order_id) or self._merges.setdefault(order_id, _Merged(occurred_at))
+        target.absorb(source.split(":", 1)[1], occurred_at)
         self._add_source(source, order_id, kind, payload)
         self._event(order_id, "merged", detail)
 
     def suppress(self, record: dict[str, Any]) -> None:
         """Record a signal triage decided makes no order (columns of suppressed_signal)."""
-        self._conn.execute(suppressed_signal.insert(), [{**record, "received_at": self.now}])
+        self._suppressed.append({**record, "received_at": self.now})
 
-    def orders(self, ids: Sequence[str]) -> list[WorkOrder]:
-        if not ids:
-            return []
-        rows = self._conn.execute(sa.select(work_order).where(work_order.c.id.in_(list(ids)))).mappings()
-        return WorkOrderRepository._with_sources(self._conn, list(rows))
+    def created(self) -> list[WorkOrder]:
+        """The orders this batch registered, with what later signals of the batch merged into them."""
+        return [new.current() for new in self._new.values()]
 
     def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
-        return [order for order in self.orders(ids) if order.status is WorkOrderStatus.registered]
+        """Those of ``ids`` registered earlier but never published."""
+        found: list[RowMapping] = []
+        for chunk in _chunks(list(ids)):
+            found += self._conn.execute(
+                sa.select(work_order).where(work_order.c.id.in_(chunk), work_order.c.dispatched_at.is_(None))
+            ).mappings()
+        return WorkOrderRepository._with_sources(self._conn, found)
+
+    def flush(self) -> None:
+        """Write what the batch decided: one multi-row statement per table (orders first: the
+        other rows refer to them), merges into earlier orders as one UPDATE per order."""
+        if self._new:
+            self._conn.execute(work_order.insert(), [new.row(self.now) for new in self._new.values()])
+        if self._merges:
+            # Sorted: concurrent workers lock the rows they update in the same order.
+            self._conn.execute(
+                _MERGE_INTO_ORDER,
+                [merged.parameters(order_id, self.now) for order_id, merged in sorted(self._merges.items())],
+            )
+        for table, rows in (
+            (work_order_source, self._sources),
+            (work_order_link, self._links),
+            (work_order_event, self._events),
+            (suppressed_signal, self._suppressed),
+        ):
+            if rows:
+                self._conn.execute(table.insert(), rows)
+        self._new, self._merges = {}, {}
+        self._sources, self._links, self._events, self._suppressed = [], [], [], []
 
     def _add_source(self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any]) -> None:
-        self._conn.execute(
-            work_order_source.insert(),
-            [
-                {
-                    "source_key": source,
-                    "work_order_id": order_id,
-                    "kind": kind.value,
-                    "received_at": self.now,
-                    "payload": payload,
-                }
-            ],
+        self._sources.append(
+            {
+                "source_key": source,
+                "work_order_id": order_id,
+                "kind": kind.value,
+                "received_at": self.now,
+                "payload": payload,
+            }
         )
 
     def _event(self, order_id: str, type_: str, detail: dict[str, Any]) -> None:
-        self._conn.execute(
-            work_order_event.insert(),
-            [
-                {
-                    "work_order_id": order_id,
-                    "at": self.now,
-                    "type": type_,
-                    "actor": PIPELINE_ACTOR,
-                    "detail": detail,
-                }
-            ],
+        self._events.append(
+            {
+                "work_order_id": order_id,
+                "at": self.now,
+                "type": type_,
+                "actor": PIPELINE_ACTOR,
+                "detail": detail,
+            }
         )
+
+
+class _Merged:
+    """Signals merged in this batch into an order registered earlier."""
+
+    def __init__(self, occurred_at: datetime) -> None:
+        self.count = 0
+        self.first_seen_at = self.last_seen_at = occurred_at
+
+    def absorb(self, _source_id: str, occurred_at: datetime) -> None:
+        self.count += 1
+        self.first_seen_at = min(self.first_seen_at, occurred_at)
+        self.last_seen_at = max(self.last_seen_at, occurred_at)
+
+    def parameters(self, order_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "m_id": order_id,
+            "m_count": self.count,
+            "m_first": self.first_seen_at,
+            "m_last": self.last_seen_at,
+            "m_now": now,
+        }
+
+
+class _NewOrder:
+    """An order registered in this batch, and the signals later merged into it."""
+
+    def __init__(self, order: WorkOrder, source_ids: list[str]) -> None:
+        self.order = order
+        self.source_ids = source_ids
+        self.merged: _Merged | None = None
+
+    def absorb(self, source_id: str, occurred_at: datetime) -> None:
+        self.source_ids.append(source_id)
+        self.merged = self.merged or _Merged(occurred_at)
+        self.merged.absorb(source_id, occurred_at)
+
+    def current(self) -> WorkOrder:
+        """The order as the database holds it once the batch is written (as a re-read returns it)."""
+        update: dict[str, Any] = {
+            "source_ids": tuple(sorted(self.source_ids)),
+            "related_ids": tuple(sorted(self.order.related_ids)),
+        }
+        if self.merged is not None:
+            update["occurrences"] = self.order.occurrences + self.merged.count
+            update["first_seen_at"] = min(self.order.first_seen_at, self.merged.first_seen_at)
+            update["last_seen_at"] = max(self.order.last_seen_at, self.merged.last_seen_at)
+        return self.order.model_copy(update=update)
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        return _order_row(self.current(), now)
+
+
+_c = work_order.c
+_MERGE_INTO_ORDER = (
+    sa.update(work_order)
+    .where(_c.id == sa.bindparam("m_id"))
+    .values(
+        occurrences=_c.occurrences + sa.bindparam("m_count"),
+        last_seen_at=sa.case(
+            (_c.last_seen_at < sa.bindparam("m_last", type_=UtcDateTime()), sa.bindparam("m_last")),
+            else_=_c.last_seen_at,
+        ),
+        first_seen_at=sa.case(
+            (_c.first_seen_at > sa.bindparam("m_first", type_=UtcDateTime()), sa.bindparam("m_first")),
+            else_=_c.first_seen_at,
+        ),
+        updated_at=sa.bindparam("m_now", type_=UtcDateTime()),
+    )
+)
 
 
 class CommandBatch:
