@@ -9,10 +9,13 @@ complaint about an enforcement unit never reaches that unit.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import partial
 
+from processors.derived import once_per_object
 from schemas.policy import Matcher, Route, RoutingTree, Units
 from schemas.signal import FieldValue, Signal
 from schemas.workorder import Priority
@@ -33,18 +36,22 @@ class RouteDecision:
     copied_to: tuple[str, ...] = ()
 
 
-def route_signal(signal: Signal, tree: RoutingTree, units: Units | None = None) -> RouteDecision:
+def route_signal(
+    signal: Signal,
+    tree: RoutingTree,
+    units: Units | None = None,
+    fields: Mapping[str, FieldValue] | None = None,
+) -> RouteDecision:
     """Route ``signal``; ``units`` (with their regions) are needed by routes with a jurisdiction.
 
     The first matching route decides the unit; routes matched after one with ``continue``
-    add their units to ``copied_to`` (never the unit a complaint is about).
+    add their units to ``copied_to`` (never the unit a complaint is about). ``fields`` is
+    ``signal.route_fields()``, for a caller that has it already.
     """
-    fields = signal.route_fields()
-    root = tree.route
-    assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
+    if fields is None:
+        fields = signal.route_fields()
     primary, *others = [
-        _apply_jurisdiction(found, tree, units, signal.region_code)
-        for found in _descend(root, fields, root.unit, root.priority, (root.key,))
+        _apply_jurisdiction(node, units, signal.region_code) for node in _descend(_plan(tree), fields)
     ]
     decision = _apply_conflict_of_interest(primary, fields, tree)
     excluded = {decision.unit, fields.get("enforcement_unit")}
@@ -52,30 +59,64 @@ def route_signal(signal: Signal, tree: RoutingTree, units: Units | None = None) 
     return replace(decision, copied_to=copies) if copies else decision
 
 
-def _descend(
-    node: Route, fields: dict[str, FieldValue], unit: str, priority: Priority, path: tuple[str, ...]
-) -> list[RouteDecision]:
-    """Every route that decides, in order: the first match, then more only through ``continue``."""
-    found: list[RouteDecision] = []
-    for child in node.routes:
-        if all(matches(matcher, fields.get(name)) for name, matcher in child.match.items()):
-            found += _descend(
-                child, fields, child.unit or unit, child.priority or priority, (*path, child.key)
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A route of the tree, prepared once: its tests, and its decision should it decide."""
+
+    tests: CompiledMatch
+    continue_: bool
+    children: tuple[_Node, ...]
+    #: The unit and priority inherited down to this route, and the path to it.
+    decision: RouteDecision
+    #: The jurisdiction of the nearest route on the path that lists one ([] if none does).
+    jurisdiction: list[str]
+
+
+@once_per_object(limit=100)
+def _plan(tree: RoutingTree) -> _Node:
+    root = tree.route
+    assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
+    return _prepare(root, root.unit, root.priority, (root.key,), root.jurisdiction)
+
+
+def _prepare(
+    route: Route, unit: str, priority: Priority, path: tuple[str, ...], jurisdiction: list[str]
+) -> _Node:
+    return _Node(
+        tests=compiled(route.match),
+        continue_=route.continue_,
+        children=tuple(
+            _prepare(
+                child,
+                child.unit or unit,
+                child.priority or priority,
+                (*path, child.key),
+                child.jurisdiction or jurisdiction,
             )
+            for child in route.routes
+        ),
+        decision=RouteDecision(unit, priority, route.key, path, reason=f"matched route {route.key}"),
+        jurisdiction=jurisdiction,
+    )
+
+
+def _descend(node: _Node, fields: Mapping[str, FieldValue]) -> list[_Node]:
+    """Every route that decides, in order: the first match, then more only through ``continue``."""
+    found: list[_Node] = []
+    for child in node.children:
+        if passes(child.tests, fields):
+            found += _descend(child, fields)
             if not child.continue_:
                 break
-    return found or [RouteDecision(unit, priority, node.key, path, reason=f"matched route {node.key}")]
+    return found or [node]
 
 
-def _apply_jurisdiction(
-    decision: RouteDecision, tree: RoutingTree, units: Units | None, region: str | None
-) -> RouteDecision:
+def _apply_jurisdiction(node: _Node, units: Units | None, region: str | None) -> RouteDecision:
     """The nearest route on the path that lists a jurisdiction picks the unit holding ``region``."""
-    nodes = {node.key: node for node in tree.route.walk()}
-    candidates = next((nodes[k].jurisdiction for k in reversed(decision.path) if nodes[k].jurisdiction), [])
+    decision, candidates = node.decision, node.jurisdiction
     if not candidates or units is None:
         return decision
-    regions = {unit.id: unit.regions for unit in units.units}
+    regions = _regions(units)
     holder = next((unit for unit in candidates if region and region in regions.get(unit, [])), None)
     if holder is None:
         reason = f"{decision.reason}; region {region} is in no listed jurisdiction: {decision.unit} decides"
@@ -85,8 +126,13 @@ def _apply_jurisdiction(
     )
 
 
+@once_per_object(limit=100)
+def _regions(units: Units) -> dict[str, list[str]]:
+    return {unit.id: unit.regions for unit in units.units}
+
+
 def _apply_conflict_of_interest(
-    decision: RouteDecision, fields: dict[str, FieldValue], tree: RoutingTree
+    decision: RouteDecision, fields: Mapping[str, FieldValue], tree: RoutingTree
 ) -> RouteDecision:
     complained_about = fields.get("enforcement_unit")
     if not complained_about:
@@ -104,28 +150,109 @@ def _apply_conflict_of_interest(
 
 def matches(matcher: Matcher, value: FieldValue) -> bool:
     """Whether one field's value passes every operator the matcher sets."""
-    checks: list[bool] = []
-    if "equals" in matcher.model_fields_set:
-        checks.append(same(value, matcher.equals))
-    if "not_equals" in matcher.model_fields_set:
-        checks.append(not same(value, matcher.not_equals))
-    if matcher.in_ is not None:
-        checks.append(any(same(value, option) for option in matcher.in_))
-    if matcher.not_in is not None:
-        checks.append(not any(same(value, option) for option in matcher.not_in))
-    if matcher.regex is not None:
-        checks.append(isinstance(value, str) and _compiled(matcher.regex).fullmatch(value) is not None)
-    bounds = (matcher.gt, matcher.gte, matcher.lt, matcher.lte)
-    if any(bound is not None for bound in bounds):
-        if not isinstance(value, int | float) or isinstance(value, bool):
+    return all(test(value) for test in _tests(matcher))
+
+
+def matches_all(match: dict[str, Matcher], fields: Mapping[str, FieldValue]) -> bool:
+    """Whether ``fields`` pass every matcher of a route's or rule's ``match``."""
+    return passes(compiled(match), fields)
+
+
+def passes(tests: CompiledMatch, fields: Mapping[str, FieldValue]) -> bool:
+    """Whether ``fields`` pass every test of a compiled ``match``."""
+    get = fields.get
+    for name, test in tests:  # noqa: SIM110 - a loop, not all(): no generator on the hot path
+        if not test(get(name)):
             return False
-        checks += [
-            matcher.gt is None or value > matcher.gt,
-            matcher.gte is None or value >= matcher.gte,
-            matcher.lt is None or value < matcher.lt,
-            matcher.lte is None or value <= matcher.lte,
-        ]
-    return all(checks)
+    return True
+
+
+Test = Callable[[FieldValue], bool]
+#: A ``match`` (field name -> matcher) as the tests of its fields, in the order written down.
+CompiledMatch = tuple[tuple[str, Test], ...]
+
+
+@once_per_object(limit=10_000)
+def compiled(match: dict[str, Matcher]) -> CompiledMatch:
+    """``match`` as (field name, test) pairs, compiled once per match."""
+    return tuple((name, test) for name, matcher in match.items() for test in _tests(matcher))
+
+
+@once_per_object(limit=10_000)
+def _tests(m: Matcher) -> tuple[Test, ...]:
+    """The matcher's operators as tests of one value, in the order they are written down."""
+    tests: list[Test] = []
+    if "equals" in m.model_fields_set:
+        tests.append(_one_of((m.equals,), wanted=True))
+    if "not_equals" in m.model_fields_set:
+        tests.append(_one_of((m.not_equals,), wanted=False))
+    if m.in_ is not None:
+        tests.append(_one_of(tuple(m.in_), wanted=True))
+    if m.not_in is not None:
+        tests.append(_one_of(tuple(m.not_in), wanted=False))
+    if m.regex is not None:
+        pattern = re.compile(m.regex)
+        tests.append(lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None)
+    for bound, compare in (
+        (m.gt, operator.gt),
+        (m.gte, operator.ge),
+        (m.lt, operator.lt),
+        (m.lte, operator.le),
+    ):
+        if bound is not None:
+            tests.append(partial(_within, compare, bound))
+    return tuple(tests)
+
+
+def _within(compare: Callable[[float, float], bool], bound: float, value: FieldValue) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and compare(value, bound)
+
+
+def _one_of(options: tuple[FieldValue, ...], wanted: bool) -> Test:
+    """Whether a value is the ``same`` as one of ``options`` (``wanted``) or as none of them.
+
+    The same answers as comparing with each option in turn, found by set lookups: values
+    ``same`` tells apart (a flag and a number, a number and a string unlike its text) are
+    looked up in different sets. Values of other types (subclasses of str or int, which
+    may hash or compare their own way) are compared one by one, as are all values when
+    an option is of another type.
+    """
+    strings: set[str] = set()
+    numbers: set[int | float] = set()
+    flags: set[bool] = set()
+    has_none = False
+    for option in options:
+        if type(option) is bool:
+            flags.add(option)
+        elif type(option) is str:
+            strings.add(option)
+        elif type(option) is int or type(option) is float:
+            numbers.add(option)
+            strings.add(str(option))  # "320682" is the same as 320682
+        elif option is None:
+            has_none = True
+        else:
+            return partial(_any_same, options, wanted)
+
+    def test(value: FieldValue) -> bool:
+        kind = type(value)
+        if kind is str:
+            found = value in strings
+        elif kind is bool:
+            found = value in flags
+        elif kind is int or kind is float:
+            found = value in numbers and value == value  # NaN is the same as nothing
+        elif value is None:
+            found = has_none
+        else:
+            found = _any_same(options, True, value)
+        return found is wanted
+
+    return test
+
+
+def _any_same(options: tuple[FieldValue, ...], wanted: bool, value: FieldValue) -> bool:
+    return any(same(value, option) for option in options) is wanted
 
 
 def same(value: FieldValue, expected: FieldValue) -> bool:
@@ -136,8 +263,3 @@ def same(value: FieldValue, expected: FieldValue) -> bool:
     if isinstance(value, str) and isinstance(expected, int | float):
         return value == str(expected)
     return value == expected
-
-
-@lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)

@@ -10,7 +10,8 @@ Steps, in order, each recorded with its reason (``wo rules explain`` prints them
 5. priority        priority rules raise it; key-supervision enterprises one level more;
 6. dedupe          an open order with the same key within the window absorbs the signal;
 7. minor violation a first minor violation gets a warning (or no order), not a case;
-8. correlation     other open orders on the same plate or enterprise are linked.
+8. correlation     other open orders on the same plate or enterprise are linked: at most
+                   ``correlation.max_related``, the newest (plate first), the rest counted.
 
 Nothing is dropped silently: a suppressed signal is an outcome with its reason, which the
 caller stores and counts. State (open orders, earlier violations) comes in through
@@ -20,19 +21,31 @@ its own earlier decisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from processors.routing import RouteDecision, matches, route_signal
-from schemas.policy import Matcher, MinorViolationRule, Policy, ReferenceData, WhitelistEntry
+from processors.derived import once_per_object
+from processors.routing import CompiledMatch, RouteDecision, compiled, matches_all, passes, route_signal
+from schemas.policy import (
+    DedupeRule,
+    Matcher,
+    MinorViolationRule,
+    Policy,
+    PriorityRule,
+    ReferenceData,
+    SuppressRule,
+    Triage,
+    WhitelistEntry,
+)
 from schemas.signal import FieldValue, Signal, SignalKind
 from schemas.workorder import COMMAND_CENTER, Priority
 
 WHITELIST_REVIEW_KEY = "whitelist-review"
 WARNING_DISPOSITION = "warning_minor_violation"
+_NONE: tuple[str, ...] = ()
 
 
 class Action(StrEnum):
@@ -86,6 +99,15 @@ class TriageOutcome:
     related: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class RelatedOrders:
+    """Open orders on a signal's plate or enterprise: those to link, and how many more there are."""
+
+    ids: tuple[str, ...] = ()
+    #: Open orders on the same subject not in ``ids`` (beyond ``max_related``).
+    unlinked: int = 0
+
+
 class TriageState(Protocol):
     def open_order(self, dedupe_key: str, since: datetime) -> OpenOrder | None:
         """An open order with this dedupe key last seen at or after ``since``."""
@@ -95,8 +117,9 @@ class TriageState(Protocol):
         """Signals recorded under this violation key at or after ``since``."""
         ...
 
-    def related_orders(self, plate: str | None, enterprise_id: str | None) -> list[str]:
-        """Ids of open orders on the same plate or enterprise."""
+    def related_orders(self, plate: str | None, enterprise_id: str | None, limit: int) -> RelatedOrders:
+        """Ids of at most ``limit`` open orders on the same plate or enterprise: the most
+        recently created, those on the plate first; and how many others there are."""
         ...
 
 
@@ -112,15 +135,11 @@ class ReferenceIndex:
     def whitelisted(self, signal: Signal, now: datetime) -> WhitelistEntry | None:
         """The signal's live whitelist entry (plate first, then enterprise); failing that, an
         expired one, so the explanation can say it expired."""
-        entries = [
-            entry
-            for entry in (
-                self._plates.get(signal.plate) if signal.plate else None,
-                self._enterprises.get(signal.enterprise_id) if signal.enterprise_id else None,
-            )
-            if entry is not None
-        ]
-        return next((e for e in entries if e.expires_at > now), entries[0] if entries else None)
+        by_plate = self._plates.get(signal.plate) if signal.plate else None
+        by_enterprise = self._enterprises.get(signal.enterprise_id) if signal.enterprise_id else None
+        if by_plate is None or by_enterprise is None:
+            return by_plate if by_plate is not None else by_enterprise
+        return by_enterprise if by_plate.expires_at <= now < by_enterprise.expires_at else by_plate
 
     def key_supervision_reason(self, enterprise_id: str | None) -> str | None:
         entry = self._key_supervision.get(enterprise_id) if enterprise_id else None
@@ -134,31 +153,30 @@ def triage(
     signal: Signal, policy: Policy, reference: ReferenceIndex, state: TriageState, now: datetime
 ) -> TriageOutcome:
     steps: list[Step] = []
-    fields = signal_fields(signal)
-    route = route_signal(signal, policy.routing, policy.units)
-
-    def suppressed(reason: SuppressionReason, rule_key: str, detail: str) -> TriageOutcome:
-        steps.append(Step(reason.value, "suppressed", detail))
-        return TriageOutcome(
-            signal, Action.suppress, route, route.priority, tuple(steps),
-            suppression=Suppression(reason, rule_key, detail),
-        )  # fmt: skip
+    route_fields = signal.route_fields()
+    route = route_signal(signal, policy.routing, policy.units, route_fields)
+    fields = _with_subject(route_fields, signal)
+    plan = _plan(policy.triage)
+    rules = plan.rules(fields.get("kind"))
 
     # 1. mute windows
     platform = signal.attributes.get("platform_id")
     for window in policy.triage.mute_windows:
         if platform == window.platform_id and window.starts_at <= signal.occurred_at < window.ends_at:
-            return suppressed(
-                SuppressionReason.mute_window, window.key, f"platform {platform} muted: {window.reason}"
-            )
-    steps.append(Step("mute_window", "pass", "no mute window covers this platform and time"))
+            return _suppressed(
+                signal, route, steps, SuppressionReason.mute_window, window.key,
+                f"platform {platform} muted: {window.reason}",
+            )  # fmt: skip
+    steps.append(_NO_MUTE_WINDOW)
 
     # 2. whitelist: never for complaints, which always get an answer (件件有回音)
     entry = reference.whitelisted(signal, now) if signal.kind is not SignalKind.complaint else None
     if entry is not None and entry.expires_at <= now:
         steps.append(Step("whitelist", "pass", f"whitelist entry expired {entry.expires_at.isoformat()}"))
     elif entry is not None and entry.action == "suppress":
-        return suppressed(SuppressionReason.whitelist, "whitelist", _whitelist_detail(entry))
+        return _suppressed(
+            signal, route, steps, SuppressionReason.whitelist, "whitelist", _whitelist_detail(entry)
+        )
     elif entry is not None:
         route = RouteDecision(
             COMMAND_CENTER, route.priority, WHITELIST_REVIEW_KEY, (*route.path, WHITELIST_REVIEW_KEY),
@@ -166,63 +184,63 @@ def triage(
         )  # fmt: skip
         steps.append(Step("whitelist", "review", _whitelist_detail(entry)))
     elif signal.kind is SignalKind.complaint:
-        steps.append(Step("whitelist", "pass", "complaints are answered whatever the whitelist says"))
+        steps.append(_COMPLAINTS_ANSWERED)
     else:
-        steps.append(Step("whitelist", "pass", "plate and enterprise not whitelisted"))
+        steps.append(_NOT_WHITELISTED)
 
     # 3. thresholds
-    for rule in policy.triage.suppress:
-        if matches_all(rule.match, fields):
-            return suppressed(SuppressionReason.threshold, rule.key, rule.reason)
-    steps.append(Step("threshold", "pass", "no suppression threshold matched"))
+    for rule, tests in rules.suppress:
+        if passes(tests, fields):
+            return _suppressed(signal, route, steps, SuppressionReason.threshold, rule.key, rule.reason)
+    steps.append(_NO_THRESHOLD)
 
     # 4. route
     steps.append(Step("route", route.unit, f"{' > '.join(route.path)}: {route.reason}"))
 
     # 5. priority
     priority = route.priority
-    for priority_rule in policy.triage.priority_rules:
-        if matches_all(priority_rule.match, fields) and _rank(priority_rule.priority) < _rank(priority):
+    for priority_rule, tests in rules.priority:
+        if _RANK[priority_rule.priority] < _RANK[priority] and passes(tests, fields):
             priority = priority_rule.priority
             steps.append(Step("priority", priority.value, f"rule {priority_rule.key}"))
     supervised = reference.key_supervision_reason(signal.enterprise_id)
     if supervised and policy.triage.raise_key_supervision and priority != Priority.P1:
         priority = _raised(priority)
         steps.append(Step("priority", priority.value, f"enterprise under key supervision ({supervised})"))
-    steps.append(Step("priority", priority.value, "final priority"))
+    steps.append(_FINAL_PRIORITY[priority])
 
     # 6. dedupe
-    key = dedupe_key(signal, policy)
-    if key is not None:
-        hours = policy.triage.dedupe[signal.kind].window_hours
-        open_order = state.open_order(key, signal.occurred_at - timedelta(hours=hours))
+    dedupe = plan.dedupe.get(signal.kind)
+    key = _dedupe_key(signal, dedupe.rule, fields) if dedupe is not None else None
+    if dedupe is not None and key is not None:
+        open_order = state.open_order(key, signal.occurred_at - dedupe.window)
         if open_order is not None:
-            steps.append(
-                Step("dedupe", "merge", f"open order {open_order.id} has key {key}, seen within {hours:g} h")
-            )
+            steps.append(Step("dedupe", "merge", f"open order {open_order.id} has key {key}, {dedupe.seen}"))
             return TriageOutcome(
                 signal, Action.merge, route, priority, tuple(steps), dedupe_key=key, merge_into=open_order
             )
-        steps.append(Step("dedupe", "new", f"no open order with key {key} seen within {hours:g} h"))
+        steps.append(Step("dedupe", "new", f"no open order with key {key} {dedupe.seen}"))
     else:
-        steps.append(Step("dedupe", "new", "no dedupe rule for this kind, or a key field is missing"))
+        steps.append(_NO_DEDUPE_KEY)
 
     # 7. minor violation
     disposition, violation = None, None
-    for minor in policy.triage.minor_violations:
-        violation = violation_key(minor, signal, fields)
-        if violation is None:
+    subject = signal.plate or signal.enterprise_id
+    for minor, tests, lookback in rules.minor_violations if subject is not None else ():
+        if not passes(tests, fields):
             continue
-        earlier = state.prior_violations(violation, now - timedelta(days=minor.lookback_days))
+        violation = f"{minor.key}:{subject}"
+        earlier = state.prior_violations(violation, now - lookback)
         if earlier:
             steps.append(
                 Step("minor_violation", "repeat", f"{earlier} earlier within {minor.lookback_days} days")
             )
             break
         if minor.action == "suppress":
-            outcome = suppressed(
-                SuppressionReason.minor_violation, minor.key, "first minor violation: no order"
-            )
+            outcome = _suppressed(
+                signal, route, steps, SuppressionReason.minor_violation, minor.key,
+                "first minor violation: no order",
+            )  # fmt: skip
             return _with_violation(outcome, violation)
         disposition = WARNING_DISPOSITION
         steps.append(
@@ -231,36 +249,64 @@ def triage(
         break
 
     # 8. correlation
-    related = tuple(state.related_orders(signal.plate, signal.enterprise_id))
-    if related:
-        steps.append(Step("correlation", "linked", f"open orders on the same subject: {', '.join(related)}"))
+    most = policy.triage.correlation.max_related
+    related = state.related_orders(signal.plate, signal.enterprise_id, most)
+    if related.ids:
+        reason = f"open orders on the same subject: {', '.join(related.ids)}"
+        if related.unlinked:
+            n = related.unlinked
+            reason += f" (and {n} more open {_orders(n)} on the same subject, not linked)"
+        steps.append(Step("correlation", "linked", reason))
+    elif related.unlinked:  # max_related is 0
+        n = related.unlinked
+        reason = f"{n} open {_orders(n)} on the same subject, not linked: max_related is {most}"
+        steps.append(Step("correlation", "not_linked", reason))
     return TriageOutcome(
         signal, Action.create, route, priority, tuple(steps), dedupe_key=key,
-        suggested_disposition=disposition, violation_key=violation, related=related,
+        suggested_disposition=disposition, violation_key=violation, related=related.ids,
+    )  # fmt: skip
+
+
+def _suppressed(
+    signal: Signal,
+    route: RouteDecision,
+    steps: list[Step],
+    reason: SuppressionReason,
+    rule_key: str,
+    detail: str,
+) -> TriageOutcome:
+    steps.append(Step(reason.value, "suppressed", detail))
+    return TriageOutcome(
+        signal, Action.suppress, route, route.priority, tuple(steps),
+        suppression=Suppression(reason, rule_key, detail),
     )  # fmt: skip
 
 
 def signal_fields(signal: Signal) -> dict[str, FieldValue]:
     """What triage rules can match: the route fields plus the subject's identity."""
-    return {
-        **signal.route_fields(),
-        "plate": signal.plate,
-        "enterprise_id": signal.enterprise_id,
-    }
+    return _with_subject(signal.route_fields(), signal)
 
 
-def dedupe_key(signal: Signal, policy: Policy) -> str | None:
+def _with_subject(route_fields: dict[str, FieldValue], signal: Signal) -> dict[str, FieldValue]:
+    return {**route_fields, "plate": signal.plate, "enterprise_id": signal.enterprise_id}
+
+
+def dedupe_key(signal: Signal, policy: Policy, fields: Mapping[str, FieldValue] | None = None) -> str | None:
+    """The key of the open order ``signal`` would merge into; ``fields``: its ``signal_fields``."""
     rule = policy.triage.dedupe.get(signal.kind)
     if rule is None:
         return None
-    fields = signal_fields(signal)
+    return _dedupe_key(signal, rule, signal_fields(signal) if fields is None else fields)
+
+
+def _dedupe_key(signal: Signal, rule: DedupeRule, fields: Mapping[str, FieldValue]) -> str | None:
     values = [fields.get(name) for name in rule.key]
     if any(value is None or value == "" for value in values):
         return None
     return "|".join([signal.kind.value, *(str(value) for value in values)])
 
 
-def violation_key(rule: MinorViolationRule, signal: Signal, fields: dict[str, FieldValue]) -> str | None:
+def violation_key(rule: MinorViolationRule, signal: Signal, fields: Mapping[str, FieldValue]) -> str | None:
     """What a first-violation check counts under: the rule and the offending plate or enterprise."""
     subject = signal.plate or signal.enterprise_id
     if subject is None or not matches_all(rule.match, fields):
@@ -271,20 +317,35 @@ def violation_key(rule: MinorViolationRule, signal: Signal, fields: dict[str, Fi
 def state_keys(signal: Signal, policy: Policy) -> tuple[str | None, list[str], list[str]]:
     """What triage of ``signal`` may look up: its dedupe key, candidate violation keys, subjects."""
     fields = signal_fields(signal)
-    violations = [v for rule in policy.triage.minor_violations if (v := violation_key(rule, signal, fields))]
-    return dedupe_key(signal, policy), violations, list(_subjects(signal))
+    subject = signal.plate or signal.enterprise_id
+    violations = (
+        [
+            f"{rule.key}:{subject}"
+            for rule, tests, _ in _plan(policy.triage).rules(fields.get("kind")).minor_violations
+            if passes(tests, fields)
+        ]
+        if subject is not None
+        else []
+    )
+    return dedupe_key(signal, policy, fields), violations, list(_subjects(signal))
 
 
-def matches_all(matchers: dict[str, Matcher], fields: dict[str, FieldValue]) -> bool:
-    return all(matches(matcher, fields.get(name)) for name, matcher in matchers.items())
+_RANK = {priority: int(priority.value[1]) for priority in Priority}
 
-
-def _rank(priority: Priority) -> int:
-    return int(priority.value[1])
+_NO_MUTE_WINDOW = Step("mute_window", "pass", "no mute window covers this platform and time")
+_COMPLAINTS_ANSWERED = Step("whitelist", "pass", "complaints are answered whatever the whitelist says")
+_NOT_WHITELISTED = Step("whitelist", "pass", "plate and enterprise not whitelisted")
+_NO_THRESHOLD = Step("threshold", "pass", "no suppression threshold matched")
+_FINAL_PRIORITY = {priority: Step("priority", priority.value, "final priority") for priority in Priority}
+_NO_DEDUPE_KEY = Step("dedupe", "new", "no dedupe rule for this kind, or a key field is missing")
 
 
 def _raised(priority: Priority) -> Priority:
-    return Priority(f"P{max(1, _rank(priority) - 1)}")
+    return Priority(f"P{max(1, _RANK[priority] - 1)}")
+
+
+def _orders(count: int) -> str:
+    return "order" if count == 1 else "orders"
 
 
 def _whitelist_detail(entry: WhitelistEntry) -> str:
@@ -306,8 +367,12 @@ class BatchTriageState:
     open_orders: dict[str, tuple[OpenOrder, datetime]] = field(default_factory=dict)
     #: violation key -> times recorded
     violations: dict[str, list[datetime]] = field(default_factory=dict)
-    #: plate or enterprise id -> open order ids
+    #: plate or enterprise id -> open order ids, oldest first
     subjects: dict[str, list[str]] = field(default_factory=dict)
+    #: subject -> (its list in ``subjects``, how much of it is in the set, the set of ids)
+    _id_sets: dict[str, tuple[Sequence[str], int, set[str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def open_order(self, dedupe_key: str, since: datetime) -> OpenOrder | None:
         found = self.open_orders.get(dedupe_key)
@@ -316,13 +381,47 @@ class BatchTriageState:
     def prior_violations(self, violation_key: str, since: datetime) -> int:
         return sum(1 for at in self.violations.get(violation_key, []) if at >= since)
 
-    def related_orders(self, plate: str | None, enterprise_id: str | None) -> list[str]:
-        ids: list[str] = []
-        for subject in (plate, enterprise_id):
-            for order_id in self.subjects.get(subject, []) if subject else []:
-                if order_id not in ids:
-                    ids.append(order_id)
-        return ids
+    def related_orders(self, plate: str | None, enterprise_id: str | None, limit: int) -> RelatedOrders:
+        on_plate = self.subjects.get(plate, _NONE) if plate else _NONE
+        on_enterprise = self.subjects.get(enterprise_id, _NONE) if enterprise_id else _NONE
+        if len(on_plate) + len(on_enterprise) <= limit:
+            return RelatedOrders(tuple(dict.fromkeys([*on_plate, *on_enterprise])))
+        # More than ``limit`` may be open: the newest on the plate, then the enterprise's
+        # newest, each group listed oldest first (as they are when all are linked).
+        linked: list[str] = []
+        seen: set[str] = set()
+        for ids in (on_plate, on_enterprise):
+            newest: list[str] = []
+            for order_id in reversed(ids):
+                if len(seen) == limit:
+                    break
+                if order_id not in seen:
+                    seen.add(order_id)
+                    newest.append(order_id)
+            linked += reversed(newest)
+        if len(linked) < limit:  # every open order on the subject is linked
+            return RelatedOrders(tuple(linked))
+        return RelatedOrders(tuple(linked), self._count_open(plate, enterprise_id) - len(linked))
+
+    def _count_open(self, plate: str | None, enterprise_id: str | None) -> int:
+        """Open orders on the plate or the enterprise, each counted once."""
+        sets = sorted((self._ids_on(s) for s in (plate, enterprise_id) if s), key=len)
+        if len(sets) < 2 or sets[0] is sets[1]:
+            return len(sets[-1]) if sets else 0
+        fewer, more = sets
+        return len(more) + sum(1 for order_id in fewer if order_id not in more)
+
+    def _ids_on(self, subject: str) -> set[str]:
+        """``subjects[subject]`` as a set, kept up to date as the list grows (record appends)."""
+        ids = self.subjects.get(subject, _NONE)
+        known = self._id_sets.get(subject)
+        if known is None or known[0] is not ids or known[1] > len(ids):
+            known = (ids, 0, set())
+        _, covered, distinct = known
+        if covered < len(ids):
+            distinct.update(ids[covered:])
+            self._id_sets[subject] = (ids, len(ids), distinct)
+        return distinct
 
     def record(self, outcome: TriageOutcome, order_id: str | None, now: datetime) -> None:
         """Remember what ``outcome`` did, so later signals of the batch see it."""
@@ -347,3 +446,72 @@ class BatchTriageState:
 
 def _subjects(signal: Signal) -> Iterable[str]:
     return [s for s in (signal.plate, signal.enterprise_id) if s]
+
+
+# ---------------------------------------------------------------- the policy, compiled
+
+
+@dataclass(frozen=True, slots=True)
+class _KindRules:
+    """The triage rules that can match a signal whose ``kind`` field has one value, compiled,
+    in policy order. Their ``kind`` matchers are applied already (and left out of the tests)."""
+
+    suppress: tuple[tuple[SuppressRule, CompiledMatch], ...]
+    priority: tuple[tuple[PriorityRule, CompiledMatch], ...]
+    minor_violations: tuple[tuple[MinorViolationRule, CompiledMatch, timedelta], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Dedupe:
+    rule: DedupeRule
+    window: timedelta
+    #: How the audit trail words the window.
+    seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A triage policy prepared once for every signal: its rules compiled, grouped by kind."""
+
+    by_kind: Mapping[str, _KindRules]
+    #: For a ``kind`` field that is no kind's value (an attribute named ``kind``): every rule.
+    every_rule: _KindRules
+    dedupe: Mapping[SignalKind, _Dedupe]
+
+    def rules(self, kind: FieldValue) -> _KindRules:
+        return self.by_kind.get(kind, self.every_rule) if type(kind) is str else self.every_rule
+
+
+@once_per_object(limit=100)
+def _plan(policy: Triage) -> _Plan:
+    return _Plan(
+        by_kind={kind.value: _kind_rules(policy, kind.value) for kind in SignalKind},
+        every_rule=_kind_rules(policy, None),
+        dedupe={
+            kind: _Dedupe(rule, timedelta(hours=rule.window_hours), f"seen within {rule.window_hours:g} h")
+            for kind, rule in policy.dedupe.items()
+        },
+    )
+
+
+def _kind_rules(policy: Triage, kind: str | None) -> _KindRules:
+    """The rules that can match a signal of ``kind`` (None: any), compiled."""
+
+    def tests(match: dict[str, Matcher]) -> CompiledMatch | None:
+        """``match``'s tests, less those of ``kind`` if it passes them; None if it fails them."""
+        everything = compiled(match)
+        if kind is None:
+            return everything
+        if not all(test(kind) for name, test in everything if name == "kind"):
+            return None
+        return tuple((name, test) for name, test in everything if name != "kind")
+
+    return _KindRules(
+        suppress=tuple((r, t) for r in policy.suppress if (t := tests(r.match)) is not None),
+        priority=tuple((r, t) for r in policy.priority_rules if (t := tests(r.match)) is not None),
+        minor_violations=tuple(
+            (r, t, timedelta(days=r.lookback_days))
+            for r in policy.minor_violations
+            if (t := tests(r.match)) is not None
+        ),
+    )

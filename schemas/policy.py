@@ -253,6 +253,15 @@ class MinorViolationRule(PolicyModel):
     action: Literal["warn", "suppress"] = "warn"
 
 
+class Correlation(PolicyModel):
+    """Links from a new order to the open orders on its plate or enterprise."""
+
+    #: At most this many links per new order: the most recently created open orders, those
+    #: on the same plate first, then those of the same enterprise. 0 links none; either way
+    #: the audit trail counts the open orders left unlinked.
+    max_related: int = Field(default=10, ge=0)
+
+
 class Triage(PolicyModel):
     dedupe: dict[SignalKind, DedupeRule] = {}
     mute_windows: list[MuteWindow] = []
@@ -261,6 +270,7 @@ class Triage(PolicyModel):
     priority_rules: list[PriorityRule] = []
     #: Enterprises on the key-supervision list get one priority level more.
     raise_key_supervision: bool = True
+    correlation: Correlation = Correlation()
 
     @model_validator(mode="after")
     def _rule_keys_unique(self) -> Triage:

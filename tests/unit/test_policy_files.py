@@ -207,6 +207,17 @@ def test_non_positive_hours_name_their_line(policy_dir: Path) -> None:
     assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'P1: {hours: 0}')}:" in str(problem)
 
 
+def test_the_shipped_policy_links_at_most_10_open_orders() -> None:
+    assert load_policy(POLICY_DIR).triage.correlation.max_related == 10
+
+
+def test_a_negative_max_related_names_its_line(policy_dir: Path) -> None:
+    edit(policy_dir, "triage.yaml", "  max_related: 10\n", "  max_related: -1\n")
+    problem = the_problem(policy_dir)
+    assert f"triage.yaml:{line_of(policy_dir, 'triage.yaml', 'max_related: -1')}:" in str(problem)
+    assert "max_related" in str(problem)
+
+
 def test_unknown_kind_in_deadlines_names_its_line(policy_dir: Path) -> None:
     edit(policy_dir, "deadlines.yaml", "  complaint:\n", "  complaints:\n")
     problem = the_problem(policy_dir)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.intake import Rejection, decode_event
-from processors.routing import CONFLICT_OF_INTEREST_KEY, matches, route_signal
+from processors.routing import CONFLICT_OF_INTEREST_KEY, matches, route_signal, same
 from processors.signals import to_signal
 from schemas.inbound import (
     AlarmType,
@@ -318,6 +320,46 @@ def matcher(spec: Any) -> Matcher:
 )
 def test_matcher_operators(spec: Any, value: FieldValue, expected: bool) -> None:
     assert matches(matcher(spec), value) is expected
+
+
+#: Values ``same`` tells apart, or not: flags and numbers, numbers and their text, NaN.
+SCALARS: list[FieldValue] = [
+    None, True, False, 0, 1, 2, 0.0, 1.0, 1.5, float("nan"), float("inf"), 320682,
+    "", "0", "1", "1.0", "1.5", "True", "true", "None", "nan", "inf", "320682", "a",
+]  # fmt: skip
+
+
+def test_a_matcher_agrees_with_comparing_the_value_to_each_option_in_turn() -> None:
+    option_lists = [[], *([o] for o in SCALARS), *map(list, itertools.combinations(SCALARS, 2))]
+    for options in option_lists:
+        for operator in ("equals", "not_equals", "in", "not_in"):
+            listed = operator in ("in", "not_in")
+            if not listed and len(options) != 1:
+                continue
+            compiled = matcher({operator: options if listed else options[0]})
+            for value in SCALARS:
+                found = any(same(value, option) for option in options)
+                expected = found if operator in ("equals", "in") else not found
+                assert matches(compiled, value) is expected, (operator, options, value)
+
+
+class Code(StrEnum):
+    """A str subclass: compared by its text, never by its name."""
+
+    passenger = "coach"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param("coach", True, id="equals"),
+        pytest.param({"in": ["bus", "coach"]}, True, id="in"),
+        pytest.param({"not_in": ["coach"]}, False, id="not-in"),
+        pytest.param({"equals": "passenger"}, False, id="name-is-not-value"),
+    ],
+)
+def test_a_text_subclass_value_is_compared_by_its_text(spec: Any, expected: bool) -> None:
+    assert matches(matcher(spec), Code.passenger) is expected
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from processors.triage import (
     BatchTriageState,
     OpenOrder,
     ReferenceIndex,
+    RelatedOrders,
     SuppressionReason,
     TriageOutcome,
     dedupe_key,
@@ -794,6 +795,126 @@ def test_no_open_order_on_the_subject_no_link() -> None:
     outcome = run(complaint(), BatchTriageState(subjects={OTHER_PLATE: ["WO-9"]}))
     assert outcome.related == ()
     assert "correlation" not in [step.name for step in outcome.steps]
+
+
+def open_orders(prefix: str, count: int) -> list[str]:
+    """Ids of ``count`` open orders, oldest first (as the state lists them)."""
+    return [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
+
+
+def test_an_enterprise_with_15_open_orders_links_the_10_newest() -> None:
+    state = BatchTriageState(subjects={ENTERPRISE: open_orders("WO-E", 15)})
+    outcome = run(complaint(plate=None, enterprise_id=ENTERPRISE), state)
+    assert outcome.related == tuple(open_orders("WO-E", 15)[5:])
+    step = outcome.steps[-1]
+    assert (step.name, step.outcome) == ("correlation", "linked")
+    assert step.reason.endswith("(and 5 more open orders on the same subject, not linked)")
+    assert "WO-E-05" not in step.reason
+
+
+def test_plate_links_come_before_enterprise_links() -> None:
+    state = BatchTriageState(subjects={PLATE: open_orders("WO-P", 4), ENTERPRISE: open_orders("WO-E", 20)})
+    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
+    assert outcome.related == (*open_orders("WO-P", 4), *open_orders("WO-E", 20)[14:])
+    assert outcome.steps[-1].reason.endswith("(and 14 more open orders on the same subject, not linked)")
+
+
+def test_a_plate_with_more_open_orders_than_the_cap_takes_every_link() -> None:
+    state = BatchTriageState(subjects={PLATE: open_orders("WO-P", 12), ENTERPRISE: ["WO-E-01"]})
+    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
+    assert outcome.related == tuple(open_orders("WO-P", 12)[2:])
+    assert outcome.steps[-1].reason.endswith("(and 3 more open orders on the same subject, not linked)")
+
+
+def test_an_order_on_both_the_plate_and_the_enterprise_is_linked_and_counted_once() -> None:
+    on_both = open_orders("WO-B", 3)
+    state = BatchTriageState(
+        subjects={PLATE: [*on_both, "WO-P-01"], ENTERPRISE: [*open_orders("WO-E", 9), *on_both]}
+    )
+    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
+    assert outcome.related == (*on_both, "WO-P-01", *open_orders("WO-E", 9)[3:])
+    assert outcome.steps[-1].reason.endswith("(and 3 more open orders on the same subject, not linked)")
+
+
+def test_at_the_cap_every_open_order_is_linked_and_none_is_said_to_be_left() -> None:
+    # 11 ids listed, 10 orders: WO-E-03 is on both lists.
+    state = BatchTriageState(subjects={PLATE: ["WO-P-01", "WO-E-03"], ENTERPRISE: open_orders("WO-E", 9)})
+    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
+    enterprise_only = [order_id for order_id in open_orders("WO-E", 9) if order_id != "WO-E-03"]
+    assert outcome.related == ("WO-P-01", "WO-E-03", *enterprise_only)
+    assert "not linked" not in outcome.steps[-1].reason
+
+
+def test_max_related_0_links_nothing_but_the_step_says_how_many_orders_are_open() -> None:
+    policy = inline_policy(correlation={"max_related": 0})
+    state = BatchTriageState(subjects={PLATE: ["WO-P-01"], ENTERPRISE: ["WO-P-01", *open_orders("WO-E", 3)]})
+    outcome = run(complaint(enterprise_id=ENTERPRISE), state, policy)
+    assert outcome.action is CREATE
+    assert outcome.related == ()
+    step = outcome.steps[-1]
+    assert (step.name, step.outcome) == ("correlation", "not_linked")
+    assert step.reason == "4 open orders on the same subject, not linked: max_related is 0"
+    assert_steps_in_order(outcome)
+
+
+def test_max_related_0_and_no_open_order_no_correlation_step() -> None:
+    policy = inline_policy(correlation={"max_related": 0})
+    outcome = run(complaint(enterprise_id=ENTERPRISE), BatchTriageState(), policy)
+    assert "correlation" not in [step.name for step in outcome.steps]
+
+
+def test_orders_created_in_the_batch_count_towards_the_cap() -> None:
+    policy = inline_policy(correlation={"max_related": 2})
+    state = BatchTriageState(subjects={ENTERPRISE: ["WO-E-01"]})
+    for n, alarm_type in enumerate(["fatigue_driving", "dsm_phone", "route_deviation"], start=1):
+        created = run(alarm(alarm_type, plate=f"苏F0000{n + 4}", enterprise_id=ENTERPRISE), state, policy)
+        state.record(created, f"WO-N-{n}", NOW)
+    outcome = run(complaint(plate=None, enterprise_id=ENTERPRISE), state, policy)
+    assert outcome.related == ("WO-N-2", "WO-N-3")
+    assert outcome.steps[-1].reason.endswith("(and 2 more open orders on the same subject, not linked)")
+
+
+def test_one_order_left_unlinked_is_worded_in_the_singular() -> None:
+    policy = inline_policy(correlation={"max_related": 1})
+    outcome = run(complaint(), BatchTriageState(subjects={PLATE: ["WO-1", "WO-2"]}), policy)
+    assert outcome.related == ("WO-2",)
+    assert outcome.steps[-1].reason.endswith("(and 1 more open order on the same subject, not linked)")
+
+
+def test_the_count_of_unlinked_orders_follows_orders_recorded_since() -> None:
+    state = BatchTriageState(subjects={ENTERPRISE: open_orders("WO-E", 3)})
+    assert state.related_orders(None, ENTERPRISE, 1) == RelatedOrders(("WO-E-03",), 2)
+    created = run(alarm(plate=OTHER_PLATE, enterprise_id=ENTERPRISE), state)
+    state.record(created, "WO-N-1", NOW)
+    assert state.related_orders(OTHER_PLATE, ENTERPRISE, 1) == RelatedOrders(("WO-N-1",), 3)
+    state.subjects[ENTERPRISE] = ["WO-X-1", "WO-X-2"]  # replaced, not grown: counted afresh
+    assert state.related_orders(None, ENTERPRISE, 1) == RelatedOrders(("WO-X-2",), 1)
+
+
+ORDER_IDS = st.lists(st.sampled_from([f"WO-{n}" for n in range(12)]), unique=True, max_size=12)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(ORDER_IDS, ORDER_IDS, st.integers(min_value=0, max_value=14))
+def test_links_are_the_newest_open_orders_plate_first(
+    on_plate: list[str], on_enterprise: list[str], limit: int
+) -> None:
+    state = BatchTriageState(subjects={PLATE: on_plate, ENTERPRISE: on_enterprise})
+    related = state.related_orders(PLATE, ENTERPRISE, limit)
+    every = list(dict.fromkeys([*on_plate, *on_enterprise]))  # all of them, as listed
+    chosen = set(list(dict.fromkeys([*reversed(on_plate), *reversed(on_enterprise)]))[:limit])
+    assert related.ids == tuple(order_id for order_id in every if order_id in chosen)
+    assert related.unlinked == len(every) - len(related.ids)
+
+
+def test_max_related_defaults_to_10_and_is_never_negative() -> None:
+    assert POLICY.triage.correlation.max_related == 10
+    with pytest.raises(ValueError, match="max_related"):
+        inline_policy(correlation={"max_related": -1})
+    with pytest.raises(ValueError, match="max_related"):
+        inline_policy(correlation={"max_related": 2.5})
+    with pytest.raises(ValueError, match="max_links"):
+        inline_policy(correlation={"max_links": 3})
 
 
 def test_state_keys_name_what_triage_looks_up() -> None:
