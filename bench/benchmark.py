@@ -715,83 +715,6 @@ class Benchmark:
         n = len(messages)
         self.results.add(Row(what, kind, rate=n / elapsed, cpu_us=cpu / n * 1e6))
 
-    async def plain_intake(self, kind: str) -> None:
-        """A prototype of the proposed intake loop: aiokafka getmany (500) -> the same Intake in a
-        thread -> publish orders and dead letters, await the broker -> dispatched() -> commit."""
-        what = "prototype: aiokafka batch loop + same Intake/publish (no faust)"
-        print(f"{what} ({kind}): {len(self.backlog):,} messages", flush=True)
-        run = uuid.uuid4().hex[:6]
-        topics = Topics(**{name: f"bench.{run}.{name.replace('_', '-')}" for name in TOPIC_NAMES})
-        ensure_topics(self.bootstrap, topics.all(), self.config.partitions, 1)
-        await produce_backlog(self.bootstrap, topics.vehicle_alarms, self.backlog, self.config.partitions)
-        with database(kind, self.workdir) as url:
-            intake, engine = self.intake_service(url, topics)
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=f"bench-plain-{run}",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=self.config.fetch_wait_ms,
-                max_poll_records=BATCH_SIZE,
-            )
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks=-1, linger_ms=1)
-            await consumer.start()
-            await producer.start()
-            try:
-                partitions = [TopicPartition(topics.vehicle_alarms, p) for p in range(self.config.partitions)]
-                consumer.assign(partitions)
-                for partition in partitions:
-                    await consumer.position(partition)
-                count = 0
-                cpu0, broker0 = resource.getrusage(resource.RUSAGE_SELF), self.broker_cpu()
-                started = time.monotonic()
-                while count < len(self.backlog):
-                    batches = await consumer.getmany(timeout_ms=BATCH_SECONDS * 1000, max_records=BATCH_SIZE)
-                    messages = [
-                        InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                        for records in batches.values()
-                        for r in records
-                    ]
-                    if not messages:
-                        continue
-                    now = datetime.now(UTC)
-                    result = await asyncio.to_thread(intake.handle, messages, now)
-                    pending = [
-                        await producer.send(
-                            topics.dispatched,
-                            order.dispatch_message().model_dump_json(by_alias=True).encode(),
-                            key=order.unit.encode(),
-                        )
-                        for order in result.to_dispatch
-                    ]
-                    pending += [
-                        await producer.send(
-                            topics.dead_letters, letter.model_dump_json(by_alias=True).encode(), key=None
-                        )
-                        for letter in result.dead_letters
-                    ]
-                    await asyncio.gather(*pending)
-                    await asyncio.to_thread(intake.dispatched, result.to_dispatch, now)
-                    await consumer.commit()
-                    count += len(messages)
-                elapsed = time.monotonic() - started
-                cpu1, broker1 = resource.getrusage(resource.RUSAGE_SELF), self.broker_cpu()
-            finally:
-                await consumer.stop()
-                await producer.stop()
-                engine.dispose()
-        cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-        self.results.add(
-            Row(
-                what,
-                kind,
-                rate=count / elapsed,
-                peak_rss_mb=None,
-                cpu_us=cpu / count * 1e6,
-                broker_cpu_us=(broker1 - broker0) / count * 1e6,
-            )
-        )
-
     # the pipeline ------------------------------------------------------------------
 
     def worker_env(self, database_url: str, group: str, topics: Topics, index: int) -> dict[str, str]:
@@ -1322,9 +1245,6 @@ async def run(config: Config, parts: set[str], workdir: Path, loads_seen: list[s
         if "plain" in parts:
             for kind in config.databases:
                 steps.append((f"Intake.handle alone ({kind})", functools.partial(bench.intake_only, kind)))
-                steps.append(
-                    (f"prototype without faust ({kind})", functools.partial(bench.plain_intake, kind))
-                )
         if "pipeline" in parts:
             for kind in config.databases:
                 for workers in config.workers:

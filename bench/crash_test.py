@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
 
-from config.settings import Topics
+from config.settings import Settings, Topics
 from processors.intake import Rejection, decode_event, implausible_time
 from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
@@ -868,8 +868,12 @@ def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None =
                 publisher.start()
                 overrun_s = 120 + 3 * duration_s + len(workload.chunks) * config.command_wait_s
                 report.kills = _chaos(config, slots, publisher, overrun_s, say)
-                inbound = [*topics.inbound(), topics.commands]
-                report.caught_up = _wait_caught_up(broker.bootstrap, group, inbound, slots, config, say)
+                # The intake consumer's group reads the inbound topics; faust's, the commands.
+                groups = {
+                    group: list(topics.inbound()),
+                    Settings(consumer_group=group).commands_consumer_group: [topics.commands],
+                }
+                report.caught_up = _wait_caught_up(broker.bootstrap, groups, slots, config, say)
                 report.final_exit_codes = [slot.stop() for slot in slots]
             finally:
                 # Before the broker stops and the database is dropped.
@@ -947,26 +951,27 @@ def _chaos(
 
 def _wait_caught_up(
     bootstrap: str,
-    group: str,
-    topics: list[str],
+    groups: dict[str, list[str]],
     slots: list[WorkerSlot],
     config: CrashConfig,
     say: Callable[[str], None],
 ) -> bool:
-    """Until the group has committed every message of ``topics`` (bounded)."""
-    end = end_offsets(bootstrap, topics)
-    total = sum(end.values())
+    """Until each group has committed every message of its topics (bounded)."""
+    ends = {group: end_offsets(bootstrap, topics) for group, topics in groups.items()}
+    total = sum(sum(end.values()) for end in ends.values())
     deadline = time.monotonic() + config.catch_up_timeout_s
     last_note = time.monotonic()
     while True:
         for slot in slots:
             slot.restart_if_exited()
-        try:
-            committed = committed_offsets(bootstrap, group, list(end))
-        except Exception as exc:  # the broker may be busy: ask again
-            say(f"reading committed offsets failed: {exc!r}")
-            committed = {}
-        lag = sum(max(0, offset - committed.get(tp, 0)) for tp, offset in end.items())
+        lag = 0
+        for group, end in ends.items():
+            try:
+                committed = committed_offsets(bootstrap, group, list(end))
+            except Exception as exc:  # the broker may be busy: ask again
+                say(f"reading committed offsets failed: {exc!r}")
+                committed = {}
+            lag += sum(max(0, offset - committed.get(tp, 0)) for tp, offset in end.items())
         if lag == 0:
             return True
         if time.monotonic() > deadline:

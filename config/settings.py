@@ -182,6 +182,12 @@ class Settings(BaseSettings):
         return options
 
     @property
+    def commands_consumer_group(self) -> str:
+        """The faust app's group (commands topic, leader election); ``consumer_group`` is the
+        intake consumer's (the inbound topics)."""
+        return f"{self.consumer_group}-commands"
+
+    @property
     def embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
 

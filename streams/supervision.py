@@ -17,7 +17,8 @@ database series are left out of that scrape.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -153,13 +154,52 @@ class SupervisionCollector(Collector):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionPosition:
+    """What the lag gauge needs of one partition assigned to this worker."""
+
+    topic: str
+    partition: int
+    #: Log end offset as last fetched (None: no fetch answered yet).
+    end: int | None
+    #: The group's committed offset (0: nothing committed, the log is read from its start).
+    committed: int
+
+
+Positions = Callable[[], list[PartitionPosition]]
+
+
+def faust_positions(app: faust.App) -> Positions:
+    """The partitions of faust's consumer (the commands topic, faust's own topics)."""
+
+    def positions() -> list[PartitionPosition]:
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return []
+        try:
+            partitions = sorted(consumer.assignment())
+            committed = dict(consumer._committed_offset)
+        except Exception:
+            return []
+        found = []
+        for tp in partitions:
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # revoked while we looked
+                end = None
+            found.append(PartitionPosition(tp.topic, tp.partition, end, committed.get(tp) or 0))
+        return found
+
+    return positions
+
+
 class ConsumerLagCollector(Collector):
     """Lag = the partition's log end offset - the group's committed offset (0 before the
     first commit), summed per topic over the partitions this worker has; a partition whose
     log end offset is not known yet (no fetch answered) is left out."""
 
-    def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
-        self._app = app
+    def __init__(self, sources: Sequence[Positions], topics: Iterable[str]) -> None:
+        self._sources = list(sources)
         self._topics = sorted(set(topics))
 
     def describe(self) -> Iterable[Metric]:
@@ -167,29 +207,18 @@ class ConsumerLagCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         lag, assigned = self._families()
-        per_topic: dict[str, list[int]] = {topic: [] for topic in self._topics}
+        per_topic: dict[str, int] = {topic: 0 for topic in self._topics}
         lags: dict[str, int] = {}
-        consumer = getattr(self._app, "_consumer", None)
-        if consumer is not None:
-            try:
-                partitions = sorted(consumer.assignment())
-                committed = dict(consumer._committed_offset)
-            except Exception:
-                partitions, committed = [], {}
-            for tp in partitions:
-                if tp.topic not in per_topic:
+        for source in self._sources:
+            for position in source():
+                if position.topic not in per_topic:
                     continue  # faust's own topics (the leader election)
-                per_topic[tp.topic].append(tp.partition)
-                try:
-                    end = consumer.highwater(tp)
-                except Exception:
-                    end = None
-                # Nothing committed yet: the group starts from the log's beginning (earliest).
-                done = committed.get(tp) or 0
-                if end is not None:
-                    lags[tp.topic] = lags.get(tp.topic, 0) + max(0, int(end) - int(done))
-        for topic, numbers in per_topic.items():
-            assigned.add_metric([topic], len(numbers))
+                per_topic[position.topic] += 1
+                if position.end is not None:
+                    behind = max(0, position.end - position.committed)
+                    lags[position.topic] = lags.get(position.topic, 0) + behind
+        for topic, count in per_topic.items():
+            assigned.add_metric([topic], count)
             if topic in lags:
                 lag.add_metric([topic], lags[topic])
         yield from (lag, assigned)
@@ -216,8 +245,10 @@ def register(
     repository: OpenOrderStats,
     units: Iterable[str],
     topics: Iterable[str],
+    positions: Sequence[Positions] = (),
     registry: CollectorRegistry = REGISTRY,
 ) -> None:
-    """Export the database gauges (leader only) and this worker's consumer lag on ``registry``."""
+    """Export the database gauges (leader only) and this worker's consumer lag on ``registry``:
+    faust's consumer's partitions and those of ``positions`` (the intake consumer's)."""
     registry.register(SupervisionCollector(repository, units, faust_leader(app)))
-    registry.register(ConsumerLagCollector(app, topics))
+    registry.register(ConsumerLagCollector([faust_positions(app), *positions], topics))

@@ -85,7 +85,7 @@ def run_pipeline(settings: Settings) -> int:
             max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
         )
         commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
-        app = build_app(
+        app, intake_consumer = build_app(
             settings,
             intake,
             commands,
@@ -96,7 +96,11 @@ def run_pipeline(settings: Settings) -> int:
         )
         metrics.initialise(policy.units.ids())
         supervision.register(
-            app, repository, policy.units.ids(), [*settings.topics.inbound(), settings.topics.commands]
+            app,
+            repository,
+            policy.units.ids(),
+            [*settings.topics.inbound(), settings.topics.commands],
+            positions=[intake_consumer.positions],
         )
         api = _start_api(settings, repository)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)

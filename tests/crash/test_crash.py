@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import Topics
+from config.settings import Settings, Topics
 from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage
@@ -165,7 +165,8 @@ def test_a_command_committed_by_a_worker_killed_before_publishing_still_gets_pub
 
             def caught_up() -> bool:
                 end = crash.end_offsets(broker.bootstrap, [topics.commands])
-                committed = crash.committed_offsets(broker.bootstrap, group, list(end))
+                commands_group = Settings(consumer_group=group).commands_consumer_group
+                committed = crash.committed_offsets(broker.bootstrap, commands_group, list(end))
                 return all(committed[tp] >= offset for tp, offset in end.items())
 
             wait_for(caught_up, TIMEOUT_S, "the commands to be handled", describe=worker.log_text)

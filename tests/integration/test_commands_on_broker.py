@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import Topics
+from config.settings import Settings, Topics
 from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage, Intake
@@ -100,7 +100,7 @@ class CommandWorker(Worker):
         Offsets are committed only after a batch's effects are stored and its lifecycle,
         dispatched and dead-letter messages acknowledged by the broker.
         """
-        group = self.env["WO_CONSUMER_GROUP"]
+        group = Settings(consumer_group=self.env["WO_CONSUMER_GROUP"]).commands_consumer_group
         wait_for(
             lambda: group_caught_up(self.bootstrap, group, [self.commands_topic]),
             TIMEOUT_S,

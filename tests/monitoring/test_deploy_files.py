@@ -32,7 +32,7 @@ def exported_names() -> set[str]:
     names: set[str] = set()
     collectors: list[SupervisionCollector | ConsumerLagCollector] = [
         SupervisionCollector(None, [], lambda: False),  # type: ignore[arg-type]
-        ConsumerLagCollector(None, []),  # type: ignore[arg-type]
+        ConsumerLagCollector([], []),
     ]
     families = [*REGISTRY.collect(), *(f for collector in collectors for f in collector.describe())]
     for family in families:

@@ -26,7 +26,13 @@ from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
-from streams.supervision import ConsumerLagCollector, SupervisionCollector, faust_leader, register
+from streams.supervision import (
+    ConsumerLagCollector,
+    SupervisionCollector,
+    faust_leader,
+    faust_positions,
+    register,
+)
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
 
 pytestmark = pytest.mark.integration
@@ -193,7 +199,7 @@ def test_consumer_lag_sums_this_workers_partitions_per_topic() -> None:
         {TP(alarms, 0): 100, TP(complaints, 1): 5, TP(leader, 0): 0},
     )
     topics = [*TOPICS.inbound(), TOPICS.commands]
-    collector = ConsumerLagCollector(fake_app(_consumer=consumer), topics)
+    collector = ConsumerLagCollector([faust_positions(fake_app(_consumer=consumer))], topics)
     found: dict[str, dict[str, float]] = {}
     for family in collector.collect():
         for sample in family.samples:
@@ -201,7 +207,7 @@ def test_consumer_lag_sums_this_workers_partitions_per_topic() -> None:
     assert found["wo_kafka_consumer_lag"] == {alarms: 27, complaints: 0}
     assert found["wo_kafka_assigned_partitions"] == {t: {alarms: 3, complaints: 2}.get(t, 0) for t in topics}
 
-    idle = ConsumerLagCollector(fake_app(_consumer=None), topics)
+    idle = ConsumerLagCollector([faust_positions(fake_app(_consumer=None))], topics)
     samples = [s for family in idle.collect() for s in family.samples]
     assert {s.name for s in samples} == {"wo_kafka_assigned_partitions"}
     assert {s.value for s in samples} == {0}

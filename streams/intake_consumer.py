@@ -1,0 +1,222 @@
+"""The hot path: inbound topics -> intake service -> dispatched and dead-letter topics.
+
+A batched aiokafka consumer, not a faust agent: faust spends ~130 µs of CPU per event
+in batches (several asyncio tasks per message), more than the whole intake service
+does; a plain consumer reads a batch in a few µs per message (bench/README.md). faust
+still runs the worker: commands, the leader's timers, start-up work.
+
+Processing guarantee: at least once, with idempotent effects. A batch is stored in one
+transaction, its messages are published and acknowledged by the broker, and only then
+are its offsets committed. A crash anywhere before that re-delivers the batch;
+publisher ids already stored make no second order, and orders stored but never
+published are published then. Before the group takes partitions away (a rebalance), the
+batch in hand is finished and committed, so the next owner does not redo it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import mode
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from config.settings import Settings
+from services.intake import InboundMessage, Intake, IntakeResult
+from streams import metrics
+from streams.outputs import Outputs, aiokafka_security
+from streams.retry import until_done
+from streams.supervision import PartitionPosition
+
+log = structlog.get_logger(__name__)
+
+#: How long stopping waits for the batch in hand before leaving it to be re-delivered.
+STOP_WAIT_S = 15.0
+
+
+class IntakeConsumer(mode.Service):
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        outputs: Outputs,
+        clock: Callable[[], datetime],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._intake = intake
+        self._outputs = outputs
+        self._clock = clock
+        self._consumer: AIOKafkaConsumer | None = None
+        #: Held while a batch is processed and committed (a rebalance waits for it).
+        self._batch_in_hand = asyncio.Lock()
+        #: Next offset to read, per partition: processed but maybe not committed yet.
+        self._processed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    async def on_start(self) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+            max_poll_records=settings.intake_batch_size,
+            rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
+            session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_s * 1000),
+            **aiokafka_security(settings),
+        )
+        consumer.subscribe(sorted(settings.topics.inbound()), listener=_FinishBatchFirst(self))
+        await consumer.start()
+        self._consumer = consumer
+
+    async def on_stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            await asyncio.wait_for(self._batch_in_hand.acquire(), STOP_WAIT_S)
+        except TimeoutError:
+            log.warning("intake_stopped_mid_batch", detail="the batch will be re-delivered")
+        else:
+            self._batch_in_hand.release()
+        await consumer.stop()
+
+    @mode.Service.task
+    async def _consume(self) -> None:
+        while not self.should_stop:
+            consumer = self._consumer
+            if consumer is None:
+                await asyncio.sleep(0.05)
+                continue
+            fetched = await consumer.getmany(
+                timeout_ms=int(self._settings.intake_batch_seconds * 1000),
+                max_records=self._settings.intake_batch_size,
+            )
+            messages = [
+                InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                for records in fetched.values()
+                for r in records
+            ]
+            if not messages:
+                continue
+            async with self._batch_in_hand:
+                result = await until_done(self._process, messages)
+                for tp, records in fetched.items():
+                    self._processed[tp] = records[-1].offset + 1
+                await self._commit(consumer)
+            self._record(result, len(messages))
+
+    async def _process(self, messages: Sequence[InboundMessage]) -> IntakeResult:
+        with metrics.INTAKE_BATCH_SECONDS.time():
+            result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
+            await self._outputs.publish(result.to_dispatch, result.dead_letters)
+            await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
+        return result
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what was processed. A failure is logged, not retried: the next commit
+        carries the same offsets, and a re-delivered batch has no second effect."""
+        assigned = consumer.assignment()
+        offsets = {
+            tp: n for tp, n in self._processed.items() if tp in assigned and self._committed.get(tp) != n
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit({tp: OffsetAndMetadata(n, "") for tp, n in offsets.items()})
+        except KafkaError as exc:
+            log.warning("offsets_not_committed", error=type(exc).__name__, detail=str(exc)[:300])
+            return
+        self._committed.update(offsets)
+
+    async def finish_before_revoke(self, revoked: set[TopicPartition]) -> None:
+        async with self._batch_in_hand:
+            if self._consumer is not None:
+                await self._commit(self._consumer)
+        for tp in revoked:
+            self._processed.pop(tp, None)
+            self._committed.pop(tp, None)
+
+    async def learn_committed(self, assigned: set[TopicPartition]) -> None:
+        """Where the group left the partitions now ours (for the lag gauge)."""
+        consumer = self._consumer
+        for tp in assigned:
+            try:
+                committed = await consumer.committed(tp) if consumer is not None else None
+            except KafkaError:
+                committed = None
+            self._committed[tp] = committed or 0
+
+    def positions(self) -> list[PartitionPosition]:
+        """The assigned partitions' log end and committed offsets (for the lag gauge; any thread)."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        found = []
+        for tp in sorted(consumer.assignment()):
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # revoked while we looked
+                end = None
+            found.append(PartitionPosition(tp.topic, tp.partition, end, self._committed.get(tp, 0)))
+        return found
+
+    def _record(self, result: IntakeResult, size: int) -> None:
+        metrics.record_intake(result, self._clock())
+        for order in result.to_dispatch:
+            metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
+        log_batch(result, size)
+
+
+class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: IntakeConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.finish_before_revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._owner.learn_committed(assigned)
+        log.info(
+            "intake_partitions_assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        )
+
+
+def log_batch(result: IntakeResult, size: int) -> None:
+    # Counts and ids only: plates and complainants stay out of the log.
+    provisional = [order.id for order in result.created if order.deadline_provisional]
+    if provisional:
+        log.warning(
+            "provisional_deadlines",
+            orders=provisional,
+            detail="the official holiday schedule of a year they count into is not loaded: add it "
+            "to policy/calendar.yaml; they are recomputed when a worker starts with it",
+        )
+    for letter in result.dead_letters:
+        log.warning(
+            "message_dead_lettered",
+            reason=letter.reason.value,
+            detail=letter.detail,
+            topic=letter.source.topic,
+            partition=letter.source.partition,
+            offset=letter.source.offset,
+        )
+    log.info(
+        "intake_batch",
+        messages=size,
+        created=len(result.created),
+        merged=sum(result.merged.values()),
+        suppressed=sum(result.suppressed.values()),
+        redelivered=sum(result.redelivered.values()),
+        dead_lettered=len(result.dead_letters),
+        dispatched=len(result.to_dispatch),
+    )

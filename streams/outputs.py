@@ -1,0 +1,99 @@
+"""The worker's producer: every message it publishes goes through ``Outputs``.
+
+Dispatched orders, dead letters, lifecycle events and escalations all leave through one
+aiokafka producer (acks from every in-sync replica). ``send`` returns once the message is
+queued; awaiting what it returns waits until the broker has it, so a caller can queue a
+whole batch and then wait once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
+
+from config.settings import Settings
+from schemas.deadletter import DeadLetter
+from schemas.workorder import WorkOrder
+
+#: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """The Kafka security settings in aiokafka's keywords (it takes an SSL context, not files)."""
+    options = settings.kafka_client_options()
+    found: dict[str, Any] = {"security_protocol": options["security_protocol"]}
+    if options["security_protocol"].endswith("SSL"):
+        found["ssl_context"] = create_ssl_context(
+            cafile=options.get("ssl_cafile"),
+            certfile=options.get("ssl_certfile"),
+            keyfile=options.get("ssl_keyfile"),
+        )
+    for name in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
+        if name in options:
+            found[name] = options[name]
+    return found
+
+
+class Outputs(mode.Service):
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def on_start(self) -> None:
+        await self._ensure_producer()
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        # Agents may publish before the service has been started: whoever comes first starts it.
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._settings.bootstrap_servers,
+                    acks="all",
+                    linger_ms=5,
+                    max_request_size=self._settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
+                    **aiokafka_security(self._settings),
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Queue one message; the awaitable returned completes when the broker has it."""
+        producer = self._producer or await self._ensure_producer()
+        sent: Awaitable[Any] = await producer.send(topic, value=value, key=key)
+        return sent
+
+    async def send_order(self, order: WorkOrder) -> Awaitable[Any]:
+        """The order to its unit, and a copy to each unit in ``copied_to``: one awaitable for all."""
+        value = order.dispatch_message().model_dump_json(by_alias=True).encode()
+        topic = self._settings.topics.dispatched
+        sent = [await self.send(topic, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
+        return asyncio.gather(*sent)
+
+    async def send_dead_letter(self, letter: DeadLetter) -> Awaitable[Any]:
+        key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
+        return await self.send(
+            self._settings.topics.dead_letters,
+            base64.b64decode(key) if key is not None else None,
+            letter.model_dump_json(by_alias=True).encode(),
+        )
+
+    async def publish(self, orders: Iterable[WorkOrder], letters: Iterable[DeadLetter] = ()) -> None:
+        """Publish orders and dead letters, and wait until the broker has them all."""
+        pending = [await self.send_dead_letter(letter) for letter in letters]
+        pending += [await self.send_order(order) for order in orders]
+        await asyncio.gather(*pending)
