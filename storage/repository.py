@@ -23,7 +23,6 @@ from storage.tables import (
     suppressed_signal,
     work_order,
     work_order_event,
-    work_order_link,
     work_order_source,
 )
 
@@ -344,14 +343,7 @@ class WorkOrderRepository:
             .order_by(work_order_source.c.received_at, work_order_source.c.source_key)
         ):
             sources.setdefault(source.work_order_id, []).append(source.source_key.split(":", 1)[1])
-        links: dict[str, list[str]] = {}
-        for link in conn.execute(
-            sa.select(work_order_link.c.work_order_id, work_order_link.c.related_id)
-            .where(work_order_link.c.work_order_id.in_(ids))
-            .order_by(work_order_link.c.related_id)
-        ):
-            links.setdefault(link.work_order_id, []).append(link.related_id)
-        return [_order_from_row(row, sources.get(row["id"], []), links.get(row["id"], [])) for row in rows]
+        return [_order_from_row(row, sources.get(row["id"], [])) for row in rows]
 
     def open_order_stats(self, now: datetime) -> list[dict[str, Any]]:
         """Open (not closed) orders by unit, kind and priority: ``open``, ``overdue`` (past
@@ -384,7 +376,6 @@ class IntakeBatch:
         self._new: dict[str, _NewOrder] = {}
         self._merges: dict[str, _Merged] = {}
         self._sources: list[dict[str, Any]] = []
-        self._links: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._suppressed: list[dict[str, Any]] = []
 
@@ -464,9 +455,6 @@ class IntakeBatch:
         """Register a new order (written when the batch flushes)."""
         self._new[order.id] = _NewOrder(order, [source.split(":", 1)[1]])
         self._add_source(source, order.id, order.kind, payload)
-        self._links += [
-            {"work_order_id": order.id, "related_id": r, "created_at": self.now} for r in order.related_ids
-        ]
         self._event(order.id, "registered", detail)
 
     def merge(
@@ -514,14 +502,13 @@ class IntakeBatch:
             )
         for table, rows in (
             (work_order_source, self._sources),
-            (work_order_link, self._links),
             (work_order_event, self._events),
             (suppressed_signal, self._suppressed),
         ):
             if rows:
                 self._conn.execute(table.insert(), rows)
         self._new, self._merges = {}, {}
-        self._sources, self._links, self._events, self._suppressed = [], [], [], []
+        self._sources, self._events, self._suppressed = [], [], []
 
     def _add_source(self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any]) -> None:
         self._sources.append(
@@ -710,7 +697,9 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 
 #: WorkOrder fields stored in work_order columns of the same name.
 _SAME_NAME_COLUMNS = tuple(
-    name for name in WorkOrder.model_fields if name in work_order.c and name not in ("copied_to",)
+    name
+    for name in WorkOrder.model_fields
+    if name in work_order.c and name not in ("copied_to", "related_ids")
 )
 _SUBJECT_COLUMNS = tuple(Subject.model_fields)
 
@@ -721,18 +710,19 @@ def _order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
         **{name: getattr(order, name) for name in _SAME_NAME_COLUMNS},
         **{name: getattr(order.subject, name) for name in _SUBJECT_COLUMNS},
         "copied_to": ",".join(order.copied_to),
+        "related_ids": ",".join(sorted(order.related_ids)),
         "updated_at": now,
         "dispatched_at": None,
     }
 
 
-def _order_from_row(row: RowMapping, source_ids: list[str], related_ids: list[str]) -> WorkOrder:
+def _order_from_row(row: RowMapping, source_ids: list[str]) -> WorkOrder:
     return WorkOrder.model_validate(
         {
             **{name: row[name] for name in _SAME_NAME_COLUMNS},
             "subject": {name: row[name] for name in _SUBJECT_COLUMNS},
             "source_ids": tuple(source_ids),
-            "related_ids": tuple(related_ids),
+            "related_ids": tuple(order_id for order_id in row["related_ids"].split(",") if order_id),
             "copied_to": tuple(unit for unit in row["copied_to"].split(",") if unit),
         }
     )

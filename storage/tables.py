@@ -72,6 +72,8 @@ work_order = sa.Table(
     sa.Column("returned_seconds", sa.Float(), nullable=False, server_default="0"),
     #: Units with a copy of the order, comma-separated (routes with ``continue``).
     sa.Column("copied_to", sa.String(512), nullable=False, server_default=""),
+    #: Open orders on the same plate or enterprise when it was registered, sorted, comma-separated.
+    sa.Column("related_ids", sa.Text(), nullable=False, server_default=""),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
     sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
@@ -93,16 +95,6 @@ work_order_source = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Index("ix_work_order_source_work_order_id", "work_order_id"),
     sa.Index("ix_work_order_source_received_at", "received_at"),
-)
-
-#: Links between orders on the same plate or enterprise (correlation across kinds).
-work_order_link = sa.Table(
-    "work_order_link",
-    metadata,
-    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), primary_key=True),
-    sa.Column("related_id", sa.String(40), sa.ForeignKey("work_order.id"), primary_key=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Index("ix_work_order_link_related_id", "related_id"),
 )
 
 #: Signals triage decided make no order, with the rule and reason: never dropped silently.

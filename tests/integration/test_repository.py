@@ -556,3 +556,49 @@ def test_two_repositories_racing_on_the_same_batch_decide_each_signal_once(
     assert len(rows(engine, work_order_source)) + len(rows(engine, suppressed_signal)) == expected
     registered = [e for e in rows(engine, work_order_event) if e["type"] == "registered"]
     assert len(registered) == repository.count()
+
+
+def test_links_of_orders_stored_before_0007_become_their_related_ids_and_back(database_url: str) -> None:
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0006")
+            at = "2026-03-02 08:00:00"
+            for order_id in ("WO-A", "WO-B", "WO-C"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO work_order (id, kind, status, unit, priority, route_key, created_at,"
+                        " updated_at, due_at, summary, occurrences, first_seen_at, last_seen_at)"
+                        " VALUES (:id, 'vehicle_alarm', 'dispatched', 'squad-1', 'P3', 'default', :at, :at,"
+                        " :at, 'summary', 1, :at, :at)"
+                    ),
+                    {"id": order_id, "at": at},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO work_order_link (work_order_id, related_id, created_at) VALUES"
+                    " ('WO-C', 'WO-B', :at), ('WO-C', 'WO-A', :at), ('WO-B', 'WO-A', :at)"
+                ),
+                {"at": at},
+            )
+            conn.commit()
+            command.upgrade(config, "0007")
+            related = {
+                row.id: row.related_ids
+                for row in conn.execute(sa.text("SELECT id, related_ids FROM work_order"))
+            }
+            assert related == {"WO-A": "", "WO-B": "WO-A", "WO-C": "WO-A,WO-B"}
+            assert "work_order_link" not in sa.inspect(conn).get_table_names()
+
+            command.downgrade(config, "0006")
+            links = conn.execute(
+                sa.text("SELECT work_order_id, related_id FROM work_order_link ORDER BY 1, 2")
+            ).all()
+            assert [tuple(link) for link in links] == [("WO-B", "WO-A"), ("WO-C", "WO-A"), ("WO-C", "WO-B")]
+    finally:
+        engine.dispose()
