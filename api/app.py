@@ -228,7 +228,13 @@ def create_app(
         )
         known = await asyncio.to_thread(repository.command_outcome, command.command_id)
         if known is not None and known["work_order_id"] != order_id:
-            raise HTTPException(409, f"command_id {command.command_id} was already used for another order")
+            # Answered in the declared 409 body, and without the other order's id or details.
+            response.status_code = 409
+            return CommandResponse(
+                command_id=command.command_id,
+                outcome="command_id_reused",
+                reason="this command_id was already used for another order: send a new one",
+            )
         if known is None:
             try:
                 await asyncio.to_thread(publisher.publish, command)

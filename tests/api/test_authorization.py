@@ -175,7 +175,8 @@ def test_a_command_id_of_another_squad_does_not_reveal_its_order(
     assert api.snapshot() == before
     order = api.repository.get(squad1.order_id)
     assert order is not None and order.summary not in response.text, response.text
-    assert response.status_code == 409, response.text
+    assert squad1.order_id not in response.text, response.text
+    assert (response.status_code, response.json()["outcome"]) == (409, "command_id_reused"), response.text
 
 
 # --- supervisors -----------------------------------------------------------------------------
