@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    """ISO 8601 text (or a datetime), never a number: pydantic would read ``0`` or ``"1.5e9"``
+    as seconds since 1970, which no contract allows and no publisher means."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a date-time in ISO 8601 with an offset is expected, not a number")
+    return value
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -16,4 +27,4 @@ def _to_utc(value: datetime) -> datetime:
 
 
 #: A timestamp that arrived with an offset (``+08:00`` or ``Z``), kept in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]

@@ -172,3 +172,10 @@ def test_an_aware_datetime_object_is_converted_to_utc() -> None:
 def test_a_naive_datetime_object_is_rejected() -> None:
     with pytest.raises(ValidationError):
         UTC_TIME.validate_python(datetime(2026, 11, 20, 2, 41, 10))
+
+
+@pytest.mark.parametrize("raw", [0, 1_700_000_000, 1.7e9, True, "0.0", "1700000000", " 1.5e9 "])
+def test_numbers_are_not_times_even_as_text(raw: object) -> None:
+    """pydantic would read them as seconds since 1970; the contracts say ISO 8601 text."""
+    with pytest.raises(ValidationError, match="not a number"):
+        UTC_TIME.validate_python(raw)
