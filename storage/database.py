@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,29 @@ def migrate(url: str) -> None:
     """Bring the database schema to the newest revision (idempotent, safe to run concurrently)."""
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
+        with _sqlite_migration_lock(url):
+            _upgrade(url)
+    else:
+        _upgrade(url)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """Workers starting together on one SQLite file take turns, as PostgreSQL's advisory lock
+    makes them: an exclusive lock on ``<file>.migrating`` (released by the OS if we die)."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _upgrade(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -8,6 +8,7 @@ publisher id ends as exactly one of: a new order, a merge, a recorded suppressio
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import threading
@@ -227,6 +228,44 @@ def test_migrations_started_at_once_by_several_processes_all_succeed(postgres_ur
                 process.kill()
                 process.join(timeout=10)
         gate.dispose()
+
+
+def test_migrations_started_at_once_on_one_sqlite_file_all_succeed(sqlite_url: str) -> None:
+    """Several workers starting together on a new SQLite file: they take turns on the file's
+    migration lock. The test holds that lock until all have started, then lets them go."""
+    workers = 3
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    database = sa.engine.make_url(sqlite_url).database
+    processes = [
+        context.Process(target=_migrate_in_process, args=(sqlite_url, errors)) for _ in range(workers)
+    ]
+    try:
+        with open(f"{database}.migrating", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join(timeout=3)  # they start (imports take a while) and wait on the lock
+            assert [p.exitcode for p in processes] == [None] * workers, "a migration ran while locked"
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        for process in processes:
+            process.join(timeout=60)
+        failures = []
+        while not errors.empty():
+            failures.append(errors.get())
+        assert failures == []
+        assert [p.exitcode for p in processes] == [0] * workers
+        engine = create_engine(sqlite_url)
+        with engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        engine.dispose()
+        assert versions == [head_revision()]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
 
 
 # --- registering --------------------------------------------------------------------
