@@ -978,10 +978,10 @@ PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("triage, route, open order", ("processors/",)),
     (
         "publish: dispatched + dead letters",
-        ("_send_order", "aiokafka/producer", "publish", "dispatch_message"),
+        ("Outputs.", "aiokafka/producer", "publish", "dispatch_message"),
     ),
     ("metrics + logging", ("prometheus_client", "structlog", "logging/", "streams/metrics.py")),
-    ("faust + aiokafka consumer", ("faust/", "mode/", "aiokafka/")),
+    ("faust + aiokafka consumer", ("faust/", "mode/", "aiokafka/", "streams/intake_consumer.py")),
     ("intake service glue", ("services/",)),
     ("pydantic", ("pydantic",)),
     ("event loop, selectors, thread pool", ("asyncio/", "threading.py", "selectors.py", "concurrent/")),

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import mode
 from aiokafka import AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
@@ -47,6 +48,7 @@ class Outputs(mode.Service):
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
+        self._partitioner = DefaultPartitioner()
 
     async def on_start(self) -> None:
         await self._ensure_producer()
@@ -77,23 +79,42 @@ class Outputs(mode.Service):
         sent: Awaitable[Any] = await producer.send(topic, value=value, key=key)
         return sent
 
-    async def send_order(self, order: WorkOrder) -> Awaitable[Any]:
-        """The order to its unit, and a copy to each unit in ``copied_to``: one awaitable for all."""
-        value = order.dispatch_message().model_dump_json(by_alias=True).encode()
-        topic = self._settings.topics.dispatched
-        sent = [await self.send(topic, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
-        return asyncio.gather(*sent)
-
-    async def send_dead_letter(self, letter: DeadLetter) -> Awaitable[Any]:
-        key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
-        return await self.send(
-            self._settings.topics.dead_letters,
-            base64.b64decode(key) if key is not None else None,
-            letter.model_dump_json(by_alias=True).encode(),
-        )
-
     async def publish(self, orders: Iterable[WorkOrder], letters: Iterable[DeadLetter] = ()) -> None:
-        """Publish orders and dead letters, and wait until the broker has them all."""
-        pending = [await self.send_dead_letter(letter) for letter in letters]
-        pending += [await self.send_order(order) for order in orders]
+        """Publish orders (to their unit, and a copy to each unit in ``copied_to``) and dead
+        letters, and wait until the broker has them all."""
+        topics = self._settings.topics
+        messages: list[tuple[str, bytes | None, bytes]] = []
+        for letter in letters:
+            key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
+            value = letter.model_dump_json(by_alias=True).encode()
+            messages.append((topics.dead_letters, base64.b64decode(key) if key is not None else None, value))
+        for order in orders:
+            value = order.dispatch_message().model_dump_json(by_alias=True).encode()
+            messages += [(topics.dispatched, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
+        await self.send_all(messages)
+
+    async def send_all(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+        """Send (topic, key, value) messages in order and wait until the broker has them all.
+
+        They go as one record batch per partition (the key picks it, as ``send`` would):
+        queueing them one by one cost ~10 µs of CPU each.
+        """
+        producer = self._producer or await self._ensure_producer()
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        partitions: dict[str, list[int]] = {}
+        for topic, key, value in messages:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = self._partitioner(key, partitions[topic], partitions[topic])
+            by_partition.setdefault((topic, partition), []).append((key, value))
+        pending: list[Awaitable[Any]] = []
+        for (topic, partition), records in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a message of {len(value):,} bytes exceeds the producer's limit")
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
