@@ -14,25 +14,27 @@ from storage.repository import WorkOrderRepository
 def fire_due_escalations(repository: WorkOrderRepository, deadlines: Deadlines, now: datetime) -> int:
     """Record every reminder and escalation due by ``now`` that is not recorded yet (each
     fires once per order, level and deadline). Returns how many fired."""
-    rows = []
-    for order in repository.running_orders():
-        for due in due_escalations(
-            WorkOrderStatus(order["status"]),
-            order["unit"],
-            order["created_at"],
-            order["due_at"],
-            deadlines,
-            now,
-        ):
-            rows.append(
-                {
-                    "work_order_id": order["id"],
-                    "level": due.level.value,
-                    "due_at": order["due_at"],
-                    "unit": order["unit"],
-                }
+    fired = 0
+    for orders in repository.running_orders():
+        rows = [
+            {
+                "work_order_id": order["id"],
+                "level": due.level.value,
+                "due_at": order["due_at"],
+                "unit": order["unit"],
+            }
+            for order in orders
+            for due in due_escalations(
+                WorkOrderStatus(order["status"]),
+                order["unit"],
+                order["created_at"],
+                order["due_at"],
+                deadlines,
+                now,
             )
-    return repository.record_escalations(rows, now)
+        ]
+        fired += repository.record_escalations(rows, now)
+    return fired
 
 
 def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]:

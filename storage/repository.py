@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -104,18 +104,26 @@ class WorkOrderRepository:
                 ]
         return rows
 
-    def running_orders(self) -> list[RowMapping]:
-        """id, unit, status, kind, priority, created_at and due_at of every order whose clock runs."""
+    def running_orders(self, chunk: int = 5000) -> Iterator[list[RowMapping]]:
+        """id, unit, status, kind, priority, created_at and due_at of every order whose clock
+        runs, ``chunk`` at a time (by id): a province's open orders are never all in memory."""
         running = ["dispatched", "accepted", "in_progress", "feedback_submitted"]
         c = work_order.c
-        with self._engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(c.id, c.unit, c.status, c.kind, c.priority, c.created_at, c.due_at).where(
-                        c.status.in_(running)
-                    )
-                ).mappings()
-            )
+        after = ""
+        while True:
+            with self._engine.connect() as conn:
+                rows = list(
+                    conn.execute(
+                        sa.select(c.id, c.unit, c.status, c.kind, c.priority, c.created_at, c.due_at)
+                        .where(c.status.in_(running), c.id > after)
+                        .order_by(c.id)
+                        .limit(chunk)
+                    ).mappings()
+                )
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["id"]
 
     def record_escalations(self, rows: Sequence[dict[str, Any]], now: datetime) -> int:
         """Insert escalations not yet recorded (one per order, level and due_at); the new ones
@@ -124,8 +132,21 @@ class WorkOrderRepository:
             return 0
         new = 0
         with self._engine.begin() as conn:
+            # Most are recorded already (an overdue order is a candidate at every check):
+            # one read skips them, instead of one refused INSERT each.
+            recorded: set[tuple[str, str, datetime]] = set()
+            c = escalation.c
+            for chunk in _chunks(sorted({row["work_order_id"] for row in rows})):
+                recorded.update(
+                    (r.work_order_id, r.level, r.due_at)
+                    for r in conn.execute(
+                        sa.select(c.work_order_id, c.level, c.due_at).where(c.work_order_id.in_(chunk))
+                    )
+                )
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             for row in rows:
+                if (row["work_order_id"], row["level"], row["due_at"]) in recorded:
+                    continue
                 inserted = conn.execute(
                     dialect_insert(escalation)
                     .values(**row, fired_at=now, published_at=None)

@@ -23,7 +23,7 @@ from typing import Any
 import mode
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
@@ -97,10 +97,18 @@ class IntakeConsumer(mode.Service):
             if consumer is None:
                 await asyncio.sleep(0.05)
                 continue
-            fetched = await consumer.getmany(
-                timeout_ms=int(self._settings.intake_batch_seconds * 1000),
-                max_records=self._settings.intake_batch_size,
-            )
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=int(self._settings.intake_batch_seconds * 1000),
+                    max_records=self._settings.intake_batch_size,
+                )
+            except ConsumerStoppedError:
+                return  # stopping
+            except KafkaError as exc:  # aiokafka retries what it can; this is what it could not
+                log.error("intake_fetch_failed", error=type(exc).__name__, detail=str(exc)[:300])
+                metrics.INTAKE_BATCH_FAILURES.inc()
+                await asyncio.sleep(1.0)
+                continue
             messages = [
                 InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                 for records in fetched.values()

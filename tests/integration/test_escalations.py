@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,3 +80,41 @@ def test_published_escalations_are_not_published_again(repository: WorkOrderRepo
     escalations.published(first, created + timedelta(days=3))
     assert escalations.pending() == []
     assert escalations.fire(created + timedelta(days=4)) == 0
+
+
+def test_every_running_order_is_checked_when_they_span_several_reads(database_url: str) -> None:
+    """The check reads running orders a chunk at a time (a province has far too many to hold
+    at once): orders in every chunk fire, each once."""
+    migrate(database_url)
+    engine = create_engine(database_url)
+    try:
+        created = datetime.fromisoformat("2026-11-23T08:00:00+08:00")
+        sample = json.loads(
+            (ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
+        )
+        repository = WorkOrderRepository(engine)
+        intake = Intake(POLICY, repository, TOPICS.inbound())
+        messages = [  # seven vehicles: seven orders
+            InboundMessage(
+                TOPICS.vehicle_alarms,
+                0,
+                n,
+                None,
+                json.dumps({**sample, "alarm_id": f"CHUNK-{n}", "plate": f"苏F2C51{n}"}).encode(),
+            )
+            for n in range(7)
+        ]
+        result = intake.handle(messages, created)
+        intake.dispatched(result.created, created)
+        assert len(result.created) == 7, [d.detail for d in result.dead_letters]
+
+        chunks = list(repository.running_orders(chunk=3))
+        assert [len(chunk) for chunk in chunks] == [3, 3, 1]
+        assert sorted(row["id"] for chunk in chunks for row in chunk) == sorted(o.id for o in result.created)
+
+        escalations = Escalations(repository, POLICY.deadlines)
+        at = created + timedelta(hours=18)
+        assert escalations.fire(at) == 7
+        assert escalations.fire(at) == 0
+    finally:
+        engine.dispose()
