@@ -15,7 +15,7 @@ def fire_due_escalations(repository: WorkOrderRepository, deadlines: Deadlines, 
     """Record every reminder and escalation due by ``now`` that is not recorded yet (each
     fires once per order, level and deadline). Returns how many fired."""
     fired = 0
-    for orders in repository.running_orders():
+    for orders in repository.running_orders(reminded_by=now, reminder_at=deadlines.reminder_at):
         rows = [
             {
                 "work_order_id": order["id"],
