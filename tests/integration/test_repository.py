@@ -8,6 +8,7 @@ publisher id ends as exactly one of: a new order, a merge, a recorded suppressio
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import multiprocessing
@@ -174,6 +175,36 @@ def _migrate_in_process(url: str, errors: Any) -> None:
         errors.put(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 
 
+@contextlib.contextmanager
+def _migrating_together(url: str, workers: int) -> Iterator[list[Any]]:
+    """Yields ``workers`` processes that each migrate ``url``, for the test to start and release;
+    then checks that every one succeeded and the database is at the head revision."""
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    processes = [context.Process(target=_migrate_in_process, args=(url, errors)) for _ in range(workers)]
+    try:
+        yield processes
+        for process in processes:
+            process.join(timeout=60)
+        failures = []
+        while not errors.empty():
+            failures.append(errors.get())
+        assert failures == []
+        assert [p.exitcode for p in processes] == [0] * workers
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        finally:
+            engine.dispose()
+        assert versions == [head_revision()]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
+
+
 @pytest.mark.postgres
 def test_migrations_started_at_once_by_several_processes_all_succeed(postgres_url: str) -> None:
     """Several workers starting together on an empty database (``wo run`` migrates at start).
@@ -182,17 +213,15 @@ def test_migrations_started_at_once_by_several_processes_all_succeed(postgres_ur
     own until every process waits on it, then rolls it back and lets them all go at once.
     """
     workers = 3
-    context = multiprocessing.get_context("spawn")
-    errors = context.Queue()
     gate = sa.create_engine(postgres_url)
-    processes = []
     try:
-        with gate.connect() as holder, gate.connect() as observer:
+        # Left in reverse order: the holder rolls back before the processes are awaited.
+        with (
+            _migrating_together(postgres_url, workers) as processes,
+            gate.connect() as holder,
+            gate.connect() as observer,
+        ):
             holder.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-            processes = [
-                context.Process(target=_migrate_in_process, args=(postgres_url, errors))
-                for _ in range(workers)
-            ]
             for process in processes:
                 process.start()
             waiting = sa.text(
@@ -212,21 +241,7 @@ def test_migrations_started_at_once_by_several_processes_all_succeed(postgres_ur
                 interval_s=0.05,
             )
             holder.rollback()
-        for process in processes:
-            process.join(timeout=60)
-        failures = []
-        while not errors.empty():
-            failures.append(errors.get())
-        assert failures == []
-        assert [p.exitcode for p in processes] == [0] * workers
-        with gate.connect() as conn:
-            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        assert versions == [head_revision()]
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=10)
         gate.dispose()
 
 
@@ -234,38 +249,15 @@ def test_migrations_started_at_once_on_one_sqlite_file_all_succeed(sqlite_url: s
     """Several workers starting together on a new SQLite file: they take turns on the file's
     migration lock. The test holds that lock until all have started, then lets them go."""
     workers = 3
-    context = multiprocessing.get_context("spawn")
-    errors = context.Queue()
     database = sa.engine.make_url(sqlite_url).database
-    processes = [
-        context.Process(target=_migrate_in_process, args=(sqlite_url, errors)) for _ in range(workers)
-    ]
-    try:
-        with open(f"{database}.migrating", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            for process in processes:
-                process.start()
-            for process in processes:
-                process.join(timeout=3)  # they start (imports take a while) and wait on the lock
-            assert [p.exitcode for p in processes] == [None] * workers, "a migration ran while locked"
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with _migrating_together(sqlite_url, workers) as processes, open(f"{database}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         for process in processes:
-            process.join(timeout=60)
-        failures = []
-        while not errors.empty():
-            failures.append(errors.get())
-        assert failures == []
-        assert [p.exitcode for p in processes] == [0] * workers
-        engine = create_engine(sqlite_url)
-        with engine.connect() as conn:
-            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        engine.dispose()
-        assert versions == [head_revision()]
-    finally:
+            process.start()
         for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=10)
+            process.join(timeout=3)  # they start (imports take a while) and wait on the lock
+        assert [p.exitcode for p in processes] == [None] * workers, "a migration ran while locked"
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --- registering --------------------------------------------------------------------
