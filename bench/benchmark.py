@@ -769,6 +769,29 @@ class Benchmark:
                 for child in children:
                     child.stop()
 
+    @contextlib.contextmanager
+    def _profiling(
+        self, children: list[Child], run: str, cpu0: list[float], counts0: list[int]
+    ) -> Iterator[None]:
+        """Sample each worker while the block runs (--profile), then summarize where its CPU went."""
+        names = [f"{run}-{child.pid}" for child in children]
+        profilers = [self._profile(child, name) for child, name in zip(children, names, strict=True)]
+        try:
+            yield
+        finally:
+            for profiler in profilers:
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    profiler.wait(timeout=60)
+        if self.config.profile_dir is None:
+            return
+        for child, name, cpu_before, handled_before in zip(children, names, cpu0, counts0, strict=True):
+            path = self.config.profile_dir / f"{name}.txt"
+            handled_here = child.read_batches() - handled_before
+            if path.exists() and handled_here:
+                cpu_us = (cpu_seconds(child.pid) - cpu_before) / handled_here * 1e6
+                self.results.profiles += summarize_profile(path, cpu_us)
+
     def _profile(self, child: Child, name: str) -> subprocess.Popen[bytes] | None:
         """py-spy sampling ``child`` (--profile): collapsed stacks, and a flame graph from them."""
         if self.config.profile_dir is None:
@@ -849,9 +872,8 @@ class Benchmark:
         cpu0 = [cpu_seconds(child.pid) for child in children]
         counts0 = self._received(children)
         broker0 = self.broker_cpu()
-        profilers = [self._profile(child, f"{kind}-{len(children)}w-{child.pid}") for child in children]
         started = time.time()
-        try:
+        with self._profiling(children, f"{kind}-{len(children)}w-backlog", cpu0, counts0):
             await produce_backlog(self.bootstrap, topics.vehicle_alarms, self.backlog, self.config.partitions)
             await asyncio.to_thread(
                 wait_until,
@@ -860,19 +882,7 @@ class Benchmark:
                 "the backlog to be handled",
                 0.05,
             )
-        finally:
-            for profiler in profilers:
-                if profiler is not None:
-                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                    profiler.wait(timeout=60)
         finished = max(child.last_batch_at for child in children)  # when the last batch was logged
-        cpu_by_child = [cpu_seconds(child.pid) - before for child, before in zip(children, cpu0, strict=True)]
-        if self.config.profile_dir is not None:
-            for child, child_cpu, handled_before in zip(children, cpu_by_child, counts0, strict=True):
-                path = self.config.profile_dir / f"{kind}-{len(children)}w-{child.pid}.txt"
-                handled_here = child.read_batches() - handled_before
-                if path.exists() and handled_here:
-                    self.results.profiles += summarize_profile(path, child_cpu / handled_here * 1e6)
         cpu = sum(cpu_seconds(child.pid) for child in children) - sum(cpu0)
         broker = self.broker_cpu() - broker0
         for child in children:
@@ -899,9 +909,11 @@ class Benchmark:
         reader = DispatchedReader(self.bootstrap, topics.dispatched)
         await reader.start()
         cpu0 = [cpu_seconds(child.pid) for child in children]
+        run = f"{kind}-{len(children)}w-{load}evs"
         try:
-            stream = AlarmStream(f"L{load}{uuid.uuid4().hex[:4]}", seed=load)
-            paced = await produce_paced(self.bootstrap, topics.vehicle_alarms, stream, load, duration_s)
+            with self._profiling(children, run, cpu0, self._received(children)):
+                stream = AlarmStream(f"L{load}{uuid.uuid4().hex[:4]}", seed=load)
+                paced = await produce_paced(self.bootstrap, topics.vehicle_alarms, stream, load, duration_s)
             await asyncio.to_thread(
                 wait_until,
                 functools.partial(self._handled, children, before + paced.sent),
