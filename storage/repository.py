@@ -249,10 +249,18 @@ class WorkOrderRepository:
         if not orders:
             return
         ids = [order.id for order in orders]
+        # Rows locked in id order, as intake merges lock them: the next batch's merges into
+        # these orders run at the same time (PostgreSQL found deadlocks with scan order).
+        locked = (
+            sa.select(work_order.c.id)
+            .where(work_order.c.id.in_(ids), work_order.c.dispatched_at.is_(None))
+            .order_by(work_order.c.id)
+            .with_for_update()
+        )
         with self._engine.begin() as conn:
             newly = conn.execute(
                 sa.update(work_order)
-                .where(work_order.c.id.in_(ids), work_order.c.dispatched_at.is_(None))
+                .where(work_order.c.id.in_(locked))
                 .values(dispatched_at=now, updated_at=now, status=WorkOrderStatus.dispatched.value)
                 .returning(work_order.c.id, work_order.c.unit)
             ).all()
