@@ -11,19 +11,12 @@ are its offsets committed. A crash anywhere before that re-delivers the batch;
 publisher ids already stored make no second order, and orders stored but never
 published are published then. Before the group takes partitions away (a rebalance), the
 batch in hand is finished and committed, so the next owner does not redo it.
-
-Two stages overlap: while batch N is delivered (published, marked dispatched, its
-offsets committed), batch N+1 is read and stored. Deliveries stay in order, one at a
-time, so offsets are committed in order; orders batch N is delivering are left out of
-batch N+1's (a re-sent signal finds its order stored but not yet marked dispatched).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -61,17 +54,11 @@ class IntakeConsumer(mode.Service):
         self._outputs = outputs
         self._clock = clock
         self._consumer: AIOKafkaConsumer | None = None
-        #: Held while a batch is read and stored (a rebalance waits for it, then for its delivery).
+        #: Held while a batch is processed and committed (a rebalance waits for it).
         self._batch_in_hand = asyncio.Lock()
-        #: The stored batch being published, marked dispatched and committed.
-        self._delivery: asyncio.Task[None] | None = None
         #: Next offset to read, per partition: processed but maybe not committed yet.
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._delivering_ids: set[str] = set()
-        #: Batches stored, and delivered (published, marked dispatched, offsets committed).
-        self.batches_stored = 0
-        self.batches_delivered = 0
 
     async def on_start(self) -> None:
         settings = self._settings
@@ -96,20 +83,12 @@ class IntakeConsumer(mode.Service):
         if consumer is None:
             return
         try:
-            await asyncio.wait_for(self._finish_batches(), STOP_WAIT_S)
+            await asyncio.wait_for(self._batch_in_hand.acquire(), STOP_WAIT_S)
         except TimeoutError:
             log.warning("intake_stopped_mid_batch", detail="the batch will be re-delivered")
+        else:
+            self._batch_in_hand.release()
         await consumer.stop()
-
-    async def _finish_batches(self) -> None:
-        """Wait until no batch is being stored or delivered (offsets committed)."""
-        async with self._batch_in_hand:
-            await self._delivered()
-
-    async def _delivered(self) -> None:
-        delivery = self._delivery
-        if delivery is not None:
-            await asyncio.shield(delivery)  # a cancelled waiter leaves the delivery running
 
     @mode.Service.task
     async def _consume(self) -> None:
@@ -137,33 +116,19 @@ class IntakeConsumer(mode.Service):
             ]
             if not messages:
                 continue
-            batch = _Batch(len(messages), {tp: records[-1].offset + 1 for tp, records in fetched.items()})
             async with self._batch_in_hand:
-                result = await until_done(self._store, messages)
-                batch.stored_s = time.monotonic() - batch.read_at
-                self.batches_stored += 1
-                # The previous batch delivers its own orders (marked dispatched or not yet).
-                previous = self._delivering_ids
-                result.to_dispatch = [order for order in result.to_dispatch if order.id not in previous]
-                await self._delivered()
-                self._delivering_ids = {order.id for order in result.to_dispatch}
-                self._delivery = asyncio.create_task(self._deliver(consumer, batch, result))
+                result = await until_done(self._process, messages)
+                for tp, records in fetched.items():
+                    self._processed[tp] = records[-1].offset + 1
+                await self._commit(consumer)
+            self._record(result, len(messages))
 
-    async def _store(self, messages: Sequence[InboundMessage]) -> IntakeResult:
-        return await asyncio.to_thread(self._intake.handle, messages, self._clock())
-
-    async def _deliver(self, consumer: AIOKafkaConsumer, batch: _Batch, result: IntakeResult) -> None:
-        await until_done(self._publish, result)
-        self._processed.update(batch.next_offsets)
-        await self._commit(consumer)
-        elapsed = time.monotonic() - batch.read_at
-        metrics.INTAKE_BATCH_SECONDS.observe(elapsed)
-        self.batches_delivered += 1
-        self._record(result, batch, elapsed)
-
-    async def _publish(self, result: IntakeResult) -> None:
-        await self._outputs.publish(result.to_dispatch, result.dead_letters)
-        await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
+    async def _process(self, messages: Sequence[InboundMessage]) -> IntakeResult:
+        with metrics.INTAKE_BATCH_SECONDS.time():
+            result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
+            await self._outputs.publish(result.to_dispatch, result.dead_letters)
+            await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
+        return result
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what was processed. A failure is logged, not retried: the next commit
@@ -183,7 +148,6 @@ class IntakeConsumer(mode.Service):
 
     async def finish_before_revoke(self, revoked: set[TopicPartition]) -> None:
         async with self._batch_in_hand:
-            await self._delivered()
             if self._consumer is not None:
                 await self._commit(self._consumer)
         for tp in revoked:
@@ -214,22 +178,11 @@ class IntakeConsumer(mode.Service):
             found.append(PartitionPosition(tp.topic, tp.partition, end, self._committed.get(tp, 0)))
         return found
 
-    def _record(self, result: IntakeResult, batch: _Batch, elapsed_s: float) -> None:
+    def _record(self, result: IntakeResult, size: int) -> None:
         metrics.record_intake(result, self._clock())
         for order in result.to_dispatch:
             metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
-        log_batch(result, batch.size, stored_ms=round(batch.stored_s * 1000), done_ms=round(elapsed_s * 1000))
-
-
-@dataclass
-class _Batch:
-    """What delivering a stored batch needs besides the intake result."""
-
-    size: int
-    #: Per partition, the offset after the batch's last message.
-    next_offsets: dict[TopicPartition, int]
-    read_at: float = field(default_factory=time.monotonic)
-    stored_s: float = 0.0
+        log_batch(result, size)
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -246,7 +199,7 @@ class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-def log_batch(result: IntakeResult, size: int, stored_ms: int, done_ms: int) -> None:
+def log_batch(result: IntakeResult, size: int) -> None:
     # Counts and ids only: plates and complainants stay out of the log.
     provisional = [order.id for order in result.created if order.deadline_provisional]
     if provisional:
@@ -274,6 +227,4 @@ def log_batch(result: IntakeResult, size: int, stored_ms: int, done_ms: int) -> 
         redelivered=sum(result.redelivered.values()),
         dead_lettered=len(result.dead_letters),
         dispatched=len(result.to_dispatch),
-        stored_ms=stored_ms,  # read -> stored
-        done_ms=done_ms,  # read -> published, marked dispatched and committed
     )
