@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -17,11 +18,20 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+#: JSON columns (signal payloads, event details) through orjson: the standard library's
+#: encoder was ~5% of the intake's CPU.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str) -> Engine:
     """An engine tuned per backend: SQLite in WAL mode with a busy timeout."""
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **_JSON)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -32,7 +42,7 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, **_JSON)
 
 
 #: PostgreSQL advisory lock held while migrating, so workers starting together take turns.
