@@ -64,7 +64,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's packages
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.partitioner import DefaultPartitioner  # noqa: E402
 
-from config.settings import Topics  # noqa: E402
+from config.settings import Settings, Topics  # noqa: E402
 from processors.intake import decode_event  # noqa: E402
 from services.calendar_files import load_calendar  # noqa: E402
 from services.intake import InboundMessage, Intake  # noqa: E402
@@ -538,6 +538,7 @@ class Config:
     soak_load: int
     keep: bool
     fetch_wait_ms: int
+    batch_interval_ms: int
     profile_dir: Path | None = None
 
 
@@ -730,6 +731,7 @@ class Benchmark:
             WO_INTAKE_BATCH_SIZE=str(BATCH_SIZE),
             WO_INTAKE_BATCH_SECONDS=str(BATCH_SECONDS),
             WO_CONSUMER_FETCH_MAX_WAIT_MS=str(self.config.fetch_wait_ms),
+            WO_INTAKE_BATCH_INTERVAL_MS=str(self.config.batch_interval_ms),
         )
         for name in TOPIC_NAMES:
             env[f"WO_TOPICS__{name.upper()}"] = getattr(topics, name)
@@ -1108,7 +1110,8 @@ def report(config: Config, results: Results, loads_seen: list[str]) -> tuple[str
         "",
         f"Benchmark: {config.messages:,} vehicle alarms (50% new, 30% re-sent, 20% repeats), "
         f"{config.partitions} partitions, embedded Tansu broker, intake batches of {BATCH_SIZE} / "
-        f"{BATCH_SECONDS:g} s, worker fetch wait {config.fetch_wait_ms} ms",
+        f"{BATCH_SECONDS:g} s, one at most every {config.batch_interval_ms} ms, "
+        f"worker fetch wait {config.fetch_wait_ms} ms",
         f"machine: {os.cpu_count()} cores; 1-minute load average during the run: {load_summary(loads_seen)}",
         "",
         "| " + HEADER + " |",
@@ -1233,6 +1236,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fetch-wait-ms", type=int, default=100, help="the workers' WO_CONSUMER_FETCH_MAX_WAIT_MS"
     )
     parser.add_argument(
+        "--batch-interval-ms",
+        type=int,
+        default=Settings.model_fields["intake_batch_interval_ms"].default,
+        help="the workers' WO_INTAKE_BATCH_INTERVAL_MS",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -1293,6 +1302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         soak_load=args.soak_load,
         keep=args.keep,
         fetch_wait_ms=args.fetch_wait_ms,
+        batch_interval_ms=args.batch_interval_ms,
         profile_dir=args.profile,
     )
     parts = {part.strip() for part in args.only.split(",") if part.strip()}

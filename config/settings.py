@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Intake batching: a batch is flushed when full or after this many seconds.
     intake_batch_size: int = Field(default=500, ge=1, le=100_000)
     intake_batch_seconds: float = Field(default=0.2, gt=0, le=60)
+    # Batches start at most this often (0: as soon as the last one is done). Each batch costs
+    # ~10 ms of CPU besides its messages; under a steady load, waiting makes fewer, larger
+    # batches. A message arriving after a quiet spell does not wait.
+    intake_batch_interval_ms: int = Field(default=50, ge=0, le=10_000)
 
     # How often the leader worker looks for reminders and escalations that came due.
     escalation_check_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -16,6 +16,7 @@ batch in hand is finished and committed, so the next owner does not redo it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -92,11 +93,17 @@ class IntakeConsumer(mode.Service):
 
     @mode.Service.task
     async def _consume(self) -> None:
+        interval_s = self._settings.intake_batch_interval_ms / 1000
+        last_batch_at = 0.0
         while not self.should_stop:
             consumer = self._consumer
             if consumer is None:
                 await asyncio.sleep(0.05)
                 continue
+            # The consumer keeps fetching meanwhile: the next batch takes what arrived.
+            wait_s = last_batch_at + interval_s - time.monotonic()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
             try:
                 fetched = await consumer.getmany(
                     timeout_ms=int(self._settings.intake_batch_seconds * 1000),
@@ -116,19 +123,29 @@ class IntakeConsumer(mode.Service):
             ]
             if not messages:
                 continue
+            last_batch_at = time.monotonic()
             async with self._batch_in_hand:
-                result = await until_done(self._process, messages)
+                result, steps = await until_done(self._process, messages)
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
-            self._record(result, len(messages))
+            done_s = time.monotonic() - last_batch_at
+            metrics.INTAKE_BATCH_SECONDS.observe(done_s)
+            self._record(result, len(messages), {**steps, "done_ms": round(done_s * 1000)})
 
-    async def _process(self, messages: Sequence[InboundMessage]) -> IntakeResult:
-        with metrics.INTAKE_BATCH_SECONDS.time():
-            result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
-            await self._outputs.publish(result.to_dispatch, result.dead_letters)
-            await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
-        return result
+    async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
+        """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
+        started = time.monotonic()
+        result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
+        stored = time.monotonic()
+        await self._outputs.publish(result.to_dispatch, result.dead_letters)
+        published = time.monotonic()
+        await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
+        steps = {
+            "stored_ms": round((stored - started) * 1000),
+            "published_ms": round((published - started) * 1000),
+        }
+        return result, steps
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what was processed. A failure is logged, not retried: the next commit
@@ -178,11 +195,11 @@ class IntakeConsumer(mode.Service):
             found.append(PartitionPosition(tp.topic, tp.partition, end, self._committed.get(tp, 0)))
         return found
 
-    def _record(self, result: IntakeResult, size: int) -> None:
+    def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())
         for order in result.to_dispatch:
             metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
-        log_batch(result, size)
+        log_batch(result, size, timings)
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -199,7 +216,8 @@ class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-def log_batch(result: IntakeResult, size: int) -> None:
+def log_batch(result: IntakeResult, size: int, timings: dict[str, int]) -> None:
+    """``timings``: when the batch was stored, published and done (committed), ms after it was read."""
     # Counts and ids only: plates and complainants stay out of the log.
     provisional = [order.id for order in result.created if order.deadline_provisional]
     if provisional:
@@ -227,4 +245,5 @@ def log_batch(result: IntakeResult, size: int) -> None:
         redelivered=sum(result.redelivered.values()),
         dead_lettered=len(result.dead_letters),
         dispatched=len(result.to_dispatch),
+        **timings,
     )
