@@ -18,13 +18,13 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 #: JSON columns (signal payloads, event details) through orjson: the standard library's
 #: encoder was ~5% of the intake's CPU.
-_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+_JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 def create_engine(url: str) -> Engine:
