@@ -6,11 +6,12 @@ runs only for messages that fail it, to give the dead letter a precise reason.
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+import jiter
 from pydantic import BaseModel, ValidationError
 
 from schemas.commands import WorkOrderCommand
@@ -46,21 +47,18 @@ def decode(
     raw: bytes, model: type[Message], contract: str, known: frozenset[str], max_bytes: int
 ) -> Message | Rejection:
     """Parse once (refusing duplicate keys: which value would count is ambiguous), check the
-    contract, then validate the fields."""
+    contract, then validate the fields. jiter parses: ~4x faster than the standard library
+    with a duplicate-key hook, and it refuses lone surrogates, which no UTF-8 topic can carry."""
     if len(raw) > max_bytes:
         return Rejection(RejectionReason.too_large, f"{len(raw)} bytes, limit {max_bytes}")
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")  # jiter would call a bad byte "expected value": say what it is
     except UnicodeDecodeError as exc:
         return Rejection(RejectionReason.not_utf8, f"invalid UTF-8 at byte {exc.start}")
     try:
-        document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
-    except _DuplicateKey as exc:
-        return Rejection(RejectionReason.duplicate_key, str(exc))
-    except RecursionError:
-        return Rejection(RejectionReason.not_json, "nested too deeply")
-    except ValueError as exc:  # JSONDecodeError, and integers too long to convert
-        return Rejection(RejectionReason.not_json, str(exc)[:200])
+        document = jiter.from_json(raw, catch_duplicate_keys=True, cache_mode="keys")
+    except ValueError as exc:
+        return _json_rejection(str(exc))
     if not isinstance(document, dict):
         return Rejection(RejectionReason.not_an_object, f"a JSON {_json_type(document)}")
     claimed = document.get("schema")
@@ -81,19 +79,20 @@ def decode(
         return Rejection(RejectionReason.invalid_field, "nested too deeply")
 
 
-class _DuplicateKey(ValueError):
-    pass
+_DUPLICATE_KEY = re.compile(r'Detected duplicate key "(.*)" at (line \d+ column \d+)', re.DOTALL)
 
 
-def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    document = dict(pairs)
-    if len(document) != len(pairs):  # rare: find which key, for the dead letter's reason
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(f"key {key[:64]!r} appears more than once in one object")
-            seen.add(key)
-    return document
+def _json_rejection(error: str) -> Rejection:
+    """jiter's message says what is wrong and where (line, column)."""
+    duplicate = _DUPLICATE_KEY.fullmatch(error)
+    if duplicate:
+        key, where = duplicate.groups()
+        return Rejection(
+            RejectionReason.duplicate_key, f"key {key[:64]!r} appears more than once in one object ({where})"
+        )
+    if error.startswith("recursion limit exceeded"):
+        return Rejection(RejectionReason.not_json, f"nested too deeply ({error})")
+    return Rejection(RejectionReason.not_json, error[:200])
 
 
 def _json_type(value: object) -> str:

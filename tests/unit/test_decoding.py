@@ -152,7 +152,14 @@ def test_rejection_names_the_reason_and_a_helpful_detail(
 @pytest.mark.parametrize(
     ("raw", "contract", "reason", "detail"),
     [
-        pytest.param(b"", ALARM, RejectionReason.not_json, "line 1 column 1", id="empty-message"),
+        pytest.param(
+            b"", ALARM, RejectionReason.not_json, "EOF while parsing a value at line 1", id="empty-message"
+        ),
+        pytest.param(b'{"a": [1, 2', ALARM, RejectionReason.not_json, "line 1 column 11", id="cut-short"),
+        pytest.param(b'"\\ud800"', ALARM, RejectionReason.not_json, "hex escape", id="lone-surrogate"),
+        pytest.param(
+            b"[" * 300 + b"]" * 300, ALARM, RejectionReason.not_json, "nested too deeply", id="deep"
+        ),
         pytest.param(b"null", ALARM, RejectionReason.not_an_object, "a JSON null", id="json-null"),
         pytest.param(b'"text"', ALARM, RejectionReason.not_an_object, "a JSON str", id="json-string"),
         pytest.param(b"42", ALARM, RejectionReason.not_an_object, "a JSON number", id="json-number"),
