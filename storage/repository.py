@@ -551,14 +551,21 @@ class _NewOrder:
         self.order = order
         self.source_ids = source_ids
         self.merged: _Merged | None = None
+        self._current: WorkOrder | None = None
 
     def absorb(self, source_id: str, occurred_at: datetime) -> None:
+        self._current = None
         self.source_ids.append(source_id)
         self.merged = self.merged or _Merged(occurred_at)
         self.merged.absorb(source_id, occurred_at)
 
     def current(self) -> WorkOrder:
         """The order as the database holds it once the batch is written (as a re-read returns it)."""
+        if self._current is None:
+            self._current = self._build()
+        return self._current
+
+    def _build(self) -> WorkOrder:
         update: dict[str, Any] = {
             "source_ids": tuple(sorted(self.source_ids)),
             "related_ids": tuple(sorted(self.order.related_ids)),

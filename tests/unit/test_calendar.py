@@ -112,3 +112,16 @@ def test_a_bad_date_in_calendar_yaml_names_its_line(tmp_path: Path) -> None:
 def test_a_limit_below_one_working_day_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         CALENDAR.add_working_days(at(2026, 11, 16), 0)
+
+
+def test_a_calendar_answers_the_same_whether_it_counted_the_day_before_or_not() -> None:
+    # Deadlines are remembered per reference day: a calendar that has answered thousands of
+    # questions (across the cut-off, a year-end, an unpublished year) agrees with new ones.
+    used = load_calendar(ROOT / "policy")
+    start = datetime(2025, 12, 20, 0, 0, tzinfo=CST)
+    times = [start + timedelta(hours=7 * step, minutes=step % 60) for step in range(2000)]
+    for days in (1, 5, 15):
+        warm = [used.add_working_days(created, days) for created in times]
+        fresh = [WorkCalendar(used.schedules).add_working_days(created, days) for created in times[::7]]
+        assert warm[::7] == fresh
+        assert any(d.provisional for d in warm) and not all(d.provisional for d in warm)
