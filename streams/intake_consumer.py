@@ -197,8 +197,6 @@ class IntakeConsumer(mode.Service):
 
     def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())
-        for order in result.to_dispatch:
-            metrics.WORK_ORDERS_DISPATCHED.labels(unit=order.unit).inc()
         log_batch(result, size, timings)
 
 

@@ -18,6 +18,7 @@ after every restart.
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 from collections.abc import Iterable
@@ -267,16 +268,26 @@ def record_intake(result: IntakeResult, now: datetime) -> None:
         SIGNALS_DEDUPLICATED.labels(kind=kind.value).inc(count)
     for reason, count in result.suppressed.items():
         SIGNALS_SUPPRESSED.labels(reason=reason.value).inc(count)
-    for order in result.created:
-        WORK_ORDERS_CREATED.labels(kind=order.kind.value, unit=order.unit).inc()
-        WORK_ORDERS_ROUTED.labels(unit=order.unit, route=order.route_key).inc()
-        if order.deadline_provisional:
-            WORK_ORDERS_PROVISIONAL_DEADLINE.labels(kind=order.kind.value).inc()
-        if order.route_key == DEFAULT_ROUTE_KEY:
-            WORK_ORDERS_UNROUTABLE.labels(kind=order.kind.value).inc()
+    # Counted per label set, not per order: a labels() lookup costs as much as the rest.
+    created = collections.Counter((order.kind, order.unit, order.route_key) for order in result.created)
+    for (kind, unit, route), count in created.items():
+        WORK_ORDERS_CREATED.labels(kind=kind.value, unit=unit).inc(count)
+        WORK_ORDERS_ROUTED.labels(unit=unit, route=route).inc(count)
+        if route == DEFAULT_ROUTE_KEY:
+            WORK_ORDERS_UNROUTABLE.labels(kind=kind.value).inc(count)
+    provisional = collections.Counter(order.kind for order in result.created if order.deadline_provisional)
+    for kind, count in provisional.items():
+        WORK_ORDERS_PROVISIONAL_DEADLINE.labels(kind=kind.value).inc(count)
+    latencies: dict[SignalKind, list[float]] = {}
     for order in result.to_dispatch:
         latency = (now - order.first_seen_at).total_seconds()
-        PIPELINE_LATENCY.labels(kind=order.kind.value).observe(max(0.0, latency))
+        latencies.setdefault(order.kind, []).append(max(0.0, latency))
+    for kind, values in latencies.items():
+        histogram = PIPELINE_LATENCY.labels(kind=kind.value)
+        for value in values:
+            histogram.observe(value)
+    for unit, count in collections.Counter(order.unit for order in result.to_dispatch).items():
+        WORK_ORDERS_DISPATCHED.labels(unit=unit).inc(count)
     newest_allowed = now.timestamp()  # a publisher's clock running ahead does not hide silence
     for platform, event_time in result.platforms.items():
         _record_platform_event(platform, min(event_time.timestamp(), newest_allowed))
