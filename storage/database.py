@@ -42,7 +42,17 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **_JSON)
+    engine = sa.create_engine(url, pool_pre_ping=True, **_JSON)
+
+    @sa.event.listens_for(engine, "connect")
+    def _lists_in_binary(dbapi_connection: Any, _record: Any) -> None:
+        # A list parameter (``column = ANY(%(keys)s)``) goes as a binary array: psycopg's
+        # text format quotes each element through a regular expression (~4% of the intake).
+        from psycopg.types.array import ListBinaryDumper
+
+        dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
+
+    return engine
 
 
 #: PostgreSQL advisory lock held while migrating, so workers starting together take turns.
