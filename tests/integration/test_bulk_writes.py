@@ -1,0 +1,96 @@
+"""The intake's batch writes and list lookups on real SQLite and PostgreSQL: values come
+back as written, whatever characters they hold, and lists of any length match exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from storage.bulk import insert_rows
+from storage.database import create_engine, migrate
+from storage.one_of import one_of
+from storage.tables import suppressed_signal
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+#: Characters a text array's quoting must survive: quotes, braces, commas, backslashes, NUL-free
+#: control characters, Chinese text, and an empty string.
+AWKWARD = ["plain", 'with "quotes"', "{braces},commas", "back\\slash", "tab\there\nline", "苏F21367", ""]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    migrate(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def suppressed_row(n: int, text: str) -> dict[str, object]:
+    return {
+        "source_key": f"vehicle_alarm:{text}/{n}",
+        "kind": "vehicle_alarm",
+        "reason": "threshold",
+        "rule_key": "minor-overspeed",
+        "detail": text,
+        "unit": "squad-1",
+        "route_key": "root",
+        "occurred_at": datetime(2026, 11, 22, 9, 30, n % 60, 123456, tzinfo=CST),
+        "received_at": datetime(2026, 11, 22, 1, 31, tzinfo=UTC),
+        "violation_key": None if n % 2 else text,
+        "payload": {"text": text, "n": n, "nested": [text, None, True, 1.5], "空": {"a": text}},
+    }
+
+
+def test_a_batch_insert_keeps_every_value_as_written(engine: Engine) -> None:
+    written = [suppressed_row(n, text) for n, text in enumerate(AWKWARD * 3)]
+    with engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, written)
+    with engine.connect() as conn:
+        read = [dict(row) for row in conn.execute(sa.select(suppressed_signal)).mappings()]
+    assert sorted(read, key=lambda row: str(row["source_key"])) == sorted(
+        written, key=lambda row: str(row["source_key"])
+    )
+    assert {row["occurred_at"].tzinfo for row in read} == {UTC}
+
+
+def test_a_batch_insert_of_nothing_writes_nothing(engine: Engine) -> None:
+    with engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, [])
+        assert conn.execute(sa.select(sa.func.count()).select_from(suppressed_signal)).scalar_one() == 0
+
+
+def test_a_batch_insert_refuses_a_naive_time_and_writes_nothing(engine: Engine) -> None:
+    rows = [suppressed_row(1, "a"), {**suppressed_row(2, "b"), "received_at": datetime(2026, 11, 22)}]
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, rows)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(suppressed_signal)).scalar_one() == 0
+
+
+def test_a_batch_insert_of_a_recorded_key_fails_as_a_whole(engine: Engine) -> None:
+    with engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, [suppressed_row(1, "a")])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, [suppressed_row(2, "b"), suppressed_row(1, "a")])
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(suppressed_signal.c.source_key)).scalars().all()
+    assert keys == ["vehicle_alarm:a/1"]
+
+
+@pytest.mark.parametrize("wanted_count", [1, 7, 1200])
+def test_a_list_lookup_finds_exactly_the_listed_values(engine: Engine, wanted_count: int) -> None:
+    stored = [suppressed_row(n, text) for n, text in enumerate(AWKWARD * 200)]
+    with engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, stored)
+    keys = [str(row["source_key"]) for row in stored]
+    wanted = [*keys[::3][:wanted_count], "vehicle_alarm:never stored", 'x", "y']
+    lookup = sa.select(suppressed_signal.c.source_key).where(one_of(suppressed_signal.c.source_key, "keys"))
+    with engine.connect() as conn:
+        found = set(conn.execute(lookup, {"keys": wanted}).scalars())
+    assert found == set(keys[::3][:wanted_count])
