@@ -409,10 +409,11 @@ class IntakeBatch:
             return {}
         known: dict[str, str | None] = {}
         for chunk in _chunks(list(keys)):
-            for row in self._conn.execute(_SOURCES_ORDERS, {"keys": chunk}):
-                known[row.source_key] = row.work_order_id
-            for row in self._conn.execute(_SUPPRESSED_SOURCES, {"keys": chunk}):
-                known[row.source_key] = None
+            for key, order_id in self._conn.execute(_KNOWN_SOURCES, {"keys": chunk}):
+                if order_id is None:  # suppressed: it made no order, whatever else says so
+                    known[key] = None
+                else:
+                    known.setdefault(key, order_id)
         return known
 
     def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
@@ -427,9 +428,8 @@ class IntakeBatch:
         """Violation key -> when each earlier violation under it was recorded, since ``since``."""
         found: dict[str, list[datetime]] = {}
         for chunk in _chunks(list(keys)):
-            for statement in _VIOLATIONS:
-                for key, at in self._conn.execute(statement, {"keys": chunk, "since": since}):
-                    found.setdefault(key, []).append(at)
+            for key, at in self._conn.execute(_VIOLATIONS, {"keys": chunk, "since": since}):
+                found.setdefault(key, []).append(at)
         return found
 
     def open_orders_by_subject(self, subjects: Sequence[str]) -> dict[str, list[str]]:
@@ -585,24 +585,30 @@ _c = work_order.c
 
 _OPEN = _c.status != WorkOrderStatus.closed.value
 
-_SOURCES_ORDERS = sa.select(work_order_source.c.source_key, work_order_source.c.work_order_id).where(
-    one_of(work_order_source.c.source_key, "keys")
-)
-_SUPPRESSED_SOURCES = sa.select(suppressed_signal.c.source_key).where(
-    one_of(suppressed_signal.c.source_key, "keys")
+# One statement each (a statement costs ~0.3 ms per batch whatever its rows): publisher ids
+# already recorded as an order's source or as suppressed (order id NULL).
+_KNOWN_SOURCES = sa.union_all(
+    sa.select(work_order_source.c.source_key, work_order_source.c.work_order_id).where(
+        one_of(work_order_source.c.source_key, "keys")
+    ),
+    sa.select(suppressed_signal.c.source_key, sa.null().label("work_order_id")).where(
+        one_of(suppressed_signal.c.source_key, "keys")
+    ),
 )
 _OPEN_ORDERS_BY_DEDUPE_KEY = (
     sa.select(_c.id, _c.unit, _c.dedupe_key, _c.last_seen_at)
     .where(one_of(_c.dedupe_key, "keys"), _OPEN)
     .order_by(_c.last_seen_at)
 )
-_VIOLATIONS = tuple(
-    sa.select(key_column, at_column)
-    .select_from(table)
-    .where(one_of(key_column, "keys"), at_column >= sa.bindparam("since"))
-    for key_column, at_column, table in (
-        (_c.violation_key, _c.created_at, work_order),
-        (suppressed_signal.c.violation_key, suppressed_signal.c.received_at, suppressed_signal),
+_VIOLATIONS = sa.union_all(
+    *(
+        sa.select(key_column, at_column)
+        .select_from(table)
+        .where(one_of(key_column, "keys"), at_column >= sa.bindparam("since"))
+        for key_column, at_column, table in (
+            (_c.violation_key, _c.created_at, work_order),
+            (suppressed_signal.c.violation_key, suppressed_signal.c.received_at, suppressed_signal),
+        )
     )
 )
 _OPEN_ORDERS_BY_SUBJECT = (

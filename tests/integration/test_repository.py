@@ -633,3 +633,59 @@ def test_links_of_orders_stored_before_0007_become_their_related_ids_and_back(da
             assert [tuple(link) for link in links] == [("WO-B", "WO-A"), ("WO-C", "WO-A"), ("WO-C", "WO-B")]
     finally:
         engine.dispose()
+
+
+def test_recorded_publisher_ids_name_their_order_or_none_when_suppressed(
+    intake: Intake, repository: WorkOrderRepository, engine: Engine
+) -> None:
+    intake.handle(sample_messages(), T0)
+    sources = {row["source_key"]: row["work_order_id"] for row in rows(engine, work_order_source)}
+    suppressed = {row["source_key"]: None for row in rows(engine, suppressed_signal)}
+    assert sources and suppressed
+    asked = [*sources, *suppressed, "vehicle_alarm:never-sent/1"]
+
+    known = repository.read_only(lambda batch: batch.known_sources(asked), T1)
+
+    assert known == {**sources, **suppressed}
+
+
+def test_earlier_violations_are_read_from_orders_and_suppressed_signals(
+    intake: Intake, repository: WorkOrderRepository, engine: Engine
+) -> None:
+    intake.handle(sample_messages(), T0)
+    with engine.begin() as conn:  # one more, suppressed, on a key an order also has
+        order = conn.execute(
+            sa.select(work_order.c.violation_key).where(work_order.c.violation_key.is_not(None))
+        ).first()
+        assert order is not None, "the samples make at least one order with a violation key"
+        conn.execute(
+            suppressed_signal.insert(),
+            {
+                "source_key": "vehicle_alarm:test/violation-1",
+                "kind": "vehicle_alarm",
+                "reason": "threshold",
+                "rule_key": "test",
+                "detail": "test",
+                "unit": "squad-1",
+                "route_key": "root",
+                "occurred_at": T1,
+                "received_at": T2,
+                "violation_key": order.violation_key,
+                "payload": {},
+            },
+        )
+    expected: dict[str, list[datetime]] = {}
+    for table, at in ((work_order, "created_at"), (suppressed_signal, "received_at")):
+        for row in rows(engine, table):
+            if row["violation_key"] is not None:
+                expected.setdefault(row["violation_key"], []).append(row[at])
+    keys = sorted(expected)
+
+    found = repository.read_only(lambda batch: batch.violations([*keys, "never"], T0 - timedelta(days=1)), T2)
+    later = repository.read_only(lambda batch: batch.violations(keys, T2), T2)
+
+    assert {key: sorted(times) for key, times in found.items()} == {
+        key: sorted(times) for key, times in expected.items()
+    }
+    assert len(found[order.violation_key]) >= 2
+    assert later == {order.violation_key: [T2]}
