@@ -3,7 +3,6 @@ back as written, whatever characters they hold, and lists of any length match ex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storage.bulk import insert_rows
-from storage.database import create_engine, migrate
 from storage.one_of import one_of
 from storage.tables import suppressed_signal
 
@@ -21,14 +19,6 @@ CST = timezone(timedelta(hours=8))
 #: Characters a text array's quoting must survive: quotes, braces, commas, backslashes, NUL-free
 #: control characters, Chinese text, and an empty string.
 AWKWARD = ["plain", 'with "quotes"', "{braces},commas", "back\\slash", "tab\there\nline", "苏F21367", ""]
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    migrate(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def suppressed_row(n: int, text: str) -> dict[str, object]:

@@ -97,14 +97,6 @@ def alarm_message(alarm_id: str, serial: int, offset: int = 0, plate: str | None
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    migrate(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def repository(engine: Engine) -> WorkOrderRepository:
     return WorkOrderRepository(engine)
 
