@@ -13,6 +13,7 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -48,8 +49,6 @@ def create_engine(url: str) -> Engine:
     def _lists_in_binary(dbapi_connection: Any, _record: Any) -> None:
         # A list parameter (``column = ANY(%(keys)s)``) goes as a binary array: psycopg's
         # text format quotes each element through a regular expression (~4% of the intake).
-        from psycopg.types.array import ListBinaryDumper
-
         dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
     return engine
