@@ -6,8 +6,8 @@
 #
 # Needs `docker-compose` (Debian's package: validates without a Docker engine) and
 # `promtool` (Debian's `prometheus` package). When one is missing and we are root,
-# it is installed with apt-get (no services are started); otherwise the script stops
-# with a clear error.
+# it is installed with apt-get (bin/_debian.sh: no services are started); otherwise the
+# script stops with a clear error.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,35 +15,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf 'deploy/check: %s\n' "$*"; }
 die() { printf 'deploy/check: error: %s\n' "$*" >&2; exit 1; }
 
-apt_updated=0
-# ensure COMMAND DEBIAN-PACKAGE
-ensure() {
-    local cmd=$1 pkg=$2
-    command -v "$cmd" > /dev/null 2>&1 && return 0
-    if [[ $(id -u) -ne 0 ]]; then
-        die "'$cmd' not found; install Debian's '$pkg' package (apt-get install $pkg) as root, or run this script as root"
-    fi
-    command -v apt-get > /dev/null 2>&1 || die "'$cmd' not found and apt-get is unavailable; install '$pkg' by hand"
-    log "'$cmd' not found: installing Debian package '$pkg'"
-    if [[ $apt_updated -eq 0 ]]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        apt_updated=1
-    fi
-    # --no-install-recommends: docker-compose would otherwise pull in the Docker
-    # engine, and prometheus the node exporter; only the validators are needed.
-    # policy-rc.d keeps the prometheus package from starting its service.
-    local rcd=/usr/sbin/policy-rc.d created_rcd=0
-    if [[ ! -e $rcd ]]; then
-        printf '#!/bin/sh\nexit 101\n' > "$rcd" && chmod +x "$rcd" && created_rcd=1
-    fi
-    local status=0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" \
-        > /dev/null || status=$?
-    [[ $created_rcd -eq 1 ]] && rm -f "$rcd"
-    [[ $status -eq 0 ]] || die "apt-get install $pkg failed (exit $status)"
-    command -v "$cmd" > /dev/null 2>&1 || die "installed '$pkg' but '$cmd' is still not on PATH"
-    log "installed '$pkg'"
-}
+# shellcheck source=bin/_debian.sh
+source bin/_debian.sh
+ensure() { ensure_debian_package "$1" "$2" || die "cannot get '$1' (see above)"; }
 
 ensure docker-compose docker-compose
 ensure promtool prometheus

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from wo.embedded_broker import EmbeddedBroker
 
 POSTGRES_HOST = "127.0.0.1"
-POSTGRES_PORT = 5432
+# bin/test starts a server there (bin/_postgres.sh) and says which port.
+POSTGRES_PORT = int(os.environ.get("WO_TEST_POSTGRES_PORT", "5432"))
 POSTGRES_USER = "postgres"
 POSTGRES_ADMIN_DSN = (
     f"host={POSTGRES_HOST} port={POSTGRES_PORT} user={POSTGRES_USER} dbname=postgres connect_timeout=3"
@@ -45,7 +46,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 def postgres_url() -> Iterator[str]:
     """A fresh, uniquely named PostgreSQL database, dropped afterwards.
 
-    Skips when the server at 127.0.0.1:5432 is unreachable, except under ``CI=true``,
+    Skips when the server at 127.0.0.1:$WO_TEST_POSTGRES_PORT (5432) is unreachable, except under ``CI=true``,
     where it fails: CI must never silently skip the PostgreSQL tests.
     """
     name = f"wo_test_{uuid.uuid4().hex[:16]}"
