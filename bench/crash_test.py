@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Crash test: signals and commands in, workers SIGKILLed at random moments, then an audit.
 
-Starts its own embedded Tansu broker and a fresh database (a PostgreSQL database created
+Starts its own broker (Apache Kafka in KRaft mode, or with ``--broker tansu`` the embedded
+one) and a fresh database (a PostgreSQL database created
 on 127.0.0.1:5432 and dropped at the end, or a SQLite file), runs ``wo run`` worker
 processes against them and publishes a deterministic mix of vehicle alarms, suspects,
 check-in failures, complaints, exact re-sends, invalid messages and lifecycle commands
@@ -61,7 +62,8 @@ from storage.tables import (
     work_order_event,
     work_order_source,
 )
-from wo.embedded_broker import EmbeddedBroker, ensure_topics, free_port
+from wo.embedded_broker import ensure_topics, free_port
+from wo.kafka_cluster import BrokerKind, running_broker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WO = REPO_ROOT / ".venv" / "bin" / "wo"
@@ -86,6 +88,7 @@ class CrashConfig:
     kills: int = 20
     workers: int = 1
     database: Database = "postgres"
+    broker: BrokerKind = BrokerKind.KAFKA
     seed: int = 1
     #: A database to use as is (already created, not dropped); default: create one.
     database_url: str | None = None
@@ -843,9 +846,9 @@ def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None =
     report.workdir = str(workdir)
     failed = True
     try:
-        with EmbeddedBroker(log_path=workdir / "broker.log") as broker, database(config, workdir) as url:
+        with running_broker(config.broker, workdir) as broker, database(config, workdir) as url:
             report.backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-            ensure_topics(broker.bootstrap, topics.all(), PARTITIONS, 1)
+            ensure_topics(broker.bootstrap, topics.all(), PARTITIONS, broker.replication_factor)
             migrate(url)  # once, before the workers: none is killed in the middle of it
             group = f"wo-crash-{uuid.uuid4().hex[:8]}"
             env = worker_env(broker.bootstrap, url, group)
@@ -1116,6 +1119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of the first worker (at least)")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
+    parser.add_argument("--broker", type=BrokerKind, choices=list(BrokerKind), default=BrokerKind.KAFKA)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=500, help="messages per published chunk")
     parser.add_argument(
@@ -1136,6 +1140,7 @@ def main(argv: list[str] | None = None) -> int:
         kills=args.kills,
         workers=args.workers,
         database=database_kind,
+        broker=args.broker,
         seed=args.seed,
         chunk=args.chunk,
         working_kill_s=(args.working_kill[0], args.working_kill[1]),

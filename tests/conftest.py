@@ -1,4 +1,9 @@
-"""Shared fixtures: an embedded Kafka broker, and SQLite / PostgreSQL database URLs."""
+"""Shared fixtures: Apache Kafka and the embedded broker, and SQLite / PostgreSQL database URLs.
+
+``kafka_broker`` is Apache Kafka (KRaft, one node), the broker production runs: the
+integration, end-to-end, crash and outage tests use it. ``tansu_broker`` is the embedded
+broker of ``bin/wo run``, for the tests of what only it does (or does differently).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from psycopg import sql
 if TYPE_CHECKING:
     # Imported lazily below: unit tests should not pay for importing kafka-python.
     from wo.embedded_broker import EmbeddedBroker
+    from wo.kafka_cluster import KafkaCluster
 
 POSTGRES_HOST = "127.0.0.1"
 # bin/test starts a server there (bin/_postgres.sh) and says which port.
@@ -30,14 +36,36 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """A Tansu broker on a free 127.0.0.1 port for the whole session (``.bootstrap``).
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Apache Kafka, one KRaft node on free 127.0.0.1 ports, for the whole session (``.bootstrap``).
+
+    Needs Java 17 and Maven (the broker comes from Maven Central, ``deploy/kafka/pom.xml``).
+    Without them the test is skipped with the reason, except under ``CI=true``, where it
+    fails. Topics are not auto-created: give each test its own topic names and create them.
+    """
+    import shutil
+
+    from wo.kafka_cluster import KafkaCluster
+
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        reason = f"Apache Kafka needs {' and '.join(missing)} on PATH"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: broker tests must not be skipped)")
+        pytest.skip(reason)
+    with KafkaCluster(tmp_path_factory.mktemp("kafka"), brokers=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The embedded broker (Tansu) on a free 127.0.0.1 port for the whole session (``.bootstrap``).
 
     Its data lives in memory: give each test its own topic names.
     """
     from wo.embedded_broker import EmbeddedBroker
 
-    log_path = tmp_path_factory.mktemp("kafka") / "broker.log"
+    log_path = tmp_path_factory.mktemp("tansu") / "broker.log"
     with EmbeddedBroker(log_path=log_path) as broker:
         yield broker
 

@@ -41,6 +41,7 @@ from services.policy_files import load_policy, load_reference
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from wo.embedded_broker import HOST, EmbeddedBroker, ensure_topics, free_port
+from wo.kafka_cluster import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
@@ -295,7 +296,7 @@ def api_world(
 
 @pytest.fixture(scope="module")
 def api(
-    kafka_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    kafka_broker: KafkaCluster, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ApiWorld]:
     """The module's world on SQLite. Tests claim the orders they change (``api.claim``)."""
     directory = tmp_path_factory.mktemp("api")

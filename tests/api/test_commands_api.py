@@ -19,7 +19,8 @@ import pytest
 from schemas.signal import SignalKind
 from schemas.workorder import COMMAND_CENTER
 from tests.api.conftest import OFFICERS, REPO_ROOT, ApiWorld, FlakyApi, api_world
-from wo.embedded_broker import HOST, EmbeddedBroker, free_port
+from wo.embedded_broker import HOST, free_port
+from wo.kafka_cluster import KafkaCluster
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +220,7 @@ def test_a_complaint_is_closed_only_after_enough_callback_attempts(api: ApiWorld
 
 @pytest.mark.postgres
 def test_on_postgresql_an_incomplete_callback_is_422_too(
-    kafka_broker: EmbeddedBroker, postgres_url: str
+    kafka_broker: KafkaCluster, postgres_url: str
 ) -> None:
     with api_world(kafka_broker.bootstrap, postgres_url, "callback-on-postgres") as world:
         order = world.claim("squad-1", SignalKind.complaint)

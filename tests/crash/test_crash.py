@@ -1,6 +1,6 @@
 """The crash test at CI size (bench/crash_test.py is the full-size script that prints figures).
 
-``wo run`` workers on their own Tansu broker and a PostgreSQL database take a mix of
+``wo run`` workers on their own Apache Kafka broker and a PostgreSQL database take a mix of
 signals and lifecycle commands while one of them is SIGKILLed at random moments and
 restarted; at the end nothing may be duplicated, lost or applied twice.
 """
@@ -28,7 +28,8 @@ from services.policy_files import load_policy
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT, wait_for
-from wo.embedded_broker import EmbeddedBroker, ensure_topics
+from wo.embedded_broker import ensure_topics
+from wo.kafka_cluster import BrokerKind, running_broker
 
 pytestmark = [pytest.mark.crash, pytest.mark.integration, pytest.mark.postgres]
 
@@ -113,8 +114,8 @@ def test_a_command_committed_by_a_worker_killed_before_publishing_still_gets_pub
     """
     topics = Topics()
     policy = load_policy(REPO_ROOT / "policy")
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
-        ensure_topics(broker.bootstrap, topics.all(), crash.PARTITIONS, 1)
+    with running_broker(BrokerKind.KAFKA, tmp_path) as broker:
+        ensure_topics(broker.bootstrap, topics.all(), crash.PARTITIONS, broker.replication_factor)
         migrate(postgres_url)
         group = f"wo-crash-repro-{uuid.uuid4().hex[:8]}"
         worker = crash.WorkerSlot(0, crash.worker_env(broker.bootstrap, postgres_url, group), tmp_path)

@@ -37,7 +37,7 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S, Worker
-from wo.embedded_broker import EmbeddedBroker
+from wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -202,7 +202,7 @@ class CommandWorker(Worker):
 
 
 @pytest.fixture
-def worker(kafka_broker: EmbeddedBroker, postgres_url: str, tmp_path: Path) -> Iterator[CommandWorker]:
+def worker(kafka_broker: KafkaCluster, postgres_url: str, tmp_path: Path) -> Iterator[CommandWorker]:
     worker = CommandWorker(kafka_broker.bootstrap, postgres_url, tmp_path)
     try:
         yield worker

@@ -22,7 +22,7 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S, Worker
-from wo.embedded_broker import EmbeddedBroker
+from wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.outage]
 
@@ -61,7 +61,7 @@ def alarms(run: str, first: int, count: int) -> list[tuple[bytes, bytes]]:
 
 
 @pytest.fixture
-def worker(kafka_broker: EmbeddedBroker, postgres_url: str, tmp_path: Path) -> Iterator[Worker]:
+def worker(kafka_broker: KafkaCluster, postgres_url: str, tmp_path: Path) -> Iterator[Worker]:
     worker = Worker(kafka_broker.bootstrap, postgres_url, tmp_path)
     try:
         yield worker

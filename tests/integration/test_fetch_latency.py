@@ -154,9 +154,9 @@ class LatencyWorker:
 
 
 @pytest.fixture
-def workers(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[LatencyWorker, LatencyWorker]]:
-    faust_s = LatencyWorker(kafka_broker.bootstrap, 1500, tmp_path)
-    ours = LatencyWorker(kafka_broker.bootstrap, 100, tmp_path)
+def workers(tansu_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[LatencyWorker, LatencyWorker]]:
+    faust_s = LatencyWorker(tansu_broker.bootstrap, 1500, tmp_path)
+    ours = LatencyWorker(tansu_broker.bootstrap, 100, tmp_path)
     try:
         faust_s.start()
         ours.start()

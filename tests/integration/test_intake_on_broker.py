@@ -37,7 +37,8 @@ from tests.integration.pipeline_support import (
     read_topic,
     wait_for,
 )
-from wo.embedded_broker import EmbeddedBroker, free_port
+from wo.embedded_broker import free_port
+from wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -153,7 +154,7 @@ class Worker:
 
 
 @pytest.fixture
-def worker(kafka_broker: EmbeddedBroker, postgres_url: str, tmp_path: Path) -> Iterator[Worker]:
+def worker(kafka_broker: KafkaCluster, postgres_url: str, tmp_path: Path) -> Iterator[Worker]:
     worker = Worker(kafka_broker.bootstrap, postgres_url, tmp_path)
     try:
         yield worker

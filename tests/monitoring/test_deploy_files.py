@@ -10,6 +10,7 @@ import subprocess
 import yaml
 from prometheus_client import REGISTRY
 
+import streams.metrics  # noqa: F401  (registers the metric families: this file must pass alone too)
 from streams.supervision import ConsumerLagCollector, SupervisionCollector
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.monitoring.support import (
@@ -138,3 +139,14 @@ def test_compose_runs_the_whole_stack_and_prometheus_scrapes_every_worker() -> N
     targets = [t for static in job["static_configs"] for t in static["targets"]]
     assert targets == [f"{worker}:9464" for worker in workers]
     assert config["rule_files"] == ["rules/*.yml"] and rule_files()
+
+
+def test_compose_runs_the_kafka_version_the_tests_run() -> None:
+    """One pin: deploy/kafka/pom.xml. The compose image must be that same release."""
+    from wo.kafka_cluster import kafka_version
+
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    image = compose["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{kafka_version()}", (
+        f"docker-compose.yml runs {image}; the tests run Apache Kafka {kafka_version()} (pom.xml)"
+    )
