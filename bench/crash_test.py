@@ -35,18 +35,18 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import psycopg
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
 
-from config.settings import Settings, Topics
+from config.settings import ProcessingGuarantee, Settings, Topics
 from processors.intake import Rejection, decode_event, implausible_time
 from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
@@ -89,6 +89,8 @@ class CrashConfig:
     workers: int = 1
     database: Database = "postgres"
     broker: BrokerKind = BrokerKind.KAFKA
+    #: The workers' WO_PROCESSING_GUARANTEE; exactly once fails the run on any re-published order.
+    guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once
     seed: int = 1
     #: A database to use as is (already created, not dropped); default: create one.
     database_url: str | None = None
@@ -454,9 +456,10 @@ def committed_offsets(bootstrap: str, group: str, partitions: list[Any]) -> dict
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 120) -> list[Any]:
-    """Every record now in ``topic``."""
+    """Every record now in ``topic``, as a read_committed consumer sees it (no aborted ones)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
@@ -484,6 +487,17 @@ class Publisher(threading.Thread):
     follow once their orders are dispatched (``dispatched`` counts them), or after
     ``command_wait_s``: commands for orders not made yet are refused, which is fine too."""
 
+    #: The producer's settings; a failure drill lets writes wait longer for the brokers.
+    producer_options: ClassVar[Mapping[str, Any]] = {
+        "acks": "all",
+        "linger_ms": 5,
+        "retries": 10,
+        "request_timeout_ms": 30_000,
+        "max_in_flight_requests_per_connection": 1,  # retries keep each partition's order
+    }
+    #: How long one chunk's sends may take to be acknowledged.
+    send_timeout_s: ClassVar[float] = 60.0
+
     def __init__(
         self,
         bootstrap: str,
@@ -504,14 +518,7 @@ class Publisher(threading.Thread):
 
     def run(self) -> None:
         try:
-            producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                acks="all",
-                linger_ms=5,
-                retries=10,
-                request_timeout_ms=30_000,
-                max_in_flight_requests_per_connection=1,  # retries keep each partition's order
-            )
+            producer = KafkaProducer(bootstrap_servers=self.bootstrap, **self.producer_options)
         except BaseException as exc:
             self.error = exc
             return
@@ -537,9 +544,9 @@ class Publisher(threading.Thread):
 
     def _send(self, producer: Any, messages: list[Message]) -> None:
         futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
-        producer.flush(timeout=60)
+        producer.flush(timeout=self.send_timeout_s)
         for future in futures:
-            future.get(timeout=60)
+            future.get(timeout=self.send_timeout_s)
         self.sent += len(messages)
 
 
@@ -741,6 +748,9 @@ class CrashReport:
             "dead letters lost": self.dead_letters_expected - self.dead_letters_distinct,
             "orders other than expected": abs(self.orders - self.expected_orders),
             "lifecycle events never published": self.lifecycle_missing,
+            "orders seen twice by a read_committed consumer (exactly once)": (
+                self.republished if self.config.guarantee is ProcessingGuarantee.exactly_once else 0
+            ),
         }
         found = [f"{name}: {value}" for name, value in checks.items() if value]
         if not self.caught_up:
@@ -769,7 +779,7 @@ class CrashReport:
             ("sources under the wrong order", f"{self.misrecorded}"),
             ("orders never dispatched", f"{self.not_dispatched}"),
             (
-                "re-published (at-least-once) on workorders.dispatched",
+                f"re-published on workorders.dispatched, read_committed ({c.guarantee.value})",
                 f"{self.republished:,} ({self.dispatched_messages:,} messages)",
             ),
             (
@@ -815,9 +825,15 @@ class CrashReport:
 # --- the run ----------------------------------------------------------------------------
 
 
-def worker_env(bootstrap: str, database_url: str, group: str) -> dict[str, str]:
+def worker_env(
+    bootstrap: str,
+    database_url: str,
+    group: str,
+    guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WO_")}
     env.update(
+        WO_PROCESSING_GUARANTEE=guarantee.value,
         WO_KAFKA_BOOTSTRAP=bootstrap,
         WO_DATABASE_URL=database_url,
         WO_CONSUMER_GROUP=group,
@@ -851,7 +867,7 @@ def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None =
             ensure_topics(broker.bootstrap, topics.all(), PARTITIONS, broker.replication_factor)
             migrate(url)  # once, before the workers: none is killed in the middle of it
             group = f"wo-crash-{uuid.uuid4().hex[:8]}"
-            env = worker_env(broker.bootstrap, url, group)
+            env = worker_env(broker.bootstrap, url, group, config.guarantee)
             slots = [WorkerSlot(n, env, workdir) for n in range(config.workers)]
             # A kill cycle takes about this long: a start (~5 s), joining (~3 s), some work.
             mean_cycle_s = 8.0 + sum(config.working_kill_s) / 2 * (1 - config.startup_kill_share)
@@ -1120,6 +1136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--broker", type=BrokerKind, choices=list(BrokerKind), default=BrokerKind.KAFKA)
+    parser.add_argument(
+        "--guarantee",
+        type=ProcessingGuarantee,
+        choices=list(ProcessingGuarantee),
+        default=ProcessingGuarantee.at_least_once,
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=500, help="messages per published chunk")
     parser.add_argument(
@@ -1141,6 +1163,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         database=database_kind,
         broker=args.broker,
+        guarantee=args.guarantee,
         seed=args.seed,
         chunk=args.chunk,
         working_kill_s=(args.working_kill[0], args.working_kill[1]),

@@ -8,6 +8,7 @@ bootstrap address set, no embedded broker is started.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Path of an optional TOML settings file; environment variables override it.
 CONFIG_FILE_VAR = "WO_CONFIG_FILE"
+
+
+class ProcessingGuarantee(StrEnum):
+    """What a consumer of our output topics may count on (README, "Processing guarantee")."""
+
+    #: Works on every broker: outputs may repeat after a crash; consumers de-duplicate.
+    at_least_once = "at_least_once"
+    #: Needs Kafka transactions: an intake batch's outputs and input offsets commit together.
+    exactly_once = "exactly_once"
 
 
 class Topics(BaseModel):
@@ -83,6 +93,9 @@ class Settings(BaseSettings):
     # event -> dispatched latency (streams/transport.py). Lower costs broker CPU.
     consumer_fetch_max_wait_ms: int = Field(default=100, ge=0, le=60_000)
     topics: Topics = Topics()
+    processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once
+    #: How long a transaction of a worker that died may hold back read_committed consumers.
+    kafka_transaction_timeout_s: float = Field(default=10.0, gt=0, le=900)
 
     # Kafka security for production brokers (the embedded one speaks PLAINTEXT).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -168,6 +181,15 @@ class Settings(BaseSettings):
             )
         if self.kafka_security_protocol != "PLAINTEXT" and self.embedded_broker:
             raise ValueError("the embedded broker speaks PLAINTEXT only: set kafka_bootstrap for TLS/SASL")
+        return self
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_transactions(self) -> Settings:
+        if self.processing_guarantee is ProcessingGuarantee.exactly_once and self.embedded_broker:
+            raise ValueError(
+                "processing_guarantee exactly_once needs Kafka transactions, which the embedded broker "
+                "does not have: set kafka_bootstrap to an Apache Kafka cluster, or use at_least_once"
+            )
         return self
 
     def kafka_client_options(self) -> dict[str, Any]:

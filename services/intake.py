@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from config.settings import ProcessingGuarantee
 from processors.calendar import WorkCalendar
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event, implausible_time
 from processors.signals import to_signal
@@ -27,7 +28,7 @@ from processors.triage import (
     state_keys,
     triage,
 )
-from processors.workorders import open_work_order
+from processors.workorders import open_work_order, work_order_id
 from schemas.deadletter import DeadLetter, RejectionReason, SourcePosition
 from schemas.inbound import InboundEvent
 from schemas.policy import Policy, ReferenceData
@@ -94,6 +95,7 @@ class Intake:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_event_age: timedelta = timedelta(days=400),
         max_event_lead: timedelta = timedelta(hours=1),
+        guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
     ) -> None:
         """``reference`` returns the reference lists in force (they may be reloaded between batches)."""
         self.policy = policy
@@ -106,6 +108,7 @@ class Intake:
         self._max_bytes = max_message_bytes
         self._max_age = max_event_age
         self._max_lead = max_event_lead
+        self._guarantee = guarantee
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
         """Validate, triage and record a batch: every message ends as an order, a merge, a
@@ -149,16 +152,23 @@ class Intake:
         for key, item in fresh.items():
             outcome = triage(item.signal, self.policy, reference, state, batch.now)
             payload = item.event.model_dump(mode="json", by_alias=True)
-            position = f"{item.message.topic}/{item.message.partition}/{item.message.offset}"
+            position = _position(item.message)
             if outcome.action is Action.create:
                 order = open_work_order(outcome, self.policy.deadlines, self.calendar, batch.now)
-                batch.add_order(order, key, payload, _audit(outcome, position, due_at=order.due_at))
+                detail = _audit(outcome, position, due_at=order.due_at)
+                batch.add_order(order, key, payload, detail, position)
                 state.record(outcome, order.id, batch.now)
                 result.created.append(order)
             elif outcome.action is Action.merge and outcome.merge_into is not None:
                 detail = _audit(outcome, position)
                 batch.merge(
-                    outcome.merge_into.id, key, item.signal.kind, item.signal.occurred_at, payload, detail
+                    outcome.merge_into.id,
+                    key,
+                    item.signal.kind,
+                    item.signal.occurred_at,
+                    payload,
+                    detail,
+                    position,
                 )
                 state.record(outcome, None, batch.now)
                 result.merged[item.signal.kind] += 1
@@ -168,8 +178,36 @@ class Intake:
                 result.suppressed[outcome.suppression.reason] += 1
         # As stored: signals merged later in the batch changed orders created earlier in it.
         result.created = batch.created()
-        known_orders = sorted({order_id for order_id in known.values() if order_id})
-        result.to_dispatch = result.created + batch.undispatched(known_orders)
+        result.to_dispatch = result.created + self._republished(batch, valid, known)
+        if self._guarantee is ProcessingGuarantee.exactly_once:
+            # Published in the Kafka transaction that commits this batch's offsets, or the batch
+            # comes again and publishes them again (see _republished).
+            batch.mark_dispatched(result.to_dispatch)
+
+    def _republished(
+        self, batch: IntakeBatch, valid: list[_Valid], known: dict[str, str | None]
+    ) -> list[WorkOrder]:
+        """Stored orders a re-delivered or re-sent signal must publish again.
+
+        At least once: those never published (the flag is set once the broker has them).
+        Exactly once: the outputs of a batch commit with its input offsets, so a message that
+        comes again from the very position its order was registered from is one whose batch's
+        outputs never committed: its order goes out again, in this batch's transaction; a
+        publisher's re-send (another position) publishes nothing.
+        """
+        if self._guarantee is ProcessingGuarantee.at_least_once:
+            return batch.undispatched(sorted({order_id for order_id in known.values() if order_id}))
+        again = [item for item in valid if known.get(item.source_key)]
+        if not again:
+            return []
+        stored = batch.source_positions([item.source_key for item in again])
+        ids = {
+            order_id
+            for item in again
+            if (order_id := work_order_id(item.signal)) == stored.get(item.source_key, ("", None))[0]
+            and stored[item.source_key][1] == _position(item.message)
+        }
+        return batch.orders(sorted(ids))
 
     def load_state(self, batch: IntakeBatch, signals: list[Signal]) -> BatchTriageState:
         """What triage of ``signals`` needs to know of stored orders and earlier violations."""
@@ -201,11 +239,19 @@ class Intake:
         return self._indexed[1]
 
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
-        """Record that ``orders`` reached the dispatched topic."""
-        self._store.mark_dispatched(orders, now)
+        """Record that ``orders`` reached the dispatched topic (exactly once: done in the batch)."""
+        if self._guarantee is ProcessingGuarantee.at_least_once:
+            self._store.mark_dispatched(orders, now)
 
     def undispatched(self) -> list[WorkOrder]:
+        """Orders stored but never published (exactly once: none, re-delivery publishes them)."""
+        if self._guarantee is ProcessingGuarantee.exactly_once:
+            return []
         return self._store.undispatched()
+
+
+def _position(message: InboundMessage) -> str:
+    return f"{message.topic}/{message.partition}/{message.offset}"
 
 
 def publishing_platform(signal: Signal) -> str:

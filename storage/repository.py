@@ -250,23 +250,8 @@ class WorkOrderRepository:
         """Record that these orders were published to their squads (once per order)."""
         if not orders:
             return
-        ids = [order.id for order in orders]
         with self._engine.begin() as conn:
-            newly = conn.execute(_MARK_DISPATCHED, {"ids": ids, "now": now}).all()
-            insert_rows(
-                conn,
-                work_order_event,
-                [
-                    {
-                        "work_order_id": row.id,
-                        "at": now,
-                        "type": "dispatched",
-                        "actor": PIPELINE_ACTOR,
-                        "detail": {"unit": row.unit},
-                    }
-                    for row in newly
-                ],
-            )
+            _record_dispatched(conn, [order.id for order in orders], now)
 
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]:
         """Registered orders not yet published (e.g. the worker died between the two steps)."""
@@ -402,6 +387,7 @@ class IntakeBatch:
         self._sources: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._suppressed: list[dict[str, Any]] = []
+        self._dispatching: list[str] = []
 
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
@@ -415,6 +401,21 @@ class IntakeBatch:
                 else:
                     known.setdefault(key, order_id)
         return known
+
+    def source_positions(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """Source key -> (its order id, the topic/partition/offset it was recorded from)."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for chunk in _chunks(list(keys)):
+            for key, order_id, position in self._conn.execute(_SOURCE_POSITIONS, {"keys": chunk}):
+                found[key] = (order_id, position)
+        return found
+
+    def orders(self, ids: Sequence[str]) -> list[WorkOrder]:
+        """The stored orders of ``ids`` (those that exist)."""
+        found: list[RowMapping] = []
+        for chunk in _chunks(list(ids)):
+            found += self._conn.execute(_ORDERS_OF, {"ids": chunk}).mappings()
+        return WorkOrderRepository._with_sources(self._conn, found)
 
     def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
         """Dedupe key -> (order id, unit, last seen) of its most recently seen open order."""
@@ -443,11 +444,11 @@ class IntakeBatch:
         return found
 
     def add_order(
-        self, order: WorkOrder, source: str, payload: dict[str, Any], detail: dict[str, Any]
+        self, order: WorkOrder, source: str, payload: dict[str, Any], detail: dict[str, Any], position: str
     ) -> None:
-        """Register a new order (written when the batch flushes)."""
+        """Register a new order (written when the batch flushes); ``position``: topic/partition/offset."""
         self._new[order.id] = _NewOrder(order, [source.split(":", 1)[1]])
-        self._add_source(source, order.id, order.kind, payload)
+        self._add_source(source, order.id, order.kind, payload, position)
         self._event(order.id, "registered", detail)
 
     def merge(
@@ -458,11 +459,12 @@ class IntakeBatch:
         occurred_at: datetime,
         payload: dict[str, Any],
         detail: dict[str, Any],
+        position: str,
     ) -> None:
         """Count one more occurrence of an open order's signal, keeping its source as evidence."""
         target = self._new.get(order_id) or self._merges.setdefault(order_id, _Merged(occurred_at))
         target.absorb(source.split(":", 1)[1], occurred_at)
-        self._add_source(source, order_id, kind, payload)
+        self._add_source(source, order_id, kind, payload, position)
         self._event(order_id, "merged", detail)
 
     def suppress(self, record: dict[str, Any]) -> None:
@@ -480,6 +482,10 @@ class IntakeBatch:
             found += self._conn.execute(_UNDISPATCHED_OF, {"ids": chunk}).mappings()
         return WorkOrderRepository._with_sources(self._conn, found)
 
+    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None:
+        """Record these orders as dispatched in this transaction (when the batch flushes)."""
+        self._dispatching += [order.id for order in orders]
+
     def flush(self) -> None:
         """Write what the batch decided: one multi-row statement per table (orders first: the
         other rows refer to them), merges into earlier orders as one UPDATE per order."""
@@ -496,10 +502,14 @@ class IntakeBatch:
             (suppressed_signal, self._suppressed),
         ):
             insert_rows(self._conn, table, rows)
-        self._new, self._merges = {}, {}
+        if self._dispatching:
+            _record_dispatched(self._conn, self._dispatching, self.now)
+        self._new, self._merges, self._dispatching = {}, {}, []
         self._sources, self._events, self._suppressed = [], [], []
 
-    def _add_source(self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any]) -> None:
+    def _add_source(
+        self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any], position: str
+    ) -> None:
         self._sources.append(
             {
                 "source_key": source,
@@ -507,6 +517,7 @@ class IntakeBatch:
                 "kind": kind.value,
                 "received_at": self.now,
                 "payload": payload,
+                "position": position,
             }
         )
 
@@ -617,6 +628,10 @@ _OPEN_ORDERS_BY_SUBJECT = (
     .order_by(_c.created_at, _c.id)
 )
 _UNDISPATCHED_OF = sa.select(work_order).where(one_of(_c.id, "ids"), _c.dispatched_at.is_(None))
+_ORDERS_OF = sa.select(work_order).where(one_of(_c.id, "ids"))
+_SOURCE_POSITIONS = sa.select(
+    work_order_source.c.source_key, work_order_source.c.work_order_id, work_order_source.c.position
+).where(one_of(work_order_source.c.source_key, "keys"))
 _SOURCES_OF_ORDERS = (
     sa.select(work_order_source.c.work_order_id, work_order_source.c.source_key)
     .where(one_of(work_order_source.c.work_order_id, "ids"))
@@ -745,6 +760,22 @@ class CommandBatch:
     def order(self, order_id: str) -> WorkOrder:
         row = self._conn.execute(sa.select(work_order).where(work_order.c.id == order_id)).mappings().one()
         return WorkOrderRepository._with_sources(self._conn, [row])[0]
+
+
+def _record_dispatched(conn: Connection, ids: list[str], now: datetime) -> None:
+    """Mark ``ids`` dispatched (those not marked yet) with one ``dispatched`` event each."""
+    newly = conn.execute(_MARK_DISPATCHED, {"ids": ids, "now": now}).all()
+    rows = [
+        {
+            "work_order_id": row.id,
+            "at": now,
+            "type": "dispatched",
+            "actor": PIPELINE_ACTOR,
+            "detail": {"unit": row.unit},
+        }
+        for row in newly
+    ]
+    insert_rows(conn, work_order_event, rows)
 
 
 def _reminder_due(dialect: str, by: datetime, reminder_at: float) -> sa.ColumnElement[bool]:

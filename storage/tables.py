@@ -93,6 +93,8 @@ work_order_source = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=False),
     # The validated event as the publisher sent it, extra fields included.
     sa.Column("payload", Json, nullable=False),
+    # topic/partition/offset it was read from (migration 0008: NULL before it).
+    sa.Column("position", sa.String(300), nullable=True),
     sa.Index("ix_work_order_source_work_order_id", "work_order_id"),
     sa.Index("ix_work_order_source_received_at", "received_at"),
 )

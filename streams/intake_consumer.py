@@ -5,12 +5,15 @@ in batches (several asyncio tasks per message), more than the whole intake servi
 does; a plain consumer reads a batch in a few µs per message (bench/README.md). faust
 still runs the worker: commands, the leader's timers, start-up work.
 
-Processing guarantee: at least once, with idempotent effects. A batch is stored in one
-transaction, its messages are published and acknowledged by the broker, and only then
-are its offsets committed. A crash anywhere before that re-delivers the batch;
+Processing guarantee, at least once (the default), with idempotent effects: a batch is
+stored in one transaction, its messages are published and acknowledged by the broker, and
+only then are its offsets committed. A crash anywhere before that re-delivers the batch;
 publisher ids already stored make no second order, and orders stored but never
-published are published then. Before the group takes partitions away (a rebalance), the
-batch in hand is finished and committed, so the next owner does not redo it.
+published are published then. Exactly once (``WO_PROCESSING_GUARANTEE``, Kafka only): after
+the database transaction, the batch's outputs and its offsets are committed in one Kafka
+transaction; a crash before that commit re-delivers the batch, whose orders go out again
+(services/intake.py, ``_republished``). Before the group takes partitions away (a
+rebalance), the batch in hand is finished and committed, so the next owner does not redo it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from config.settings import Settings
+from config.settings import ProcessingGuarantee, Settings
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
 from streams.outputs import Outputs, aiokafka_security
@@ -60,10 +63,12 @@ class IntakeConsumer(mode.Service):
         #: Next offset to read, per partition: processed but maybe not committed yet.
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._exactly_once = settings.processing_guarantee is ProcessingGuarantee.exactly_once
 
     async def on_start(self) -> None:
         settings = self._settings
         consumer = AIOKafkaConsumer(
+            isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
             bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.consumer_group,
             enable_auto_commit=False,
@@ -138,7 +143,13 @@ class IntakeConsumer(mode.Service):
         started = time.monotonic()
         result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
         stored = time.monotonic()
-        await self._outputs.publish(result.to_dispatch, result.dead_letters)
+        if self._exactly_once:
+            offsets = _next_offsets(messages)
+            group = self._settings.consumer_group
+            await self._outputs.publish_committing(result.to_dispatch, result.dead_letters, offsets, group)
+            self._committed.update(offsets)
+        else:
+            await self._outputs.publish(result.to_dispatch, result.dead_letters)
         published = time.monotonic()
         await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
         steps = {
@@ -198,6 +209,15 @@ class IntakeConsumer(mode.Service):
     def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())
         log_batch(result, size, timings)
+
+
+def _next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the batch's last message (what a commit records)."""
+    offsets: dict[TopicPartition, int] = {}
+    for message in messages:
+        tp = TopicPartition(message.topic, message.partition)
+        offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
+    return offsets
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]

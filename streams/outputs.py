@@ -4,23 +4,36 @@ Dispatched orders, dead letters, lifecycle events and escalations all leave thro
 aiokafka producer (acks from every in-sync replica). ``send`` returns once the message is
 queued; awaiting what it returns waits until the broker has it, so a caller can queue a
 whole batch and then wait once.
+
+In exactly-once mode an intake batch's orders and dead letters leave through a second,
+transactional producer, in one Kafka transaction with the batch's input offsets
+(``publish_committing``): a ``read_committed`` consumer sees them exactly when the offsets
+commit. Its transactional id is fixed for the process, so a retry after an error fences
+and aborts what the failed attempt left open at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Iterable, Sequence
+import uuid
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 import mode
-from aiokafka import AIOKafkaProducer
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
+
+log = structlog.get_logger(__name__)
+
+Message = tuple[str, bytes | None, bytes]
 
 #: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
 _ENVELOPE_BYTES = 64 * 1024
@@ -49,29 +62,51 @@ class Outputs(mode.Service):
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
+        self._transactional: AIOKafkaProducer | None = None
+        self.transactional_id = f"{settings.consumer_group}-intake-{uuid.uuid4().hex[:12]}"
 
     async def on_start(self) -> None:
         await self._ensure_producer()
 
     async def on_stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        for producer in (self._producer, self._transactional):
+            if producer is not None:
+                await producer.stop()
+        self._producer = self._transactional = None
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         # Agents may publish before the service has been started: whoever comes first starts it.
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.bootstrap_servers,
-                    acks="all",
-                    linger_ms=5,
-                    max_request_size=self._settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
-                    **aiokafka_security(self._settings),
-                )
+                producer = new_producer(self._settings)
                 await producer.start()
                 self._producer = producer
             return self._producer
+
+    async def publish_committing(
+        self,
+        orders: Iterable[WorkOrder],
+        letters: Iterable[DeadLetter],
+        offsets: Mapping[TopicPartition, int],
+        group_id: str,
+    ) -> None:
+        """Publish orders and dead letters and commit ``offsets`` (next offset to read, per
+        partition) for ``group_id``, all in one Kafka transaction; on any error it is aborted
+        (nothing visible to read_committed consumers, offsets not committed) and raised."""
+        if self._transactional is None:
+            producer = new_producer(self._settings, transactional_id=self.transactional_id)
+            await producer.start()  # InitProducerId: aborts what an earlier attempt left open
+            self._transactional = producer
+        producer = self._transactional
+        try:
+            async with producer.transaction():
+                await self.send_all(self.messages(orders, letters), producer)
+                await producer.send_offsets_to_transaction(dict(offsets), group_id)
+        except BaseException:
+            # The next attempt starts a new producer with the same id (fencing this one).
+            self._transactional = None
+            await producer.stop()
+            raise
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Queue one message; the awaitable returned completes when the broker has it."""
@@ -80,10 +115,13 @@ class Outputs(mode.Service):
         return sent
 
     async def publish(self, orders: Iterable[WorkOrder], letters: Iterable[DeadLetter] = ()) -> None:
-        """Publish orders (to their unit, and a copy to each unit in ``copied_to``) and dead
-        letters, and wait until the broker has them all."""
+        """Publish orders and dead letters (see ``messages``) and wait until the broker has them all."""
+        await self.send_all(self.messages(orders, letters))
+
+    def messages(self, orders: Iterable[WorkOrder], letters: Iterable[DeadLetter]) -> list[Message]:
+        """Each order to its unit and a copy to each unit in ``copied_to``; each dead letter."""
         topics = self._settings.topics
-        messages: list[tuple[str, bytes | None, bytes]] = []
+        messages: list[Message] = []
         for letter in letters:
             key = letter.source.key  # base64 in the letter; the Kafka key is the original bytes
             value = letter.model_dump_json(by_alias=True).encode()
@@ -91,15 +129,15 @@ class Outputs(mode.Service):
         for order in orders:
             value = order.dispatch_message().model_dump_json(by_alias=True).encode()
             messages += [(topics.dispatched, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
-        await self.send_all(messages)
+        return messages
 
-    async def send_all(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+    async def send_all(self, messages: Sequence[Message], producer: AIOKafkaProducer | None = None) -> None:
         """Send (topic, key, value) messages in order and wait until the broker has them all.
 
         They go as one record batch per partition (the key picks it, as ``send`` would):
         queueing them one by one cost ~10 µs of CPU each.
         """
-        producer = self._producer or await self._ensure_producer()
+        producer = producer or self._producer or await self._ensure_producer()
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         partitions: dict[str, list[int]] = {}
         for topic, key, value in messages:
@@ -118,3 +156,44 @@ class Outputs(mode.Service):
                         raise ValueError(f"a message of {len(value):,} bytes exceeds the producer's limit")
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
+
+
+def new_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """A producer with acks from every in-sync replica (and idempotent, when transactional)."""
+    options: dict[str, Any] = {}
+    if transactional_id is not None:
+        options = {
+            "transactional_id": transactional_id,
+            "transaction_timeout_ms": int(settings.kafka_transaction_timeout_s * 1000),
+        }
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        max_request_size=settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
+        **options,
+        **aiokafka_security(settings),
+    )
+
+
+class TransactionsUnavailable(RuntimeError):
+    """The broker cannot run Kafka transactions (exactly-once mode cannot start)."""
+
+
+async def check_transactions(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Start and stop a transactional producer: raises TransactionsUnavailable with the reason."""
+    producer = new_producer(
+        settings, transactional_id=f"{settings.consumer_group}-check-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+        async with producer.transaction():
+            pass
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise TransactionsUnavailable(
+            f"the broker at {settings.bootstrap_servers} did not start a Kafka transaction "
+            f"({type(exc).__name__}: {str(exc)[:200]}): processing_guarantee exactly_once needs a broker "
+            "with transactions (Apache Kafka); use at_least_once on this one"
+        ) from exc
+    finally:
+        await producer.stop()

@@ -103,11 +103,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
     from storage.database import DatabaseUnavailable
+    from streams.outputs import TransactionsUnavailable
     from wo.pipeline import run_pipeline
 
     try:
         return run_pipeline(settings)
-    except PolicyError as exc:
+    except (PolicyError, TransactionsUnavailable) as exc:
         print(f"wo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DatabaseUnavailable as exc:

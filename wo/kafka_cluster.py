@@ -46,6 +46,7 @@ __all__ = [
     "BrokerKind",
     "KafkaCluster",
     "KafkaNode",
+    "PartitionState",
     "RunningBroker",
     "kafka_classpath",
     "kafka_version",
@@ -141,6 +142,13 @@ class KafkaNode:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-limit:]
         except OSError:
             return ""
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
 
 
 class KafkaCluster:
@@ -287,6 +295,23 @@ class KafkaCluster:
         finally:
             admin.close()
         return {int(broker["broker_id"]) for broker in cluster["brokers"] if not broker.get("is_fenced")}
+
+    def describe_partitions(
+        self, topics: list[str], timeout_s: float = 5.0
+    ) -> dict[tuple[str, int], PartitionState]:
+        """Leader (-1: none), replicas and in-sync replicas of each partition of ``topics``."""
+        admin = _open_admin(",".join(n.address for n in self.nodes if n.running), timeout_s, {})
+        try:
+            described = admin.describe_topics(topics)
+        finally:
+            admin.close()
+        return {
+            (topic["name"], part["partition_index"]): PartitionState(
+                part["leader_id"], tuple(part["replica_nodes"]), tuple(part["isr_nodes"])
+            )
+            for topic in described
+            for part in topic["partitions"]
+        }
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (a crash: no controlled shutdown)."""

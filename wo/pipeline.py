@@ -6,6 +6,7 @@ bound to 127.0.0.1; the child dies with us even on SIGKILL (see embedded_broker)
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from prometheus_client import start_http_server
 from api.app import create_app
 from api.auth import load_tokens
 from api.publisher import KafkaCommandPublisher
-from config.settings import Settings
+from config.settings import ProcessingGuarantee, Settings
 from schemas.policy import ReferenceData
 from services.calendar_files import load_calendar
 from services.commands import CommandHandler
@@ -30,6 +31,7 @@ from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
+from streams.outputs import check_transactions
 from wo.embedded_broker import EmbeddedBroker, ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,9 @@ def run_pipeline(settings: Settings) -> int:
             client_options=settings.kafka_client_options(),
         )
         log.info("topics_ready", created=created, partitions=settings.topic_partitions)
+        if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
+            asyncio.run(check_transactions(settings))  # a broker without them stops us here
+            log.info("processing_guarantee", guarantee=settings.processing_guarantee.value)
         wait_for_database(
             settings.database_url,
             settings.database_startup_wait_s,
@@ -98,6 +103,7 @@ def run_pipeline(settings: Settings) -> int:
             max_message_bytes=settings.max_message_bytes,
             max_event_age=timedelta(days=settings.max_event_age_days),
             max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
+            guarantee=settings.processing_guarantee,
         )
         commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
         app, intake_consumer = build_app(

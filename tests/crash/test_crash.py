@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import Settings, Topics
+from config.settings import ProcessingGuarantee, Settings, Topics
 from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage
@@ -51,15 +51,23 @@ crash = _load_bench()
 
 
 @pytest.mark.parametrize(
-    ("workers", "seed"), [(1, 11), (2, 12)], ids=["one-worker", "two-workers-one-killed-rebalance"]
+    ("workers", "seed", "guarantee"),
+    [
+        (1, 11, ProcessingGuarantee.at_least_once),
+        (2, 12, ProcessingGuarantee.at_least_once),
+        (2, 13, ProcessingGuarantee.exactly_once),
+    ],
+    ids=["one-worker", "two-workers-one-killed-rebalance", "exactly-once-two-workers"],
 )
 def test_sigkilled_workers_duplicate_lose_and_apply_twice_nothing(
-    workers: int, seed: int, postgres_url: str, tmp_path: Path
+    workers: int, seed: int, guarantee: ProcessingGuarantee, postgres_url: str, tmp_path: Path
 ) -> None:
+    """Exactly once adds: a read_committed consumer of workorders.dispatched sees each order once."""
     config = crash.CrashConfig(
         signals=3_000,
         kills=6,
         workers=workers,
+        guarantee=guarantee,
         seed=seed,
         database_url=postgres_url,
         chunk=200,
@@ -73,6 +81,8 @@ def test_sigkilled_workers_duplicate_lose_and_apply_twice_nothing(
     assert report.caught_up, table
     assert (report.duplicates, report.lost, report.applied_twice) == (0, 0, 0), table
     assert report.failures() == [], table
+    if guarantee is ProcessingGuarantee.exactly_once:
+        assert report.republished == 0, table
 
 
 # --- what the crash test can only hit by chance, made certain ---------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import ProcessingGuarantee, Settings, SettingsError, load_settings
 
 
 def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,4 +49,23 @@ def test_plaintext_is_the_default() -> None:
 def test_a_bad_bootstrap_address_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WO_KAFKA_BOOTSTRAP", "kafka-without-port")
     with pytest.raises(SettingsError, match=r"WO_KAFKA_BOOTSTRAP: .*expected host:port"):
+        load_settings()
+
+
+def test_exactly_once_on_the_embedded_broker_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WO_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("WO_PROCESSING_GUARANTEE", "exactly_once")
+    with pytest.raises(SettingsError, match="exactly_once needs Kafka transactions"):
+        load_settings()
+
+
+def test_exactly_once_is_accepted_with_a_kafka_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WO_KAFKA_BOOTSTRAP", "kafka-1:9092")
+    monkeypatch.setenv("WO_PROCESSING_GUARANTEE", "exactly_once")
+    assert load_settings().processing_guarantee is ProcessingGuarantee.exactly_once
+
+
+def test_an_unknown_guarantee_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WO_PROCESSING_GUARANTEE", "exactly-once")
+    with pytest.raises(SettingsError, match="WO_PROCESSING_GUARANTEE"):
         load_settings()
