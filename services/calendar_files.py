@@ -7,7 +7,7 @@ lacks); operators add a new year to calendar.yaml the day the notice is publishe
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -15,9 +15,12 @@ from chinese_calendar import constants
 from pydantic import BaseModel, ConfigDict
 
 from processors.calendar import WorkCalendar, YearSchedule
-from services.policy_files import PolicyError, PolicyProblem, load_model
+from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
 CALENDAR_FILE = "calendar.yaml"
+#: Working days per year in every official schedule 2004-2026: 248-252. A year outside
+#: these bounds is a typing error (a missing or extra month of holidays), not a schedule.
+PLAUSIBLE_WORKING_DAYS = range(240, 257)
 
 
 class OfficialYear(BaseModel):
@@ -49,15 +52,56 @@ def package_schedules() -> dict[int, YearSchedule]:
 
 
 def load_calendar(policy_dir: Path) -> WorkCalendar:
-    """Official schedules from the package, with calendar.yaml's years added or replacing them."""
+    """Official schedules from the package, with calendar.yaml's years added or replacing them.
+
+    ``wo run``, ``wo rules check`` and ``wo rules explain`` all load it here: a file one of
+    them accepts, all accept. Raises PolicyError naming file, line and field of each problem.
+    """
     schedules = package_schedules()
     path = policy_dir / CALENDAR_FILE
     if path.exists():
         configured = load_model(path, CalendarFile)
+        line_of = line_finder(path)
+        problems = [
+            PolicyProblem(
+                path, line_of(("years", year, *loc)), ".".join(map(str, ("years", year, *loc))), message
+            )
+            for year, official in configured.years.items()
+            for loc, message in _year_problems(year, official)
+        ]
+        if problems:
+            raise PolicyError(problems)
         for year, official in configured.years.items():
-            wrong = [d for d in [*official.holidays, *official.workdays] if d.year != year]
-            if wrong:
-                message = f"dates outside {year}: {', '.join(d.isoformat() for d in wrong)}"
-                raise PolicyError([PolicyProblem(path, 1, f"years.{year}", message)])
             schedules[year] = YearSchedule(year, frozenset(official.holidays), frozenset(official.workdays))
     return WorkCalendar(schedules)
+
+
+def _year_problems(year: int, official: OfficialYear) -> list[tuple[tuple[str | int, ...], str]]:
+    """What makes a year's schedule impossible: (location in the year, message) each."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, days in (("holidays", official.holidays), ("workdays", official.workdays)):
+        seen: Counter[date] = Counter()
+        for index, day in enumerate(days):
+            seen[day] += 1
+            if day.year != year:
+                problems.append(((name, index), f"{day.isoformat()} is not in {year}"))
+            elif seen[day] == 2:
+                problems.append(((name, index), f"{day.isoformat()} is listed twice"))
+            elif name == "workdays" and day.weekday() < 5:
+                problems.append(
+                    ((name, index), f"{day.isoformat()} is a weekday: 调休 workdays are weekend days")
+                )
+    for index, day in enumerate(official.workdays):
+        if day in official.holidays:
+            problems.append(
+                (("workdays", index), f"{day.isoformat()} is listed both as a holiday and a workday")
+            )
+    if not problems:
+        schedule = YearSchedule(year, frozenset(official.holidays), frozenset(official.workdays))
+        count = WorkCalendar({year: schedule}).working_days_in(year)
+        if count not in PLAUSIBLE_WORKING_DAYS:
+            bounds = f"{PLAUSIBLE_WORKING_DAYS.start}-{PLAUSIBLE_WORKING_DAYS.stop - 1}"
+            problems.append(
+                (("holidays",), f"{year} would have {count} working days; official years have {bounds}")
+            )
+    return problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,6 +114,12 @@ def load_model(path: Path, model: type[Model]) -> Model:
     return loaded
 
 
+def line_finder(path: Path) -> Callable[[Path_], int]:
+    """The line a location (keys and indexes) of a YAML file starts on; 1 when unknown."""
+    source = _YamlSource.read(path, [])
+    return source.line_of if source is not None else lambda _loc: 1
+
+
 def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Model | None:
     source = _YamlSource.read(path, problems)
     if source is None:
@@ -128,12 +134,12 @@ def _load(path: Path, model: type[Model], problems: list[PolicyProblem]) -> Mode
 
 
 def _unknown_units(path: Path, units: Units, routing: RoutingTree) -> list[PolicyProblem]:
-    source = _YamlSource.read(path, [])
+    line_of = line_finder(path)
     known = units.ids()
     problems = []
     for loc, unit in _named_units(routing):
         if unit not in known:
-            line = source.line_of(loc) if source else 1
+            line = line_of(loc)
             message = f"unit {unit!r} is not listed in {UNITS_FILE}"
             problems.append(PolicyProblem(path, line, ".".join(map(str, loc)), message))
     return problems

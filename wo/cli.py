@@ -131,19 +131,15 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_files import load_reference
+    from services.policy_set import load_policy_set
 
     directory = args.directory or settings.policy_dir
-    problems = []
-    for load in (load_policy, load_reference):
-        try:
-            load(directory)
-        except PolicyError as exc:
-            problems += exc.problems
-    if problems:
-        print(str(PolicyError(problems)), file=sys.stderr)
+    try:
+        loaded = load_policy_set(directory)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
         return 1
-    policy, reference = load_policy(directory), load_reference(directory)
+    policy, reference = loaded.policy, loaded.reference
     routes = len(policy.routing.route.walk())
     print(
         f"{directory}: ok ({len(policy.units.units)} units, {routes} routes, "
@@ -153,22 +149,21 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
-    from services.calendar_files import load_calendar
-    from services.policy_files import load_reference
+    from services.policy_set import load_policy_set
     from services.rules import explain
     from storage.database import create_engine
     from storage.repository import WorkOrderRepository
 
     directory = args.rules or settings.policy_dir
     try:
-        policy, reference = load_policy(directory), load_reference(directory)
+        loaded = load_policy_set(directory)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
-    result = explain(raw.strip(), policy, reference, now, load_calendar(directory), repository)
+    result = explain(raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository)
     if isinstance(result, Rejection):
         print(f"rejected ({result.reason.value}): {result.detail}")
         print("the message would go to the dead-letter topic")

@@ -21,12 +21,12 @@ from api.auth import load_tokens
 from api.publisher import KafkaCommandPublisher
 from config.settings import ProcessingGuarantee, Settings
 from schemas.policy import ReferenceData
-from services.calendar_files import load_calendar
 from services.commands import CommandHandler
 from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake
-from services.policy_files import ReferenceFiles, load_policy
+from services.policy_files import ReferenceFiles
+from services.policy_set import load_policy_set
 from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
@@ -52,9 +52,10 @@ def _tune_garbage_collector() -> None:
 
 
 def run_pipeline(settings: Settings) -> int:
-    policy = load_policy(settings.policy_dir)  # a bad policy stops us before anything starts
+    # A bad policy stops us before anything starts, as `wo rules check` would have said.
+    loaded = load_policy_set(settings.policy_dir)
+    policy, calendar = loaded.policy, loaded.calendar
     reference = ReferenceFiles(settings.policy_dir)
-    calendar = load_calendar(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     broker: EmbeddedBroker | None = None
     try:

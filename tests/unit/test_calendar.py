@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from processors.calendar import WorkCalendar, YearSchedule
 from services.calendar_files import load_calendar, package_schedules
 from services.policy_files import PolicyError
+from services.policy_set import load_policy_set
 
 CST = timezone(timedelta(hours=8))
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +85,21 @@ def test_publishing_next_years_schedule_recomputes_the_deadline() -> None:
     assert not deadline.provisional
 
 
+#: A plausible 2027 (the State Council had not published it when this was written).
+YEAR_2027 = """years:
+  2027:
+    holidays: [2027-01-01, 2027-01-04, 2027-02-05, 2027-02-08, 2027-02-09, 2027-02-10, 2027-02-11,
+               2027-02-12, 2027-04-05, 2027-05-03, 2027-05-04, 2027-05-05, 2027-06-09, 2027-09-15,
+               2027-10-01, 2027-10-04, 2027-10-05, 2027-10-06, 2027-10-07]
+    workdays: [2027-01-09, 2027-02-20, 2027-10-09]
+"""
+
+
 def test_a_year_in_calendar_yaml_extends_the_package(tmp_path: Path) -> None:
-    (tmp_path / "calendar.yaml").write_text(
-        "years:\n  2027:\n    holidays: [2027-01-01, 2027-01-04]\n    workdays: [2027-01-09]\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "calendar.yaml").write_text(YEAR_2027, encoding="utf-8")
     calendar = load_calendar(tmp_path)
     assert calendar.has_schedule(2027)
+    assert calendar.working_days_in(2027) == 261 - 19 + 3
     assert not calendar.is_working_day(date(2027, 1, 4))
     assert calendar.is_working_day(date(2027, 1, 9))
     assert calendar.working_days_in(2024) == 251  # the package's years are still there
@@ -96,7 +107,7 @@ def test_a_year_in_calendar_yaml_extends_the_package(tmp_path: Path) -> None:
 
 def test_a_misdated_entry_in_calendar_yaml_is_refused(tmp_path: Path) -> None:
     (tmp_path / "calendar.yaml").write_text("years:\n  2027:\n    holidays: [2028-01-01]\n", encoding="utf-8")
-    with pytest.raises(PolicyError, match="dates outside 2027: 2028-01-01"):
+    with pytest.raises(PolicyError, match=r"years\.2027\.holidays\.0: 2028-01-01 is not in 2027"):
         load_calendar(tmp_path)
 
 
@@ -125,3 +136,50 @@ def test_a_calendar_answers_the_same_whether_it_counted_the_day_before_or_not() 
         fresh = [WorkCalendar(used.schedules).add_working_days(created, days) for created in times[::7]]
         assert warm[::7] == fresh
         assert any(d.provisional for d in warm) and not all(d.provisional for d in warm)
+
+
+@pytest.mark.parametrize(
+    ("holidays", "workdays", "line", "field", "message"),
+    [
+        ("[2027-01-01, 2027-01-10x]", "[]", 3, "years.2027.holidays.1", "invalid datetime separator"),
+        ("[2027-01-01, 2027-13-45]", "[]", 3, "years.2027.holidays.1", "month value is outside"),
+        ("[2027-01-01, 2027-01-01]", "[]", 3, "years.2027.holidays.1", "2027-01-01 is listed twice"),
+        ("[2027-01-01]", "[2027-01-09, 2027-01-09]", 4, "years.2027.workdays.1", "listed twice"),
+        ("[2027-01-09]", "[2027-01-09]", 4, "years.2027.workdays.0", "both as a holiday and a workday"),
+        ("[2027-01-01]", "[2027-01-06]", 4, "years.2027.workdays.0", "2027-01-06 is a weekday"),
+        ("[2027-01-01]", "[]", 3, "years.2027.holidays", "2027 would have 260 working days"),
+    ],
+    ids=[
+        "not-a-date",
+        "no-such-month",
+        "holiday-twice",
+        "workday-twice",
+        "both",
+        "weekday-workday",
+        "implausible",
+    ],
+)
+def test_check_and_run_refuse_an_impossible_calendar_naming_file_line_and_field(
+    tmp_path: Path, holidays: str, workdays: str, line: int, field: str, message: str
+) -> None:
+    policy = tmp_path / "policy"
+    shutil.copytree(ROOT / "policy", policy)
+    text = f"years:\n  2027:\n    holidays: {holidays}\n    workdays: {workdays}\n"
+    (policy / "calendar.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as error:
+        load_policy_set(policy)  # what `wo run`, `wo rules check` and `wo rules explain` call
+    assert f"calendar.yaml:{line}: {field}: " in str(error.value)
+    assert message in str(error.value)
+
+
+def test_rules_check_prints_the_calendar_problem_and_fails(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "policy", tmp_path / "policy")
+    (tmp_path / "policy" / "calendar.yaml").write_text("years:\n  2027:\n    holidays: [2027-13-45]\n")
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "wo"), "rules", "check", str(tmp_path / "policy")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "calendar.yaml:3: years.2027.holidays.0:" in done.stderr

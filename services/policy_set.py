@@ -1,0 +1,40 @@
+"""Everything policy/ holds, loaded by one function for ``wo run``, ``wo rules check`` and
+``wo rules explain``: a directory one of them accepts, all accept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from processors.calendar import WorkCalendar
+from schemas.policy import Policy, ReferenceData
+from services.calendar_files import load_calendar
+from services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
+
+Loaded = TypeVar("Loaded")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    policy: Policy
+    reference: ReferenceData
+    calendar: WorkCalendar
+
+
+def load_policy_set(directory: Path) -> PolicySet:
+    """Policy, reference lists and calendar; one PolicyError listing every problem of all three."""
+    problems: list[PolicyProblem] = []
+
+    def attempt(load: Callable[[Path], Loaded]) -> Loaded | None:
+        try:
+            return load(directory)
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    policy, reference, calendar = attempt(load_policy), attempt(load_reference), attempt(load_calendar)
+    if problems or policy is None or reference is None or calendar is None:
+        raise PolicyError(problems)
+    return PolicySet(policy, reference, calendar)
