@@ -13,6 +13,7 @@ import structlog
 from config.settings import Settings, SettingsError, load_settings
 from processors.intake import Rejection
 from services.policy_files import PolicyError, load_policy
+from wo.errors import Unreachable
 from wo.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_format, settings.log_level)
-    command: int = args.command(settings, args)
+    try:
+        command: int = args.command(settings, args)
+    except Unreachable as exc:
+        print(f"wo: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     return command
 
 

@@ -49,5 +49,5 @@ def configure_logging(log_format: Literal["auto", "json", "console"] = "auto", l
     # Python's warnings (deprecations in libraries) are log lines too, not bare stderr text.
     logging.captureWarnings(True)
     # Client libraries narrate every connection at INFO: only their warnings and errors matter.
-    for chatty in ("kafka", "httpx", "httpcore"):
+    for chatty in ("kafka", "httpx", "httpcore", "alembic"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

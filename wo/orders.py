@@ -11,6 +11,7 @@ import httpx
 
 from api.auth import Role, hash_token, new_token
 from config.settings import Settings
+from wo.errors import Unreachable
 
 ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
 
@@ -52,15 +53,22 @@ def add_commands(commands: Any) -> None:
     token.set_defaults(command=_token)
 
 
-def _client(settings: Settings) -> httpx.Client:
+def _request(settings: Settings, method: str, path: str, **options: Any) -> httpx.Response:
+    """One API call; an API that does not answer raises Unreachable (one line, exit 4)."""
     if settings.api_token is None:
         raise SystemExit("wo orders: set WO_API_TOKEN to your bearer token (see README, HTTP API)")
     base = settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
-    return httpx.Client(
-        base_url=base,
-        headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"},
-        timeout=30,
-    )
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    # Commands wait for the worker's verdict (WO_API_COMMAND_WAIT_S, 10 s): reads may take that long.
+    timeout = httpx.Timeout(30.0, connect=5.0)
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=timeout) as client:
+            return client.request(method, path, **options)
+    except httpx.TransportError as exc:
+        raise Unreachable(
+            f"the API at {base} did not answer ({type(exc).__name__}: {exc}): is `wo run` serving it "
+            "(WO_API_TOKENS_FILE set)? WO_API_URL says where it is"
+        ) from exc
 
 
 def _print_response(response: httpx.Response) -> int:
@@ -79,8 +87,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             params[name] = getattr(args, name)
     if args.overdue:
         params["overdue"] = "true"
-    with _client(settings) as client:
-        response = client.get("/orders", params=params)
+    response = _request(settings, "GET", "/orders", params=params)
     if response.status_code != 200:
         return _print_response(response)
     for order in response.json():
@@ -92,8 +99,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:
-    with _client(settings) as client:
-        return _print_response(client.get(f"/orders/{args.order_id}"))
+    return _print_response(_request(settings, "GET", f"/orders/{args.order_id}"))
 
 
 def _act(settings: Settings, args: argparse.Namespace) -> int:
@@ -112,8 +118,7 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
             "at": datetime.now(UTC).isoformat(),
             "attempts": args.attempts,
         }
-    with _client(settings) as client:
-        return _print_response(client.post(f"/orders/{args.order_id}/commands", json=body))
+    return _print_response(_request(settings, "POST", f"/orders/{args.order_id}/commands", json=body))
 
 
 def _token(_settings: Settings, args: argparse.Namespace) -> int:

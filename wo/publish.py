@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from config.settings import Settings
+from wo.errors import Unreachable, first_reachable
 
 
 class PublishError(Exception):
@@ -31,12 +32,20 @@ _KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "suspect": ("plate",),
     "checkin-failure": ("enterprise", "id"),
     "complaint": ("ticket_id",),
+    # Commands of one order must be applied in the order written: one partition per order.
+    "workorder-command": ("work_order_id",),
 }
 
 
 def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None = None) -> list[PublishReport]:
     """Publish every line of every file; a file's topic is ``topic`` or is inferred from the file."""
     plans = [(path, topic or infer_topic(settings, path)) for path in paths]
+    # kafka-python would retry for its whole bootstrap timeout (~30 s), logging each attempt.
+    if first_reachable(settings.bootstrap_servers) is None:
+        raise Unreachable(
+            f"no broker answers at {settings.bootstrap_servers}: is `wo run` running? "
+            "(WO_KAFKA_BOOTSTRAP names a cluster)"
+        )
     try:
         producer = KafkaProducer(
             bootstrap_servers=settings.bootstrap_servers.split(","),
@@ -45,6 +54,8 @@ def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None =
             retries=5,
             request_timeout_ms=10_000,
             max_block_ms=10_000,
+            # A retried request must not overtake the next one: a file's order holds per key.
+            max_in_flight_requests_per_connection=1,
             **settings.kafka_client_options(),
         )
     except KafkaError as exc:
@@ -65,8 +76,9 @@ def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None =
 
 def infer_topic(settings: Settings, path: Path) -> str:
     """The topic a file's name or first message points to: ``vehicle-alarms.jsonl`` -> alarms."""
-    by_family = {contract.split("/")[0]: name for name, contract in settings.topics.inbound().items()}
-    for name in settings.topics.inbound():
+    contracts = {**settings.topics.inbound(), settings.topics.commands: "workorder-command/1"}
+    by_family = {contract.split("/")[0]: name for name, contract in contracts.items()}
+    for name in contracts:
         if path.stem == name or path.stem == name.split(".", 1)[-1]:
             return name
     for line in _lines(path):
