@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+from schemas.times import CHINA_STANDARD_TIME
+
 DEFAULT_CUTOFF = time(17, 0)
 #: Statutory holidays on fixed Gregorian dates: the provisional calendar knows only these.
 FIXED_DATE_HOLIDAYS = frozenset({(1, 1), (5, 1), (10, 1), (10, 2), (10, 3)})

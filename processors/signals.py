@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time
 from functools import singledispatch
 from types import MappingProxyType
 
 from schemas.inbound import CheckinFailure, Complaint, InboundEvent, Suspect, VehicleAlarm
 from schemas.signal import Signal, SignalKind
+from schemas.times import CHINA_STANDARD_TIME
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 NO_REGIONS: Mapping[str, str] = MappingProxyType({})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
@@ -24,6 +24,15 @@ def _to_utc(value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 has no UTC equivalent
         raise ValueError("time out of range once converted to UTC") from None
+
+
+#: The time of every person who reads what the pipeline says (officers, supervisors).
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+
+def for_people(moment: datetime) -> str:
+    """China Standard Time with its offset, to the second: ``2026-12-05 00:00:00+08:00``."""
+    return moment.astimezone(CHINA_STANDARD_TIME).replace(microsecond=0).isoformat(sep=" ")
 
 
 #: A timestamp that arrived with an offset (``+08:00`` or ``Z``), kept in UTC.

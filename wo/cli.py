@@ -12,6 +12,7 @@ import structlog
 
 from config.settings import Settings, SettingsError, load_settings
 from processors.intake import Rejection
+from schemas.times import for_people
 from services.policy_files import PolicyError, load_policy
 from wo.errors import Unreachable
 from wo.logs import configure_logging
@@ -174,7 +175,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
         print("the message would go to the dead-letter topic")
         return 1
     signal, outcome = result.signal, result.outcome
-    print(f"signal      {signal.kind.value} {signal.source_id}, occurred {signal.occurred_at.isoformat()}")
+    print(f"signal      {signal.kind.value} {signal.source_id}, occurred {for_people(signal.occurred_at)}")
     print(f"subject     plate={signal.plate} enterprise={signal.enterprise_id} region={signal.region_code}")
     fields = ", ".join(f"{k}={v}" for k, v in signal.attributes.items() if v is not None)
     print(f"fields      {fields}")
@@ -196,7 +197,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
         provisional = " (provisional: that year's holiday schedule is not published yet)"
         print(
             f"deadline    {result.time_limit} for {signal.kind.value} at {outcome.priority.value}: "
-            f"due {result.due_at.isoformat()}{provisional if result.due_at_provisional else ''}"
+            f"due {for_people(result.due_at)}{provisional if result.due_at_provisional else ''}"
         )
     return 0
 
@@ -215,7 +216,7 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     repository = WorkOrderRepository(create_engine(settings.database_url))
     report = replay_stored(repository, args.start, args.end, current, candidate, reference, datetime.now(UTC))
-    print(f"{report.signals} stored signals received from {args.start.isoformat()} to {args.end.isoformat()}")
+    print(f"{report.signals} stored signals received from {for_people(args.start)} to {for_people(args.end)}")
     print(f"{'':<12}{'current':>10}{'candidate':>11}")
     for action, label in (("create", "created"), ("merge", "merged"), ("suppress", "suppressed")):
         current_count = sum(n for a, n in report.current.items() if a.value == action)

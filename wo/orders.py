@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from api.auth import Role, hash_token, new_token
 from config.settings import Settings
+from schemas.times import for_people
 from wo.errors import Unreachable
 
 ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
@@ -93,7 +95,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     for order in response.json():
         print(
             f"{order['id']}  {order['status']:<18} {order['unit']:<15} {order['priority']} "
-            f"{order['kind']:<15} due {order['due_at']}  {order['summary'][:60]}"
+            f"{order['kind']:<15} due {for_people(datetime.fromisoformat(order['due_at']))}  "
+            f"{order['summary'][:60]}"
         )
     return 0
 
@@ -111,8 +114,6 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
         if getattr(args, name):
             body[name] = getattr(args, name)
     if args.callback:
-        from datetime import UTC, datetime
-
         body["callback"] = {
             "result": args.callback,
             "at": datetime.now(UTC).isoformat(),

@@ -179,3 +179,11 @@ def test_numbers_are_not_times_even_as_text(raw: object) -> None:
     """pydantic would read them as seconds since 1970; the contracts say ISO 8601 text."""
     with pytest.raises(ValidationError, match="not a number"):
         UTC_TIME.validate_python(raw)
+
+
+def test_times_for_people_are_china_time_with_offset_to_the_second() -> None:
+    from datetime import UTC, datetime
+
+    from schemas.times import for_people
+
+    assert for_people(datetime(2026, 12, 4, 16, 0, 0, 123456, tzinfo=UTC)) == "2026-12-05 00:00:00+08:00"
