@@ -41,6 +41,8 @@ from drills.faults import Drill, Timing  # noqa: E402
 from drills.report import DrillReport, table  # noqa: E402
 from drills.run import DrillConfig, run_drill  # noqa: E402
 
+from config.settings import ProcessingGuarantee  # noqa: E402
+
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -55,6 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000, help="messages on the inbound topics per drill")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument(
+        "--guarantee",
+        type=ProcessingGuarantee,
+        choices=list(ProcessingGuarantee),
+        default=ProcessingGuarantee.at_least_once,
+        help="the workers' WO_PROCESSING_GUARANTEE",
+    )
     parser.add_argument("--hold", type=float, default=30.0, help="isr-loss: seconds with one replica")
     parser.add_argument("--down", type=float, default=10.0, help="leader-kill: seconds the node is down")
     parser.add_argument("--workdir", type=Path, help="keep every drill's logs under this directory")
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             events=args.events,
             database="sqlite" if args.database == "sqlite" else "postgres",
             seed=args.seed,
+            guarantee=args.guarantee,
             timing=Timing(down_s=args.down, hold_s=args.hold),
             workdir=None if args.workdir is None else args.workdir / drill.value,
             keep_workdir=args.keep,

@@ -116,5 +116,3 @@ FAULTS: dict[Drill, Callable[[KafkaCluster, list[str], Timing, Tick, Callable[[s
     Drill.ISR_LOSS: isr_loss,
     Drill.ROLLING_RESTART: rolling_restart,
 }
-#: Roughly how long each action lasts (for spreading the load around it).
-EXPECTED_S = {Drill.LEADER_KILL: 25.0, Drill.ISR_LOSS: 50.0, Drill.ROLLING_RESTART: 60.0}

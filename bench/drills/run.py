@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import crash_test as crash
 
-from config.settings import Settings, Topics
+from config.settings import ProcessingGuarantee, Settings, Topics
 from drills.faults import FAULTS, Drill, Timing
 from drills.probes import LagSampler, pause
 from drills.report import DrillReport
@@ -40,6 +40,8 @@ class DrillConfig:
     #: A database to use as is (created and dropped by the caller); default: a new one.
     database_url: str | None = None
     seed: int = 21
+    #: The workers' WO_PROCESSING_GUARANTEE (exactly once: the audit also fails on re-published orders).
+    guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once
     #: Events flow this long before the fault, and this long after it (roughly).
     lead_s: float = 10.0
     tail_s: float = 10.0
@@ -52,7 +54,7 @@ class DrillConfig:
         return {
             Drill.LEADER_KILL: self.timing.down_s + 15,
             Drill.ISR_LOSS: self.timing.hold_s + self.timing.gap_s + 20,
-            Drill.ROLLING_RESTART: 60.0,
+            Drill.ROLLING_RESTART: 35.0,
         }[self.drill]
 
     def crash_config(self, workdir: Path) -> Any:
@@ -65,6 +67,7 @@ class DrillConfig:
             broker=BrokerKind.KAFKA,
             seed=self.seed,
             database_url=self.database_url,
+            guarantee=self.guarantee,
             chunk=max(10, round(self.events / (duration * 2))),  # about two chunks a second
             catch_up_timeout_s=self.catch_up_timeout_s,
             workdir=workdir,
@@ -127,7 +130,10 @@ def _drive(
 ) -> None:
     """Workers and load around the fault, until the group has committed everything."""
     group = f"wo-drill-{uuid.uuid4().hex[:8]}"
-    env = {**crash.worker_env(broker.bootstrap, url, group), "WO_TOPIC_REPLICATION_FACTOR": str(BROKERS)}
+    env = {
+        **crash.worker_env(broker.bootstrap, url, group, config.guarantee),
+        "WO_TOPIC_REPLICATION_FACTOR": str(BROKERS),
+    }
     workdir = Path(report.workdir)
     slots = [crash.WorkerSlot(n, env, workdir) for n in range(config.workers)]
     inbound = sorted(topics.inbound())
