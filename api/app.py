@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, Role, Tokens
+from api.docs import serve_docs
 from schemas.commands import Callback, CommandAction, Disposition, ReturnReason, WorkOrderCommand
 from schemas.inbound import Id
 from schemas.signal import SignalKind
@@ -116,7 +117,10 @@ def create_app(
         version="1.0.0",
         description=__doc__,
         responses={401: {"description": "No valid bearer token"}},
+        docs_url=None,  # served by api.docs, without a CDN
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.tokens = tokens
 
     def visible_order(order_id: str, caller: Principal) -> WorkOrder:
