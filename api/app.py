@@ -1,8 +1,9 @@
 """The HTTP API: list and read work orders, send lifecycle commands.
 
-Every route but /healthz needs a bearer token. A squad sees and acts only on the orders
-assigned to it (another unit's order: 403); the command center and supervisors read
-everything; supervisors act on nothing. A command is put on ``workorders.commands`` like
+Every route but /healthz needs a bearer token. A squad sees and acts on the orders assigned
+to it and reads those copied to it (抄送); any other order answers exactly as one that does
+not exist (404), so the answer tells nobody which ids exist. The command center and
+supervisors read everything; supervisors act on nothing. A command is put on ``workorders.commands`` like
 any squad system's and decided by the worker's command handler; the API waits for its
 verdict (or answers 202 when it takes longer), so both ways in behave the same.
 """
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, Role, Tokens
 from api.docs import serve_docs
+from api.guard import AuthFailures, guard
 from schemas.commands import Callback, CommandAction, Disposition, ReturnReason, WorkOrderCommand
 from schemas.inbound import Id
 from schemas.signal import SignalKind
@@ -35,10 +37,19 @@ _bearer = HTTPBearer(auto_error=False)
 def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, from the bearer token; 401 without a valid one."""
+    """The caller, from the bearer token; 401 without a valid one (unknown, expired, revoked),
+    429 for an address that presented too many bad ones lately."""
+    failures: AuthFailures = request.app.state.auth_failures
+    address = request.client.host if request.client else "unknown"
+    wait_s = failures.retry_after_s(address)
+    if wait_s:
+        raise HTTPException(
+            429, "too many bad tokens from this address", headers={"Retry-After": str(wait_s)}
+        )
     tokens: Tokens = request.app.state.tokens
-    found = tokens.principal(credentials.credentials) if credentials else None
+    found = tokens.principal(credentials.credentials, request.app.state.clock()) if credentials else None
     if found is None:
+        failures.record(address)
         raise HTTPException(401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
     return found
 
@@ -121,14 +132,16 @@ def create_app(
         redoc_url=None,
     )
     serve_docs(app)
+    guard(app)
     app.state.tokens = tokens
+    app.state.clock = clock
+    app.state.auth_failures = AuthFailures()
 
     def visible_order(order_id: str, caller: Principal) -> WorkOrder:
+        """The order, if the caller may read it; otherwise 404, as for an order that does not exist."""
         order = repository.get(order_id)
-        if order is None:
+        if order is None or not caller.may_see(order):
             raise HTTPException(404, f"no work order {order_id}")
-        if not caller.may_see(order.unit):
-            raise HTTPException(403, f"work order {order_id} is not assigned to {caller.unit}")
         return order
 
     @app.get("/healthz", include_in_schema=False)
@@ -150,14 +163,16 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> list[WorkOrder]:
-        """Orders matching every filter, newest first. A squad sees only its own."""
+        """Orders matching every filter, newest first. A squad sees its own and those copied to it."""
+        visible_to = None
         if caller.role is Role.unit:
             if unit is not None and unit != caller.unit:
                 raise HTTPException(403, f"{caller.unit} may list only its own orders")
-            unit = caller.unit
+            unit, visible_to = None, caller.unit
         return repository.list_orders(
             now=clock(),
             unit=unit,
+            visible_to=visible_to,
             status=status.value if status else None,
             kind=kind.value if kind else None,
             priority=priority.value if priority else None,
@@ -171,7 +186,7 @@ def create_app(
     @app.get(
         "/orders/{order_id}",
         response_model=OrderDetail,
-        responses={403: {"description": "Not your unit's order"}, 404: {"description": "No such order"}},
+        responses={404: {"description": "No such order, or not one the caller may read"}},
     )
     def show_order(order_id: str, caller: Caller) -> OrderDetail:
         """The order and its full history (every step, command and refusal)."""
@@ -182,15 +197,15 @@ def create_app(
         "/orders/{order_id}/complainant",
         response_model=Complainant,
         responses={
-            403: {"description": "Not your unit's order, or a supervisor"},
-            404: {"description": "No such order, or not a complaint"},
+            403: {"description": "A supervisor, or a unit the order was only copied to"},
+            404: {"description": "No such order (or not yours), or not a complaint"},
         },
     )
     def complainant(order_id: str, caller: Caller) -> Complainant:
         """Personal data, for the callback: only the assigned unit and the command center."""
         order = visible_order(order_id, caller)
-        if caller.role is Role.supervisor:
-            raise HTTPException(403, "supervisors do not read complainants' personal data")
+        if caller.role is Role.supervisor or not caller.is_assigned(order):
+            raise HTTPException(403, "only the assigned unit and the command center read complainants' data")
         if order.kind is not SignalKind.complaint:
             raise HTTPException(404, f"work order {order_id} is not a complaint")
         payload: dict[str, Any] = next((s["payload"] for s in repository.sources(order_id)), {})
@@ -267,12 +282,11 @@ def create_app(
     def command_status(command_id: str, caller: Caller, response: Response) -> CommandResponse:
         """How a command was decided (pending while the worker has not handled it)."""
         known = repository.command_outcome(command_id)
-        if known is None:
+        order = repository.get(known["work_order_id"]) if known is not None else None
+        if known is None or (order is not None and not caller.may_see(order)):
+            # Another unit's command answers as one not decided (or not sent) at all.
             response.status_code = 202
             return CommandResponse(command_id=command_id, outcome="pending")
-        order = repository.get(known["work_order_id"])
-        if order is not None and not caller.may_see(order.unit):
-            raise HTTPException(403, "not your order's command")
         return _answer(known, repository, response)
 
     @app.exception_handler(ValueError)

@@ -1,7 +1,10 @@
 """Bearer tokens: one per unit or role, from a file, stored as SHA-256 hashes.
 
 Tokens are random (``wo api token`` makes them, 32 bytes): a plain hash is enough to keep
-the file from being a list of passwords, and every comparison is constant-time.
+the file from being a list of passwords, and every comparison is constant-time. Each token
+names a unit of ``units.yaml`` (checked when it is made and when the file is loaded), has
+an expiry, and can be revoked in the file: an expired or revoked token is refused exactly
+like an unknown one.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.workorder import COMMAND_CENTER
+from schemas.times import UtcDatetime
+from schemas.workorder import COMMAND_CENTER, WorkOrder
+
+#: How long a token made by ``wo api token`` is valid unless told otherwise.
+DEFAULT_TOKEN_DAYS = 90
 
 
 class Role(StrEnum):
@@ -33,6 +42,8 @@ class TokenEntry(BaseModel):
     role: Role
     unit: str | None = None
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    expires_at: UtcDatetime = Field(description="After this the token is refused (re-issue it)")
+    revoked: bool = Field(default=False, description="Set to true to refuse the token at once")
 
     @model_validator(mode="after")
     def _unit_role_names_a_unit(self) -> TokenEntry:
@@ -59,21 +70,29 @@ class Principal(BaseModel):
         """The unit commands are sent as: the squad's own, or the command center's."""
         return COMMAND_CENTER if self.role is Role.command_center else self.unit
 
-    def may_see(self, order_unit: str) -> bool:
-        return self.role is not Role.unit or self.unit == order_unit
+    def may_see(self, order: WorkOrder) -> bool:
+        """Its own orders and those copied to it (抄送: read only); other roles see all."""
+        return self.role is not Role.unit or self.unit == order.unit or self.unit in order.copied_to
+
+    def is_assigned(self, order: WorkOrder) -> bool:
+        """The order's own unit, or a role that sees every order (not a unit it was copied to)."""
+        return self.role is not Role.unit or self.unit == order.unit
 
 
 class Tokens:
     def __init__(self, entries: list[TokenEntry]) -> None:
         self._entries = entries
 
-    def principal(self, token: str) -> Principal | None:
+    def principal(self, token: str, now: datetime) -> Principal | None:
+        """Who holds ``token``: None for an unknown, expired or revoked one (the same answer)."""
         digest = hash_token(token)
         found = None
         for entry in self._entries:  # no early exit: every check costs the same
             if hmac.compare_digest(entry.sha256, digest):
                 found = entry
-        return Principal(name=found.name, role=found.role, unit=found.unit) if found else None
+        if found is None or found.revoked or found.expires_at <= now:
+            return None
+        return Principal(name=found.name, role=found.role, unit=found.unit)
 
 
 def hash_token(token: str) -> str:
@@ -84,7 +103,19 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def load_tokens(path: Path) -> Tokens:
-    from services.policy_files import load_model
+def load_tokens(path: Path, units: Collection[str]) -> Tokens:
+    """The tokens file; every token's unit must be one of ``units`` (PolicyError otherwise)."""
+    from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
-    return Tokens(load_model(path, TokenFile).tokens)
+    entries = load_model(path, TokenFile).tokens
+    line_of = line_finder(path)
+    problems = [
+        PolicyProblem(
+            path, line_of(("tokens", index, "unit")), f"tokens.{index}.unit", f"no unit {entry.unit!r}"
+        )
+        for index, entry in enumerate(entries)
+        if entry.unit is not None and entry.unit not in units
+    ]
+    if problems:
+        raise PolicyError(problems)
+    return Tokens(entries)

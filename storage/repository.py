@@ -284,6 +284,7 @@ class WorkOrderRepository:
         *,
         now: datetime,
         unit: str | None = None,
+        visible_to: str | None = None,
         status: str | None = None,
         kind: str | None = None,
         priority: str | None = None,
@@ -293,9 +294,15 @@ class WorkOrderRepository:
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkOrder]:
-        """Orders matching every filter given, newest first. Overdue: open and past due_at."""
+        """Orders matching every filter given, newest first. Overdue: open and past due_at.
+        ``visible_to``: the unit's own orders and those copied to it."""
         c = work_order.c
         query = sa.select(work_order)
+        if visible_to is not None:
+            copied = sa.func.instr("," + c.copied_to + ",", f",{visible_to},") > 0
+            if self._engine.dialect.name == "postgresql":
+                copied = sa.func.strpos("," + c.copied_to + ",", f",{visible_to},") > 0
+            query = query.where(sa.or_(c.unit == visible_to, copied))
         for column, value in ((c.unit, unit), (c.status, status), (c.kind, kind), (c.priority, priority)):
             if value is not None:
                 query = query.where(column == value)

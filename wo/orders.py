@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from api.auth import Role, hash_token, new_token
+from api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
 from config.settings import Settings
 from schemas.times import for_people
 from wo.errors import Unreachable
@@ -51,7 +51,8 @@ def add_commands(commands: Any) -> None:
     token = api_sub.add_parser("token", help="make a bearer token and print its tokens-file entry")
     token.add_argument("name", help="who will hold it")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.unit.value)
-    token.add_argument("--unit", help="the squad, for role unit")
+    token.add_argument("--unit", help="the squad, for role unit (a unit of units.yaml)")
+    token.add_argument("--days", type=int, default=DEFAULT_TOKEN_DAYS, help="valid for this many days")
     token.set_defaults(command=_token)
 
 
@@ -122,13 +123,32 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
     return _print_response(_request(settings, "POST", f"/orders/{args.order_id}/commands", json=body))
 
 
-def _token(_settings: Settings, args: argparse.Namespace) -> int:
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from services.policy_files import load_policy
+
     if args.role == Role.unit.value and not args.unit:
         print("wo api token: role unit needs --unit", file=sys.stderr)
         return 2
+    units = load_policy(settings.policy_dir).units.ids()
+    if args.unit is not None and args.unit not in units:
+        print(f"wo api token: no unit {args.unit!r} in {settings.policy_dir}/units.yaml", file=sys.stderr)
+        return 2
+    if not 1 <= args.days <= 3650:
+        print("wo api token: --days is 1 to 3650", file=sys.stderr)
+        return 2
     token = new_token()
+    expires_at = (datetime.now(UTC) + timedelta(days=args.days)).replace(microsecond=0)
     print(f"# token for {args.name} (shown once; give it to them, keep only the hash):", file=sys.stderr)
     print(f"#   {token}", file=sys.stderr)
-    entry = {"name": args.name, "role": args.role, "unit": args.unit, "sha256": hash_token(token)}
+    print(
+        f"# valid until {for_people(expires_at)}; set revoked: true in the file to refuse it", file=sys.stderr
+    )
+    entry = {
+        "name": args.name,
+        "role": args.role,
+        "unit": args.unit,
+        "sha256": hash_token(token),
+        "expires_at": expires_at.isoformat(),
+    }
     print(f"  - {json.dumps({k: v for k, v in entry.items() if v is not None}, ensure_ascii=False)}")
     return 0

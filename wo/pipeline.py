@@ -155,7 +155,7 @@ def _start_api(settings: Settings, repository: WorkOrderRepository) -> uvicorn.S
     if settings.api_tokens_file is None:
         log.info("api_disabled", reason="no WO_API_TOKENS_FILE: see README, HTTP API")
         return None
-    tokens = load_tokens(settings.api_tokens_file)
+    tokens = load_tokens(settings.api_tokens_file, load_policy_set(settings.policy_dir).policy.units.ids())
     publisher = KafkaCommandPublisher(
         settings.bootstrap_servers, settings.topics.commands, client_options=settings.kafka_client_options()
     )

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from api.guard import AuthFailures
 from api.publisher import KafkaCommandPublisher
 from config.settings import Topics
 from schemas.signal import SignalKind
@@ -44,6 +45,8 @@ from wo.embedded_broker import HOST, EmbeddedBroker, ensure_topics, free_port
 from wo.kafka_cluster import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Tokens of the tests' worlds do not expire while they run.
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 SAMPLES = REPO_ROOT / "samples"
 POLICY = load_policy(REPO_ROOT / "policy")
 REFERENCE = load_reference(REPO_ROOT / "policy")
@@ -255,12 +258,32 @@ def api_world(
     tokens = {name: new_token() for name in ("squad-1", "squad-2", "command_center", "supervisor")}
     token_store = Tokens(
         [
-            TokenEntry(name="squad-1", role=Role.unit, unit="squad-1", sha256=hash_token(tokens["squad-1"])),
-            TokenEntry(name="squad-2", role=Role.unit, unit="squad-2", sha256=hash_token(tokens["squad-2"])),
             TokenEntry(
-                name="duty officer", role=Role.command_center, sha256=hash_token(tokens["command_center"])
+                name="squad-1",
+                role=Role.unit,
+                unit="squad-1",
+                sha256=hash_token(tokens["squad-1"]),
+                expires_at=FAR_FUTURE,
             ),
-            TokenEntry(name="inspector", role=Role.supervisor, sha256=hash_token(tokens["supervisor"])),
+            TokenEntry(
+                name="squad-2",
+                role=Role.unit,
+                unit="squad-2",
+                sha256=hash_token(tokens["squad-2"]),
+                expires_at=FAR_FUTURE,
+            ),
+            TokenEntry(
+                name="duty officer",
+                role=Role.command_center,
+                sha256=hash_token(tokens["command_center"]),
+                expires_at=FAR_FUTURE,
+            ),
+            TokenEntry(
+                name="inspector",
+                role=Role.supervisor,
+                sha256=hash_token(tokens["supervisor"]),
+                expires_at=FAR_FUTURE,
+            ),
         ]
     )
 
@@ -419,3 +442,11 @@ def flaky_api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FlakyA
                 assert not world.consumer.errors, f"the command handler failed: {world.consumer.errors!r}"
         finally:
             network.cut()
+
+
+@pytest.fixture(autouse=True)
+def _no_bad_token_history(request: pytest.FixtureRequest) -> None:
+    """Every test starts with a clean bad-token count: all test clients are one address."""
+    if "api" in request.fixturenames:
+        world: ApiWorld = request.getfixturevalue("api")
+        world.app.state.auth_failures = AuthFailures()

@@ -149,21 +149,30 @@ def test_an_invalid_token_is_401(
 def test_another_squad_is_refused_every_route_about_squad_1s_orders(
     api: ApiWorld, squad1: Squad1Resources, unchanged: None, operation: tuple[str, str]
 ) -> None:
-    """Every operation about one order or command is 403; a list names the unit it asks for."""
+    """An order or command of another unit answers exactly as one that does not exist (no
+    existence oracle); a list asked for another unit is 403."""
     method, template = operation
     if re.search(r"{\w+}", template):
         response = call(api, operation, squad1.path_values, api.headers("squad-2"))
+        missing = {name: f"{value}-NOSUCH" for name, value in squad1.path_values.items()}
+        absent = call(api, operation, missing, api.headers("squad-2"))
+        assert response.status_code == absent.status_code, (response.text, absent.text)
+        seen, unknown = response.text, absent.text
+        for value in squad1.path_values.values():
+            seen, unknown = seen.replace(value, "X"), unknown.replace(f"{value}-NOSUCH", "X")
+        assert seen == unknown
+        assert response.json().get("order") is None, "no order data"
     else:
         response = api.client.request(
             method, template, params={"unit": "squad-1"}, headers=api.headers("squad-2")
         )
-    assert response.status_code == 403, response.text
-    assert set(response.json()) == {"detail"}, "only the refusal, no order data"
+        assert response.status_code == 403, response.text
+        assert set(response.json()) == {"detail"}, "only the refusal, no order data"
 
 
 def test_a_squad_lists_and_reads_only_its_own_orders(api: ApiWorld, squad1: Squad1Resources) -> None:
     everything = api.orders()
-    own = sorted(o.id for o in everything if o.unit == "squad-1")
+    own = sorted(o.id for o in everything if o.unit == "squad-1" or "squad-1" in o.copied_to)
     assert own and len(own) < len(everything)
     for params in ({}, {"unit": "squad-1"}):
         response = api.client.get("/orders", params={**params, "limit": 500}, headers=api.headers("squad-1"))
@@ -253,3 +262,23 @@ def test_a_squad_reads_the_complainant_of_its_own_complaint(api: ApiWorld, squad
     assert response.status_code == 200, response.text
     assert set(response.json()) == {"name", "phone"}
     assert response.json()["phone"]
+
+
+def test_a_unit_reads_an_order_copied_to_it_but_not_the_complainant_and_cannot_act(
+    api: ApiWorld,
+) -> None:
+    copied = next((o for o in api.orders() if o.copied_to), None)
+    assert copied is not None, "the samples make an order copied to another unit (抄送)"
+    reader = copied.copied_to[0]
+    assert reader != copied.unit
+    shown = api.client.get(f"/orders/{copied.id}", headers=api.headers(reader))
+    assert shown.status_code == 200, shown.text
+    listed = api.client.get("/orders", params={"limit": 500}, headers=api.headers(reader))
+    assert copied.id in {o["id"] for o in listed.json()}
+    if copied.kind.value == "complaint":
+        personal = api.client.get(f"/orders/{copied.id}/complainant", headers=api.headers(reader))
+        assert personal.status_code == 403
+    acted = api.command(reader, copied.id, action="accept")
+    assert acted.status_code == 403, acted.text
+    after = api.repository.get(copied.id)
+    assert after is not None and (after.status, after.unit) == (copied.status, copied.unit)

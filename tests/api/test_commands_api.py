@@ -291,7 +291,8 @@ from storage.database import create_engine
 from storage.repository import WorkOrderRepository
 
 url, bootstrap, topic, token, order_id, command_id, timeout_s = sys.argv[1:]
-tokens = Tokens([TokenEntry(name="squad-1", role=Role.unit, unit="squad-1", sha256=hash_token(token))])
+entry = {"name": "squad-1", "role": Role.unit, "unit": "squad-1", "sha256": hash_token(token)}
+tokens = Tokens([TokenEntry(**entry, expires_at="2100-01-01T00:00:00Z")])
 publisher = KafkaCommandPublisher(bootstrap, topic, timeout_s=float(timeout_s))
 app = create_app(WorkOrderRepository(create_engine(url)), tokens, publisher, wait_s=5)
 client = TestClient(app)

@@ -1,0 +1,95 @@
+"""What the API does before and after every route: a body limit, security headers, and
+slowing down an address that keeps presenting bad tokens.
+
+No CORS middleware is installed: a browser page of another origin cannot read answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+#: A command is a few KB; nothing the API takes comes near this.
+MAX_BODY_BYTES = 64 * 1024
+#: Bad tokens from one address within the window before it is answered 429 for a while.
+MAX_AUTH_FAILURES = 10
+AUTH_FAILURE_WINDOW_S = 60.0
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+#: JSON answers load nothing; /docs loads its own script and styles (and runs one inline).
+CSP_JSON = "default-src 'none'; frame-ancestors 'none'"
+CSP_DOCS = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+    )
+)
+
+
+class AuthFailures:
+    """Bad-token attempts per client address, in a sliding window (per worker process)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def record(self, address: str) -> None:
+        self._recent(address).append(self._clock())
+
+    def retry_after_s(self, address: str) -> int:
+        """Seconds until ``address`` may try again; 0 when it may now."""
+        recent = self._recent(address)
+        if len(recent) < MAX_AUTH_FAILURES:
+            return 0
+        return max(1, int(recent[0] + AUTH_FAILURE_WINDOW_S - self._clock()) + 1)
+
+    def _recent(self, address: str) -> deque[float]:
+        recent = self._failures.setdefault(address, deque())
+        while recent and recent[0] <= self._clock() - AUTH_FAILURE_WINDOW_S:
+            recent.popleft()
+        if not recent and len(self._failures) > 10_000:  # forget idle addresses
+            self._failures.pop(address, None)
+            recent = self._failures.setdefault(address, deque())
+        return recent
+
+
+def guard(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def limit_and_label(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        too_big = _declared_too_big(request)
+        if too_big is not None:
+            response: Response = too_big
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        docs = request.url.path == "/docs" or request.url.path.startswith("/docs-assets")
+        response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else CSP_JSON)
+        return response
+
+
+def _declared_too_big(request: Request) -> Response | None:
+    """413 for a body over the limit, from its declared length (chunked bodies: no length,
+    refused with 411, so nothing unbounded is read)."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return None
+    length = request.headers.get("content-length")
+    if length is None:
+        if request.headers.get("transfer-encoding"):
+            return JSONResponse({"detail": "a Content-Length is needed"}, status_code=411)
+        return None
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        return JSONResponse({"detail": f"the body is over {MAX_BODY_BYTES} bytes"}, status_code=413)
+    return None
