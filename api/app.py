@@ -29,6 +29,7 @@ from schemas.inbound import Id
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from storage.personal_data import PersonalDataRead, PersonalDataReads
 from storage.repository import WorkOrderRepository
 
 _bearer = HTTPBearer(auto_error=False)
@@ -97,6 +98,15 @@ class OrderDetail(BaseModel):
     history: list[dict[str, Any]]
 
 
+class PersonalDataReadOut(BaseModel):
+    at: datetime
+    reader: str
+    role: str
+    unit: str | None
+    work_order_id: str
+    route: str
+
+
 class Complainant(BaseModel):
     name: str | None = None
     phone: str | None = None
@@ -122,6 +132,7 @@ def create_app(
     publisher: CommandPublisher,
     wait_s: float = 10.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    personal_data_reads: PersonalDataReads | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Work orders of the transport law-enforcement command center",
@@ -136,6 +147,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.clock = clock
     app.state.auth_failures = AuthFailures()
+    reads = personal_data_reads or PersonalDataReads(repository.engine)
 
     def visible_order(order_id: str, caller: Principal) -> WorkOrder:
         """The order, if the caller may read it; otherwise 404, as for an order that does not exist."""
@@ -202,14 +214,36 @@ def create_app(
         },
     )
     def complainant(order_id: str, caller: Caller) -> Complainant:
-        """Personal data, for the callback: only the assigned unit and the command center."""
+        """Personal data, for the callback: only the assigned unit and the command center.
+        Every read is recorded (who, when, which order, which route): see /personal-data-reads."""
         order = visible_order(order_id, caller)
         if caller.role is Role.supervisor or not caller.is_assigned(order):
             raise HTTPException(403, "only the assigned unit and the command center read complainants' data")
         if order.kind is not SignalKind.complaint:
             raise HTTPException(404, f"work order {order_id} is not a complaint")
         payload: dict[str, Any] = next((s["payload"] for s in repository.sources(order_id)), {})
-        return Complainant.model_validate(payload.get("complainant") or {})
+        found = Complainant.model_validate(payload.get("complainant") or {})
+        route = "GET /orders/{order_id}/complainant"
+        reads.record(PersonalDataRead(clock(), caller.name, caller.role.value, caller.unit, order_id, route))
+        return found
+
+    @app.get(
+        "/personal-data-reads",
+        response_model=list[PersonalDataReadOut],
+        responses={403: {"description": "Only the command center lists them"}},
+    )
+    def personal_data_reads_listed(
+        caller: Caller,
+        work_order_id: str | None = None,
+        since: UtcDatetime | None = None,
+        until: UtcDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[PersonalDataReadOut]:
+        """Who read complainants' personal data, newest first (the command center only)."""
+        if caller.role is not Role.command_center:
+            raise HTTPException(403, "only the command center lists reads of personal data")
+        found = reads.listed(work_order_id=work_order_id, since=since, until=until, limit=limit)
+        return [PersonalDataReadOut.model_validate(read, from_attributes=True) for read in found]
 
     @app.post(
         "/orders/{order_id}/commands",

@@ -177,3 +177,21 @@ outbox = sa.Table(
     sa.Column("published_at", UtcDateTime(), nullable=True),
     sa.Index("ix_outbox_unpublished", "published_at", "id"),
 )
+
+#: Who read a complainant's personal data, when and through which route (执法全过程记录):
+#: written with every read, listed for the command center.
+personal_data_read = sa.Table(
+    "personal_data_read",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("reader", sa.String(200), nullable=False),  # the token's holder
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=True),
+    sa.Column("work_order_id", sa.String(40), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Index("ix_personal_data_read_at", "at"),
+    sa.Index("ix_personal_data_read_order", "work_order_id"),
+)
