@@ -10,8 +10,10 @@ from typing import TypeVar
 
 from processors.calendar import WorkCalendar
 from schemas.policy import Policy, ReferenceData
+from schemas.senders import SenderKeys
 from services.calendar_files import load_calendar
 from services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
+from services.sender_keys import load_senders
 
 Loaded = TypeVar("Loaded")
 
@@ -21,10 +23,11 @@ class PolicySet:
     policy: Policy
     reference: ReferenceData
     calendar: WorkCalendar
+    senders: SenderKeys
 
 
 def load_policy_set(directory: Path) -> PolicySet:
-    """Policy, reference lists and calendar; one PolicyError listing every problem of all three."""
+    """Policy, reference lists, calendar and senders' keys; one PolicyError listing every problem."""
     problems: list[PolicyProblem] = []
 
     def attempt(load: Callable[[Path], Loaded]) -> Loaded | None:
@@ -35,6 +38,8 @@ def load_policy_set(directory: Path) -> PolicySet:
             return None
 
     policy, reference, calendar = attempt(load_policy), attempt(load_reference), attempt(load_calendar)
-    if problems or policy is None or reference is None or calendar is None:
+    # Checked against the units only once they loaded: otherwise every unit would look unknown.
+    senders = attempt(lambda found: load_senders(found, policy.units.ids())) if policy is not None else None
+    if problems or policy is None or reference is None or calendar is None or senders is None:
         raise PolicyError(problems)
-    return PolicySet(policy, reference, calendar)
+    return PolicySet(policy, reference, calendar, senders)

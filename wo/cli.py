@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         "--topic",
         help="topic for every file (default: from the file name or its first message's schema)",
     )
+    publish.add_argument("--key", type=Path, help="sign commands with this key file (wo keys make)")
     publish.set_defaults(command=_publish)
 
     rules = commands.add_parser("rules", help="policy tools")
@@ -98,9 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
     export.set_defaults(command=_contracts_export)
 
-    from wo.orders import add_commands
+    from wo import keys, orders
 
-    add_commands(commands)
+    orders.add_commands(commands)
+    keys.add_commands(commands)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     migrate.set_defaults(command=_migrate)
@@ -123,11 +125,13 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from services.sender_keys import SigningKeyError, read_signing_key
     from wo.publish import PublishError, publish_files
 
     try:
-        reports = publish_files(settings, args.files, topic=args.topic)
-    except PublishError as exc:
+        key = read_signing_key(args.key) if args.key else None
+        reports = publish_files(settings, args.files, topic=args.topic, signing_key=key)
+    except (PublishError, SigningKeyError) as exc:
         print(f"wo publish: {exc}", file=sys.stderr)
         return 1
     for report in reports:

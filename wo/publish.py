@@ -12,6 +12,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from config.settings import Settings
+from processors.command_signing import sign
+from services.sender_keys import SigningKey
 from wo.errors import Unreachable, first_reachable
 
 
@@ -37,9 +39,19 @@ _KEY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None = None) -> list[PublishReport]:
-    """Publish every line of every file; a file's topic is ``topic`` or is inferred from the file."""
+def publish_files(
+    settings: Settings, paths: Sequence[Path], topic: str | None = None, signing_key: SigningKey | None = None
+) -> list[PublishReport]:
+    """Publish every line of every file; a file's topic is ``topic`` or is inferred from the file.
+    Lines on the commands topic are signed with ``signing_key`` (the worker refuses unsigned ones)."""
     plans = [(path, topic or infer_topic(settings, path)) for path in paths]
+    unsigned = [
+        path for path, file_topic in plans if file_topic == settings.topics.commands and not signing_key
+    ]
+    if unsigned:
+        raise PublishError(
+            f"{unsigned[0]}: commands are signed: pass --key FILE (make one with `wo keys make`)"
+        )
     # kafka-python would retry for its whole bootstrap timeout (~30 s), logging each attempt.
     if first_reachable(settings.bootstrap_servers) is None:
         raise Unreachable(
@@ -63,7 +75,15 @@ def publish_files(settings: Settings, paths: Sequence[Path], topic: str | None =
     reports = []
     try:
         for path, file_topic in plans:
-            futures = [producer.send(file_topic, key=_key(line), value=line) for line in _lines(path)]
+            sign = signing_key if file_topic == settings.topics.commands else None
+            if file_topic == settings.topics.commands and sign is None:
+                raise PublishError(
+                    f"{path}: commands are signed: pass --key FILE (make one with `wo keys make`)"
+                )
+            futures = [
+                producer.send(file_topic, key=_key(line), value=line, headers=_signature(line, sign))
+                for line in _lines(path)
+            ]
             producer.flush(timeout=30)
             failed = [future for future in futures if future.failed()]
             if failed:
@@ -98,6 +118,12 @@ def _lines(path: Path) -> Iterator[bytes]:
                     yield line
     except OSError as exc:
         raise PublishError(f"{path}: {exc.strerror}") from exc
+
+
+def _signature(line: bytes, key: SigningKey | None) -> list[tuple[str, bytes]] | None:
+    """The signature headers of a command line (none for a line that is not a JSON object)."""
+    document = _document(line)
+    return sign(document, key.key_id, key.private_key) if key is not None and document else None
 
 
 def _document(line: bytes) -> dict[str, Any]:

@@ -63,3 +63,11 @@ def test_a_file_of_commands_goes_to_the_commands_topic(tmp_path: Path) -> None:
     commands.write_text(json.dumps({"schema": "workorder-command/1", "work_order_id": "WO-1"}) + "\n")
     settings = Settings(kafka_bootstrap="127.0.0.1:9092")
     assert infer_topic(settings, commands) == settings.topics.commands
+
+
+def test_publishing_commands_without_a_key_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    commands = tmp_path / "commands.jsonl"
+    commands.write_text(json.dumps({"schema": "workorder-command/1", "work_order_id": "WO-1"}) + "\n")
+    done, _ = run_wo("publish", str(commands), WO_EMBEDDED_BROKER_PORT=str(free_port()))
+    assert done.returncode == 1
+    assert "commands are signed: pass --key" in done.stderr
