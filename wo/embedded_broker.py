@@ -72,7 +72,10 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a listener could bind the port now. With SO_REUSEADDR, as the broker binds it:
+    connections of a broker just stopped (TIME_WAIT) do not count, a listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -309,19 +312,22 @@ class EmbeddedBroker:
         return f"\n--- tail of {self.log_path} ---\n{tail or '(empty)'}"
 
     def stop(self) -> None:
-        """SIGTERM the broker, wait up to 5 s, then SIGKILL. Idempotent."""
+        """SIGINT the broker, then SIGTERM, then SIGKILL, each after up to 5 s. Idempotent.
+
+        Tansu leaves at once on SIGINT; on SIGTERM it waits for its clients to disconnect,
+        which the worker's own clients may not have done yet (it was killed after 5 s)."""
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            self._signal(process, signal.SIGTERM)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if process.poll() is not None:
+                break
+            self._signal(process, signum)
             try:
                 process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                log.warning("embedded broker ignored SIGTERM; killing it", pid=process.pid)
-                self._signal(process, signal.SIGKILL)
-                process.wait()
-            log.info("embedded broker stopped", pid=process.pid, returncode=process.returncode)
+                log.warning("embedded broker did not stop", pid=process.pid, signal=signum.name)
+        log.info("embedded broker stopped", pid=process.pid, returncode=process.returncode)
         self._process = None
 
     @staticmethod

@@ -57,11 +57,11 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
     return not _alive(pid)
 
 
-def test_broker_answers_metadata(kafka_broker: EmbeddedBroker) -> None:
-    assert kafka_broker.running
-    host, _, port = kafka_broker.bootstrap.rpartition(":")
+def test_broker_answers_metadata(tansu_broker: EmbeddedBroker) -> None:
+    assert tansu_broker.running
+    host, _, port = tansu_broker.bootstrap.rpartition(":")
     assert host == "127.0.0.1"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap, request_timeout_ms=5000)
+    admin = KafkaAdminClient(bootstrap_servers=tansu_broker.bootstrap, request_timeout_ms=5000)
     try:
         cluster = admin.describe_cluster()
         assert isinstance(admin.list_topics(), list)
@@ -72,35 +72,35 @@ def test_broker_answers_metadata(kafka_broker: EmbeddedBroker) -> None:
 
 
 def test_ensure_topics_creates_requested_partitions_and_is_idempotent(
-    kafka_broker: EmbeddedBroker,
+    tansu_broker: EmbeddedBroker,
 ) -> None:
     topics = [_topic("a"), _topic("b")]
 
-    created = ensure_topics(kafka_broker.bootstrap, topics, partitions=3, replication_factor=1)
+    created = ensure_topics(tansu_broker.bootstrap, topics, partitions=3, replication_factor=1)
     assert created == topics
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=tansu_broker.bootstrap, group_id=None)
     try:
         for topic in topics:
             assert consumer.partitions_for_topic(topic) == {0, 1, 2}
     finally:
         consumer.close()
 
-    again = ensure_topics(kafka_broker.bootstrap, [*topics, topics[0]], 3, 1, timeout_s=10)
+    again = ensure_topics(tansu_broker.bootstrap, [*topics, topics[0]], 3, 1, timeout_s=10)
     assert again == []
     # A partial overlap creates only the missing one.
     extra = _topic("c")
-    assert ensure_topics(kafka_broker.bootstrap, [topics[1], extra], 3, 1) == [extra]
+    assert ensure_topics(tansu_broker.bootstrap, [topics[1], extra], 3, 1) == [extra]
 
 
-def test_ensure_topics_rejects_what_kafka_would(kafka_broker: EmbeddedBroker) -> None:
+def test_ensure_topics_rejects_what_kafka_would(tansu_broker: EmbeddedBroker) -> None:
     # Tansu itself accepts these; production Kafka does not, so we refuse up front.
     with pytest.raises(ValueError, match="partitions"):
-        ensure_topics(kafka_broker.bootstrap, [_topic("p")], partitions=0, replication_factor=1)
+        ensure_topics(tansu_broker.bootstrap, [_topic("p")], partitions=0, replication_factor=1)
     with pytest.raises(ValueError, match="invalid topic name"):
-        ensure_topics(kafka_broker.bootstrap, ["bad name!"], partitions=1, replication_factor=1)
+        ensure_topics(tansu_broker.bootstrap, ["bad name!"], partitions=1, replication_factor=1)
     with pytest.raises(TopicSetupError, match="replication_factor 3"):
-        ensure_topics(kafka_broker.bootstrap, [_topic("r")], partitions=1, replication_factor=3)
+        ensure_topics(tansu_broker.bootstrap, [_topic("r")], partitions=1, replication_factor=3)
 
 
 def test_ensure_topics_names_the_unreachable_bootstrap() -> None:
@@ -111,18 +111,18 @@ def test_ensure_topics_names_the_unreachable_bootstrap() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_produced_message_is_consumed_back(kafka_broker: EmbeddedBroker) -> None:
+def test_produced_message_is_consumed_back(tansu_broker: EmbeddedBroker) -> None:
     topic = _topic("roundtrip")
-    ensure_topics(kafka_broker.bootstrap, [topic], partitions=1, replication_factor=1)
+    ensure_topics(tansu_broker.bootstrap, [topic], partitions=1, replication_factor=1)
 
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, request_timeout_ms=5000)
+    producer = KafkaProducer(bootstrap_servers=tansu_broker.bootstrap, request_timeout_ms=5000)
     try:
         producer.send(topic, key=b"k1", value=b'{"hello": "\xe4\xb8\x96\xe7\x95\x8c"}').get(timeout=5)
     finally:
         producer.close(timeout=5)
 
     consumer = KafkaConsumer(
-        bootstrap_servers=kafka_broker.bootstrap,
+        bootstrap_servers=tansu_broker.bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -225,3 +225,26 @@ def test_broker_dies_when_its_parent_is_sigkilled() -> None:
             parent.stdout.close()
         if broker_pid is not None and _alive(broker_pid):
             os.kill(broker_pid, signal.SIGKILL)
+
+
+def test_the_broker_stops_at_once_with_clients_connected_and_restarts_on_its_port(tmp_path: Path) -> None:
+    """Stopping used to wait 5 s (Tansu waits for clients on SIGTERM) and end in SIGKILL, and
+    restarting right away failed with "already in use" (the stopped broker's TIME_WAIT
+    connections, seen by a port probe without SO_REUSEADDR)."""
+    port = free_port()
+    broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
+    ensure_topics(broker.bootstrap, ["held-open"], partitions=1, replication_factor=1)
+    consumer = KafkaConsumer("held-open", bootstrap_servers=broker.bootstrap, group_id="g-held-open")
+    try:
+        consumer.poll(timeout_ms=1000)
+        process = broker._process
+        assert process is not None
+        started = time.monotonic()
+        broker.stop()
+        stopped_s = time.monotonic() - started
+        assert process.returncode == 0, f"exit {process.returncode}: it was killed, not stopped"
+        assert stopped_s < 3, f"stopping took {stopped_s:.1f} s"
+        with EmbeddedBroker(port, log_path=tmp_path / "again.log") as again:
+            assert again.running
+    finally:
+        consumer.close(autocommit=False)
