@@ -42,6 +42,7 @@ from drills.report import DrillReport, table  # noqa: E402
 from drills.run import DrillConfig, run_drill  # noqa: E402
 
 from config.settings import ProcessingGuarantee  # noqa: E402
+from wo.embedded_broker import BrokerStartError  # noqa: E402
 
 
 def progress(message: str) -> None:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"drill {drill.value}: {args.workers} worker(s), {args.events:,} events")
         try:
             reports.append(run_drill(config, progress))
-        except (CrashTestError, OSError, TimeoutError) as exc:
+        except (CrashTestError, BrokerStartError, OSError, TimeoutError) as exc:
             print(f"drill {drill.value} could not run: {exc!r}", file=sys.stderr)
             if reports:
                 print(table(reports))

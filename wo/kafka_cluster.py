@@ -46,7 +46,7 @@ __all__ = [
     "BrokerKind",
     "KafkaCluster",
     "KafkaNode",
-    "PartitionState",
+    "Partition",
     "RunningBroker",
     "kafka_classpath",
     "kafka_version",
@@ -145,10 +145,17 @@ class KafkaNode:
 
 
 @dataclass(frozen=True)
-class PartitionState:
+class Partition:
     leader: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
+
+
+def _new_cluster_id() -> str:
+    """A KRaft cluster id; never with a leading "-", which the storage tool takes for an option."""
+    while (found := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return found
 
 
 class KafkaCluster:
@@ -173,7 +180,7 @@ class KafkaCluster:
             )
             for i in range(1, brokers + 1)
         ]
-        self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self._cluster_id = _new_cluster_id()
         self._lib: Path | None = None
 
     @property
@@ -296,17 +303,15 @@ class KafkaCluster:
             admin.close()
         return {int(broker["broker_id"]) for broker in cluster["brokers"] if not broker.get("is_fenced")}
 
-    def describe_partitions(
-        self, topics: list[str], timeout_s: float = 5.0
-    ) -> dict[tuple[str, int], PartitionState]:
+    def describe_partitions(self, topics: list[str]) -> dict[tuple[str, int], Partition]:
         """Leader (-1: none), replicas and in-sync replicas of each partition of ``topics``."""
-        admin = _open_admin(",".join(n.address for n in self.nodes if n.running), timeout_s, {})
+        admin = _open_admin(",".join(n.address for n in self.nodes if n.running), 5.0, {})
         try:
             described = admin.describe_topics(topics)
         finally:
             admin.close()
         return {
-            (topic["name"], part["partition_index"]): PartitionState(
+            (topic["name"], part["partition_index"]): Partition(
                 part["leader_id"], tuple(part["replica_nodes"]), tuple(part["isr_nodes"])
             )
             for topic in described

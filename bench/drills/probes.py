@@ -12,7 +12,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from wo.kafka_cluster import KafkaCluster, PartitionState
+from wo.kafka_cluster import KafkaCluster, Partition
 
 #: Called while a drill waits: restarts workers that exited (and counts them).
 Tick = Callable[[], None]
@@ -32,7 +32,7 @@ def partitions_led_by(cluster: KafkaCluster, topics: list[str], node_id: int) ->
 def wait_isr_full(cluster: KafkaCluster, topics: list[str], tick: Tick, timeout_s: float = 180.0) -> None:
     """Until every partition of ``topics`` has a leader and all its replicas in sync."""
     deadline = time.monotonic() + timeout_s
-    last: dict[tuple[str, int], PartitionState] | BaseException = {}
+    last: dict[tuple[str, int], Partition] | BaseException = {}
     while time.monotonic() < deadline:
         tick()
         try:
