@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--hold", type=float, default=30.0, help="isr-loss: seconds with one replica")
     parser.add_argument("--down", type=float, default=10.0, help="leader-kill: seconds the node is down")
+    parser.add_argument(
+        "--catch-up-timeout", type=float, default=180.0, help="seconds the groups get to commit everything"
+    )
     parser.add_argument("--workdir", type=Path, help="keep every drill's logs under this directory")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     return parser.parse_args(argv)
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             guarantee=args.guarantee,
             timing=Timing(down_s=args.down, hold_s=args.hold),
+            catch_up_timeout_s=args.catch_up_timeout,
             workdir=None if args.workdir is None else args.workdir / drill.value,
             keep_workdir=args.keep,
         )

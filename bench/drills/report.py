@@ -97,7 +97,7 @@ HEADER = [
     "normal gap",
     "catch-up",
     "max lag",
-    "lag at end",
+    "lag at end (both groups)",
     "worker exits",
     "result",
 ]
@@ -112,7 +112,8 @@ def table(reports: list[DrillReport]) -> str:
         "",
         "intake paused: longest time without an intake batch (any worker) overlapping the fault;",
         "normal gap: the same before the fault (the load's rhythm); catch-up: from the end of the",
-        "pause until the group had committed everything published by then; lag in messages.",
+        "pause until the group had committed everything published by then; max lag: the intake",
+        "group's, from the fault on; lag at end: the intake and the commands group's, in messages.",
     ]
     return "\n".join(lines + notes + ["", *(report.details() for report in reports)])
 
