@@ -45,7 +45,8 @@ class InboundMessage:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    #: None for a tombstone.
+    value: bytes | None
     timestamp_ms: int | None = None
 
 
@@ -265,6 +266,6 @@ def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) ->
             key=base64.b64encode(message.key).decode() if message.key is not None else None,
             timestamp_ms=message.timestamp_ms,
         ),
-        payload=base64.b64encode(message.value).decode(),
+        payload=base64.b64encode(message.value or b"").decode(),
         dead_lettered_at=now,
     )
