@@ -201,12 +201,39 @@ class Intake:
             self._indexed = (data, ReferenceIndex(data))
         return self._indexed[1]
 
+    def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> IntakeResult:
+        """The outcome of a message whose handling failed alone, for a reason a retry will not
+        change (``error``: the error's class name, never its message): a dead letter."""
+        rejection = Rejection(RejectionReason.unprocessable, f"storing it failed: {error}")
+        return IntakeResult(
+            dead_letters=[dead_letter(message, rejection, now)], rejected=Counter([rejection.reason])
+        )
+
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic."""
         self._store.mark_dispatched(orders, now)
 
     def undispatched(self) -> list[WorkOrder]:
         return self._store.undispatched()
+
+
+def combined(results: Sequence[IntakeResult]) -> IntakeResult:
+    """One result for parts of a batch handled separately (in the order they were handled)."""
+    if len(results) == 1:
+        return results[0]
+    total = IntakeResult()
+    for part in results:
+        total.to_dispatch += part.to_dispatch
+        total.dead_letters += part.dead_letters
+        total.created += part.created
+        total.received.update(part.received)
+        total.rejected.update(part.rejected)
+        total.merged.update(part.merged)
+        total.suppressed.update(part.suppressed)
+        total.redelivered.update(part.redelivered)
+        for platform, at in part.platforms.items():
+            total.platforms[platform] = max(at, total.platforms.get(platform, at))
+    return total
 
 
 def publishing_platform(signal: Signal) -> str:
