@@ -41,6 +41,10 @@ class WorkOrderRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
         """Run ``work`` in one transaction. Two workers racing on one publisher id make the
         loser's transaction fail on a primary key; it is run once more and then sees the
