@@ -10,6 +10,7 @@ import subprocess
 import yaml
 from prometheus_client import REGISTRY
 
+import streams.metrics  # noqa: F401  (registers the families exported_names reads, whatever ran before)
 from streams.supervision import ConsumerLagCollector, SupervisionCollector
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.monitoring.support import (
