@@ -23,7 +23,7 @@ from schemas.deadletter import DeadLetter, RejectionReason
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import error_name, transient
-from services.intake import InboundMessage, dead_letter
+from services.intake import InboundMessage, dead_letter, unprocessable_rejection
 from storage.repository import CommandBatch, WorkOrderRepository
 
 
@@ -96,8 +96,7 @@ class CommandHandler:
         """A command whose handling failed alone, permanently (``error``: the error's class
         name): dead-lettered, and refused where the refusal can be recorded, so whoever sent
         it (the API waits for a verdict) learns it and a re-delivery changes nothing."""
-        rejection = Rejection(RejectionReason.unprocessable, f"handling it failed: {error}")
-        result = CommandResult(dead_letters=[dead_letter(message, rejection, now)])
+        result = CommandResult(dead_letters=[dead_letter(message, unprocessable_rejection(error), now)])
         result.rejected[UNPROCESSABLE] += 1
         command = decode_command(message.value)
         if isinstance(command, Rejection):

@@ -204,7 +204,7 @@ class Intake:
     def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> IntakeResult:
         """The outcome of a message whose handling failed alone, for a reason a retry will not
         change (``error``: the error's class name, never its message): a dead letter."""
-        rejection = Rejection(RejectionReason.unprocessable, f"storing it failed: {error}")
+        rejection = unprocessable_rejection(error)
         return IntakeResult(
             dead_letters=[dead_letter(message, rejection, now)], rejected=Counter([rejection.reason])
         )
@@ -280,6 +280,12 @@ def _suppressed_row(
         "violation_key": outcome.violation_key,
         "payload": payload,
     }
+
+
+def unprocessable_rejection(error: str) -> Rejection:
+    """Why a valid message whose handling failed alone, permanently, was set aside (``error``:
+    the error's class name, never its message: it may quote values)."""
+    return Rejection(RejectionReason.unprocessable, f"handling it failed: {error}")
 
 
 def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) -> DeadLetter:
