@@ -11,26 +11,33 @@ verdict (or answers 202 when it takes longer), so both ways in behave the same.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, Role, Tokens
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
+from processors.intake import Rejection, decode_body, decode_command
 from schemas.commands import Callback, CommandAction, Disposition, ReturnReason, WorkOrderCommand
+from schemas.deadletter import RejectionReason
 from schemas.inbound import Id
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from storage.personal_data import PersonalDataRead, PersonalDataReads
 from storage.repository import WorkOrderRepository
+from storage.sent_commands import SentCommands
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -123,6 +130,7 @@ REFUSAL_STATUS = {
     "too_few_officers": 422,
     "callback_incomplete": 422,
     "unknown_unit": 422,
+    "unprocessable": 422,
 }
 
 
@@ -133,7 +141,9 @@ def create_app(
     wait_s: float = 10.0,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     personal_data_reads: PersonalDataReads | None = None,
+    sent: SentCommands | None = None,
 ) -> FastAPI:
+    """``sent``: where the commands the API sent are remembered (default: the repository's database)."""
     app = FastAPI(
         title="Work orders of the transport law-enforcement command center",
         version="1.0.0",
@@ -148,6 +158,18 @@ def create_app(
     app.state.clock = clock
     app.state.auth_failures = AuthFailures()
     reads = personal_data_reads or PersonalDataReads(repository.engine)
+    sent_commands = sent or SentCommands(repository.engine)
+
+    @app.middleware("http")
+    async def refuse_u0000_in_urls(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """U+0000 in a path or query parameter: 422, for every route (no database stores it)."""
+        where = _u0000_in_url(request.scope)
+        if where is not None:
+            rejection = Rejection(RejectionReason.invalid_character, "U+0000 is not accepted in a URL")
+            return JSONResponse({"detail": _validation_errors(where, rejection)}, status_code=422)
+        return await call_next(request)
 
     def visible_order(order_id: str, caller: Principal) -> WorkOrder:
         """The order, if the caller may read it; otherwise 404, as for an order that does not exist."""
@@ -261,7 +283,7 @@ def create_app(
         },
     )
     async def send_command(
-        order_id: str, body: CommandRequest, caller: Caller, response: Response
+        order_id: str, body: CommandRequest, caller: Caller, request: Request, response: Response
     ) -> CommandResponse:
         """Send a lifecycle command as the caller's unit (the command center for its role)."""
         if caller.role is Role.supervisor:
@@ -269,16 +291,7 @@ def create_app(
         visible_order(order_id, caller)
         acting = caller.acting_unit
         assert acting is not None
-        command = WorkOrderCommand.model_validate(
-            {
-                **body.model_dump(exclude={"officer_ids", "command_id", "at"}, exclude_none=True),
-                "schema": "workorder-command/1",
-                "command_id": body.command_id or f"api-{uuid.uuid4()}",
-                "work_order_id": order_id,
-                "actor": {"unit": acting, "officer_ids": body.officer_ids},
-                "at": body.at or clock(),
-            }
-        )
+        command = _command(await request.body(), order_id, acting, clock())
         known = await asyncio.to_thread(repository.command_outcome, command.command_id)
         if known is not None and known["work_order_id"] != order_id:
             # Answered in the declared 409 body, and without the other order's id or details.
@@ -295,6 +308,7 @@ def create_app(
                 raise HTTPException(
                     503, f"the command could not be queued, nothing was recorded: {exc}"
                 ) from exc
+            await asyncio.to_thread(sent_commands.record, command.command_id, order_id, clock())
             known = await _wait_for_outcome(repository, command.command_id, wait_s)
         if known is None:
             response.status_code = 202
@@ -306,19 +320,31 @@ def create_app(
         "/commands/{command_id}",
         response_model=CommandResponse,
         responses={
-            202: {"model": CommandResponse, "description": "Not decided yet"},
+            202: {"model": CommandResponse, "description": "Sent through the API, not decided yet"},
             403: {"model": CommandResponse, "description": "Another unit's command, or refused as forbidden"},
-            404: {"model": CommandResponse, "description": "Refused: no such order"},
+            404: {
+                "model": CommandResponse,
+                "description": "No command with this id was sent through the API or decided "
+                "(outcome unknown_command); or refused: no such order",
+            },
             409: {"model": CommandResponse, "description": "Refused: not allowed in the order's state"},
             422: {"model": CommandResponse, "description": "Refused: something missing or wrong"},
         },
     )
     def command_status(command_id: str, caller: Caller, response: Response) -> CommandResponse:
-        """How a command was decided (pending while the worker has not handled it)."""
+        """How a command was decided (pending while the worker has not handled one the API sent)."""
         known = repository.command_outcome(command_id)
-        order = repository.get(known["work_order_id"]) if known is not None else None
-        if known is None or (order is not None and not caller.may_see(order)):
-            # Another unit's command answers as one not decided (or not sent) at all.
+        about = known["work_order_id"] if known is not None else sent_commands.work_order_of(command_id)
+        order = repository.get(about) if about is not None else None
+        if about is None or (order is not None and not caller.may_see(order)):
+            # Never sent, or another unit's: the same answer, so it tells nobody which ids exist.
+            response.status_code = 404
+            return CommandResponse(
+                command_id=command_id,
+                outcome="unknown_command",
+                reason="no command with this id was sent through the API or decided",
+            )
+        if known is None:
             response.status_code = 202
             return CommandResponse(command_id=command_id, outcome="pending")
         return _answer(known, repository, response)
@@ -330,6 +356,41 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _command(raw_body: bytes, order_id: str, acting_unit: str, now: datetime) -> WorkOrderCommand:
+    """The command a request body asks for, under the rules every command meets (strict
+    types, no U+0000, 64-bit integers, bounded size: processors.intake), so the API never
+    puts on the topic a command the worker would refuse to read. 422 otherwise."""
+    body = decode_body(raw_body, CommandRequest)
+    if isinstance(body, Rejection):
+        raise RequestValidationError(_validation_errors("body", body))
+    document = {
+        **body.model_dump(mode="json", exclude={"officer_ids", "command_id", "at"}, exclude_none=True),
+        "schema": "workorder-command/1",
+        "command_id": body.command_id or f"api-{uuid.uuid4()}",
+        "work_order_id": order_id,
+        "actor": {"unit": acting_unit, "officer_ids": body.officer_ids},
+        "at": (body.at or now).isoformat(),
+    }
+    command = decode_command(json.dumps(document, ensure_ascii=False).encode())
+    if isinstance(command, Rejection):
+        raise RequestValidationError(_validation_errors("body", command))
+    return command
+
+
+def _u0000_in_url(scope: Mapping[str, Any]) -> str | None:
+    """``path`` or ``query`` when U+0000 is in that part of the request's URL (decoded)."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    if "\x00" in unquote_plus(scope.get("query_string", b"").decode("latin-1")):
+        return "query"
+    return None
+
+
+def _validation_errors(where: str, rejection: Rejection) -> list[dict[str, Any]]:
+    """A rejection in the shape of FastAPI's 422 body (the documented HTTPValidationError)."""
+    return [{"loc": [where], "msg": rejection.detail, "type": rejection.reason.value}]
 
 
 async def _wait_for_outcome(

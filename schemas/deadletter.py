@@ -24,6 +24,15 @@ class RejectionReason(StrEnum):
     too_large = "too_large"
     duplicate_key = "duplicate_key"
     implausible_time = "implausible_time"
+    #: A tombstone (null value) or a message with no bytes.
+    empty_message = "empty_message"
+    #: U+0000 somewhere in the message, field names included: no database keeps it as sent.
+    invalid_character = "invalid_character"
+    #: Nested deeper, or an object with more fields, than the pipeline takes (processors.intake).
+    too_complex = "too_complex"
+    #: Valid, but processing failed on it alone for a reason that a retry will not change
+    #: (the detail names the error's class, never its message).
+    unprocessable = "unprocessable"
 
 
 class SourcePosition(BaseModel):

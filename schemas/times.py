@@ -6,16 +6,26 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, TypeAdapter, ValidationError
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
-def _not_a_number(value: Any) -> Any:
+#: pydantic's own lenient reading of ISO 8601 text, as every time was read before messages
+#: were validated in strict mode (where a validator's output must already be a datetime).
+_ISO_8601 = TypeAdapter(datetime)
+
+
+def _iso_text(value: Any) -> Any:
     """ISO 8601 text (or a datetime), never a number: pydantic would read ``0`` or ``"1.5e9"``
     as seconds since 1970, which no contract allows and no publisher means."""
     if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise ValueError("a date-time in ISO 8601 with an offset is expected, not a number")
+    if isinstance(value, str):
+        try:
+            return _ISO_8601.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors(include_input=False)[0]["msg"]) from None
     return value
 
 
@@ -36,4 +46,4 @@ def for_people(moment: datetime) -> str:
 
 
 #: A timestamp that arrived with an offset (``+08:00`` or ``Z``), kept in UTC.
-UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from processors.intake import Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
 from schemas.commands import LifecycleEvent, WorkOrderCommand
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DeadLetter, RejectionReason
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
-from services.intake import InboundMessage, dead_letter
+from services.failures import error_name, transient
+from services.intake import InboundMessage, dead_letter, unprocessable_rejection
 from storage.repository import CommandBatch, WorkOrderRepository
 
 
@@ -52,6 +55,11 @@ class CommandResult:
         return [o.order for o in self.outcomes if o.redispatch and o.order is not None]
 
 
+log = structlog.get_logger(__name__)
+
+#: Refusal code of a command whose handling failed, alone, for a reason a retry will not change.
+UNPROCESSABLE = RejectionReason.unprocessable.value
+
 #: Outbox topics (resolved to topic names by the worker).
 LIFECYCLE = "lifecycle"
 DISPATCHED = "dispatched"
@@ -82,6 +90,32 @@ class CommandHandler:
                 result.applied[outcome.command.action.value] += 1
             elif outcome.refusal is not None:
                 result.rejected[outcome.refusal.code] += 1
+        return result
+
+    def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> CommandResult:
+        """A command whose handling failed alone, permanently (``error``: the error's class
+        name): dead-lettered, and refused where the refusal can be recorded, so whoever sent
+        it (the API waits for a verdict) learns it and a re-delivery changes nothing."""
+        result = CommandResult(dead_letters=[dead_letter(message, unprocessable_rejection(error), now)])
+        result.rejected[UNPROCESSABLE] += 1
+        command = decode_command(message.value)
+        if isinstance(command, Rejection):
+            return result
+        refusal = Refusal(UNPROCESSABLE, f"the command could not be handled ({error})")
+
+        def work(batch: CommandBatch) -> None:
+            if not batch.processed([command.command_id]):
+                batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
+                _announce(batch, _refusal_event(command, refusal, None, batch.now))
+
+        try:
+            self._repository.run_commands(work, now)
+        except Exception as exc:
+            if transient(exc) is not None:
+                raise  # waited out by the caller
+            # The refusal cannot be stored either (whatever failed fails again): the dead
+            # letter is the record.
+            log.error("command_refusal_not_recorded", command_id=command.command_id, error=error_name(exc))
         return result
 
     def outbox(self) -> list[Any]:

@@ -46,7 +46,8 @@ class InboundMessage:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    #: None for a tombstone.
+    value: bytes | None
     timestamp_ms: int | None = None
 
 
@@ -238,6 +239,14 @@ class Intake:
             self._indexed = (data, ReferenceIndex(data))
         return self._indexed[1]
 
+    def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> IntakeResult:
+        """The outcome of a message whose handling failed alone, for a reason a retry will not
+        change (``error``: the error's class name, never its message): a dead letter."""
+        rejection = unprocessable_rejection(error)
+        return IntakeResult(
+            dead_letters=[dead_letter(message, rejection, now)], rejected=Counter([rejection.reason])
+        )
+
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic (exactly once: done in the batch)."""
         if self._guarantee is ProcessingGuarantee.at_least_once:
@@ -252,6 +261,25 @@ class Intake:
 
 def _position(message: InboundMessage) -> str:
     return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def combined(results: Sequence[IntakeResult]) -> IntakeResult:
+    """One result for parts of a batch handled separately (in the order they were handled)."""
+    if len(results) == 1:
+        return results[0]
+    total = IntakeResult()
+    for part in results:
+        total.to_dispatch += part.to_dispatch
+        total.dead_letters += part.dead_letters
+        total.created += part.created
+        total.received.update(part.received)
+        total.rejected.update(part.rejected)
+        total.merged.update(part.merged)
+        total.suppressed.update(part.suppressed)
+        total.redelivered.update(part.redelivered)
+        for platform, at in part.platforms.items():
+            total.platforms[platform] = max(at, total.platforms.get(platform, at))
+    return total
 
 
 def publishing_platform(signal: Signal) -> str:
@@ -300,6 +328,12 @@ def _suppressed_row(
     }
 
 
+def unprocessable_rejection(error: str) -> Rejection:
+    """Why a valid message whose handling failed alone, permanently, was set aside (``error``:
+    the error's class name, never its message: it may quote values)."""
+    return Rejection(RejectionReason.unprocessable, f"handling it failed: {error}")
+
+
 def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) -> DeadLetter:
     return DeadLetter(
         reason=rejection.reason,
@@ -311,6 +345,6 @@ def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) ->
             key=base64.b64encode(message.key).decode() if message.key is not None else None,
             timestamp_ms=message.timestamp_ms,
         ),
-        payload=base64.b64encode(message.value).decode(),
+        payload=base64.b64encode(message.value or b"").decode(),
         dead_lettered_at=now,
     )

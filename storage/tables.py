@@ -195,3 +195,14 @@ personal_data_read = sa.Table(
     sa.Index("ix_personal_data_read_at", "at"),
     sa.Index("ix_personal_data_read_order", "work_order_id"),
 )
+
+
+#: Commands the HTTP API put on the commands topic, so that ``GET /commands/{id}`` can tell
+#: one sent and not decided yet (202) from one never seen (404).
+api_command = sa.Table(
+    "api_command",
+    metadata,
+    sa.Column("command_id", sa.String(128), primary_key=True),
+    sa.Column("work_order_id", sa.String(128), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=False),
+)

@@ -11,7 +11,7 @@ faust may commit their offsets. A re-delivered command_id has no second effect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,12 @@ from config.settings import Settings
 from schemas.workorder import WorkOrder
 from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResult
 from services.escalations import Escalations
+from services.failures import error_name
 from services.intake import InboundMessage, Intake
 from streams import metrics, transport
 from streams.intake_consumer import IntakeConsumer
 from streams.outputs import Outputs
-from streams.retry import until_done
+from streams.retry import Loop, settle
 
 log = structlog.get_logger(__name__)
 
@@ -90,41 +91,62 @@ def build_app(
     outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
 
-    async def process_commands(events: list[Any]) -> CommandResult:
-        messages = [_inbound_message(event) for event in events]
+    async def process_commands(messages: Sequence[InboundMessage]) -> CommandResult:
         result = await asyncio.to_thread(commands.handle, messages, clock())
+        await outputs.publish((), result.dead_letters)
+        await publish_outbox()
+        return result
+
+    async def set_aside(message: InboundMessage, error: BaseException) -> CommandResult:
+        """A command that failed alone, permanently: refused where it can be recorded, and
+        dead-lettered; the next command goes on."""
+        result = await asyncio.to_thread(commands.unprocessable, message, error_name(error), clock())
         await outputs.publish((), result.dead_letters)
         await publish_outbox()
         return result
 
     async def publish_outbox() -> None:
         """Publish what command handling wrote to the outbox (this batch's, and any a crashed
-        worker left), in the order it was written, then mark it published."""
-        topics_by_name = {LIFECYCLE: topics.lifecycle, DISPATCHED: topics.dispatched}
+        worker left), in the order it was written, then mark it published. A row the broker
+        refuses for good (too large, say) is set aside with an error in the log."""
         while rows := await asyncio.to_thread(commands.outbox):
-            pending = [
-                await outputs.send(topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode())
-                for row in rows
-            ]
-            await asyncio.gather(*pending)
-            await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
+            await settle(send_outbox_rows, rows, skip_outbox_row, Loop.outbox)
+
+    async def send_outbox_rows(rows: Sequence[Any]) -> None:
+        topics_by_name = {LIFECYCLE: topics.lifecycle, DISPATCHED: topics.dispatched}
+        pending = [
+            await outputs.send(topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode())
+            for row in rows
+        ]
+        await asyncio.gather(*pending)
+        await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
+
+    async def skip_outbox_row(row: Any, error: BaseException) -> None:
+        log.error(
+            "outbox_row_not_published", outbox_id=row["id"], topic=row["topic"], error=error_name(error)
+        )
+        await asyncio.to_thread(commands.published, [row["id"]], clock())
 
     @app.agent(command_topic, name="commands")
     async def command_agent(stream: Any) -> AsyncIterator[None]:
         async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
-            result = await until_done(process_commands, list(events))
+            messages = [_inbound_message(event) for event in events]
+            # Transient failures are waited out; a command that fails permanently is isolated
+            # and set aside, and the commands after it go on.
+            results = await settle(process_commands, messages, set_aside, Loop.commands)
             for event in events:
                 await stream.ack(event)
-            metrics.record_commands(result)
-            for outcome in result.outcomes:
-                log.info(
-                    "command",
-                    command_id=outcome.command.command_id,
-                    work_order_id=outcome.command.work_order_id,
-                    action=outcome.command.action.value,
-                    outcome=outcome.outcome,
-                    reason=outcome.refusal.reason if outcome.refusal else None,
-                )
+            for result in results:
+                metrics.record_commands(result)
+                for outcome in result.outcomes:
+                    log.info(
+                        "command",
+                        command_id=outcome.command.command_id,
+                        work_order_id=outcome.command.work_order_id,
+                        action=outcome.command.action.value,
+                        outcome=outcome.outcome,
+                        reason=outcome.refusal.reason if outcome.refusal else None,
+                    )
             yield None
 
     async def escalate() -> None:

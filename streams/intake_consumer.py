@@ -31,10 +31,11 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import ProcessingGuarantee, Settings
-from services.intake import InboundMessage, Intake, IntakeResult
+from services.failures import error_name
+from services.intake import InboundMessage, Intake, IntakeResult, combined
 from streams import metrics
 from streams.outputs import Outputs, aiokafka_security
-from streams.retry import until_done
+from streams.retry import Loop, settle
 from streams.supervision import PartitionPosition
 
 log = structlog.get_logger(__name__)
@@ -130,13 +131,25 @@ class IntakeConsumer(mode.Service):
                 continue
             last_batch_at = time.monotonic()
             async with self._batch_in_hand:
-                result, steps = await until_done(self._process, messages)
+                # Transient failures are waited out; a message that fails permanently is
+                # isolated and dead-lettered, and the rest of the batch goes on.
+                parts = await settle(self._process, messages, self._set_aside, Loop.intake)
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
             done_s = time.monotonic() - last_batch_at
             metrics.INTAKE_BATCH_SECONDS.observe(done_s)
+            steps = parts[0][1] if len(parts) == 1 else {"parts": len(parts)}
+            result = combined([part for part, _ in parts])
             self._record(result, len(messages), {**steps, "done_ms": round(done_s * 1000)})
+
+    async def _set_aside(
+        self, message: InboundMessage, error: BaseException
+    ) -> tuple[IntakeResult, dict[str, int]]:
+        """A message that failed alone, permanently: dead-lettered as unprocessable."""
+        result = self._intake.unprocessable(message, error_name(error), self._clock())
+        await self._outputs.publish((), result.dead_letters)
+        return result, {}
 
     async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
         """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""

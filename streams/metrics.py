@@ -147,6 +147,18 @@ INTAKE_BATCH_FAILURES = Counter(
     "wo_intake_batch_failures_total",
     "Intake batches that failed (database or broker unavailable) and will be retried.",
 )
+WORKER_WAITING = Gauge(
+    "wo_worker_waiting",
+    "1 while a loop of the worker (intake, commands, outbox) waits out a transient failure "
+    "of what it names (database, broker, network), keeping its work in hand; 0 once it resumed.",
+    ["loop", "waiting_for"],
+)
+UNPROCESSABLE = Counter(
+    "wo_unprocessable_total",
+    "Messages (or outbox rows) a loop gave up on: they failed alone, permanently, and were "
+    "dead-lettered or refused (outbox: left unpublished) so that the rest went on.",
+    ["loop"],
+)
 INTAKE_BATCH_SECONDS = Histogram(
     "wo_intake_batch_duration_seconds",
     "Time from reading an intake batch to its offsets committed (retries included).",

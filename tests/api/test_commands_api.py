@@ -250,8 +250,8 @@ def test_a_command_while_the_broker_is_unreachable_is_503_and_recorded_nowhere(f
     assert "nothing was recorded" in response.json()["detail"]
     assert world.repository.command_outcome(command_id) is None
     assert world.snapshot() == rows
-    pending = world.client.get(f"/commands/{command_id}", headers=world.headers("squad-1"))
-    assert (pending.status_code, pending.json()["outcome"]) == (202, "pending")
+    never_sent = world.client.get(f"/commands/{command_id}", headers=world.headers("squad-1"))
+    assert (never_sent.status_code, never_sent.json()["outcome"]) == (404, "unknown_command")
 
 
 def test_a_command_answered_503_is_not_applied_when_the_broker_comes_back(flaky_api: FlakyApi) -> None:
@@ -351,3 +351,23 @@ def test_a_publisher_on_a_closed_port_answers_503_within_its_timeout(api: ApiWor
     assert answer["status"] == 503, answer
     assert api.repository.command_outcome(command_id) is None
     assert api.snapshot() == rows
+
+
+def test_a_command_sent_and_not_decided_yet_is_pending_and_one_never_sent_is_unknown(
+    flaky_api: FlakyApi,
+) -> None:
+    world = flaky_api.world
+    order = world.claim("squad-1", SignalKind.vehicle_alarm)
+    world.consumer.stop()  # the worker is away: nothing gets decided
+    command_id = new_id()
+    sent = world.command("squad-1", order.id, command_id=command_id, action="accept")
+    assert (sent.status_code, sent.json()["outcome"]) == (202, "pending"), sent.text
+    assert sent.headers["Location"] == f"/commands/{command_id}"
+
+    pending = world.client.get(f"/commands/{command_id}", headers=world.headers("squad-1"))
+    assert (pending.status_code, pending.json()["outcome"]) == (202, "pending")
+    other_unit = world.client.get(f"/commands/{command_id}", headers=world.headers("squad-2"))
+    assert (other_unit.status_code, other_unit.json()["outcome"]) == (404, "unknown_command")  # no oracle
+    for never_sent in (new_id(), "x" * 5000, "ＷＯ-全角"):
+        unknown = world.client.get(f"/commands/{never_sent}", headers=world.headers("command_center"))
+        assert (unknown.status_code, unknown.json()["outcome"]) == (404, "unknown_command"), never_sent

@@ -12,7 +12,10 @@ pytest 9 removed), so each operation's Hypothesis strategy is run here directly.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 import hypothesis
 import pytest
@@ -31,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from schemas.signal import SignalKind
-from tests.api.conftest import ApiWorld, documented_operations, openapi_document
+from tests.api.conftest import ApiWorld, api_world, documented_operations, openapi_document
+from wo.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +155,175 @@ def test_every_status_the_api_answers_is_documented(api: ApiWorld) -> None:
         except FailureGroup:
             undocumented.append(f"{method} {path} as {who}: {response.status_code}")
     assert not undocumented, "\n".join(undocumented)
+
+
+# --- a crawler with hostile values, every route, every role, both databases ------------------
+
+ROLES = ("squad-1", "squad-2", "command_center", "supervisor", None)
+#: Text no route may answer 5xx to, in a path or a query parameter.
+HOSTILE_TEXT = [
+    "\x00",
+    "WO-\x00-1",
+    "x" * 5000,
+    "9" * 40,  # an integer beyond 64 bits, as text
+    "-9223372036854775809",
+    "true",
+    "1e999",
+    "NaN",
+    " ",
+    "ＷＯ－全角",
+    "../../etc/passwd",
+    "%00",
+    "\u202e\ufeff",
+]
+DEEP: Any = [[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]
+#: JSON values no body field may make the API answer 5xx to.
+HOSTILE_JSON: list[Any] = [
+    "\x00",
+    "ok\x00",
+    10**20,
+    -(10**20),
+    2**63,
+    True,
+    3.5,
+    "3",
+    "x" * 5000,
+    [],
+    {},
+    {"\x00": 1},
+    DEEP,
+    None,
+]
+
+
+def body_fields(document: dict[str, Any], method: str, path: str) -> list[str]:
+    """Top-level fields of the operation's JSON body (none: no body)."""
+    operation = document["paths"][path][method.lower()]
+    if "requestBody" not in operation:
+        return []
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return sorted(document["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"])
+
+
+def crawl(world: ApiWorld, order_id: str) -> Counter[int]:
+    """Every operation of the document, as every role, with each hostile value in turn in
+    each path parameter, query parameter and body field (the others valid); the status
+    codes answered, counted."""
+    client = TestClient(world.app, raise_server_exceptions=False)
+    statuses: Counter[int] = Counter()
+    valid_path = {"order_id": order_id, "command_id": "never-sent"}
+    for method, path in documented_operations(DOCUMENT):
+        operation = DOCUMENT["paths"][path][method.lower()]
+        parameters = [(p["name"], p["in"]) for p in operation.get("parameters", [])]
+        fields = body_fields(DOCUMENT, method, path)
+        base_body = {"action": "accept"} if fields else None
+        requests: list[tuple[dict[str, str], dict[str, str], Any]] = []
+        for name, where in parameters:
+            for text in HOSTILE_TEXT:
+                path_values = {**valid_path, name: text} if where == "path" else valid_path
+                requests.append((path_values, {name: text} if where == "query" else {}, base_body))
+        for name in fields:
+            requests += [(valid_path, {}, {**(base_body or {}), name: value}) for value in HOSTILE_JSON]
+        requests += [(valid_path, {}, value) for value in HOSTILE_JSON if fields]
+        for who in ROLES:
+            headers = world.headers(who) if who else {}
+            for path_values, query, body in requests:
+                url = path.format(**{k: quote(v, safe="") for k, v in path_values.items()})
+                content = json.dumps(body).encode() if body is not None or fields else None
+                response = client.request(
+                    method,
+                    url,
+                    params=query,
+                    content=content,
+                    headers={**headers, "Content-Type": "application/json"} if content else headers,
+                )
+                statuses[response.status_code] += 1
+                assert response.status_code < 500, (
+                    f"{method} {url} {query} {body!r:.200} as {who}: {response.text}"
+                )
+    return statuses
+
+
+def test_no_route_answers_5xx_to_hostile_values_as_any_role(
+    kafka_broker: EmbeddedBroker, database_url: str
+) -> None:
+    with api_world(kafka_broker.bootstrap, database_url, "hostile-crawler") as world:
+        order = world.claim("squad-1")
+        statuses = crawl(world, order.id)
+        assert not world.consumer.errors, world.consumer.errors
+    total = sum(statuses.values())
+    where = database_url.split(":")[0]
+    print(f"hostile crawler on {where}: {total} requests, statuses {dict(sorted(statuses.items()))}")
+    assert total > 1000
+    assert statuses[422] > 0 and statuses[404] > 0 and statuses[401] > 0 and statuses[403] > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "who", "kwargs", "status"),
+    [
+        pytest.param("GET", "/orders/WO%00X", "command_center", {}, 422, id="order-id-u0000"),
+        pytest.param("GET", "/orders/" + "x" * 5000, "command_center", {}, 404, id="order-id-long"),
+        pytest.param("GET", "/orders/" + "9" * 40, "command_center", {}, 404, id="order-id-huge-int"),
+        pytest.param("GET", "/orders/WO%00X/complainant", "squad-1", {}, 422, id="complainant-u0000"),
+        pytest.param(
+            "GET", "/orders", "command_center", {"params": {"unit": "squad\x00"}}, 422, id="unit-u0000"
+        ),
+        pytest.param(
+            "GET", "/orders", "squad-1", {"params": {"unit": "squad-1\x00"}}, 422, id="own-unit-u0000"
+        ),
+        pytest.param(
+            "GET", "/orders", "command_center", {"params": {"limit": "9" * 30}}, 422, id="limit-huge"
+        ),
+        pytest.param("GET", "/orders", "command_center", {"params": {"limit": "true"}}, 422, id="limit-bool"),
+        pytest.param("GET", "/orders", "command_center", {"params": {"overdue": "maybe"}}, 422, id="overdue"),
+        pytest.param("GET", "/commands/c%00", "squad-1", {}, 422, id="command-id-u0000"),
+        pytest.param("GET", "/commands/" + "9" * 40, "squad-1", {}, 404, id="command-id-unknown"),
+    ],
+)
+def test_hostile_values_in_urls_are_422_or_404(
+    api: ApiWorld, method: str, path: str, who: str, kwargs: dict[str, Any], status: int
+) -> None:
+    client = TestClient(api.app, raise_server_exceptions=False)
+    response = client.request(method, path, headers=api.headers(who), **kwargs)
+    assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        pytest.param({"action": "accept", "note": "done\x00"}, "invalid_character", id="note-u0000"),
+        pytest.param({"action": "accept", "command_id": "c\x00"}, "invalid_character", id="command-id-u0000"),
+        pytest.param(
+            {"action": "accept", "officer_ids": ["JS\x00"]}, "invalid_character", id="officer-u0000"
+        ),
+        pytest.param({"action": "accept", "note": 10**20}, "", id="note-huge-int"),
+        pytest.param({"action": "accept", "command_id": 10**20}, "", id="command-id-huge-int"),
+        pytest.param({"action": "accept", "note": True}, "", id="note-bool"),
+        pytest.param({"action": "accept", "note": "x" * 5000}, "", id="note-long"),
+        pytest.param({"action": "accept", "command_id": "c" * 200}, "", id="command-id-long"),
+        pytest.param(
+            {
+                "action": "close",
+                "callback": {"result": "unreachable", "at": "2026-11-21T09:12:44+08:00", "attempts": "3"},
+            },
+            "invalid_field",
+            id="attempts-as-text",
+        ),
+        pytest.param({"action": "accept", "at": 1732600000}, "", id="time-as-number"),
+    ],
+)
+def test_hostile_values_in_a_command_body_are_422_and_nothing_is_sent(
+    api: ApiWorld, body: dict[str, Any], kind: str
+) -> None:
+    order = api.orders()[0]
+    before = api.topic_end_offsets()
+    client = TestClient(api.app, raise_server_exceptions=False)
+    response = client.post(
+        f"/orders/{order.id}/commands",
+        content=json.dumps(body).encode(),
+        headers={**api.headers("command_center"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    if kind:
+        assert [error["type"] for error in response.json()["detail"]] == [kind]
+    assert api.topic_end_offsets() == before, "a refused command reached the commands topic"

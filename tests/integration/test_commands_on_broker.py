@@ -523,3 +523,32 @@ def test_events_of_commands_stored_before_a_crash_are_published_on_redelivery(
     assert [(key, m["squad"]) for key, m in worker.dispatched_messages(order_id)][-1:] == [
         (target.encode(), target)
     ]
+
+
+def test_a_command_with_u0000_or_one_the_database_refuses_does_not_stop_the_next_command(
+    worker: CommandWorker, unit_ids: frozenset[str]
+) -> None:
+    """Sent straight to the topic, not through the API: a note with U+0000 (PostgreSQL
+    cannot store it) and an order id longer than its column (only the database knows)."""
+    worker.run()
+    dispatched = worker.open_order()
+    order_id, unit = dispatched["work_order_id"], dispatched["squad"]
+    stranger = other_squad(unit_ids, unit)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with_nul = command(order_id, "accept", stranger, now, note="on my way\x00")
+    too_long = command("WO-" + "9" * 100, "accept", stranger, now)
+    accept = command(order_id, "accept", unit, now)
+    key = order_id.encode()  # one partition: the commands are handled in this order
+    worker.send(worker.commands_topic, [(key, encode(c)) for c in (with_nul, too_long, accept)])
+
+    (accepted,) = worker.wait_lifecycle(order_id, 1)
+    assert (accepted["event"], accepted["command_id"]) == ("accepted", accept["command_id"])
+    worker.wait_commands_handled()
+    assert worker.order(order_id)["status"] == "accepted"
+    letters = [json.loads(record.value) for record in worker.records(worker.dead_letters_topic)]
+    assert [(letter["reason"], letter["source"]["topic"]) for letter in letters] == [
+        ("invalid_character", worker.commands_topic),
+        ("unprocessable", worker.commands_topic),
+    ]
+    assert [base64.b64decode(letter["payload"]) for letter in letters] == [encode(with_nul), encode(too_long)]
+    assert letters[1]["detail"] == "handling it failed: DataError(StringDataRightTruncation)"

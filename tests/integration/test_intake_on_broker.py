@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,7 +114,8 @@ class Worker:
         process.wait_metrics(TIMEOUT_S)
         return process
 
-    def produce(self, messages: list[tuple[bytes, bytes]]) -> None:
+    def produce(self, messages: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Publish (key, value) messages in order; a None value is a tombstone."""
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=10_000)
         try:
             futures = [producer.send(self.alarms_topic, key=key, value=value) for key, value in messages]

@@ -219,4 +219,6 @@ ALLOWED_LABELS = {
     "topic",
     "on_time",
     "action",
+    "loop",
+    "waiting_for",
 }

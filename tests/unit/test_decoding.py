@@ -127,9 +127,25 @@ REASON_CASES = [
         "key 'plate' appears more than once",
         id="duplicate_key",
     ),
+    pytest.param(None, ALARM, RejectionReason.empty_message, "tombstone", id="empty_message"),
+    pytest.param(
+        encode(alarm(summary_note="a\x00b")),
+        ALARM,
+        RejectionReason.invalid_character,
+        "U+0000 in summary_note",
+        id="invalid_character",
+    ),
+    pytest.param(
+        encode(alarm(x=[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]])),
+        ALARM,
+        RejectionReason.too_complex,
+        "nested deeper than 16",
+        id="too_complex",
+    ),
 ]
-#: Reasons decided after decoding, with the clock (tests/unit/test_intake_service.py).
-DECIDED_LATER = {RejectionReason.implausible_time.value}
+#: Reasons decided after decoding: with the clock (tests/unit/test_intake_service.py), or
+#: when storing fails on one message alone (tests/integration/test_failure_isolation.py).
+DECIDED_LATER = {RejectionReason.implausible_time.value, RejectionReason.unprocessable.value}
 
 
 def test_every_rejection_reason_has_a_case() -> None:
@@ -139,7 +155,7 @@ def test_every_rejection_reason_has_a_case() -> None:
 
 @pytest.mark.parametrize(("raw", "contract", "reason", "detail"), REASON_CASES)
 def test_rejection_names_the_reason_and_a_helpful_detail(
-    raw: bytes, contract: str, reason: RejectionReason, detail: str
+    raw: bytes | None, contract: str, reason: RejectionReason, detail: str
 ) -> None:
     rejection = rejected(decode_event(raw, contract, max_bytes=100 if reason == "too_large" else 1 << 20))
     assert rejection.reason == reason
@@ -152,13 +168,14 @@ def test_rejection_names_the_reason_and_a_helpful_detail(
 @pytest.mark.parametrize(
     ("raw", "contract", "reason", "detail"),
     [
+        pytest.param(b"", ALARM, RejectionReason.empty_message, "no bytes", id="empty-message"),
         pytest.param(
-            b"", ALARM, RejectionReason.not_json, "EOF while parsing a value at line 1", id="empty-message"
+            b" ", ALARM, RejectionReason.not_json, "EOF while parsing a value at line 1", id="blank"
         ),
         pytest.param(b'{"a": [1, 2', ALARM, RejectionReason.not_json, "line 1 column 11", id="cut-short"),
         pytest.param(b'"\\ud800"', ALARM, RejectionReason.not_json, "hex escape", id="lone-surrogate"),
         pytest.param(
-            b"[" * 300 + b"]" * 300, ALARM, RejectionReason.not_json, "nested too deeply", id="deep"
+            b"[" * 300 + b"]" * 300, ALARM, RejectionReason.too_complex, "nested too deeply", id="deep"
         ),
         pytest.param(b"null", ALARM, RejectionReason.not_an_object, "a JSON null", id="json-null"),
         pytest.param(b'"text"', ALARM, RejectionReason.not_an_object, "a JSON str", id="json-string"),

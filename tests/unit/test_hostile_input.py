@@ -29,6 +29,20 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     ),
     max_leaves=25,
 )
+#: JSON values every database stores as they are: no U+0000, integers within 64 bits.
+storable_text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
+storable_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | storable_text,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(storable_text.map(lambda t: t[:12]), children, max_size=5)
+    ),
+    max_leaves=25,
+)
 
 
 @FUZZ
@@ -60,8 +74,8 @@ def test_a_sample_alarm_with_any_field_replaced_never_raises(field: str, value: 
 
 
 @FUZZ
-@given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
-def test_unknown_extra_fields_are_kept_or_the_message_is_rejected(extra: dict[str, Any]) -> None:
+@given(st.dictionaries(storable_text.map(lambda t: t[:12]), storable_values, max_size=8))
+def test_unknown_extra_fields_that_any_database_stores_are_kept(extra: dict[str, Any]) -> None:
     document = {**extra, **SAMPLE}  # the contract's own fields win
     outcome = decode_event(json.dumps(document).encode(), "vehicle-alarm/1")
     assert isinstance(outcome, VehicleAlarm), outcome

@@ -208,7 +208,7 @@ def test_dead_letters_carry_the_original_bytes_and_position() -> None:
             id="not-utf8",
         ),
         pytest.param(b"\x00\x01\x02\xfe\xff", RejectionReason.not_utf8, id="binary"),
-        pytest.param(b"", RejectionReason.not_json, id="empty"),
+        pytest.param(b"", RejectionReason.empty_message, id="empty"),
         pytest.param(b"x" * 2048, RejectionReason.too_large, id="too-large"),
     ],
 )
