@@ -129,6 +129,7 @@ class CommandHandler:
         """Decide and record each command, in order, in one transaction."""
 
         def work(batch: CommandBatch) -> list[CommandOutcome]:
+            batch.lock_orders([c.work_order_id for c in commands])
             seen = batch.processed([c.command_id for c in commands])
             outcomes = []
             for command in commands:

@@ -640,6 +640,7 @@ _OPEN_ORDERS_BY_SUBJECT = (
 )
 _UNDISPATCHED_OF = sa.select(work_order).where(one_of(_c.id, "ids"), _c.dispatched_at.is_(None))
 _ORDERS_OF = sa.select(work_order).where(one_of(_c.id, "ids"))
+_LOCK_ORDERS = sa.select(_c.id).where(one_of(_c.id, "ids")).order_by(_c.id).with_for_update()
 _SOURCE_POSITIONS = sa.select(
     work_order_source.c.source_key, work_order_source.c.work_order_id, work_order_source.c.position
 ).where(one_of(work_order_source.c.source_key, "keys"))
@@ -702,6 +703,15 @@ class CommandBatch:
                 ).scalars()
             )
         return found
+
+    def lock_orders(self, order_ids: Sequence[str]) -> None:
+        """Lock the orders a batch of commands will touch, all at once and in id order: the
+        order intake's merges and dispatch marks lock them in. Locking them one by one in
+        command order deadlocked against those (PostgreSQL, bench/README drills)."""
+        if self._conn.dialect.name != "postgresql" or not order_ids:
+            return
+        for chunk in _chunks(sorted(set(order_ids))):
+            self._conn.execute(_LOCK_ORDERS, {"ids": chunk}).all()
 
     def order_row(self, order_id: str) -> RowMapping | None:
         """The order's row, locked for this transaction where the database can."""

@@ -26,7 +26,7 @@ from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import InboundMessage, Intake
 from streams import metrics, transport
-from streams.intake_consumer import IntakeConsumer
+from streams.intake_consumer import METADATA_MAX_AGE_MS, IntakeConsumer
 from streams.outputs import Outputs
 from streams.retry import Loop, settle
 
@@ -84,6 +84,7 @@ def build_app(
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_commit_every=settings.intake_batch_size,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see streams/intake_consumer.py
         broker_credentials=broker_credentials(settings),
     )
     topics = settings.topics

@@ -40,6 +40,11 @@ from streams.supervision import PartitionPosition
 
 log = structlog.get_logger(__name__)
 
+#: How old a consumer's view of partition leaders may get. aiokafka retries a ListOffsets to
+#: a partition's old leader until its metadata is refreshed (5 min by default): in a drill a
+#: leader kill stalled faust's commands consumer that long (bench/README, drills).
+METADATA_MAX_AGE_MS = 30_000
+
 #: How long stopping waits for the batch in hand before leaving it to be re-delivered.
 STOP_WAIT_S = 15.0
 
@@ -75,6 +80,7 @@ class IntakeConsumer(mode.Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
             max_poll_records=settings.intake_batch_size,
             rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
             session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
