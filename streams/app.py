@@ -11,7 +11,8 @@ faust may commit their offsets. A re-delivered command_id has no second effect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +26,18 @@ from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResu
 from services.escalations import Escalations
 from services.intake import InboundMessage, Intake
 from streams import metrics, transport
+from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import IntakeConsumer
 from streams.outputs import Outputs
-from streams.retry import until_done
+from streams.resilience import Task, every, until_done
+from streams.supervision import LAG_REFRESH_SECONDS, LagProbe, faust_assigned
+from streams.topic_watch import TOPIC_CHECK_SECONDS, BrokerChild, TopicWatch
 
 log = structlog.get_logger(__name__)
+
+#: How often the outbox is looked at besides after each command batch (rows a failed or
+#: crashed worker left behind).
+OUTBOX_RELAY_SECONDS = 10.0
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -59,6 +67,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class Worker:
+    app: faust.App
+    intake_consumer: IntakeConsumer
+    #: The offsets behind the lag gauge (streams/supervision).
+    lag: LagProbe
+
+
 def build_app(
     settings: Settings,
     intake: Intake,
@@ -66,8 +82,12 @@ def build_app(
     escalations: Escalations,
     clock: Callable[[], datetime] = utc_now,
     recompute_deadlines: Callable[[], list[WorkOrder]] | None = None,
-) -> tuple[faust.App, IntakeConsumer]:
-    """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines)."""
+    expected_topics: Mapping[str, int] | None = None,
+    broker_child: BrokerChild | None = None,
+) -> Worker:
+    """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines);
+    ``expected_topics``: partitions of each topic as set up at start (checked periodically,
+    streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies."""
     app = faust.App(
         settings.commands_consumer_group,
         broker=transport.broker_url(settings.bootstrap_servers, settings.consumer_fetch_max_wait_ms),
@@ -84,6 +104,10 @@ def build_app(
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_commit_every=settings.intake_batch_size,
         broker_credentials=broker_credentials(settings),
+        # Stopping (or a rebalance) does not wait for the command batch in hand to be acked: one
+        # that waits out a database outage would hold SIGTERM forever. Its offsets are not
+        # committed, so it is delivered again; a command_id has no second effect.
+        stream_wait_empty=False,
     )
     topics = settings.topics
     command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
@@ -97,22 +121,28 @@ def build_app(
         await publish_outbox()
         return result
 
+    outbox_lock = asyncio.Lock()
+
     async def publish_outbox() -> None:
         """Publish what command handling wrote to the outbox (this batch's, and any a crashed
-        worker left), in the order it was written, then mark it published."""
+        worker left), in the order it was written, then mark it published. One relay at a
+        time, so the order holds."""
         topics_by_name = {LIFECYCLE: topics.lifecycle, DISPATCHED: topics.dispatched}
-        while rows := await asyncio.to_thread(commands.outbox):
-            pending = [
-                await outputs.send(topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode())
-                for row in rows
-            ]
-            await asyncio.gather(*pending)
-            await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
+        async with outbox_lock:
+            while rows := await asyncio.to_thread(commands.outbox):
+                pending = [
+                    await outputs.send(
+                        topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode()
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*pending)
+                await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
 
     @app.agent(command_topic, name="commands")
     async def command_agent(stream: Any) -> AsyncIterator[None]:
         async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
-            result = await until_done(process_commands, list(events))
+            result = await until_done(Task.commands, process_commands, list(events))
             for event in events:
                 await stream.ack(event)
             metrics.record_commands(result)
@@ -147,28 +177,66 @@ def build_app(
             metrics.record_escalation(message.level, message.unit, message.kind)
         log.info("escalations_published", fired=fired, published=len(messages))
 
-    app.timer(interval=settings.escalation_check_seconds, on_leader=True)(escalate)
-
-    async def start() -> None:
-        """Start publishing; publish what an earlier worker stored but never published (orders,
-        outbox) and orders whose provisional deadline the loaded calendar changed; then
-        start the intake consumer."""
-        await app.add_runtime_dependency(outputs)
+    async def republish() -> None:
+        """Publish what the database holds as not yet published: the outbox, orders stored
+        but never dispatched (a crash, or a broker that lost them)."""
         await publish_outbox()
         orders = await asyncio.to_thread(intake.undispatched)
         if orders:
             await outputs.publish(orders)
             await asyncio.to_thread(intake.dispatched, orders, clock())
             log.info("undispatched_orders_published", count=len(orders))
-        if recompute_deadlines is not None:
-            changed = await asyncio.to_thread(recompute_deadlines)
-            if changed:
-                await outputs.publish(changed)
-                log.info("provisional_deadlines_recomputed", count=len(changed))
+
+    async def recount_deadlines() -> None:
+        if recompute_deadlines is None:
+            return
+        changed = await asyncio.to_thread(recompute_deadlines)
+        if changed:
+            await outputs.publish(changed)
+            log.info("provisional_deadlines_recomputed", count=len(changed))
+
+    probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
+    lag = LagProbe(
+        probe,
+        [
+            (settings.consumer_group, intake_consumer.assigned),
+            (settings.commands_consumer_group, faust_assigned(app)),
+        ],
+        [*topics.inbound(), topics.commands],
+    )
+
+    async def topics_lost() -> None:
+        await intake_consumer.suspend()
+        await outputs.shut()
+
+    async def topics_restored() -> None:
+        await outputs.reopen()
+        await intake_consumer.resume()
+        app.add_future(until_done(Task.republish, lambda _: republish(), None))
+
+    watch = TopicWatch(probe, expected_topics or {}, topics_lost, topics_restored, broker_child)
+
+    async def start() -> None:
+        """Start publishing; publish what an earlier worker stored but never published and
+        orders whose provisional deadline the loaded calendar changed; then start the intake
+        consumer and the periodic jobs. Each step waits out an outage (streams/resilience)."""
+        await app.add_runtime_dependency(outputs)
+        await app.add_runtime_dependency(probe)
+        jobs = [
+            every(Task.lag, LAG_REFRESH_SECONDS, lag.refresh),
+            every(Task.outbox, OUTBOX_RELAY_SECONDS, publish_outbox, when=lambda: watch.as_expected),
+        ]
+        if expected_topics:
+            jobs.append(every(Task.topics, TOPIC_CHECK_SECONDS, watch.check))
+        for job in jobs:
+            app.add_future(job)
+        await until_done(Task.republish, lambda _: republish(), None)
+        await until_done(Task.deadlines, lambda _: recount_deadlines(), None)
         await app.add_runtime_dependency(intake_consumer)
+        await every(Task.escalations, settings.escalation_check_seconds, escalate, when=app.is_leader)
 
     app.task(start)
-    return app, intake_consumer
+    return Worker(app, intake_consumer, lag)
 
 
 def _inbound_message(event: Any) -> InboundMessage:

@@ -31,13 +31,16 @@ from config.settings import Settings
 from services.intake import InboundMessage, Intake, IntakeResult
 from streams import metrics
 from streams.outputs import Outputs, aiokafka_security
-from streams.retry import until_done
-from streams.supervision import PartitionPosition
+from streams.resilience import Outage, Stopped, Task, close_quietly, until_done
 
 log = structlog.get_logger(__name__)
 
-#: How long stopping waits for the batch in hand before leaving it to be re-delivered.
-STOP_WAIT_S = 15.0
+#: How long stopping waits for the batch in hand before leaving it to be re-delivered (a
+#: batch waiting out an outage is abandoned at once; this is for one being stored): the
+#: worker must be gone within 15 s of SIGTERM.
+STOP_WAIT_S = 8.0
+#: How long leaving the group may take when stopping (the broker may be gone).
+CONSUMER_STOP_WAIT_S = 3.0
 
 
 class IntakeConsumer(mode.Service):
@@ -60,8 +63,16 @@ class IntakeConsumer(mode.Service):
         #: Next offset to read, per partition: processed but maybe not committed yet.
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        #: Set when the worker stops, or (``_suspended``) while its topics are not as expected:
+        #: either ends the wait of a batch that waits out an outage.
+        self._stopping = asyncio.Event()
+        self._suspended = asyncio.Event()
+        self._abandon = asyncio.Event()
 
     async def on_start(self) -> None:
+        await self._open()
+
+    async def _open(self) -> None:
         settings = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -80,6 +91,13 @@ class IntakeConsumer(mode.Service):
         self._consumer = consumer
 
     async def on_stop(self) -> None:
+        self._stopping.set()
+        self._abandon.set()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Stop consuming: the batch in hand is finished if it is being stored, abandoned
+        (not committed, so delivered again) if it waits out an outage."""
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
@@ -89,15 +107,35 @@ class IntakeConsumer(mode.Service):
             log.warning("intake_stopped_mid_batch", detail="the batch will be re-delivered")
         else:
             self._batch_in_hand.release()
-        await consumer.stop()
+        await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+
+    async def suspend(self) -> None:
+        """The topics are not as expected (the broker lost them): abandon the batch in hand
+        (its offsets mean nothing on re-created topics; what it stored is re-published from
+        the database) and consume nothing until :meth:`resume`."""
+        self._suspended.set()
+        self._abandon.set()
+        await self._close()
+        self._processed.clear()
+        self._committed.clear()
+
+    async def resume(self) -> None:
+        """The topics are back as expected: consume again with a new consumer."""
+        if self._stopping.is_set():
+            return
+        if self._consumer is None:
+            await self._open()
+        self._abandon.clear()
+        self._suspended.clear()
 
     @mode.Service.task
     async def _consume(self) -> None:
         interval_s = self._settings.intake_batch_interval_ms / 1000
         last_batch_at = 0.0
+        fetching = Outage(Task.intake)
         while not self.should_stop:
             consumer = self._consumer
-            if consumer is None:
+            if consumer is None or self._suspended.is_set():
                 await asyncio.sleep(0.05)
                 continue
             # The consumer keeps fetching meanwhile: the next batch takes what arrived.
@@ -110,12 +148,12 @@ class IntakeConsumer(mode.Service):
                     max_records=self._settings.intake_batch_size,
                 )
             except ConsumerStoppedError:
-                return  # stopping
+                continue  # stopping, or suspended
             except KafkaError as exc:  # aiokafka retries what it can; this is what it could not
-                log.error("intake_fetch_failed", error=type(exc).__name__, detail=str(exc)[:300])
                 metrics.INTAKE_BATCH_FAILURES.inc()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(fetching.failed(exc))
                 continue
+            fetching.succeeded()
             messages = [
                 InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                 for records in fetched.values()
@@ -125,13 +163,23 @@ class IntakeConsumer(mode.Service):
                 continue
             last_batch_at = time.monotonic()
             async with self._batch_in_hand:
-                result, steps = await until_done(self._process, messages)
+                try:
+                    result, steps = await until_done(Task.intake, self._counted, messages, self._abandon)
+                except Stopped:
+                    continue  # not committed: delivered again (or re-published from the database)
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
             done_s = time.monotonic() - last_batch_at
             metrics.INTAKE_BATCH_SECONDS.observe(done_s)
             self._record(result, len(messages), {**steps, "done_ms": round(done_s * 1000)})
+
+    async def _counted(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
+        try:
+            return await self._process(messages)
+        except Exception:
+            metrics.INTAKE_BATCH_FAILURES.inc()
+            raise
 
     async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
         """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
@@ -181,19 +229,10 @@ class IntakeConsumer(mode.Service):
                 committed = None
             self._committed[tp] = committed or 0
 
-    def positions(self) -> list[PartitionPosition]:
-        """The assigned partitions' log end and committed offsets (for the lag gauge; any thread)."""
+    def assigned(self) -> list[tuple[str, int]]:
+        """The partitions this worker consumes now (for the lag gauge)."""
         consumer = self._consumer
-        if consumer is None:
-            return []
-        found = []
-        for tp in sorted(consumer.assignment()):
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # revoked while we looked
-                end = None
-            found.append(PartitionPosition(tp.topic, tp.partition, end, self._committed.get(tp, 0)))
-        return found
+        return [(tp.topic, tp.partition) for tp in consumer.assignment()] if consumer is not None else []
 
     def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())

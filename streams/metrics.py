@@ -2,8 +2,9 @@
 
 Labels are closed sets: ``kind``, ``unit``, ``priority``, ``reason``, ``route`` (route keys
 of the policy), ``level``, ``topic``, ``on_time`` and ``platform`` (bounded: see
-``platform_label``). Never a plate, a name, a phone, a ticket id, a work-order id or free
-text in a label (tests/monitoring enforces it on a running pipeline).
+``platform_label``); ``task`` and ``on`` of streams/resilience (enums). Never a plate, a
+name, a phone, a ticket id, a work-order id or free text in a label (tests/monitoring
+enforces it on a running pipeline).
 
 Several workers: every worker exports the counters and histograms of what it handled,
 so they add up with ``sum`` (``sum by (le, ...)`` for histograms); the last event time

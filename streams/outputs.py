@@ -4,6 +4,10 @@ Dispatched orders, dead letters, lifecycle events and escalations all leave thro
 aiokafka producer (acks from every in-sync replica). ``send`` returns once the message is
 queued; awaiting what it returns waits until the broker has it, so a caller can queue a
 whole batch and then wait once.
+
+While the topic check (streams/topic_watch) finds the topics not as expected, the gate is
+shut: every send raises ``TopicsNotReady`` (the caller retries), and when it opens again
+a new producer is made (the old one's metadata describes the lost topics).
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
+from streams.resilience import TopicsNotReady, close_quietly
 
 #: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
 _ENVELOPE_BYTES = 64 * 1024
+#: How long stopping a producer may take (flushing to a broker that may be gone).
+STOP_WAIT_S = 3.0
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
@@ -49,17 +56,34 @@ class Outputs(mode.Service):
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
+        self._shut = False
 
     async def on_start(self) -> None:
         await self._ensure_producer()
 
     async def on_stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self._drop_producer()
+
+    async def shut(self) -> None:
+        """Publish nothing until :meth:`reopen`."""
+        self._shut = True
+        await self._drop_producer()
+
+    async def reopen(self) -> None:
+        await self._drop_producer()
+        self._shut = False
+
+    async def _drop_producer(self) -> None:
+        async with self._starting:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            # The broker may be gone: what the producer held is published again later.
+            await close_quietly(producer.stop(), STOP_WAIT_S, "producer")
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         # Agents may publish before the service has been started: whoever comes first starts it.
+        if self._shut:
+            raise TopicsNotReady("the worker's topics are not as expected: publishing is paused")
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
@@ -75,7 +99,7 @@ class Outputs(mode.Service):
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Queue one message; the awaitable returned completes when the broker has it."""
-        producer = self._producer or await self._ensure_producer()
+        producer = await self._ensure_producer()
         sent: Awaitable[Any] = await producer.send(topic, value=value, key=key)
         return sent
 
@@ -99,7 +123,7 @@ class Outputs(mode.Service):
         They go as one record batch per partition (the key picks it, as ``send`` would):
         queueing them one by one cost ~10 µs of CPU each.
         """
-        producer = self._producer or await self._ensure_producer()
+        producer = await self._ensure_producer()
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         partitions: dict[str, list[int]] = {}
         for topic, key, value in messages:

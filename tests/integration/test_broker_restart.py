@@ -1,0 +1,148 @@
+"""The embedded broker dies under ``wo run``: the worker says what was lost, restarts it,
+re-creates the topics with their partition counts, re-publishes what the database holds as
+undispatched, and takes in new events again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from kafka import KafkaAdminClient, KafkaProducer
+
+from config.settings import Topics
+from services.intake import InboundMessage, Intake
+from services.policy_files import load_policy
+from storage.database import create_engine
+from storage.repository import WorkOrderRepository
+from tests.integration.outage_support import alarm
+from tests.integration.pipeline_support import (
+    REPO_ROOT,
+    PipelineProcess,
+    children_of,
+    clean_env,
+    pids_with_cmdline,
+    read_topic,
+    wait_for,
+)
+from wo.embedded_broker import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.outage]
+
+TIMEOUT_S = 60
+TOPICS = Topics()
+
+
+def publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", allow_auto_create_topics=False)
+    try:
+        for key, value in messages:
+            producer.send(TOPICS.vehicle_alarms, key=key, value=value).get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+
+def log_events(process: PipelineProcess, name: str) -> list[dict[str, Any]]:
+    found = []
+    for line in process.output().splitlines():
+        if line.startswith("{") and f'"{name}"' in line:
+            event = json.loads(line)
+            if event.get("event") == name:
+                found.append(event)
+    return found
+
+
+def partition_counts(bootstrap: str) -> dict[str, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        return {str(t["name"]): len(t["partitions"]) for t in admin.describe_topics(TOPICS.all())}
+    finally:
+        admin.close()
+
+
+def test_a_killed_embedded_broker_is_restarted_and_nothing_the_database_holds_is_lost(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    database = f"sqlite:///{tmp_path}/wo.db"
+    env = clean_env(
+        WO_EMBEDDED_BROKER_PORT=str(port),
+        WO_METRICS_PORT=str(free_port()),
+        WO_DATA_DIR=str(tmp_path / "data"),
+        WO_DATABASE_URL=database,
+        WO_LOG_FORMAT="json",
+    )
+    worker = PipelineProcess.start(
+        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
+    )
+    engine = sa.create_engine(database)
+
+    def statuses() -> dict[str, int]:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT status, count(*) FROM work_order GROUP BY status")).all()
+        return {str(status): int(count) for status, count in rows}
+
+    def until_dispatched(count: int) -> None:
+        expected = {"dispatched": count}
+        wait_for(lambda: statuses() == expected or None, TIMEOUT_S, f"{count} orders", describe=worker.tail)
+
+    run = uuid.uuid4().hex[:6]
+    try:
+        worker.wait_metrics(TIMEOUT_S)
+        publish(bootstrap, [alarm(run, n) for n in range(10)])
+        wait_for(
+            lambda: statuses() == {"dispatched": 10} or None, TIMEOUT_S, "10 orders", describe=worker.tail
+        )
+
+        # Orders stored but not published (as by a worker that died before publishing them).
+        repository = WorkOrderRepository(create_engine(database))
+        intake = Intake(load_policy(REPO_ROOT / "policy"), repository, TOPICS.inbound())
+        messages = [InboundMessage(TOPICS.vehicle_alarms, 0, n, *alarm(run, 100 + n)) for n in range(3)]
+        undispatched = {order.id for order in intake.handle(messages, datetime.now(UTC)).created}
+        assert len(undispatched) == 3
+
+        (broker_pid,) = [p for p in children_of(worker.pid) if p in pids_with_cmdline(" broker ")]
+        os.kill(broker_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(
+            lambda: log_events(worker, "kafka_topics_restored") or None,
+            TIMEOUT_S,
+            "topics back",
+            describe=worker.tail,
+        )
+        print(f"\ntopics back {time.monotonic() - killed:.1f} s after the broker was killed")
+
+        (lost,) = log_events(worker, "kafka_topics_not_as_expected")
+        assert "the embedded broker" in lost["detail"] and "exited" in lost["detail"]
+        assert "lost every topic" in lost["detail"]
+        assert sorted(lost["missing"]) == sorted(TOPICS.all())
+        assert log_events(worker, "embedded_broker_restarted")
+        (new_pid,) = [p for p in children_of(worker.pid) if p in pids_with_cmdline(" broker ")]
+        assert new_pid != broker_pid
+        assert partition_counts(bootstrap) == dict.fromkeys(TOPICS.all(), 6)
+
+        until_dispatched(13)  # the 3 stored but never published, published now
+        published = {json.loads(r.value)["work_order_id"] for r in read_topic(bootstrap, TOPICS.dispatched)}
+        assert undispatched <= published
+
+        # New events after the restart become orders.
+        publish(bootstrap, [alarm(run, 200 + n) for n in range(10)])
+        wait_for(
+            lambda: statuses() == {"dispatched": 23} or None, TIMEOUT_S, "new orders", describe=worker.tail
+        )
+        published = {json.loads(r.value)["work_order_id"] for r in read_topic(bootstrap, TOPICS.dispatched)}
+        assert len(published) == 13
+        assert partition_counts(bootstrap) == dict.fromkeys(TOPICS.all(), 6)  # nothing auto-created
+        assert worker.stop(signal.SIGTERM) == 0, worker.tail()
+    finally:
+        engine.dispose()
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL, timeout_s=10)
