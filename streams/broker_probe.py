@@ -22,6 +22,8 @@ from streams.resilience import close_quietly
 #: A question to the broker that takes longer fails (and is retried later).
 REQUEST_TIMEOUT_MS = 5000
 CLOSE_WAIT_S = 3.0
+#: How long the end-offset fetch may wait for the broker's answer.
+FETCH_WAIT_MS = 1000
 _UNKNOWN_TOPIC = 3
 
 
@@ -53,16 +55,26 @@ class BrokerProbe(mode.Service):
         return found
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Each partition's log end offset, asked of its leader now."""
+        """Each partition's log end offset, asked of its leader now.
+
+        Asked twice: ListOffsets, then a fetch from just before that offset, whose answer
+        carries the partition's high watermark. Tansu 0.6.0 answers ListOffsets(latest) with
+        the first offset of the newest record batch plus one (100 records in one batch: 1,
+        where the fetch says 100); Kafka answers both the same.
+        """
         if not partitions:
             return {}
         try:
             consumer = await self._offsets_consumer()
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+            listed: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            for tp in partitions:
+                consumer.seek(tp, max(0, listed[tp] - 1))
+            await consumer.getmany(*partitions, timeout_ms=FETCH_WAIT_MS)
+            return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in partitions}
         except BaseException:
             await self.close()
             raise
-        return ends
 
     async def committed(self, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offset of each partition (0: nothing committed)."""
@@ -115,6 +127,8 @@ class BrokerProbe(mode.Service):
                 client_id="wo-probe",
                 enable_auto_commit=False,
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
+                fetch_max_wait_ms=100,
+                max_partition_fetch_bytes=64 * 1024,  # one batch per partition is enough
                 **aiokafka_security(self._settings),
             )
             try:
