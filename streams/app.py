@@ -22,22 +22,19 @@ from aiokafka.helpers import create_ssl_context
 
 from config.settings import Settings
 from schemas.workorder import WorkOrder
-from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResult
+from services.commands import CommandHandler, CommandResult
 from services.escalations import Escalations
 from services.intake import InboundMessage, Intake
 from streams import metrics, transport
+from streams.background import Background
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import IntakeConsumer
 from streams.outputs import Outputs
-from streams.resilience import Task, every, until_done
-from streams.supervision import LAG_REFRESH_SECONDS, LagProbe, faust_assigned
-from streams.topic_watch import TOPIC_CHECK_SECONDS, BrokerChild, TopicWatch
+from streams.resilience import Task, until_done
+from streams.supervision import LagProbe, faust_assigned
+from streams.topic_watch import BrokerChild, TopicWatch
 
 log = structlog.get_logger(__name__)
-
-#: How often the outbox is looked at besides after each command batch (rows a failed or
-#: crashed worker left behind).
-OUTBOX_RELAY_SECONDS = 10.0
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -88,7 +85,65 @@ def build_app(
     """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines);
     ``expected_topics``: partitions of each topic as set up at start (checked periodically,
     streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies."""
-    app = faust.App(
+    app = _faust_app(settings)
+    topics = settings.topics
+    command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
+    outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
+    intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
+
+    background = Background(settings, intake, commands, escalations, outputs, clock, recompute_deadlines)
+
+    async def process_commands(events: list[Any]) -> CommandResult:
+        messages = [_inbound_message(event) for event in events]
+        result = await asyncio.to_thread(commands.handle, messages, clock())
+        await outputs.publish((), result.dead_letters)
+        await background.publish_outbox()
+        return result
+
+    @app.agent(command_topic, name="commands")
+    async def command_agent(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
+            result = await until_done(Task.commands, process_commands, list(events))
+            for event in events:
+                await stream.ack(event)
+            metrics.record_commands(result)
+            _log_commands(result)
+            yield None
+
+    probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
+    lag = LagProbe(
+        probe,
+        [
+            (settings.consumer_group, intake_consumer.assigned),
+            (settings.commands_consumer_group, faust_assigned(app)),
+        ],
+        [*topics.inbound(), topics.commands],
+    )
+
+    async def topics_lost() -> None:
+        await intake_consumer.suspend()
+        await outputs.shut()
+
+    async def topics_restored() -> None:
+        await outputs.reopen()
+        await intake_consumer.resume()
+        app.add_future(until_done(Task.republish, lambda _: background.republish(), None))
+
+    watch = (
+        TopicWatch(probe, expected_topics, topics_lost, topics_restored, broker_child)
+        if expected_topics
+        else None
+    )
+
+    async def start() -> None:
+        await background.start(app, intake_consumer, probe, lag, watch)
+
+    app.task(start)
+    return Worker(app, intake_consumer, lag)
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.commands_consumer_group,
         broker=transport.broker_url(settings.bootstrap_servers, settings.consumer_fetch_max_wait_ms),
         datadir=str(settings.data_dir / "faust"),
@@ -109,134 +164,18 @@ def build_app(
         # committed, so it is delivered again; a command_id has no second effect.
         stream_wait_empty=False,
     )
-    topics = settings.topics
-    command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
-    outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
-    intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
 
-    async def process_commands(events: list[Any]) -> CommandResult:
-        messages = [_inbound_message(event) for event in events]
-        result = await asyncio.to_thread(commands.handle, messages, clock())
-        await outputs.publish((), result.dead_letters)
-        await publish_outbox()
-        return result
 
-    outbox_lock = asyncio.Lock()
-
-    async def publish_outbox() -> None:
-        """Publish what command handling wrote to the outbox (this batch's, and any a crashed
-        worker left), in the order it was written, then mark it published. One relay at a
-        time, so the order holds."""
-        topics_by_name = {LIFECYCLE: topics.lifecycle, DISPATCHED: topics.dispatched}
-        async with outbox_lock:
-            while rows := await asyncio.to_thread(commands.outbox):
-                pending = [
-                    await outputs.send(
-                        topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode()
-                    )
-                    for row in rows
-                ]
-                await asyncio.gather(*pending)
-                await asyncio.to_thread(commands.published, [row["id"] for row in rows], clock())
-
-    @app.agent(command_topic, name="commands")
-    async def command_agent(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.noack_take(settings.intake_batch_size, settings.intake_batch_seconds):
-            result = await until_done(Task.commands, process_commands, list(events))
-            for event in events:
-                await stream.ack(event)
-            metrics.record_commands(result)
-            for outcome in result.outcomes:
-                log.info(
-                    "command",
-                    command_id=outcome.command.command_id,
-                    work_order_id=outcome.command.work_order_id,
-                    action=outcome.command.action.value,
-                    outcome=outcome.outcome,
-                    reason=outcome.refusal.reason if outcome.refusal else None,
-                )
-            yield None
-
-    async def escalate() -> None:
-        """Leader only: fire what came due (each once), then publish what is not published yet."""
-        fired = await asyncio.to_thread(escalations.fire, clock())
-        messages = await asyncio.to_thread(escalations.pending)
-        if not messages:
-            return
-        pending = [
-            await outputs.send(
-                topics.escalations,
-                message.recipient.encode(),
-                message.model_dump_json(by_alias=True).encode(),
-            )
-            for message in messages
-        ]
-        await asyncio.gather(*pending)
-        await asyncio.to_thread(escalations.published, messages, clock())
-        for message in messages:
-            metrics.record_escalation(message.level, message.unit, message.kind)
-        log.info("escalations_published", fired=fired, published=len(messages))
-
-    async def republish() -> None:
-        """Publish what the database holds as not yet published: the outbox, orders stored
-        but never dispatched (a crash, or a broker that lost them)."""
-        await publish_outbox()
-        orders = await asyncio.to_thread(intake.undispatched)
-        if orders:
-            await outputs.publish(orders)
-            await asyncio.to_thread(intake.dispatched, orders, clock())
-            log.info("undispatched_orders_published", count=len(orders))
-
-    async def recount_deadlines() -> None:
-        if recompute_deadlines is None:
-            return
-        changed = await asyncio.to_thread(recompute_deadlines)
-        if changed:
-            await outputs.publish(changed)
-            log.info("provisional_deadlines_recomputed", count=len(changed))
-
-    probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
-    lag = LagProbe(
-        probe,
-        [
-            (settings.consumer_group, intake_consumer.assigned),
-            (settings.commands_consumer_group, faust_assigned(app)),
-        ],
-        [*topics.inbound(), topics.commands],
-    )
-
-    async def topics_lost() -> None:
-        await intake_consumer.suspend()
-        await outputs.shut()
-
-    async def topics_restored() -> None:
-        await outputs.reopen()
-        await intake_consumer.resume()
-        app.add_future(until_done(Task.republish, lambda _: republish(), None))
-
-    watch = TopicWatch(probe, expected_topics or {}, topics_lost, topics_restored, broker_child)
-
-    async def start() -> None:
-        """Start publishing; publish what an earlier worker stored but never published and
-        orders whose provisional deadline the loaded calendar changed; then start the intake
-        consumer and the periodic jobs. Each step waits out an outage (streams/resilience)."""
-        await app.add_runtime_dependency(outputs)
-        await app.add_runtime_dependency(probe)
-        jobs = [
-            every(Task.lag, LAG_REFRESH_SECONDS, lag.refresh),
-            every(Task.outbox, OUTBOX_RELAY_SECONDS, publish_outbox, when=lambda: watch.as_expected),
-        ]
-        if expected_topics:
-            jobs.append(every(Task.topics, TOPIC_CHECK_SECONDS, watch.check))
-        for job in jobs:
-            app.add_future(job)
-        await until_done(Task.republish, lambda _: republish(), None)
-        await until_done(Task.deadlines, lambda _: recount_deadlines(), None)
-        await app.add_runtime_dependency(intake_consumer)
-        await every(Task.escalations, settings.escalation_check_seconds, escalate, when=app.is_leader)
-
-    app.task(start)
-    return Worker(app, intake_consumer, lag)
+def _log_commands(result: CommandResult) -> None:
+    for outcome in result.outcomes:
+        log.info(
+            "command",
+            command_id=outcome.command.command_id,
+            work_order_id=outcome.command.work_order_id,
+            action=outcome.command.action.value,
+            outcome=outcome.outcome,
+            reason=outcome.refusal.reason if outcome.refusal else None,
+        )
 
 
 def _inbound_message(event: Any) -> InboundMessage:
