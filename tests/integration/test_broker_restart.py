@@ -28,11 +28,13 @@ from tests.integration.pipeline_support import (
     PipelineProcess,
     children_of,
     clean_env,
+    metric_samples,
     pids_with_cmdline,
     read_topic,
     wait_for,
 )
-from wo.embedded_broker import free_port
+from tests.integration.test_intake_on_broker import Worker
+from wo.embedded_broker import EmbeddedBroker, ensure_topics, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.outage]
 
@@ -59,10 +61,12 @@ def log_events(process: PipelineProcess, name: str) -> list[dict[str, Any]]:
     return found
 
 
-def partition_counts(bootstrap: str) -> dict[str, int]:
+def partition_counts(bootstrap: str, topics: list[str] = TOPICS.all()) -> dict[str, int]:  # noqa: B008
+    """Partitions of each of ``topics`` that exists (kafka-python's describe creates nothing)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
-        return {str(t["name"]): len(t["partitions"]) for t in admin.describe_topics(TOPICS.all())}
+        described = admin.describe_topics(topics)
+        return {str(t["name"]): len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
     finally:
         admin.close()
 
@@ -146,3 +150,46 @@ def test_a_killed_embedded_broker_is_restarted_and_nothing_the_database_holds_is
         engine.dispose()
         if worker.process.poll() is None:
             worker.stop(signal.SIGKILL, timeout_s=10)
+
+
+def test_a_topic_lost_on_an_external_broker_is_said_and_waited_for(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    worker = Worker(kafka_broker.bootstrap, f"sqlite:///{tmp_path}/wo.db", tmp_path)
+    try:
+        process = worker.start()
+        run = uuid.uuid4().hex[:6]
+        worker.produce([alarm(run, n) for n in range(5)])
+        worker.wait_caught_up(process)
+
+        admin = KafkaAdminClient(bootstrap_servers=worker.bootstrap, request_timeout_ms=5000)
+        try:
+            admin.delete_topics([worker.alarms_topic])
+        finally:
+            admin.close()
+        lost = wait_for(
+            lambda: log_events(process, "kafka_topics_not_as_expected") or None,
+            TIMEOUT_S,
+            "the worker to say the topic is gone",
+            describe=process.tail,
+        )
+        assert lost[0]["missing"] == [worker.alarms_topic]
+        assert "waiting for them" in lost[0]["detail"]
+        text = process.metrics_text()
+        assert metric_samples(text, "wo_kafka_topics_not_as_expected") == {(): 1.0}
+        time.sleep(6)  # more than a check period: nobody re-created it meanwhile
+        assert worker.alarms_topic not in partition_counts(worker.bootstrap, [worker.alarms_topic])
+        assert process.process.poll() is None, process.tail()
+
+        ensure_topics(worker.bootstrap, [worker.alarms_topic], 3, 1)  # an operator's repair
+        wait_for(
+            lambda: log_events(process, "kafka_topics_restored") or None,
+            TIMEOUT_S,
+            "the worker to see the topic back",
+            describe=process.tail,
+        )
+        worker.produce([alarm(run, n) for n in range(5, 10)])
+        wait_for(lambda: worker.orders() == 10 or None, TIMEOUT_S, "new orders", describe=process.tail)
+        assert process.stop(signal.SIGTERM) == 0, process.tail()
+    finally:
+        worker.close()
