@@ -69,10 +69,8 @@ class IntakeConsumer(mode.Service):
         self._suspended = asyncio.Event()
         self._abandon = asyncio.Event()
 
-    async def on_start(self) -> None:
-        await self._open()
-
     async def _open(self) -> None:
+        """A new consumer, subscribed (the consuming loop makes one when there is none)."""
         settings = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -87,7 +85,14 @@ class IntakeConsumer(mode.Service):
             **aiokafka_security(settings),
         )
         consumer.subscribe(sorted(settings.topics.inbound()), listener=_FinishBatchFirst(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+            raise
+        if self._abandon.is_set():  # suspended or stopped while it started: not this one
+            await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+            return
         self._consumer = consumer
 
     async def on_stop(self) -> None:
@@ -120,11 +125,9 @@ class IntakeConsumer(mode.Service):
         self._committed.clear()
 
     async def resume(self) -> None:
-        """The topics are back as expected: consume again with a new consumer."""
+        """The topics are back as expected: consume again, with a new consumer."""
         if self._stopping.is_set():
             return
-        if self._consumer is None:
-            await self._open()
         self._abandon.clear()
         self._suspended.clear()
 
@@ -134,9 +137,15 @@ class IntakeConsumer(mode.Service):
         last_batch_at = 0.0
         fetching = Outage(Task.intake)
         while not self.should_stop:
-            consumer = self._consumer
-            if consumer is None or self._suspended.is_set():
+            if self._suspended.is_set():
                 await asyncio.sleep(0.05)
+                continue
+            consumer = self._consumer
+            if consumer is None:
+                try:
+                    await self._open()
+                except Exception as exc:
+                    await asyncio.sleep(fetching.failed(exc))
                 continue
             # The consumer keeps fetching meanwhile: the next batch takes what arrived.
             wait_s = last_batch_at + interval_s - time.monotonic()
@@ -149,7 +158,7 @@ class IntakeConsumer(mode.Service):
                 )
             except ConsumerStoppedError:
                 continue  # stopping, or suspended
-            except KafkaError as exc:  # aiokafka retries what it can; this is what it could not
+            except Exception as exc:  # aiokafka retries what it can; this is what it could not
                 metrics.INTAKE_BATCH_FAILURES.inc()
                 await asyncio.sleep(fetching.failed(exc))
                 continue
@@ -206,7 +215,7 @@ class IntakeConsumer(mode.Service):
             return
         try:
             await consumer.commit({tp: OffsetAndMetadata(n, "") for tp, n in offsets.items()})
-        except KafkaError as exc:
+        except Exception as exc:
             log.warning("offsets_not_committed", error=type(exc).__name__, detail=str(exc)[:300])
             return
         self._committed.update(offsets)

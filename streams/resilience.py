@@ -218,7 +218,7 @@ async def every(
     try:
         while True:
             delay = interval_s
-            if when():
+            if _asks(when):
                 try:
                     await job()
                 except (Exception, asyncio.CancelledError) as exc:
@@ -243,6 +243,13 @@ async def close_quietly(closing: Awaitable[object], timeout_s: float, what: str)
         log.warning("client_close_incomplete", client=what, after_s=timeout_s)
     elif not closer.cancelled() and closer.exception() is not None:
         log.warning("client_close_incomplete", client=what, error=type(closer.exception()).__name__)
+
+
+def _asks(when: Callable[[], bool]) -> bool:
+    try:
+        return when()
+    except Exception:  # e.g. faust's leadership asked during a rebalance: not now
+        return False
 
 
 def _reraise_if_cancelled(exc: BaseException) -> None:

@@ -127,10 +127,10 @@ class TopicWatch:
             )
             raise TopicsNotReady(difference.describe())
         if not self.as_expected:
-            self.as_expected = True
             NOT_AS_EXPECTED.set(0)
+            await self._on_restored()  # if it fails, the next check tries again
+            self.as_expected = True
             log.warning("kafka_topics_restored", topics=len(self._expected))
-            await self._on_restored()
 
     async def _lost(self, difference: TopicDifference, action: str) -> None:
         NOT_AS_EXPECTED.set(len(difference))
