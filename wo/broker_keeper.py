@@ -4,6 +4,7 @@ embedded broker restarted when it dies (streams/topic_watch.BrokerChild)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -52,6 +53,37 @@ def partition_counts(
         for topic in described
         if topic.get("error_code", 0) == 0
     }
+
+
+def wait_for_broker(settings: Settings, max_delay_s: float = 15.0) -> None:
+    """Until the external broker answers a metadata request: said once when it does not
+    (``broker_unavailable``) and once when it does; retried after 1 s doubling to 15 s.
+    SIGTERM or Ctrl-C ends the wait (no handler is installed yet)."""
+    delay, since, attempts = 1.0, time.monotonic(), 0
+    while True:
+        try:
+            admin = _open_admin(settings.bootstrap_servers, 5.0, settings.kafka_client_options())
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+        except Exception as exc:
+            attempts += 1
+            if attempts == 1:
+                log.warning(
+                    "broker_unavailable",
+                    bootstrap=settings.bootstrap_servers,
+                    error=type(exc).__name__,
+                    detail="waiting for it before setting up the topics (said again when it answers)",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            continue
+        if attempts:
+            log.info(
+                "broker_available", waited_s=round(time.monotonic() - since, 1), failed_attempts=attempts
+            )
+        return
 
 
 class EmbeddedBrokerChild:

@@ -30,7 +30,7 @@ from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
-from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts
+from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts, wait_for_broker
 from wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,8 @@ def run_pipeline(settings: Settings) -> int:
                 settings.embedded_broker_port, log_path=settings.data_dir / "broker.log"
             ).start()
             log.info("embedded_broker_started", bootstrap=broker.bootstrap, pid=broker.pid)
+        else:
+            wait_for_broker(settings)  # an external broker: waited for, never a reason to exit
         created = create_topics(settings)
         expected = partition_counts(
             settings.bootstrap_servers, settings.topics.all(), settings.kafka_client_options()

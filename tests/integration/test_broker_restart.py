@@ -193,3 +193,32 @@ def test_a_topic_lost_on_an_external_broker_is_said_and_waited_for(
         assert process.stop(signal.SIGTERM) == 0, process.tail()
     finally:
         worker.close()
+
+
+def test_wo_run_waits_for_an_external_broker_that_is_not_there_yet(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(
+        WO_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+        WO_METRICS_PORT=str(free_port()),
+        WO_DATA_DIR=str(tmp_path / "data"),
+        WO_DATABASE_URL=f"sqlite:///{tmp_path}/wo.db",
+        WO_LOG_FORMAT="json",
+    )
+    worker = PipelineProcess.start(
+        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
+    )
+    try:
+        said = wait_for(
+            lambda: log_events(worker, "broker_unavailable") or None, TIMEOUT_S, "the wait to be said"
+        )
+        assert said[0]["bootstrap"] == f"127.0.0.1:{port}"
+        time.sleep(5)
+        assert worker.process.poll() is None, worker.tail()  # still waiting, not exited
+        assert len(log_events(worker, "broker_unavailable")) == 1  # said once, not per retry
+        with EmbeddedBroker(port):
+            worker.wait_metrics(TIMEOUT_S)  # it went on: topics, database, worker
+            assert log_events(worker, "broker_available")
+            assert worker.stop(signal.SIGTERM) == 0, worker.tail()
+    finally:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL, timeout_s=10)
