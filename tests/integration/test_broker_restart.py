@@ -222,3 +222,38 @@ def test_wo_run_waits_for_an_external_broker_that_is_not_there_yet(tmp_path: Pat
     finally:
         if worker.process.poll() is None:
             worker.stop(signal.SIGKILL, timeout_s=10)
+
+
+def test_sigterm_with_a_frozen_embedded_broker_ends_wo_run_within_15_s(tmp_path: Path) -> None:
+    env = clean_env(
+        WO_EMBEDDED_BROKER_PORT=str(free_port()),
+        WO_METRICS_PORT=str(free_port()),
+        WO_DATA_DIR=str(tmp_path / "data"),
+        WO_DATABASE_URL=f"sqlite:///{tmp_path}/wo.db",
+        WO_LOG_FORMAT="json",
+    )
+    worker = PipelineProcess.start(
+        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
+    )
+    try:
+        worker.wait_metrics(TIMEOUT_S)
+        up = lambda: log_events(worker, "intake_partitions_assigned") or None  # noqa: E731
+        wait_for(up, TIMEOUT_S, "the worker to be up", describe=worker.tail)
+        (broker_pid,) = [p for p in children_of(worker.pid) if p in pids_with_cmdline(" broker ")]
+        os.kill(broker_pid, signal.SIGSTOP)  # it accepts connections and answers nothing
+        wait_for(
+            lambda: [e for e in log_events(worker, "worker_waiting") if e["on"] == "broker"] or None,
+            TIMEOUT_S,
+            "the worker to wait for the broker",
+            describe=worker.tail,
+        )
+        started = time.monotonic()
+        code = worker.stop(signal.SIGTERM, timeout_s=30)
+        took = time.monotonic() - started
+        print(f"\nSIGTERM with the broker frozen: exit {code} after {took:.1f} s")
+        assert code == 0, worker.tail()
+        assert took < 15, worker.tail()
+        assert broker_pid not in pids_with_cmdline(" broker ")  # the frozen child went too
+    finally:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL, timeout_s=10)
