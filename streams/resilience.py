@@ -218,7 +218,9 @@ async def every(
     try:
         while True:
             delay = interval_s
-            if _asks(when):
+            if not _asks(when):
+                outage.close()  # not its turn (another worker leads): it waits for nothing
+            else:
                 try:
                     await job()
                 except (Exception, asyncio.CancelledError) as exc:

@@ -155,3 +155,28 @@ def test_topics_missing_or_with_another_partition_count_are_not_as_expected() ->
     assert dict(difference.changed) == {"a": (6, 4)}
     assert len(difference) == 2
     assert difference.describe() == "missing: b; partition count changed: a 6 -> 4"
+
+
+def test_a_periodic_job_no_longer_asked_to_run_waits_for_nothing() -> None:
+    leader = [True]
+
+    async def job() -> None:
+        raise database_down()
+
+    async def run() -> tuple[float, float]:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, leader.clear)  # leadership moved to another worker mid-outage
+        loop.call_later(0.8, stopping.set)
+        before = waiting(WaitingOn.database)
+        task = asyncio.ensure_future(
+            every(Task.escalations, 0.1, job, when=lambda: bool(leader), stopping=stopping)
+        )
+        await asyncio.sleep(0.2)
+        during = waiting(WaitingOn.database) - before
+        await asyncio.sleep(0.4)
+        after = waiting(WaitingOn.database) - before
+        await task
+        return during, after
+
+    assert asyncio.run(run()) == (1, 0)
