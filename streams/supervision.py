@@ -92,6 +92,9 @@ class SupervisionCollector(Collector):
         yield self._leader_family(leader)
         if leader:
             yield from self._order_families()
+        else:
+            with self._lock:
+                self._outage.close()  # another worker exports them: this one waits for nothing
         yield self._failures_family()
 
     def _order_families(self) -> Iterator[Metric]:
