@@ -95,7 +95,17 @@ def test_three_database_outages_while_events_flow_lose_and_repeat_nothing(
     retries = metric_samples(process.metrics_text(), "wo_worker_retries_total")
     assert retries[(("on", "database"), ("task", "intake"))] >= len(waiting)
     assert len([e for e in waiting if e["task"] == "intake"]) <= 3
-    assert all(value == 0 for value in metric_samples(process.metrics_text(), "wo_worker_waiting").values())
+
+    def waiting_for_nothing() -> bool:
+        return all(
+            value == 0 for value in metric_samples(process.metrics_text(), "wo_worker_waiting").values()
+        )
+
+    def what_waits() -> str:
+        text = process.metrics_text()
+        return "\n".join(line for line in text.splitlines() if line.startswith("wo_worker_")) + process.tail()
+
+    wait_for(waiting_for_nothing, 15, "wo_worker_waiting back to 0", describe=what_waits)
     assert process.stop(signal.SIGTERM) == 0, process.tail()
 
 
