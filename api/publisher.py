@@ -34,6 +34,7 @@ class KafkaCommandPublisher:
                     bootstrap_servers=self._bootstrap.split(","),
                     acks="all",
                     retries=3,
+                    allow_auto_create_topics=False,  # never made with the broker's defaults
                     request_timeout_ms=int(self._timeout_s * 1000),
                     max_block_ms=int(self._timeout_s * 1000),
                     bootstrap_timeout_ms=int(self._timeout_s * 1000),

@@ -805,7 +805,7 @@ class CrashReport:
                 "unexpected worker exits",
                 f"{len(self.unexpected_exits)} {self.unexpected_exits or ''}".strip(),
             ),
-            ("intake/command batch retries (logged)", f"{self.batch_retries}"),
+            ("outages a task waited out (worker_waiting lines)", f"{self.batch_retries}"),
             ("exit codes at the final SIGTERM", " ".join(str(code) for code in self.final_exit_codes)),
             ("elapsed", f"{self.elapsed_s:.1f} s"),
         ]
@@ -904,7 +904,7 @@ def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None =
                 release()
             report.starts = sum(slot.starts for slot in slots)
             report.unexpected_exits = [code for slot in slots for code in slot.unexpected_exits]
-            report.batch_retries = sum(slot.log_text().count('"intake_batch_failed"') for slot in slots)
+            report.batch_retries = sum(slot.log_text().count('"worker_waiting"') for slot in slots)
             say("auditing the database and the output topics")
             _audit(report, workload, url, broker.bootstrap, topics)
         failed = bool(report.failures())

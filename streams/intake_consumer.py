@@ -35,8 +35,8 @@ from services.failures import error_name
 from services.intake import InboundMessage, Intake, IntakeResult, combined
 from streams import metrics
 from streams.outputs import Outputs, aiokafka_security
-from streams.retry import Loop, settle
-from streams.supervision import PartitionPosition
+from streams.resilience import Outage, Stopped, Task, close_quietly
+from streams.retry import settle
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +45,12 @@ log = structlog.get_logger(__name__)
 #: leader kill stalled faust's commands consumer that long (bench/README, drills).
 METADATA_MAX_AGE_MS = 30_000
 
-#: How long stopping waits for the batch in hand before leaving it to be re-delivered.
-STOP_WAIT_S = 15.0
+#: How long stopping waits for the batch in hand before leaving it to be re-delivered (a
+#: batch waiting out an outage is abandoned at once; this is for one being stored): the
+#: worker must be gone within 15 s of SIGTERM.
+STOP_WAIT_S = 8.0
+#: How long leaving the group may take when stopping (the broker may be gone).
+CONSUMER_STOP_WAIT_S = 3.0
 
 
 class IntakeConsumer(mode.Service):
@@ -70,8 +74,14 @@ class IntakeConsumer(mode.Service):
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._exactly_once = settings.processing_guarantee is ProcessingGuarantee.exactly_once
+        #: Set when the worker stops, or (``_suspended``) while its topics are not as expected:
+        #: either ends the wait of a batch that waits out an outage.
+        self._stopping = asyncio.Event()
+        self._suspended = asyncio.Event()
+        self._abandon = asyncio.Event()
 
-    async def on_start(self) -> None:
+    async def _open(self) -> None:
+        """A new consumer, subscribed (the consuming loop makes one when there is none)."""
         settings = self._settings
         consumer = AIOKafkaConsumer(
             isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
@@ -88,10 +98,24 @@ class IntakeConsumer(mode.Service):
             **aiokafka_security(settings),
         )
         consumer.subscribe(sorted(settings.topics.inbound()), listener=_FinishBatchFirst(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+            raise
+        if self._abandon.is_set():  # suspended or stopped while it started: not this one
+            await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+            return
         self._consumer = consumer
 
     async def on_stop(self) -> None:
+        self._stopping.set()
+        self._abandon.set()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Stop consuming: the batch in hand is finished if it is being stored, abandoned
+        (not committed, so delivered again) if it waits out an outage."""
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
@@ -101,16 +125,40 @@ class IntakeConsumer(mode.Service):
             log.warning("intake_stopped_mid_batch", detail="the batch will be re-delivered")
         else:
             self._batch_in_hand.release()
-        await consumer.stop()
+        await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
+
+    async def suspend(self) -> None:
+        """The topics are not as expected (the broker lost them): abandon the batch in hand
+        (its offsets mean nothing on re-created topics; what it stored is re-published from
+        the database) and consume nothing until :meth:`resume`."""
+        self._suspended.set()
+        self._abandon.set()
+        await self._close()
+        self._processed.clear()
+        self._committed.clear()
+
+    async def resume(self) -> None:
+        """The topics are back as expected: consume again, with a new consumer."""
+        if self._stopping.is_set():
+            return
+        self._abandon.clear()
+        self._suspended.clear()
 
     @mode.Service.task
     async def _consume(self) -> None:
         interval_s = self._settings.intake_batch_interval_ms / 1000
         last_batch_at = 0.0
+        fetching = Outage(Task.intake)
         while not self.should_stop:
+            if self._suspended.is_set():
+                await asyncio.sleep(0.05)
+                continue
             consumer = self._consumer
             if consumer is None:
-                await asyncio.sleep(0.05)
+                try:
+                    await self._open()
+                except Exception as exc:
+                    await asyncio.sleep(fetching.failed(exc))
                 continue
             # The consumer keeps fetching meanwhile: the next batch takes what arrived.
             wait_s = last_batch_at + interval_s - time.monotonic()
@@ -122,12 +170,12 @@ class IntakeConsumer(mode.Service):
                     max_records=self._settings.intake_batch_size,
                 )
             except ConsumerStoppedError:
-                return  # stopping
-            except KafkaError as exc:  # aiokafka retries what it can; this is what it could not
-                log.error("intake_fetch_failed", error=type(exc).__name__, detail=str(exc)[:300])
+                continue  # stopping, or suspended
+            except Exception as exc:  # aiokafka retries what it can; this is what it could not
                 metrics.INTAKE_BATCH_FAILURES.inc()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(fetching.failed(exc))
                 continue
+            fetching.succeeded()
             messages = [
                 InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                 for records in fetched.values()
@@ -139,7 +187,10 @@ class IntakeConsumer(mode.Service):
             async with self._batch_in_hand:
                 # Transient failures are waited out; a message that fails permanently is
                 # isolated and dead-lettered, and the rest of the batch goes on.
-                parts = await settle(self._process, messages, self._set_aside, Loop.intake)
+                try:
+                    parts = await settle(Task.intake, self._counted, messages, self._set_aside, self._abandon)
+                except Stopped:
+                    continue  # not committed: delivered again (or re-published from the database)
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
@@ -156,6 +207,13 @@ class IntakeConsumer(mode.Service):
         result = self._intake.unprocessable(message, error_name(error), self._clock())
         await self._outputs.publish((), result.dead_letters)
         return result, {}
+
+    async def _counted(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
+        try:
+            return await self._process(messages)
+        except Exception:
+            metrics.INTAKE_BATCH_FAILURES.inc()
+            raise
 
     async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
         """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
@@ -188,7 +246,7 @@ class IntakeConsumer(mode.Service):
             return
         try:
             await consumer.commit({tp: OffsetAndMetadata(n, "") for tp, n in offsets.items()})
-        except KafkaError as exc:
+        except Exception as exc:
             log.warning("offsets_not_committed", error=type(exc).__name__, detail=str(exc)[:300])
             return
         self._committed.update(offsets)
@@ -211,19 +269,10 @@ class IntakeConsumer(mode.Service):
                 committed = None
             self._committed[tp] = committed or 0
 
-    def positions(self) -> list[PartitionPosition]:
-        """The assigned partitions' log end and committed offsets (for the lag gauge; any thread)."""
+    def assigned(self) -> list[tuple[str, int]]:
+        """The partitions this worker consumes now (for the lag gauge)."""
         consumer = self._consumer
-        if consumer is None:
-            return []
-        found = []
-        for tp in sorted(consumer.assignment()):
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # revoked while we looked
-                end = None
-            found.append(PartitionPosition(tp.topic, tp.partition, end, self._committed.get(tp, 0)))
-        return found
+        return [(tp.topic, tp.partition) for tp in consumer.assignment()] if consumer is not None else []
 
     def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())

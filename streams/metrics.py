@@ -2,8 +2,9 @@
 
 Labels are closed sets: ``kind``, ``unit``, ``priority``, ``reason``, ``route`` (route keys
 of the policy), ``level``, ``topic``, ``on_time`` and ``platform`` (bounded: see
-``platform_label``). Never a plate, a name, a phone, a ticket id, a work-order id or free
-text in a label (tests/monitoring enforces it on a running pipeline).
+``platform_label``); ``task`` and ``on`` of streams/resilience (enums). Never a plate, a
+name, a phone, a ticket id, a work-order id or free text in a label (tests/monitoring
+enforces it on a running pipeline).
 
 Several workers: every worker exports the counters and histograms of what it handled,
 so they add up with ``sum`` (``sum by (le, ...)`` for histograms); the last event time
@@ -147,17 +148,11 @@ INTAKE_BATCH_FAILURES = Counter(
     "wo_intake_batch_failures_total",
     "Intake batches that failed (database or broker unavailable) and will be retried.",
 )
-WORKER_WAITING = Gauge(
-    "wo_worker_waiting",
-    "1 while a loop of the worker (intake, commands, outbox) waits out a transient failure "
-    "of what it names (database, broker, network), keeping its work in hand; 0 once it resumed.",
-    ["loop", "waiting_for"],
-)
 UNPROCESSABLE = Counter(
     "wo_unprocessable_total",
-    "Messages (or outbox rows) a loop gave up on: they failed alone, permanently, and were "
+    "Messages (or outbox rows) a task gave up on: they failed alone, permanently, and were "
     "dead-lettered or refused (outbox: left unpublished) so that the rest went on.",
-    ["loop"],
+    ["task"],
 )
 INTAKE_BATCH_SECONDS = Histogram(
     "wo_intake_batch_duration_seconds",

@@ -10,6 +10,10 @@ transactional producer, in one Kafka transaction with the batch's input offsets
 (``publish_committing``): a ``read_committed`` consumer sees them exactly when the offsets
 commit. Its transactional id is fixed for the process, so a retry after an error fences
 and aborts what the failed attempt left open at once.
+
+While the topic check (streams/topic_watch) finds the topics not as expected, the gate is
+shut: every send raises ``TopicsNotReady`` (the caller retries), and when it opens again
+a new producer is made (the old one's metadata describes the lost topics).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
+from streams.resilience import TopicsNotReady, close_quietly
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +42,8 @@ Message = tuple[str, bytes | None, bytes]
 
 #: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
 _ENVELOPE_BYTES = 64 * 1024
+#: How long stopping a producer may take (flushing to a broker that may be gone).
+STOP_WAIT_S = 3.0
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
@@ -64,18 +71,36 @@ class Outputs(mode.Service):
         self._partitioner = DefaultPartitioner()
         self._transactional: AIOKafkaProducer | None = None
         self.transactional_id = f"{settings.consumer_group}-intake-{uuid.uuid4().hex[:12]}"
+        self._shut = False
 
     async def on_start(self) -> None:
         await self._ensure_producer()
 
     async def on_stop(self) -> None:
-        for producer in (self._producer, self._transactional):
-            if producer is not None:
-                await producer.stop()
-        self._producer = self._transactional = None
+        await self._drop_producer()
+
+    async def shut(self) -> None:
+        """Publish nothing until :meth:`reopen`."""
+        self._shut = True
+        await self._drop_producer()
+
+    async def reopen(self) -> None:
+        await self._drop_producer()
+        self._shut = False
+
+    async def _drop_producer(self) -> None:
+        async with self._starting:
+            producer, self._producer = self._producer, None
+            transactional, self._transactional = self._transactional, None
+        for dropped in (producer, transactional):
+            if dropped is not None:
+                # The broker may be gone: what the producer held is published again later.
+                await close_quietly(dropped.stop(), STOP_WAIT_S, "producer")
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         # Agents may publish before the service has been started: whoever comes first starts it.
+        if self._shut:
+            raise TopicsNotReady("the worker's topics are not as expected: publishing is paused")
         async with self._starting:
             if self._producer is None:
                 producer = new_producer(self._settings)
@@ -93,6 +118,8 @@ class Outputs(mode.Service):
         """Publish orders and dead letters and commit ``offsets`` (next offset to read, per
         partition) for ``group_id``, all in one Kafka transaction; on any error it is aborted
         (nothing visible to read_committed consumers, offsets not committed) and raised."""
+        if self._shut:
+            raise TopicsNotReady("the worker's topics are not as expected: publishing is paused")
         if self._transactional is None:
             producer = new_producer(self._settings, transactional_id=self.transactional_id)
             await producer.start()  # InitProducerId: aborts what an earlier attempt left open
@@ -105,12 +132,12 @@ class Outputs(mode.Service):
         except BaseException:
             # The next attempt starts a new producer with the same id (fencing this one).
             self._transactional = None
-            await producer.stop()
+            await close_quietly(producer.stop(), STOP_WAIT_S, "transactional producer")
             raise
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Queue one message; the awaitable returned completes when the broker has it."""
-        producer = self._producer or await self._ensure_producer()
+        producer = await self._ensure_producer()
         sent: Awaitable[Any] = await producer.send(topic, value=value, key=key)
         return sent
 
@@ -137,7 +164,7 @@ class Outputs(mode.Service):
         They go as one record batch per partition (the key picks it, as ``send`` would):
         queueing them one by one cost ~10 µs of CPU each.
         """
-        producer = producer or self._producer or await self._ensure_producer()
+        producer = producer or await self._ensure_producer()
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         partitions: dict[str, list[int]] = {}
         for topic, key, value in messages:

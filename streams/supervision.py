@@ -8,9 +8,14 @@
   double.
 - ``ConsumerLagCollector``: per worker, the messages of its assigned partitions of the
   inbound and command topics it has not committed yet. Partitions are assigned to one
-  worker at a time, so ``sum by (topic)`` over the workers is the group's lag.
+  worker at a time, so ``sum by (topic)`` over the workers is the group's lag. The
+  offsets come from ``LagProbe``, which asks the broker every few seconds for each
+  partition's log end offset and the group's committed offset: the consumers' own view
+  (the high-water mark of their last fetch) stops moving while a batch waits out an
+  outage, and the gauge then showed 15-21 where 2,300-4,450 messages were waiting.
 
-Nothing here may fail a scrape: a database error is logged and counted, and the
+Nothing here may fail a scrape: a database error is counted, logged when the gauges start
+failing and when they recover (streams/resilience, task ``order_gauges``), and the
 database series are left out of that scrape.
 """
 
@@ -24,11 +29,14 @@ from typing import Any, Protocol
 
 import faust
 import structlog
+from aiokafka import TopicPartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
+from streams.broker_probe import BrokerProbe
+from streams.resilience import Outage, Task
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +81,7 @@ class SupervisionCollector(Collector):
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
+        self._outage = Outage(Task.order_gauges)
 
     def describe(self) -> Iterable[Metric]:
         # Names only: registering must not query the database (nor ask faust anything).
@@ -83,6 +92,9 @@ class SupervisionCollector(Collector):
         yield self._leader_family(leader)
         if leader:
             yield from self._order_families()
+        else:
+            with self._lock:
+                self._outage.close()  # another worker exports them: this one waits for nothing
         yield self._failures_family()
 
     def _order_families(self) -> Iterator[Metric]:
@@ -92,8 +104,10 @@ class SupervisionCollector(Collector):
         except Exception as exc:
             with self._lock:
                 self._failures += 1
-            log.warning("supervision_query_failed", error=type(exc).__name__, detail=str(exc)[:300])
+                self._outage.failed(exc)  # the next scrape is the retry
             return
+        with self._lock:
+            self._outage.succeeded()
         open_, overdue, oldest = self._families()
         counts: dict[tuple[str, str, str], tuple[int, int]] = {
             (unit, kind.value, priority.value): (0, 0)
@@ -167,30 +181,60 @@ class PartitionPosition:
 
 
 Positions = Callable[[], list[PartitionPosition]]
+#: The (topic, partition) pairs a consumer has now.
+Assigned = Callable[[], Iterable[tuple[str, int]]]
+
+#: How often the lag gauge's offsets are asked of the broker.
+LAG_REFRESH_SECONDS = 5.0
 
 
-def faust_positions(app: faust.App) -> Positions:
-    """The partitions of faust's consumer (the commands topic, faust's own topics)."""
+def faust_assigned(app: faust.App) -> Assigned:
+    """The partitions faust's consumer has (the commands topic, faust's own topics)."""
 
-    def positions() -> list[PartitionPosition]:
+    def assigned() -> list[tuple[str, int]]:
         consumer = getattr(app, "_consumer", None)
         if consumer is None:
             return []
         try:
-            partitions = sorted(consumer.assignment())
-            committed = dict(consumer._committed_offset)
-        except Exception:
+            return [(tp.topic, tp.partition) for tp in consumer.assignment()]
+        except Exception:  # not started, or rebalancing
             return []
-        found = []
-        for tp in partitions:
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # revoked while we looked
-                end = None
-            found.append(PartitionPosition(tp.topic, tp.partition, end, committed.get(tp) or 0))
-        return found
 
-    return positions
+    return assigned
+
+
+class LagProbe:
+    """Log end offset and the group's committed offset of each partition the worker's
+    consumers have, asked of the broker (a periodic job: streams/resilience)."""
+
+    def __init__(
+        self, probe: BrokerProbe, consumers: Sequence[tuple[str, Assigned]], topics: Iterable[str]
+    ) -> None:
+        """``consumers``: (consumer group, its assigned partitions) per consumer."""
+        self._probe = probe
+        self._consumers = list(consumers)
+        self._topics = frozenset(topics)
+        self._positions: list[PartitionPosition] = []
+
+    async def refresh(self) -> None:
+        found: list[PartitionPosition] = []
+        try:
+            for group, assigned in self._consumers:
+                partitions = sorted(TopicPartition(t, p) for t, p in assigned() if t in self._topics)
+                ends = await self._probe.end_offsets(partitions)
+                committed = await self._probe.committed(group, partitions)
+                found += [
+                    PartitionPosition(tp.topic, tp.partition, ends.get(tp), committed.get(tp, 0))
+                    for tp in partitions
+                ]
+        except BaseException:
+            self._positions = []  # unknown while the broker does not answer
+            raise
+        self._positions = found
+
+    def positions(self) -> list[PartitionPosition]:
+        """The last answer (any thread)."""
+        return self._positions
 
 
 class ConsumerLagCollector(Collector):
@@ -248,7 +292,7 @@ def register(
     positions: Sequence[Positions] = (),
     registry: CollectorRegistry = REGISTRY,
 ) -> None:
-    """Export the database gauges (leader only) and this worker's consumer lag on ``registry``:
-    faust's consumer's partitions and those of ``positions`` (the intake consumer's)."""
+    """Export the database gauges (leader only) and this worker's consumer lag on ``registry``
+    (the partitions of ``positions``: LagProbe.positions)."""
     registry.register(SupervisionCollector(repository, units, faust_leader(app)))
-    registry.register(ConsumerLagCollector([faust_positions(app), *positions], topics))
+    registry.register(ConsumerLagCollector(positions, topics))

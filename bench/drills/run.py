@@ -28,7 +28,7 @@ from wo.kafka_cluster import BrokerKind, running_broker
 
 BROKERS = 3
 #: Worker log events counted in the report (retries and failures the workers survived).
-COUNTED_EVENTS = ("intake_batch_failed", "offsets_not_committed", "intake_fetch_failed")
+COUNTED_EVENTS = ("worker_waiting", "offsets_not_committed", "unprocessable")
 
 
 @dataclass(frozen=True)

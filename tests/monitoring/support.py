@@ -219,6 +219,6 @@ ALLOWED_LABELS = {
     "topic",
     "on_time",
     "action",
-    "loop",
-    "waiting_for",
+    "task",  # streams/resilience.Task
+    "on",  # streams/resilience.WaitingOn
 }

@@ -10,7 +10,8 @@ import subprocess
 import yaml
 from prometheus_client import REGISTRY
 
-import streams.metrics  # noqa: F401  (registers the metric families: this file must pass alone too)
+import streams.metrics
+import streams.topic_watch
 from streams.supervision import ConsumerLagCollector, SupervisionCollector
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.monitoring.support import (
@@ -26,6 +27,10 @@ from tests.monitoring.support import (
 )
 
 NAME = re.compile(r"\b(wo_[a-z0-9_]+|[a-z_]+:wo_[a-z0-9_]+:[a-z0-9_$]+)")
+
+
+#: Modules whose metrics register when imported (exported_names reads the registry).
+METRIC_MODULES = (streams.metrics, streams.topic_watch)
 
 
 def exported_names() -> set[str]:

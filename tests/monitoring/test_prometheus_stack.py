@@ -40,10 +40,9 @@ from processors.routing import CONFLICT_OF_INTEREST_KEY
 from schemas.commands import CommandAction
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
-from services.failures import WaitingFor
 from services.policy_files import load_policy
 from streams.metrics import PLATFORM_ID
-from streams.retry import Loop
+from streams.resilience import Task, WaitingOn
 from tests.integration.pipeline_support import (
     REPO_ROOT,
     SAMPLES,
@@ -543,8 +542,8 @@ def label_problems(text: str, personal: set[str]) -> list[str]:
         "topic": set(TOPICS.all()),
         "route": {route.key for route in policy.routing.route.walk()} | {CONFLICT_OF_INTEREST_KEY},
         "action": {a.value for a in CommandAction},
-        "loop": {loop.value for loop in Loop},
-        "waiting_for": {cause.value for cause in WaitingFor},
+        "task": {task.value for task in Task},
+        "on": {cause.value for cause in WaitingOn},
     }
     problems = []
     for family in text_string_to_metric_families(text):

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,9 +28,9 @@ from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from streams.supervision import (
     ConsumerLagCollector,
+    PartitionPosition,
     SupervisionCollector,
     faust_leader,
-    faust_positions,
     register,
 )
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
@@ -165,41 +165,18 @@ def test_leadership_is_false_until_the_consumer_exists_and_on_errors() -> None:
     assert faust_leader(fake_app(_consumer=object(), is_leader=lambda: True))() is True
 
 
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-class FakeConsumer:
-    def __init__(self, assigned: dict[TP, int | None], committed: dict[TP, int]) -> None:
-        self._assigned = assigned
-        self._committed_offset = committed
-
-    def assignment(self) -> set[TP]:
-        return set(self._assigned)
-
-    def highwater(self, tp: TP) -> int | None:
-        end = self._assigned[tp]
-        if end is not None and end < 0:
-            raise AssertionError("Partition is not assigned")  # revoked meanwhile
-        return end
-
-
 def test_consumer_lag_sums_this_workers_partitions_per_topic() -> None:
     alarms, complaints, leader = TOPICS.vehicle_alarms, TOPICS.complaints, "wo-pipeline-__assignor-__leader"
-    consumer = FakeConsumer(
-        {
-            TP(alarms, 0): 120,  # 100 committed: 20 behind
-            TP(alarms, 3): 7,  # nothing committed yet: 7 behind
-            TP(alarms, 4): None,  # no fetch answered yet: unknown
-            TP(complaints, 1): 5,  # caught up
-            TP(complaints, 2): -1,  # revoked while we looked
-            TP(leader, 0): 99,  # faust's own topic: not ours
-        },
-        {TP(alarms, 0): 100, TP(complaints, 1): 5, TP(leader, 0): 0},
-    )
+    positions = [
+        PartitionPosition(alarms, 0, 120, 100),  # 20 behind
+        PartitionPosition(alarms, 3, 7, 0),  # nothing committed yet: 7 behind
+        PartitionPosition(alarms, 4, None, 0),  # log end not known: left out
+        PartitionPosition(complaints, 1, 5, 5),  # caught up
+        PartitionPosition(complaints, 2, 3, 9),  # committed past a re-created topic's end: 0, not -6
+        PartitionPosition(leader, 0, 99, 0),  # faust's own topic: not ours
+    ]
     topics = [*TOPICS.inbound(), TOPICS.commands]
-    collector = ConsumerLagCollector([faust_positions(fake_app(_consumer=consumer))], topics)
+    collector = ConsumerLagCollector([lambda: positions], topics)
     found: dict[str, dict[str, float]] = {}
     for family in collector.collect():
         for sample in family.samples:
@@ -207,7 +184,7 @@ def test_consumer_lag_sums_this_workers_partitions_per_topic() -> None:
     assert found["wo_kafka_consumer_lag"] == {alarms: 27, complaints: 0}
     assert found["wo_kafka_assigned_partitions"] == {t: {alarms: 3, complaints: 2}.get(t, 0) for t in topics}
 
-    idle = ConsumerLagCollector([faust_positions(fake_app(_consumer=None))], topics)
+    idle = ConsumerLagCollector([list], topics)
     samples = [s for family in idle.collect() for s in family.samples]
     assert {s.name for s in samples} == {"wo_kafka_assigned_partitions"}
     assert {s.value for s in samples} == {0}

@@ -1,0 +1,109 @@
+"""The broker as ``wo run`` keeps it: the topics' partition counts at start, and the
+embedded broker restarted when it dies (streams/topic_watch.BrokerChild)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+
+from config.settings import Settings
+from wo.embedded_broker import EmbeddedBroker, _open_admin, ensure_topics
+
+log = structlog.get_logger(__name__)
+
+#: faust's leader-election topic (faust.assignor.leader_assignor): one partition.
+LEADER_TOPIC_SUFFIX = "-__assignor-__leader"
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create the missing topics with the configured partition count (and, on the embedded
+    broker, faust's leader topic, which faust creates only when it starts); the names created."""
+    created = ensure_topics(
+        settings.bootstrap_servers,
+        settings.topics.all(),
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+        client_options=settings.kafka_client_options(),
+    )
+    if settings.embedded_broker:
+        created += ensure_topics(
+            settings.bootstrap_servers,
+            [settings.commands_consumer_group + LEADER_TOPIC_SUFFIX],
+            1,
+            settings.topic_replication_factor,
+        )
+    return created
+
+
+def partition_counts(
+    bootstrap: str, topics: Iterable[str], client_options: Mapping[str, Any], timeout_s: float = 10
+) -> dict[str, int]:
+    """Partitions of each topic that exists (kafka-python's describe never creates one)."""
+    admin = _open_admin(bootstrap, timeout_s, client_options)
+    try:
+        described = admin.describe_topics(sorted(set(topics)))
+    finally:
+        admin.close()
+    return {
+        str(topic["name"]): len(topic.get("partitions") or [])
+        for topic in described
+        if topic.get("error_code", 0) == 0
+    }
+
+
+def wait_for_broker(settings: Settings, max_delay_s: float = 15.0) -> None:
+    """Until the external broker answers a metadata request: said once when it does not
+    (``broker_unavailable``) and once when it does; retried after 1 s doubling to 15 s.
+    SIGTERM or Ctrl-C ends the wait (no handler is installed yet)."""
+    delay, since, attempts = 1.0, time.monotonic(), 0
+    while True:
+        try:
+            admin = _open_admin(settings.bootstrap_servers, 5.0, settings.kafka_client_options())
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+        except Exception as exc:
+            attempts += 1
+            if attempts == 1:
+                log.warning(
+                    "broker_unavailable",
+                    bootstrap=settings.bootstrap_servers,
+                    error=type(exc).__name__,
+                    detail="waiting for it before setting up the topics (said again when it answers)",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            continue
+        if attempts:
+            log.info(
+                "broker_available", waited_s=round(time.monotonic() - since, 1), failed_attempts=attempts
+            )
+        return
+
+
+class EmbeddedBrokerChild:
+    """The embedded broker for the topic watch: what happened to it, and a restart."""
+
+    def __init__(self, broker: EmbeddedBroker, settings: Settings) -> None:
+        self._broker = broker
+        self._settings = settings
+
+    def death(self) -> str | None:
+        if self._broker.running:
+            return None
+        return f"(pid {self._broker.pid}) exited with code {self._broker.exit_code}"
+
+    async def restart(self) -> None:
+        if not self._broker.running:
+            self._broker.stop()  # reaps the dead child
+            # On the event loop's thread, the main one: the child's death signal is tied to
+            # the thread that starts it (embedded_broker._make_preexec). Ready in ~50 ms.
+            self._broker.start()
+            log.info("embedded_broker_started", bootstrap=self._broker.bootstrap, pid=self._broker.pid)
+        created = await asyncio.to_thread(create_topics, self._settings)
+        log.info("topics_ready", created=created, partitions=self._settings.topic_partitions)
