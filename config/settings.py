@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # Storage.
     database_url: str = Field(default=f"sqlite:///{REPO_ROOT / 'var' / 'workorders.db'}")
     data_dir: Path = REPO_ROOT / "var"
-    #: At start, how long to wait for the database before giving up with a clear error.
-    database_startup_wait_s: float = Field(default=300.0, ge=0)
+    #: At start, how long to wait for the database before exiting 4 with a clear error; unset:
+    #: as long as it takes (the worker exits only on a signal or a configuration error).
+    database_startup_wait_s: float | None = Field(default=None, ge=0)
 
     # Policy files (routes, units, deadlines).
     policy_dir: Path = REPO_ROOT / "policy"

@@ -116,12 +116,15 @@ class DatabaseUnavailable(Exception):
 
 
 def wait_for_database(
-    url: str, timeout_s: float, on_retry: Callable[[float, Exception], None], first_delay_s: float = 0.5
+    url: str,
+    timeout_s: float | None,
+    on_retry: Callable[[float, Exception], None],
+    first_delay_s: float = 0.5,
 ) -> None:
     """Connect until the database answers, backing off (0.5 s doubling to 15 s); raise
-    DatabaseUnavailable naming the cause after ``timeout_s``."""
+    DatabaseUnavailable naming the cause after ``timeout_s`` (None: never)."""
     engine = create_engine(url)
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
     delay = first_delay_s
     try:
         while True:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,28 @@ def test_wo_run_with_the_database_down_exits_with_a_clear_message(tmp_path: Path
     assert run.returncode == 4, run.stderr[-2000:]
     assert "database_unavailable" in run.stderr  # each retry is logged
     assert "unreachable for 2 s" in run.stderr.splitlines()[-1]
+
+
+def test_wo_run_waits_for_a_database_that_is_down_as_long_as_it_takes(tmp_path: Path) -> None:
+    """By default the worker never gives up on the database: it says what it waits for,
+    and a SIGTERM ends it at once."""
+    env = clean_env(
+        WO_DATA_DIR=str(tmp_path),
+        WO_EMBEDDED_BROKER_PORT=str(free_port()),
+        WO_METRICS_PORT=str(free_port()),
+        WO_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/workorders",
+        WO_LOG_FORMAT="json",
+    )
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        run = subprocess.Popen([str(ROOT / ".venv" / "bin" / "wo"), "run"], env=env, stderr=stderr)
+        try:
+            time.sleep(8)  # past several retries (0.5 s doubling)
+            assert run.poll() is None, log.read_text()[-2000:]
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=15)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    text = log.read_text()
+    assert text.count('"database_unavailable"') >= 3
