@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,9 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from api.app import CommandNotPublished
+from processors.command_signing import sign
 from schemas.commands import WorkOrderCommand
+from services.sender_keys import SigningKey
 
 
 class KafkaCommandPublisher:
@@ -18,9 +21,11 @@ class KafkaCommandPublisher:
         self,
         bootstrap: str,
         topic: str,
+        signing_key: SigningKey,
         timeout_s: float = 5.0,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
+        self._signing_key = signing_key
         self._client_options = dict(client_options or {})
         self._bootstrap = bootstrap
         self._topic = topic
@@ -40,10 +45,11 @@ class KafkaCommandPublisher:
                     bootstrap_timeout_ms=int(self._timeout_s * 1000),
                     **self._client_options,
                 )
+            value = command.model_dump_json(by_alias=True, exclude_none=True).encode()
+            # Signed over exactly the object sent (the worker checks what it reads).
+            headers = sign(json.loads(value), self._signing_key.key_id, self._signing_key.private_key)
             self._producer.send(
-                self._topic,
-                key=command.work_order_id.encode(),
-                value=command.model_dump_json(by_alias=True, exclude_none=True).encode(),
+                self._topic, key=command.work_order_id.encode(), value=value, headers=headers
             ).get(timeout=self._timeout_s)
         except KafkaError as exc:
             # The caller is told nothing was recorded: the command must not go out later from

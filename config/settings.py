@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     #: YAML list of bearer tokens (hashed) with their role and unit; see README "HTTP API".
     api_tokens_file: Path | None = None
+    #: The API's command-signing key (`wo keys make`); unset: made in data_dir on first start
+    #: and trusted by this worker (see docs/signing.md).
+    api_signing_key_file: Path | None = None
     #: `wo orders`: the API to talk to (default http://api_host:api_port) and the caller's token.
     api_url: str | None = None
     api_token: SecretStr | None = None

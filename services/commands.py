@@ -8,6 +8,7 @@ event; an order reassigned or extended is published again to its unit.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from typing import Any
 
 import structlog
 
+from processors.command_signing import SignatureRefusal, check
 from processors.intake import Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
 from schemas.commands import LifecycleEvent, WorkOrderCommand
 from schemas.deadletter import DeadLetter, RejectionReason
+from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import error_name, transient
@@ -67,24 +70,35 @@ DISPATCHED = "dispatched"
 
 class CommandHandler:
     def __init__(
-        self, repository: WorkOrderRepository, units: frozenset[str], policy: LifecyclePolicy
+        self,
+        repository: WorkOrderRepository,
+        units: frozenset[str],
+        policy: LifecyclePolicy,
+        senders: SenderKeys,
     ) -> None:
         self._repository = repository
         self._units = units
         self._policy = policy
+        self._senders = senders
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> CommandResult:
-        """A batch from Kafka: undecodable commands become dead letters, the rest are executed."""
+        """A batch from Kafka: undecodable commands become dead letters, commands whose
+        signature does not let them act are refused (unrecorded, so their command_id stays
+        free), the rest are executed; all in one transaction."""
         result = CommandResult()
-        commands: list[WorkOrderCommand] = []
+        commands: list[WorkOrderCommand | Refused] = []
         for message in messages:
             decoded = decode_command(message.value)
             if isinstance(decoded, Rejection):
                 result.dead_letters.append(dead_letter(message, decoded, now))
                 result.rejected[decoded.reason.value] += 1
-            else:
-                commands.append(decoded)
-        for outcome in self.execute(commands, now):
+                continue
+            assert message.value is not None  # decoded, so there was a value
+            code = check(json.loads(message.value), message.headers, self._senders, decoded.actor.unit)
+            commands.append(
+                decoded if code is None else Refused(decoded, Refusal(code.value, _SIGNATURE_REASONS[code]))
+            )
+        for outcome in self._execute(commands, now):
             result.outcomes.append(outcome)
             if outcome.outcome == "applied":
                 result.applied[outcome.command.action.value] += 1
@@ -127,12 +141,17 @@ class CommandHandler:
 
     def execute(self, commands: Sequence[WorkOrderCommand], now: datetime) -> list[CommandOutcome]:
         """Decide and record each command, in order, in one transaction."""
+        return self._execute(commands, now)
 
+    def _execute(self, commands: Sequence[WorkOrderCommand | Refused], now: datetime) -> list[CommandOutcome]:
         def work(batch: CommandBatch) -> list[CommandOutcome]:
             batch.lock_orders([c.work_order_id for c in commands])
-            seen = batch.processed([c.command_id for c in commands])
+            seen = batch.processed([c.command_id for c in commands if isinstance(c, WorkOrderCommand)])
             outcomes = []
             for command in commands:
+                if isinstance(command, Refused):
+                    outcomes.append(_refuse_signature(batch, command))
+                    continue
                 if command.command_id in seen:
                     outcomes.append(CommandOutcome(command, "duplicate", None))
                     continue
@@ -178,6 +197,41 @@ class CommandHandler:
         )
         _announce(batch, event, order if decision.redispatch else None)
         return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A command its signature does not let act: audited, never applied nor recorded."""
+
+    command: WorkOrderCommand
+    refusal: Refusal
+
+    @property
+    def work_order_id(self) -> str:
+        return self.command.work_order_id
+
+
+_SIGNATURE_REASONS = {
+    SignatureRefusal.unsigned: "the command is not signed",
+    SignatureRefusal.unknown_key: "the command is signed by a key that is not listed",
+    SignatureRefusal.retired_key: "the command is signed by a retired key",
+    SignatureRefusal.bad_signature: "the signature does not match the command",
+    SignatureRefusal.beyond_rights: "the signing key may not act as this unit",
+}
+
+
+def _refuse_signature(batch: CommandBatch, refused: Refused) -> CommandOutcome:
+    """Audited in the order's history (when it exists) and on the lifecycle topic, not
+    recorded as processed: a forged command cannot use up a legitimate command_id."""
+    command, refusal = refused.command, refused.refusal
+    order: WorkOrder | None = None
+    if batch.order_row(command.work_order_id) is not None:
+        detail = {"command_id": command.command_id, "action": command.action.value, "code": refusal.code}
+        batch.refused(command.work_order_id, command.actor.unit, {**detail, "reason": refusal.reason})
+        order = batch.order(command.work_order_id)
+    event = _refusal_event(command, refusal, order, batch.now)
+    _announce(batch, event)
+    return CommandOutcome(command, "rejected", event, refusal, order)
 
 
 def _announce(batch: CommandBatch, event: LifecycleEvent, redispatched: WorkOrder | None = None) -> None:

@@ -49,6 +49,8 @@ class InboundMessage:
     #: None for a tombstone.
     value: bytes | None
     timestamp_ms: int | None = None
+    #: The record's headers (a command's signature travels in them).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class WorkOrderStore(Protocol):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -94,3 +96,18 @@ def read_signing_key(path: Path) -> SigningKey:
     if not isinstance(private_key, Ed25519PrivateKey):
         raise SigningKeyError(f"{path}: not an Ed25519 key")
     return SigningKey(head[len(b"key_id: ") :].decode().strip(), private_key)
+
+
+def policy_dir_with_sender(
+    source_dir: Path, target_dir: Path, sender: str, acts_as: tuple[str, ...]
+) -> SigningKey:
+    """A copy of the policy directory ``source_dir`` in ``target_dir`` whose senders.yaml also
+    lists a new key of ``sender`` (for tests and drills that put commands on the topic
+    themselves); the new key, to sign with."""
+    shutil.copytree(source_dir, target_dir, dirs_exist_ok=True)
+    path = target_dir / SENDERS_FILE
+    keys = load_model(path, SenderKeys) if path.exists() else SenderKeys()
+    key = new_signing_key(f"{''.join(c if c.isalnum() else '-' for c in sender)[:40]}-{os.urandom(4).hex()}")
+    keys = keys.with_key(key.public(sender, acts_as))
+    path.write_text(yaml.safe_dump(keys.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    return key

@@ -201,4 +201,22 @@ def _inbound_message(event: Any) -> InboundMessage:
         key=message.key,
         value=message.value,
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        headers=_headers(message.headers),
     )
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """A record's headers as (name, bytes) pairs, whether faust gives a mapping or pairs."""
+    if not raw:
+        return ()
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    return tuple(
+        (name.decode() if isinstance(name, bytes) else str(name), _header_bytes(value))
+        for name, value in pairs
+    )
+
+
+def _header_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else bytes(value)

@@ -27,6 +27,7 @@ from services.escalations import Escalations
 from services.intake import Intake
 from services.policy_files import ReferenceFiles
 from services.policy_set import load_policy_set
+from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
@@ -106,7 +107,13 @@ def run_pipeline(settings: Settings) -> int:
             max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
             guarantee=settings.processing_guarantee,
         )
-        commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle)
+        api_key = _api_signing_key(settings)
+        senders = loaded.senders
+        if api_key is not None and senders.find(api_key.key_id) is None:
+            # The API's key is trusted by this worker (unless senders.yaml lists it: then the
+            # listing, retired or not, decides).
+            senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
+        commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle, senders)
         worker_parts = build_app(
             settings,
             intake,
@@ -127,7 +134,7 @@ def run_pipeline(settings: Settings) -> int:
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
         )
-        api = _start_api(settings, repository)
+        api = _start_api(settings, repository, api_key) if api_key is not None else None
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
         _tune_garbage_collector()
@@ -153,14 +160,36 @@ def run_pipeline(settings: Settings) -> int:
             log.info("embedded_broker_stopped")
 
 
-def _start_api(settings: Settings, repository: WorkOrderRepository) -> uvicorn.Server | None:
-    """Serve the HTTP API in a thread, when tokens are configured (without them nobody could use it)."""
+#: The sender name of the API's own key (made in WO_DATA_DIR when no key file is given).
+API_SENDER = "api (this worker)"
+API_KEY_FILE = "api-signing.key"
+
+
+def _api_signing_key(settings: Settings) -> SigningKey | None:
+    """The key the API signs its commands with; None when the API is off (no tokens file,
+    without which nobody could use it). Without WO_API_SIGNING_KEY_FILE, the worker's own
+    key in WO_DATA_DIR, made on first start."""
     if settings.api_tokens_file is None:
         log.info("api_disabled", reason="no WO_API_TOKENS_FILE: see README, HTTP API")
         return None
+    if settings.api_signing_key_file is not None:
+        return read_signing_key(settings.api_signing_key_file)
+    path = settings.data_dir / API_KEY_FILE
+    if not path.exists():
+        write_signing_key(new_signing_key(f"api-{datetime.now(UTC):%Y%m%d%H%M%S}"), path)
+        log.info("api_signing_key_made", path=str(path))
+    return read_signing_key(path)
+
+
+def _start_api(settings: Settings, repository: WorkOrderRepository, key: SigningKey) -> uvicorn.Server:
+    """Serve the HTTP API in a thread; its commands are signed with ``key``."""
+    assert settings.api_tokens_file is not None
     tokens = load_tokens(settings.api_tokens_file, load_policy_set(settings.policy_dir).policy.units.ids())
     publisher = KafkaCommandPublisher(
-        settings.bootstrap_servers, settings.topics.commands, client_options=settings.kafka_client_options()
+        settings.bootstrap_servers,
+        settings.topics.commands,
+        key,
+        client_options=settings.kafka_client_options(),
     )
     app = create_app(repository, tokens, publisher, wait_s=settings.api_command_wait_s)
     server = uvicorn.Server(
