@@ -53,6 +53,7 @@ from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
 from processors.workorders import work_order_id
 from schemas.policy import Policy
 from services.policy_files import ReferenceFiles, load_policy
+from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
 from storage.database import create_engine, migrate
 from storage.repository import source_key
 from storage.tables import (
@@ -504,10 +505,13 @@ class Publisher(threading.Thread):
         chunks: list[Chunk],
         duration_s: float,
         dispatched: Callable[[list[str]], int],
+        signing_key: SigningKey,
         command_wait_s: float = 10.0,
     ) -> None:
         super().__init__(name="crash-publisher", daemon=True)
         self.bootstrap = bootstrap
+        #: Commands are signed with it (a key the workers trust: ``signed_policy``).
+        self.signing_key = signing_key
         self.chunks = chunks
         self.duration_s = duration_s
         self.dispatched = dispatched
@@ -536,14 +540,22 @@ class Publisher(threading.Thread):
                             if self.dispatched(chunk.targets) >= len(chunk.targets):
                                 break
                         self.stop.wait(0.5)
-                self._send(producer, chunk.commands)
+                self._send(producer, chunk.commands, signed=True)
         except BaseException as exc:
             self.error = exc
         finally:
             producer.close(timeout=10)
 
-    def _send(self, producer: Any, messages: list[Message]) -> None:
-        futures = [producer.send(m.topic, key=m.key, value=m.value) for m in messages]
+    def _send(self, producer: Any, messages: list[Message], signed: bool = False) -> None:
+        futures = [
+            producer.send(
+                m.topic,
+                key=m.key,
+                value=m.value,
+                headers=signed_headers(self.signing_key, m.value) if signed else None,
+            )
+            for m in messages
+        ]
         producer.flush(timeout=self.send_timeout_s)
         for future in futures:
             future.get(timeout=self.send_timeout_s)
@@ -830,6 +842,7 @@ def worker_env(
     database_url: str,
     group: str,
     guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
+    policy_dir: Path = POLICY_DIR,
 ) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WO_")}
     env.update(
@@ -837,7 +850,7 @@ def worker_env(
         WO_KAFKA_BOOTSTRAP=bootstrap,
         WO_DATABASE_URL=database_url,
         WO_CONSUMER_GROUP=group,
-        WO_POLICY_DIR=str(POLICY_DIR),
+        WO_POLICY_DIR=str(policy_dir),
         WO_TOPIC_PARTITIONS=str(PARTITIONS),
         WO_KAFKA_SESSION_TIMEOUT_S="4",
         WO_KAFKA_REBALANCE_TIMEOUT_S="3",
@@ -845,6 +858,12 @@ def worker_env(
         WO_LOG_FORMAT="json",
     )
     return env
+
+
+def signed_policy(workdir: Path) -> tuple[Path, SigningKey]:
+    """A copy of policy/ in ``workdir`` that trusts a new key of the test's publisher; both."""
+    policy_dir = workdir / "policy"
+    return policy_dir, policy_dir_with_sender(POLICY_DIR, policy_dir, "crash test publisher", ("*",))
 
 
 def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None = None) -> CrashReport:
@@ -867,14 +886,20 @@ def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None =
             ensure_topics(broker.bootstrap, topics.all(), PARTITIONS, broker.replication_factor)
             migrate(url)  # once, before the workers: none is killed in the middle of it
             group = f"wo-crash-{uuid.uuid4().hex[:8]}"
-            env = worker_env(broker.bootstrap, url, group, config.guarantee)
+            policy_dir, signing_key = signed_policy(workdir)
+            env = worker_env(broker.bootstrap, url, group, config.guarantee, policy_dir)
             slots = [WorkerSlot(n, env, workdir) for n in range(config.workers)]
             # A kill cycle takes about this long: a start (~5 s), joining (~3 s), some work.
             mean_cycle_s = 8.0 + sum(config.working_kill_s) / 2 * (1 - config.startup_kill_share)
             count_dispatched, release = dispatched_counter(url)
             duration_s = max(1.0, config.kills * mean_cycle_s * 0.8)
             publisher = Publisher(
-                broker.bootstrap, workload.chunks, duration_s, count_dispatched, config.command_wait_s
+                broker.bootstrap,
+                workload.chunks,
+                duration_s,
+                count_dispatched,
+                signing_key,
+                config.command_wait_s,
             )
             try:
                 for slot in slots:

@@ -130,16 +130,17 @@ def _drive(
 ) -> None:
     """Workers and load around the fault, until the group has committed everything."""
     group = f"wo-drill-{uuid.uuid4().hex[:8]}"
+    workdir = Path(report.workdir)
+    policy_dir, signing_key = crash.signed_policy(workdir)
     env = {
-        **crash.worker_env(broker.bootstrap, url, group, config.guarantee),
+        **crash.worker_env(broker.bootstrap, url, group, config.guarantee, policy_dir),
         "WO_TOPIC_REPLICATION_FACTOR": str(BROKERS),
     }
-    workdir = Path(report.workdir)
     slots = [crash.WorkerSlot(n, env, workdir) for n in range(config.workers)]
     inbound = sorted(topics.inbound())
     count_dispatched, release = crash.dispatched_counter(url)
     duration = config.lead_s + config.expected_fault_s() + config.tail_s
-    publisher = DrillPublisher(broker.bootstrap, workload.chunks, duration, count_dispatched)
+    publisher = DrillPublisher(broker.bootstrap, workload.chunks, duration, count_dispatched, signing_key)
     sampler = LagSampler(broker.bootstrap, group, inbound)
 
     def tick() -> None:

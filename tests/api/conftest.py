@@ -34,11 +34,13 @@ from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from api.guard import AuthFailures
 from api.publisher import KafkaCommandPublisher
 from config.settings import Topics
+from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.commands import CommandHandler, CommandResult
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
+from services.sender_keys import new_signing_key
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from wo.embedded_broker import HOST, EmbeddedBroker, ensure_topics, free_port
@@ -51,6 +53,9 @@ SAMPLES = REPO_ROOT / "samples"
 POLICY = load_policy(REPO_ROOT / "policy")
 REFERENCE = load_reference(REPO_ROOT / "policy")
 UNIT_IDS = frozenset(POLICY.units.ids())
+#: The API signs with this key; the tests' handler trusts it (and nothing else).
+API_KEY = new_signing_key("api-tests")
+SENDERS = SenderKeys().with_key(API_KEY.public("api (tests)", ("*",)))
 TOPICS = Topics()
 SAMPLE_TOPICS = {
     "vehicle-alarms.jsonl": TOPICS.vehicle_alarms,
@@ -122,7 +127,9 @@ class CommandConsumer:
             while not self._stop.is_set():
                 for records in consumer.poll(timeout_ms=100).values():
                     messages = [
-                        InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                        InboundMessage(
+                            r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers)
+                        )
                         for r in records
                     ]
                     try:
@@ -213,7 +220,7 @@ class ApiWorld:
 def openapi_document() -> dict[str, Any]:
     """The app's OpenAPI document, at collection time (``parametrize`` needs it before any
     fixture runs). Building the document touches neither the database nor the broker."""
-    unused = KafkaCommandPublisher("127.0.0.1:9", "unused")
+    unused = KafkaCommandPublisher("127.0.0.1:9", "unused", API_KEY)
     document: dict[str, Any] = create_app(
         WorkOrderRepository(create_engine("sqlite://")), Tokens([]), unused
     ).openapi()
@@ -289,9 +296,9 @@ def api_world(
 
     topic = topic_name(owner)
     ensure_topics(bootstrap, [topic], partitions=partitions, replication_factor=1)
-    handler = CommandHandler(repository, UNIT_IDS, POLICY.lifecycle)
+    handler = CommandHandler(repository, UNIT_IDS, POLICY.lifecycle, SENDERS)
     consumer = CommandConsumer(bootstrap, topic, partitions, handler)
-    publisher = KafkaCommandPublisher(bootstrap, topic, timeout_s=publish_timeout_s)
+    publisher = KafkaCommandPublisher(bootstrap, topic, API_KEY, timeout_s=publish_timeout_s)
     app = create_app(repository, token_store, publisher, wait_s=WAIT_S)
     try:
         consumer.start()

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,7 @@ from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage
 from services.policy_files import load_policy
+from services.sender_keys import load_senders, signed_headers
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT, wait_for
@@ -88,10 +90,16 @@ def test_sigkilled_workers_duplicate_lose_and_apply_twice_nothing(
 # --- what the crash test can only hit by chance, made certain ---------------------------
 
 
-def _produce(bootstrap: str, messages: list[tuple[str, bytes, bytes]]) -> None:
+def _produce(
+    bootstrap: str, messages: list[tuple[str, bytes, bytes]], headers: Callable[[bytes], Any] | None = None
+) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000)
     try:
-        for future in [producer.send(topic, key=key, value=value) for topic, key, value in messages]:
+        sent = [
+            producer.send(topic, key=key, value=value, headers=headers(value) if headers else None)
+            for topic, key, value in messages
+        ]
+        for future in sent:
             future.get(timeout=10)
     finally:
         producer.close(timeout=5)
@@ -128,7 +136,9 @@ def test_a_command_committed_by_a_worker_killed_before_publishing_still_gets_pub
         ensure_topics(broker.bootstrap, topics.all(), crash.PARTITIONS, broker.replication_factor)
         migrate(postgres_url)
         group = f"wo-crash-repro-{uuid.uuid4().hex[:8]}"
-        worker = crash.WorkerSlot(0, crash.worker_env(broker.bootstrap, postgres_url, group), tmp_path)
+        policy_dir, key = crash.signed_policy(tmp_path)
+        env = crash.worker_env(broker.bootstrap, postgres_url, group, policy_dir=policy_dir)
+        worker = crash.WorkerSlot(0, env, tmp_path)
         engine = create_engine(postgres_url)
         try:
             worker.start()
@@ -163,16 +173,25 @@ def test_a_command_committed_by_a_worker_killed_before_publishing_still_gets_pub
             # What a worker leaves behind when SIGKILLed after its command batch's transaction
             # committed and before the lifecycle events were acknowledged by the broker: the
             # effects recorded, nothing published, the offsets not committed.
-            handler = CommandHandler(
-                WorkOrderRepository(engine), frozenset(policy.units.ids()), policy.lifecycle
-            )
+            units = frozenset(policy.units.ids())
+            senders = load_senders(policy_dir, units)
+            handler = CommandHandler(WorkOrderRepository(engine), units, policy.lifecycle, senders)
             first = handler.handle(
-                [InboundMessage(topics.commands, 0, n, order_id.encode(), c) for n, c in enumerate(commands)],
+                [
+                    InboundMessage(
+                        topics.commands, 0, n, order_id.encode(), c, None, tuple(signed_headers(key, c))
+                    )
+                    for n, c in enumerate(commands)
+                ],
                 datetime.now(UTC),
             )
             assert [outcome.outcome for outcome in first.outcomes] == ["applied", "applied"]
             # The broker delivers the un-acked commands again, to the restarted worker.
-            _produce(broker.bootstrap, [(topics.commands, order_id.encode(), c) for c in commands])
+            _produce(
+                broker.bootstrap,
+                [(topics.commands, order_id.encode(), c) for c in commands],
+                lambda value: signed_headers(key, value),
+            )
 
             def caught_up() -> bool:
                 end = crash.end_offsets(broker.bootstrap, [topics.commands])

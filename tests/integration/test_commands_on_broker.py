@@ -24,6 +24,7 @@ from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy
+from services.sender_keys import SigningKey, load_senders, policy_dir_with_sender, signed_headers
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import (
@@ -61,6 +62,10 @@ class CommandWorker(Worker):
         run = self.env["WO_TOPICS__DISPATCHED"].split(".")[1]
         self.env.update({f"WO_TOPICS__{name}": f"it.{run}.{name.lower()}" for name in MORE_TOPICS})
         self.process: PipelineProcess | None = None
+        # The worker trusts the tests' key (and only the tests put commands on its topic).
+        self.policy_dir = self.tmp / "policy"
+        self.key: SigningKey = policy_dir_with_sender(REPO_ROOT / "policy", self.policy_dir, "tests", ("*",))
+        self.env["WO_POLICY_DIR"] = str(self.policy_dir)
 
     @property
     def commands_topic(self) -> str:
@@ -81,14 +86,39 @@ class CommandWorker(Worker):
         self.process = self.start()
         return self.process
 
-    def send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    def headers(self, value: bytes, key: SigningKey | None = None) -> list[tuple[str, bytes]]:
+        """Signed with ``key`` (the tests' by default), when the value is a JSON object at all."""
+        try:
+            return signed_headers(key or self.key, value)
+        except ValueError:
+            return []
+
+    def send(
+        self,
+        topic: str,
+        messages: list[tuple[bytes, bytes]],
+        *,
+        signed_by: SigningKey | None = None,
+        unsigned: bool = False,
+    ) -> None:
+        """Commands are signed with the tests' key, or ``signed_by``, or not at all (``unsigned``)."""
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=10_000)
         try:
-            futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+            futures = [
+                producer.send(topic, key=k, value=v, headers=self._sign(topic, v, signed_by, unsigned))
+                for k, v in messages
+            ]
             for future in futures:
                 future.get(timeout=10)
         finally:
             producer.close(timeout=5)
+
+    def _sign(
+        self, topic: str, value: bytes, signed_by: SigningKey | None, unsigned: bool
+    ) -> list[tuple[str, bytes]]:
+        if topic != self.commands_topic or unsigned:
+            return []
+        return self.headers(value, signed_by or self.key)
 
     def send_commands(self, *commands: Json) -> None:
         """Commands keyed by work_order_id (the contract's key): one partition, in order."""
@@ -497,9 +527,10 @@ def test_events_of_commands_stored_before_a_crash_are_published_on_redelivery(
         ]
         messages = [(order_id.encode(), encode(c)) for c in sent]
         # What the crashed worker did: the batch's transaction committed, nothing published.
-        stored = CommandHandler(repository, unit_ids, policy.lifecycle).handle(
+        senders = load_senders(worker.policy_dir, unit_ids)
+        stored = CommandHandler(repository, unit_ids, policy.lifecycle, senders).handle(
             [
-                InboundMessage(worker.commands_topic, 0, n, key, value)
+                InboundMessage(worker.commands_topic, 0, n, key, value, None, tuple(worker.headers(value)))
                 for n, (key, value) in enumerate(messages)
             ],
             now,
