@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from services.sender_keys import policy_dir_with_sender, signed_headers
 from tests.integration.outage_support import Flow, PrivatePostgres, alarm, count_rows, outage
 from tests.integration.pipeline_support import (
+    REPO_ROOT,
     PipelineProcess,
     committed_offsets,
     end_offsets,
@@ -114,6 +116,8 @@ def test_sigterm_during_a_database_outage_ends_the_worker_within_15_s(
 ) -> None:
     run = uuid.uuid4().hex[:6]
     commands_topic = worker.env["WO_TOPICS__COMMANDS"] = f"it.{run}.commands"
+    key = policy_dir_with_sender(REPO_ROOT / "policy", worker.tmp / "policy", "tests", ("*",))
+    worker.env["WO_POLICY_DIR"] = str(worker.tmp / "policy")
     process = worker.start()
     worker.produce([alarm(run, 0)])
     worker.wait_caught_up(process)  # the group is up
@@ -129,7 +133,9 @@ def test_sigterm_during_a_database_outage_ends_the_worker_within_15_s(
         "at": datetime.now(UTC).isoformat(),
     }
     producer = KafkaProducer(bootstrap_servers=worker.bootstrap, acks="all", allow_auto_create_topics=False)
-    producer.send(commands_topic, value=json.dumps(command).encode()).get(timeout=10)  # the agent fails too
+    value = json.dumps(command).encode()
+    # Signed: the agent gets as far as the database, and fails too.
+    producer.send(commands_topic, value=value, headers=signed_headers(key, value)).get(timeout=10)
     producer.close(timeout=5)
 
     wait_for(

@@ -41,6 +41,7 @@ from schemas.commands import CommandAction
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
 from services.policy_files import load_policy
+from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
 from streams.metrics import PLATFORM_ID
 from streams.resilience import Task, WaitingOn
 from tests.integration.pipeline_support import (
@@ -132,6 +133,8 @@ class Stack:
     applied: int
     scenario: dict[str, str]
     others: list[PipelineProcess] = field(default_factory=list)
+    #: The workers trust it (their WO_POLICY_DIR lists it): commands are signed with it.
+    signing_key: SigningKey | None = None
 
     def db(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.database, timeout=10) as conn:
@@ -149,10 +152,19 @@ class Stack:
     def send(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=10_000)
         try:
-            for future in [producer.send(topic, key=key, value=value) for key, value in messages]:
+            sent = [
+                producer.send(topic, key=key, value=value, headers=self._headers(topic, value))
+                for key, value in messages
+            ]
+            for future in sent:
                 future.get(timeout=10)
         finally:
             producer.close(timeout=5)
+
+    def _headers(self, topic: str, value: bytes) -> list[tuple[str, bytes]] | None:
+        if topic != TOPICS.commands or self.signing_key is None:
+            return None
+        return signed_headers(self.signing_key, value)
 
     def publish_files(self, *paths: Path) -> None:
         done = subprocess.run(
@@ -250,7 +262,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ports.add(free_port())
     broker_port, metrics_port, second_port, prometheus_port = sorted(ports)
     database = tmp / "wo.db"
+    signing_key = policy_dir_with_sender(REPO_ROOT / "policy", tmp / "policy", "monitoring test", ("*",))
     env = clean_env(
+        WO_POLICY_DIR=str(tmp / "policy"),
         WO_EMBEDDED_BROKER_PORT=str(broker_port),
         WO_METRICS_PORT=str(metrics_port),
         WO_DATA_DIR=str(tmp / "worker-1"),
@@ -287,6 +301,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             personal_strings(events),
             applied=0,
             scenario={},
+            signing_key=signing_key,
         )
         wait_for(
             lambda: metric_total(worker.metrics_text(), "wo_worker_is_leader") == 1 or None,

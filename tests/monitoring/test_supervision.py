@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Topics
 from schemas.commands import WorkOrderCommand
+from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
 from services.commands import CommandHandler
@@ -68,7 +69,8 @@ def repository(database_url: str) -> Iterator[WorkOrderRepository]:
     # Close one order the real way.
     alarm = next(o for o in result.created if o.kind is SignalKind.vehicle_alarm)
     at = NOW + timedelta(minutes=30)
-    handler = CommandHandler(repository, frozenset(UNITS), POLICY.lifecycle)
+    # execute() is what the API's and the worker's checked commands come to: no signature here.
+    handler = CommandHandler(repository, frozenset(UNITS), POLICY.lifecycle, SenderKeys())
     base = {"work_order_id": alarm.id, "actor": {"unit": alarm.unit, "officer_ids": ["o-1", "o-2"]}, "at": at}
     commands = [
         WorkOrderCommand.model_validate({**base, "command_id": f"s-{action}", "action": action, **extra})
