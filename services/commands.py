@@ -93,11 +93,8 @@ class CommandHandler:
                 result.dead_letters.append(dead_letter(message, decoded, now))
                 result.rejected[decoded.reason.value] += 1
                 continue
-            assert message.value is not None  # decoded, so there was a value
-            code = check(json.loads(message.value), message.headers, self._senders, decoded.actor.unit)
-            commands.append(
-                decoded if code is None else Refused(decoded, Refusal(code.value, _SIGNATURE_REASONS[code]))
-            )
+            refusal = self._signature_refusal(message, decoded)
+            commands.append(decoded if refusal is None else Refused(decoded, refusal))
         for outcome in self._execute(commands, now):
             result.outcomes.append(outcome)
             if outcome.outcome == "applied":
@@ -106,6 +103,12 @@ class CommandHandler:
                 result.rejected[outcome.refusal.code] += 1
         return result
 
+    def _signature_refusal(self, message: InboundMessage, command: WorkOrderCommand) -> Refusal | None:
+        """Why the command's signature does not let it act (over the JSON object as sent:
+        ``decode_command`` accepted the value, so it is one); None when it may."""
+        code = check(json.loads(message.value or b"{}"), message.headers, self._senders, command.actor.unit)
+        return None if code is None else Refusal(code.value, _SIGNATURE_REASONS[code])
+
     def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> CommandResult:
         """A command whose handling failed alone, permanently (``error``: the error's class
         name): dead-lettered, and refused where the refusal can be recorded, so whoever sent
@@ -113,8 +116,8 @@ class CommandHandler:
         result = CommandResult(dead_letters=[dead_letter(message, unprocessable_rejection(error), now)])
         result.rejected[UNPROCESSABLE] += 1
         command = decode_command(message.value)
-        if isinstance(command, Rejection):
-            return result
+        if isinstance(command, Rejection) or self._signature_refusal(message, command) is not None:
+            return result  # a forged command does not use up its command_id either
         refusal = Refusal(UNPROCESSABLE, f"the command could not be handled ({error})")
 
         def work(batch: CommandBatch) -> None:

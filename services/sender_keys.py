@@ -8,6 +8,7 @@ sender (the HTTP API of ``wo run`` is a sender too: ``WO_API_SIGNING_KEY_FILE``)
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from collections.abc import Collection
@@ -18,6 +19,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from processors.command_signing import sign
 from schemas.senders import ANY_UNIT, SenderKey, SenderKeys
 from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
@@ -60,6 +62,11 @@ class SigningKey:
         return SenderKey(
             key_id=self.key_id, sender=sender, acts_as=acts_as, public_key=base64.b64encode(raw).decode()
         )
+
+
+def signed_headers(key: SigningKey, value: bytes) -> list[tuple[str, bytes]]:
+    """The signature headers of a command as sent (``value``: its JSON bytes)."""
+    return sign(json.loads(value), key.key_id, key.private_key)
 
 
 class SigningKeyError(Exception):

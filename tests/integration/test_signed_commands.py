@@ -123,3 +123,18 @@ def test_an_unsigned_command_for_no_order_is_announced_without_touching_any_hist
         "unsigned",
         None,
     )
+
+
+def test_a_forged_command_set_aside_as_unprocessable_does_not_use_up_its_id(
+    repository: WorkOrderRepository,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    order = dispatched_order(repository, now)
+    handler = CommandHandler(repository, frozenset(POLICY.units.ids()), POLICY.lifecycle, SENDERS)
+    forged, genuine = accept(order.id, order.unit, now), accept(order.id, order.unit, now)
+
+    handler.unprocessable(message(forged, 0, STRANGER), "DataError", now)
+    handler.unprocessable(message(genuine, 1, SENDER), "DataError", now)
+
+    assert repository.command_outcome(forged["command_id"]) is None
+    assert (repository.command_outcome(genuine["command_id"]) or {}).get("outcome") == "unprocessable"
