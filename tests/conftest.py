@@ -35,6 +35,19 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 
 
+def require_java_and_maven() -> None:
+    """Apache Kafka comes from Maven Central and runs on Java: without them the test is
+    skipped with the reason, except under ``CI=true``, where it fails."""
+    import shutil
+
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        reason = f"Apache Kafka needs {' and '.join(missing)} on PATH"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: broker tests must not be skipped)")
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """Apache Kafka, one KRaft node on free 127.0.0.1 ports, for the whole session (``.bootstrap``).
@@ -43,16 +56,10 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClus
     Without them the test is skipped with the reason, except under ``CI=true``, where it
     fails. Topics are not auto-created: give each test its own topic names and create them.
     """
-    import shutil
 
     from wo.kafka_cluster import KafkaCluster
 
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        reason = f"Apache Kafka needs {' and '.join(missing)} on PATH"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: broker tests must not be skipped)")
-        pytest.skip(reason)
+    require_java_and_maven()
     with KafkaCluster(tmp_path_factory.mktemp("kafka"), brokers=1) as cluster:
         yield cluster
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.conftest import require_java_and_maven
 from tests.integration.pipeline_support import REPO_ROOT
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.postgres]
@@ -40,14 +40,7 @@ drills = _load_bench()
 
 @pytest.fixture
 def java_and_maven() -> None:
-    """Apache Kafka comes from Maven Central and runs on Java: skipped without them, except
-    under ``CI=true``, where the drills must run."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        reason = f"Apache Kafka needs {' and '.join(missing)} on PATH"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: the drills must not be skipped)")
-        pytest.skip(reason)
+    require_java_and_maven()
 
 
 def _in_ci() -> bool:
