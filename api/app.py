@@ -23,15 +23,14 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, Role, Tokens
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
+from api.models import CommandRequest, CommandResponse, Complainant, OrderDetail, PersonalDataReadOut
 from processors.intake import Rejection, decode_body, decode_command
-from schemas.commands import Callback, CommandAction, Disposition, ReturnReason, WorkOrderCommand
+from schemas.commands import WorkOrderCommand
 from schemas.deadletter import RejectionReason
-from schemas.inbound import Id
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
@@ -73,50 +72,6 @@ class CommandPublisher(Protocol):
 
 class CommandNotPublished(Exception):
     pass
-
-
-class CommandRequest(BaseModel):
-    """A lifecycle command; the acting unit comes from the token, never from the body."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    command_id: Id | None = Field(default=None, description="Unique; a re-sent id has no second effect")
-    action: CommandAction
-    officer_ids: list[Id] = Field(default_factory=list, max_length=50)
-    at: UtcDatetime | None = Field(default=None, description="When it happened (default: now)")
-    disposition: Disposition | None = None
-    note: Annotated[str, Field(max_length=4000)] | None = None
-    callback: Callback | None = None
-    to_unit: Id | None = None
-    new_due_at: UtcDatetime | None = None
-    reason: ReturnReason | None = None
-
-
-class CommandResponse(BaseModel):
-    command_id: str
-    #: applied, pending (not decided yet: ask GET /commands/{id}), or a refusal code.
-    outcome: str
-    reason: str | None = None
-    order: WorkOrder | None = None
-
-
-class OrderDetail(BaseModel):
-    order: WorkOrder
-    history: list[dict[str, Any]]
-
-
-class PersonalDataReadOut(BaseModel):
-    at: datetime
-    reader: str
-    role: str
-    unit: str | None
-    work_order_id: str
-    route: str
-
-
-class Complainant(BaseModel):
-    name: str | None = None
-    phone: str | None = None
 
 
 #: Refusal codes (processors/lifecycle.py, services/commands.py) -> HTTP status.

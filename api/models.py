@@ -1,0 +1,57 @@
+"""The HTTP API's request and response bodies (their OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import Callback, CommandAction, Disposition, ReturnReason
+from schemas.inbound import Id
+from schemas.times import UtcDatetime
+from schemas.workorder import WorkOrder
+
+
+class CommandRequest(BaseModel):
+    """A lifecycle command; the acting unit comes from the token, never from the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command_id: Id | None = Field(default=None, description="Unique; a re-sent id has no second effect")
+    action: CommandAction
+    officer_ids: list[Id] = Field(default_factory=list, max_length=50)
+    at: UtcDatetime | None = Field(default=None, description="When it happened (default: now)")
+    disposition: Disposition | None = None
+    note: Annotated[str, Field(max_length=4000)] | None = None
+    callback: Callback | None = None
+    to_unit: Id | None = None
+    new_due_at: UtcDatetime | None = None
+    reason: ReturnReason | None = None
+
+
+class CommandResponse(BaseModel):
+    command_id: str
+    #: applied, pending (not decided yet: ask GET /commands/{id}), or a refusal code.
+    outcome: str
+    reason: str | None = None
+    order: WorkOrder | None = None
+
+
+class OrderDetail(BaseModel):
+    order: WorkOrder
+    history: list[dict[str, Any]]
+
+
+class PersonalDataReadOut(BaseModel):
+    at: datetime
+    reader: str
+    role: str
+    unit: str | None
+    work_order_id: str
+    route: str
+
+
+class Complainant(BaseModel):
+    name: str | None = None
+    phone: str | None = None
