@@ -27,6 +27,7 @@ from typing import Any
 from schemas.commands import CallbackResult, CommandAction, WorkOrderCommand
 from schemas.policy import LifecyclePolicy
 from schemas.signal import SignalKind
+from schemas.times import for_people
 from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 S = WorkOrderStatus
@@ -232,7 +233,7 @@ def _extend(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) ->
     if not command.note:
         return Refusal("missing_field", "extend needs the reason in note")
     if command.new_due_at <= order.due_at:
-        return Refusal("not_later", f"new_due_at must be after the current due_at {order.due_at.isoformat()}")
+        return Refusal("not_later", f"new_due_at must be after the current due_at {for_people(order.due_at)}")
     changes = {"due_at": command.new_due_at, "deadline_provisional": False, "status": order.status}
     detail = {"from": order.due_at.isoformat(), "to": command.new_due_at.isoformat()}
     return Transition("extended", changes, detail, redispatch=True)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
 from schemas.commands import CallbackResult, CommandAction, Disposition, ReturnReason, WorkOrderCommand
 from schemas.signal import SignalKind
+from schemas.times import for_people
 from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 S = WorkOrderStatus
@@ -521,7 +522,11 @@ def test_extend_without_a_note_is_refused(note: str | None) -> None:
 )
 def test_extend_to_a_due_at_not_later_is_refused(new_due_at: datetime) -> None:
     cmd = command(A.extend, COMMAND_CENTER, new_due_at=new_due_at, note="weather")
-    assert refusal(decide(order(S.in_progress), cmd, POLICY)).code == "not_later"
+    refused = refusal(decide(order(S.in_progress), cmd, POLICY))
+    assert refused.code == "not_later"
+    # The reason is read by an officer: the current due time in China time, to the second.
+    assert refused.reason.endswith(for_people(DUE))
+    assert "+08:00" in refused.reason
 
 
 @pytest.mark.parametrize(
