@@ -43,12 +43,14 @@ def explain(
     calendar: WorkCalendar,
     repository: WorkOrderRepository | None = None,
     limits: Limits | None = None,
+    contract: str | None = None,
 ) -> Explanation | Rejection:
-    """What the worker would do with ``raw`` received ``now``, by the worker's own steps
-    (``admit``, ``decide``, ``open_work_order``) under its ``limits``; with a repository,
-    against its open orders (read only), else as if nothing were open."""
+    """What the worker would do with ``raw`` received ``now`` on the topic carrying
+    ``contract`` (default: the one the message names), by the worker's own steps (``admit``,
+    ``decide``, ``open_work_order``) under its ``limits``; with a repository, against its
+    open orders (read only), else as if nothing were open."""
     index = ReferenceIndex(reference)
-    admitted = admit(raw, _claimed_contract(raw), index, now, limits or Limits())
+    admitted = admit(raw, contract or _claimed_contract(raw), index, now, limits or Limits())
     if isinstance(admitted, Rejection):
         return admitted
     signal = admitted.signal

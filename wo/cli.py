@@ -82,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--no-state", action="store_true", help="ignore the database: explain as if no order were open"
     )
-    explain.add_argument("--at", type=_aware_time, help="pretend it is this time (ISO 8601 with offset)")
+    explain.add_argument(
+        "--at", type=_aware_time, help="received at this time (ISO 8601 with offset; default: now)"
+    )
+    explain.add_argument(
+        "--topic", help="as received on this inbound topic (default: the topic of the contract it names)"
+    )
     explain.set_defaults(command=_rules_explain)
     replay_ = rules_commands.add_parser(
         "replay", help="run stored signals through a candidate policy and show what would change"
@@ -178,8 +183,18 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
+    contracts = settings.topics.inbound()
+    if args.topic is not None and args.topic not in contracts:
+        print(
+            f"wo rules explain: {args.topic!r} is not an inbound topic ({', '.join(contracts)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    contract = contracts[args.topic] if args.topic else None
     limits = intake_limits(settings)
-    result = explain(raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository, limits)
+    result = explain(
+        raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository, limits, contract
+    )
     print(f"received    {for_people(now)}{' (--at)' if args.at else ''}")
     if isinstance(result, Rejection):
         print(f"rejected ({result.reason.value}): {result.detail}")
