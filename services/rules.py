@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from processors.admission import Limits, admit, decide
+from processors.admission import Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
-from processors.intake import Rejection, decode_event
+from processors.intake import Rejection
 from processors.replay import ReplayReport, replay
-from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
 from processors.workorders import open_work_order
 from schemas.inbound import CONTRACTS
@@ -86,21 +85,26 @@ def replay_stored(
     candidate: Policy,
     reference: ReferenceData,
     now: datetime,
+    limits: Limits | None = None,
 ) -> ReplayReport:
-    """Stored signals received in [from, to) through both policies; nothing is written."""
+    """Stored signals received in [from, to) through both policies; nothing is written.
+    Each is admitted as at its receipt (an event too old then stays ``stale``)."""
     index = ReferenceIndex(reference)
-    signals = signals_from_payloads(repository.stored_signals(received_from, received_to), index)
-    return replay(signals, current, candidate, index, now)
+    admitted = admitted_from_stored(repository.stored_signals(received_from, received_to), index, limits)
+    return replay(admitted, current, candidate, index, now)
 
 
-def signals_from_payloads(payloads: Sequence[dict[str, Any]], index: ReferenceIndex) -> list[Signal]:
-    signals = []
-    for payload in payloads:
+def admitted_from_stored(
+    stored: Sequence[tuple[dict[str, Any], datetime]], index: ReferenceIndex, limits: Limits | None = None
+) -> list[Admitted]:
+    """Stored payloads with their receipt times, admitted again as the worker admitted them."""
+    admitted = []
+    for payload, received_at in stored:
         raw = json.dumps(payload, ensure_ascii=False).encode()
-        event = decode_event(raw, str(payload.get("schema")))
-        if not isinstance(event, Rejection):
-            signals.append(to_signal(event, index.checkpoint_regions()))
-    return signals
+        again = admit(raw, str(payload.get("schema")), index, received_at, limits or Limits())
+        if not isinstance(again, Rejection):
+            admitted.append(again)
+    return admitted
 
 
 def _claimed_contract(raw: bytes) -> str:

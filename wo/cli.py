@@ -234,6 +234,7 @@ def _print_explanation(result: Explanation) -> None:
 
 
 def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from services.intake import intake_limits
     from services.policy_files import load_reference
     from services.rules import replay_stored
     from storage.database import create_engine
@@ -246,7 +247,9 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     repository = WorkOrderRepository(create_engine(settings.database_url))
-    report = replay_stored(repository, args.start, args.end, current, candidate, reference, datetime.now(UTC))
+    limits = intake_limits(settings)
+    now = datetime.now(UTC)
+    report = replay_stored(repository, args.start, args.end, current, candidate, reference, now, limits)
     print(f"{report.signals} stored signals received from {for_people(args.start)} to {for_people(args.end)}")
     print(f"{'':<12}{'current':>10}{'candidate':>11}")
     for action, label in (("create", "created"), ("merge", "merged"), ("suppress", "suppressed")):

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from processors.intake import EventTime, Rejection, event_time
-from processors.triage import SuppressionReason
+from processors.triage import Action, SuppressionReason
 from schemas.deadletter import RejectionReason
 from schemas.signal import SignalKind
-from services.rules import explain
+from services.rules import explain, replay_stored
 from streams.metrics import record_intake
 from tests.unit.test_intake_service import NOW, POLICY, REFERENCE, make_intake, messages_from, new_store
 
@@ -70,7 +70,18 @@ def test_a_stale_signal_is_kept_for_replay_like_other_suppressions() -> None:
     alarm = messages_from("vehicle-alarms.jsonl")[:1]
     make_intake(store).handle(alarm, LATER)
     stored = store.stored_signals(LATER - timedelta(seconds=1), LATER + timedelta(seconds=1))
-    assert [signal["alarm_id"] for signal in stored] == [json.loads(alarm[0].value or b"")["alarm_id"]]
+    assert [signal["alarm_id"] for signal, _ in stored] == [json.loads(alarm[0].value or b"")["alarm_id"]]
+
+
+def test_a_replayed_stale_signal_stays_stale_under_both_policies() -> None:
+    store = new_store()
+    alarms = messages_from("vehicle-alarms.jsonl")
+    result = make_intake(store).handle(alarms, LATER)
+    stale = result.suppressed[SuppressionReason.stale]
+    window = (LATER - timedelta(seconds=1), LATER + timedelta(seconds=1))
+    report = replay_stored(store, *window, POLICY, POLICY, REFERENCE, LATER + timedelta(days=1))
+    assert report.signals == stale
+    assert report.current == report.candidate == {Action.suppress: stale}
 
 
 def test_a_stale_signal_delivered_again_is_a_redelivery_not_a_second_record() -> None:
