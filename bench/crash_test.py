@@ -47,7 +47,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
 
 from config.settings import ProcessingGuarantee, Settings, Topics
-from processors.intake import Rejection, decode_event, implausible_time
+from processors.intake import EventTime, Rejection, decode_event, event_time
 from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
 from processors.workorders import work_order_id
@@ -355,8 +355,11 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
                 if isinstance(event, Rejection):
                     raise AssertionError(f"generated an invalid signal: {event}")
                 signal_ = to_signal(event, index.checkpoint_regions())
-                if implausible_time(signal_.occurred_at, now, timedelta(days=400), timedelta(minutes=60)):
-                    raise AssertionError(f"generated an implausible event time: {signal_.occurred_at}")
+                judged = event_time(
+                    signal_.kind, signal_.occurred_at, now, timedelta(days=400), timedelta(minutes=60)
+                )
+                if judged != (EventTime.on_time, ""):
+                    raise AssertionError(f"generated an event time not on time: {signal_.occurred_at}")
                 outcome = triage(signal_, policy, index, state, now)
                 key = source_key(signal_.kind, signal_.source_id)
                 if outcome.action is Action.create:

@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     # Policy files (routes, units, deadlines).
     policy_dir: Path = REPO_ROOT / "policy"
 
-    # Bad input: bigger messages, event times further ahead (publishers' clock skew) or
-    # older than these go to the dead-letter topic.
+    # Bigger messages and event times further ahead (publishers' clock skew) go to the
+    # dead-letter topic; events older than the age limit are stale (processors/admission.py).
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_event_lead_minutes: float = Field(default=60, ge=0)
     max_event_age_days: float = Field(default=400, gt=0)

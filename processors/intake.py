@@ -24,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import jiter
@@ -32,6 +33,8 @@ from pydantic import BaseModel, ValidationError
 from schemas.commands import WorkOrderCommand
 from schemas.deadletter import RejectionReason
 from schemas.inbound import CONTRACTS, InboundEvent
+from schemas.signal import SignalKind
+from schemas.times import for_people
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 #: Deepest nesting of objects and arrays a message may have (the message itself is depth
@@ -210,21 +213,38 @@ def _json_type(value: object) -> str:
     )
 
 
-def implausible_time(
-    occurred_at: datetime, now: datetime, max_age: timedelta, max_lead: timedelta
-) -> Rejection | None:
-    """An event time no publisher could mean: from the future beyond clock skew, or too old."""
+class EventTime(StrEnum):
+    """How an event's time stands against its receipt (a closed set: a metric label)."""
+
+    on_time = "on_time"
+    #: Older than the age limit, but a complaint: every ticket is answered, so it makes an
+    #: order all the same, marked as received late.
+    late = "late"
+    #: Older than the age limit and not a complaint: recorded as a suppression, no order.
+    stale = "stale"
+
+
+def event_time(
+    kind: SignalKind, occurred_at: datetime, now: datetime, max_age: timedelta, max_lead: timedelta
+) -> Rejection | tuple[EventTime, str]:
+    """Judge an event's time at its receipt ``now``: beyond ``max_lead`` in the future no
+    publisher means it (a clock error: a rejection); older than ``max_age`` the event is real
+    but too old to act on, except a complaint (see ``EventTime``). With the reason why."""
     if occurred_at > now + max_lead:
         return Rejection(
             RejectionReason.implausible_time,
-            f"event time {occurred_at.isoformat()} is more than {max_lead} ahead of {now.isoformat()}",
+            f"event time {for_people(occurred_at)} is more than {max_lead} ahead of {for_people(now)}",
         )
-    if occurred_at < now - max_age:
-        return Rejection(
-            RejectionReason.implausible_time,
-            f"event time {occurred_at.isoformat()} is more than {max_age.days} days old",
-        )
-    return None
+    if occurred_at >= now - max_age:
+        return EventTime.on_time, ""
+    age = f"event time {for_people(occurred_at)} is more than {_days(max_age)} days before its receipt"
+    if kind is SignalKind.complaint:
+        return EventTime.late, f"{age}: received late, answered all the same"
+    return EventTime.stale, f"{age}: too old to act on (WO_MAX_EVENT_AGE_DAYS)"
+
+
+def _days(span: timedelta) -> str:
+    return f"{span / timedelta(days=1):g}"
 
 
 def _field_rejection(error: ValidationError) -> Rejection:

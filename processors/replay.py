@@ -1,7 +1,9 @@
 """Replay: run signals through two policies and say what would change. Pure: no state is written.
 
 Each policy starts from an empty triage state and sees the signals in event-time order,
-as if they arrived in that order; orders open before the first signal are not known.
+as if they arrived in that order; orders open before the first signal are not known. A
+signal goes through ``decide``, as in the worker: one stale at its receipt stays a ``stale``
+suppression under both policies (the age limit is a setting, not policy).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome, triage
+from processors.admission import Admitted, decide
+from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
 from processors.workorders import work_order_id
 from schemas.policy import Policy
-from schemas.signal import Signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +64,23 @@ class ReplayReport:
 
 
 def replay(
-    signals: Sequence[Signal],
+    admitted: Sequence[Admitted],
     current: Policy,
     candidate: Policy,
     reference: ReferenceIndex,
     now: datetime,
 ) -> ReplayReport:
-    report = ReplayReport(signals=len(signals))
-    ordered = sorted(signals, key=lambda s: (s.occurred_at, s.kind.value, s.source_id))
+    report = ReplayReport(signals=len(admitted))
+    ordered = sorted(admitted, key=lambda a: (a.signal.occurred_at, a.signal.kind.value, a.signal.source_id))
     states = (BatchTriageState(), BatchTriageState())
-    for signal in ordered:
+    for item in ordered:
+        signal = item.signal
         verdicts = []
         for policy, state, counts in (
             (current, states[0], report.current),
             (candidate, states[1], report.candidate),
         ):
-            outcome = triage(signal, policy, reference, state, now)
+            outcome = decide(item, policy, reference, state, now)
             created = work_order_id(signal) if outcome.action is Action.create else None
             state.record(outcome, created, now)
             counts[outcome.action] += 1

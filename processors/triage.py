@@ -61,6 +61,8 @@ class SuppressionReason(StrEnum):
     whitelist = "whitelist"
     threshold = "threshold"
     minor_violation = "minor_violation"
+    #: Older than WO_MAX_EVENT_AGE_DAYS at receipt (decided before triage: processors/admission.py).
+    stale = "stale"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from config.settings import ProcessingGuarantee
+from config.settings import ProcessingGuarantee, Settings
+from processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event, implausible_time
-from processors.signals import to_signal
+from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
 from processors.triage import (
     Action,
     BatchTriageState,
@@ -26,11 +26,9 @@ from processors.triage import (
     SuppressionReason,
     TriageOutcome,
     state_keys,
-    triage,
 )
 from processors.workorders import open_work_order, work_order_id
 from schemas.deadletter import DeadLetter, RejectionReason, SourcePosition
-from schemas.inbound import InboundEvent
 from schemas.policy import Policy, ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
@@ -53,6 +51,15 @@ class InboundMessage:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+def intake_limits(settings: Settings) -> Limits:
+    """The limits the worker decodes and judges event times with (``wo rules explain`` too)."""
+    return Limits(
+        settings.max_message_bytes,
+        timedelta(days=settings.max_event_age_days),
+        timedelta(minutes=settings.max_event_lead_minutes),
+    )
+
+
 class WorkOrderStore(Protocol):
     def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result: ...
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
@@ -70,6 +77,8 @@ class IntakeResult:
     #: Signals merged into an open order (dedupe), by kind.
     merged: Counter[SignalKind] = field(default_factory=Counter)
     suppressed: Counter[SuppressionReason] = field(default_factory=Counter)
+    #: Complaints older than the age limit that made (or joined) an order all the same.
+    late: Counter[SignalKind] = field(default_factory=Counter)
     #: Signals whose publisher id was already recorded: re-sent or re-delivered.
     redelivered: Counter[SignalKind] = field(default_factory=Counter)
     #: Publishing platform (see publishing_platform) -> newest event time of its valid signals.
@@ -79,8 +88,11 @@ class IntakeResult:
 @dataclass(frozen=True, slots=True)
 class _Valid:
     message: InboundMessage
-    event: InboundEvent
-    signal: Signal
+    admitted: Admitted
+
+    @property
+    def signal(self) -> Signal:
+        return self.admitted.signal
 
     @property
     def source_key(self) -> str:
@@ -108,33 +120,26 @@ class Intake:
         # Default: the official schedules the chinese-calendar package knows.
         self.calendar = calendar or WorkCalendar(package_schedules())
         self._indexed: tuple[ReferenceData, ReferenceIndex] | None = None
-        self._max_bytes = max_message_bytes
-        self._max_age = max_event_age
-        self._max_lead = max_event_lead
+        self.limits = Limits(max_message_bytes, max_event_age, max_event_lead)
         self._guarantee = guarantee
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
         """Validate, triage and record a batch: every message ends as an order, a merge, a
         recorded suppression, a known re-delivery or a dead letter."""
         result = IntakeResult()
-        reference = self._reference_index()
+        reference = self.reference_index()
         valid: list[_Valid] = []
         for message in messages:
-            event = decode_event(message.value, self._contracts[message.topic], max_bytes=self._max_bytes)
-            if isinstance(event, Rejection):
-                result.rejected[event.reason] += 1
-                result.dead_letters.append(dead_letter(message, event, now))
+            admitted = admit(message.value, self._contracts[message.topic], reference, now, self.limits)
+            if isinstance(admitted, Rejection):
+                result.rejected[admitted.reason] += 1
+                result.dead_letters.append(dead_letter(message, admitted, now))
                 continue
-            signal = to_signal(event, reference.checkpoint_regions())
-            late = implausible_time(signal.occurred_at, now, self._max_age, self._max_lead)
-            if late is not None:
-                result.rejected[late.reason] += 1
-                result.dead_letters.append(dead_letter(message, late, now))
-                continue
+            signal = admitted.signal
             result.received[signal.kind] += 1
             platform, at = publishing_platform(signal), signal.occurred_at
             result.platforms[platform] = max(at, result.platforms.get(platform, at))
-            valid.append(_Valid(message, event, signal))
+            valid.append(_Valid(message, admitted))
         self._store.run_batch(lambda batch: self._triage_batch(batch, valid, reference, result), now)
         return result
 
@@ -144,6 +149,7 @@ class Intake:
         # A retried transaction starts over: forget what the failed attempt counted.
         result.created, result.to_dispatch = [], []
         result.merged, result.suppressed, result.redelivered = Counter(), Counter(), Counter()
+        result.late = Counter()
         known = batch.known_sources([item.source_key for item in valid])
         fresh: dict[str, _Valid] = {}
         for item in valid:
@@ -153,11 +159,13 @@ class Intake:
                 fresh[item.source_key] = item
         state = self.load_state(batch, [item.signal for item in fresh.values()])
         for key, item in fresh.items():
-            outcome = triage(item.signal, self.policy, reference, state, batch.now)
-            payload = item.event.model_dump(mode="json", by_alias=True)
+            outcome = decide(item.admitted, self.policy, reference, state, batch.now)
+            payload = item.admitted.event.model_dump(mode="json", by_alias=True)
             position = _position(item.message)
+            if item.admitted.timing is EventTime.late and outcome.action is not Action.suppress:
+                result.late[item.signal.kind] += 1
             if outcome.action is Action.create:
-                order = open_work_order(outcome, self.policy.deadlines, self.calendar, batch.now)
+                order = self.open_order(outcome, batch.now)
                 detail = _audit(outcome, position, due_at=order.due_at)
                 batch.add_order(order, key, payload, detail, position)
                 state.record(outcome, order.id, batch.now)
@@ -186,6 +194,10 @@ class Intake:
             # Published in the Kafka transaction that commits this batch's offsets, or the batch
             # comes again and publishes them again (see _republished).
             batch.mark_dispatched(result.to_dispatch)
+
+    def open_order(self, outcome: TriageOutcome, now: datetime) -> WorkOrder:
+        """The order ``outcome`` creates, with its deadline from ``now`` (the receipt)."""
+        return open_work_order(outcome, self.policy.deadlines, self.calendar, now)
 
     def _republished(
         self, batch: IntakeBatch, valid: list[_Valid], known: dict[str, str | None]
@@ -235,7 +247,8 @@ class Intake:
             subjects=batch.open_orders_by_subject(sorted(subjects)),
         )
 
-    def _reference_index(self) -> ReferenceIndex:
+    def reference_index(self) -> ReferenceIndex:
+        """The reference lists in force, indexed (again only when they were reloaded)."""
         data = self._reference()
         if self._indexed is None or self._indexed[0] is not data:
             self._indexed = (data, ReferenceIndex(data))
@@ -279,6 +292,7 @@ def combined(results: Sequence[IntakeResult]) -> IntakeResult:
         total.merged.update(part.merged)
         total.suppressed.update(part.suppressed)
         total.redelivered.update(part.redelivered)
+        total.late.update(part.late)
         for platform, at in part.platforms.items():
             total.platforms[platform] = max(at, total.platforms.get(platform, at))
     return total
@@ -307,6 +321,9 @@ def _audit(outcome: TriageOutcome, position: str, due_at: datetime | None = None
         "route_path": list(outcome.route.path),
         "steps": [{"step": s.name, "outcome": s.outcome, "reason": s.reason} for s in outcome.steps],
     }
+    if any(s.name == EVENT_TIME_STEP and s.outcome == EventTime.late for s in outcome.steps):
+        # Countable in the audit trail without reading the steps.
+        detail["received_late"] = True
     if due_at is not None:
         detail["due_at"] = due_at.isoformat()
     return detail

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from processors.admission import Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
-from processors.intake import Rejection, decode_event
+from processors.intake import Rejection
 from processors.replay import ReplayReport, replay
-from processors.signals import to_signal
-from processors.triage import BatchTriageState, ReferenceIndex, TriageOutcome, triage
-from processors.workorders import deadline
+from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
+from processors.workorders import open_work_order
 from schemas.inbound import CONTRACTS
 from schemas.policy import Policy, ReferenceData
 from schemas.signal import Signal
+from schemas.workorder import WorkOrder
 from services.intake import Intake
 from storage.repository import IntakeBatch, WorkOrderRepository, source_key
 
@@ -25,10 +26,10 @@ from storage.repository import IntakeBatch, WorkOrderRepository, source_key
 class Explanation:
     signal: Signal
     outcome: TriageOutcome
-    time_limit: str
-    due_at: datetime
-    due_at_provisional: bool
     with_state: bool
+    #: The order a create would register (its deadline counted from the receipt, ``now``).
+    order: WorkOrder | None = None
+    time_limit: str = ""
     #: The order (or "suppressed") this very signal was already recorded under: a re-delivery.
     already_recorded_as: str | None = None
 
@@ -40,34 +41,40 @@ def explain(
     now: datetime,
     calendar: WorkCalendar,
     repository: WorkOrderRepository | None = None,
+    limits: Limits | None = None,
+    contract: str | None = None,
 ) -> Explanation | Rejection:
-    """What the pipeline would do with ``raw`` now; with a repository, against its open orders
-    (read only), else as if nothing were open."""
-    event = decode_event(raw, _claimed_contract(raw))
-    if isinstance(event, Rejection):
-        return event
+    """What the worker would do with ``raw`` received ``now`` on the topic carrying
+    ``contract`` (default: the one the message names), by the worker's own steps (``admit``,
+    ``decide``, ``open_work_order``) under its ``limits``; with a repository, against its
+    open orders (read only), else as if nothing were open."""
     index = ReferenceIndex(reference)
-    signal = to_signal(event, index.checkpoint_regions())
+    admitted = admit(raw, contract or _claimed_contract(raw), index, now, limits or Limits())
+    if isinstance(admitted, Rejection):
+        return admitted
+    signal = admitted.signal
 
-    def decide(state: BatchTriageState) -> TriageOutcome:
-        return triage(signal, policy, index, state, now)
+    def decide_with(state: BatchTriageState) -> TriageOutcome:
+        return decide(admitted, policy, index, state, now)
 
     recorded: str | None = None
     if repository is None:
-        outcome = decide(BatchTriageState())
+        outcome = decide_with(BatchTriageState())
     else:
-        intake = Intake(policy, repository, {}, reference=lambda: reference)
+        intake = Intake(policy, repository, {}, reference=lambda: reference, calendar=calendar)
         key = source_key(signal.kind, signal.source_id)
 
         def look(batch: IntakeBatch) -> tuple[TriageOutcome, dict[str, str | None]]:
-            return decide(intake.load_state(batch, [signal])), batch.known_sources([key])
+            return decide_with(intake.load_state(batch, [signal])), batch.known_sources([key])
 
         outcome, known = repository.read_only(look, now)
         if key in known:
             recorded = known[key] or "suppressed"
+    if outcome.action is not Action.create:
+        return Explanation(signal, outcome, repository is not None, already_recorded_as=recorded)
+    order = open_work_order(outcome, policy.deadlines, calendar, now)
     limit = str(policy.deadlines.limit(signal.kind, outcome.priority))
-    due = deadline(signal, outcome.priority, policy.deadlines, calendar, now)
-    return Explanation(signal, outcome, limit, due.due_at, due.provisional, repository is not None, recorded)
+    return Explanation(signal, outcome, repository is not None, order, limit, recorded)
 
 
 def replay_stored(
@@ -78,21 +85,26 @@ def replay_stored(
     candidate: Policy,
     reference: ReferenceData,
     now: datetime,
+    limits: Limits | None = None,
 ) -> ReplayReport:
-    """Stored signals received in [from, to) through both policies; nothing is written."""
+    """Stored signals received in [from, to) through both policies; nothing is written.
+    Each is admitted as at its receipt (an event too old then stays ``stale``)."""
     index = ReferenceIndex(reference)
-    signals = signals_from_payloads(repository.stored_signals(received_from, received_to), index)
-    return replay(signals, current, candidate, index, now)
+    admitted = admitted_from_stored(repository.stored_signals(received_from, received_to), index, limits)
+    return replay(admitted, current, candidate, index, now)
 
 
-def signals_from_payloads(payloads: Sequence[dict[str, Any]], index: ReferenceIndex) -> list[Signal]:
-    signals = []
-    for payload in payloads:
+def admitted_from_stored(
+    stored: Sequence[tuple[dict[str, Any], datetime]], index: ReferenceIndex, limits: Limits | None = None
+) -> list[Admitted]:
+    """Stored payloads with their receipt times, admitted again as the worker admitted them."""
+    admitted = []
+    for payload, received_at in stored:
         raw = json.dumps(payload, ensure_ascii=False).encode()
-        event = decode_event(raw, str(payload.get("schema")))
-        if not isinstance(event, Rejection):
-            signals.append(to_signal(event, index.checkpoint_regions()))
-    return signals
+        again = admit(raw, str(payload.get("schema")), index, received_at, limits or Limits())
+        if not isinstance(again, Rejection):
+            admitted.append(again)
+    return admitted
 
 
 def _claimed_contract(raw: bytes) -> str:

@@ -95,16 +95,18 @@ class WorkOrderRepository:
             finally:
                 conn.rollback()
 
-    def stored_signals(self, received_from: datetime, received_to: datetime) -> list[dict[str, Any]]:
-        """Every valid signal received in [from, to): the payloads of orders' sources and of
-        suppressed signals, as received."""
-        rows: list[dict[str, Any]] = []
+    def stored_signals(
+        self, received_from: datetime, received_to: datetime
+    ) -> list[tuple[dict[str, Any], datetime]]:
+        """Every valid signal received in [from, to), with when: the payloads of orders'
+        sources and of suppressed signals, as received."""
+        rows: list[tuple[dict[str, Any], datetime]] = []
         with self._engine.connect() as conn:
             for table in (work_order_source, suppressed_signal):
                 rows += [
-                    row.payload
+                    (row.payload, row.received_at)
                     for row in conn.execute(
-                        sa.select(table.c.payload).where(
+                        sa.select(table.c.payload, table.c.received_at).where(
                             table.c.received_at >= received_from, table.c.received_at < received_to
                         )
                     )

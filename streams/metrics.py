@@ -110,6 +110,11 @@ SIGNALS_SUPPRESSED = Counter(
     "Signals triage decided make no order (recorded with their rule), by reason.",
     ["reason"],
 )
+SIGNALS_LATE = Counter(
+    "wo_signals_late_total",
+    "Complaints older than WO_MAX_EVENT_AGE_DAYS at receipt that made or joined an order all the same.",
+    ["kind"],
+)
 WORK_ORDERS_ROUTED = Counter(
     "wo_work_orders_routed_total",
     "Work orders created, by the unit and the route key that chose it.",
@@ -275,6 +280,8 @@ def record_intake(result: IntakeResult, now: datetime) -> None:
         SIGNALS_DEDUPLICATED.labels(kind=kind.value).inc(count)
     for reason, count in result.suppressed.items():
         SIGNALS_SUPPRESSED.labels(reason=reason.value).inc(count)
+    for kind, count in result.late.items():
+        SIGNALS_LATE.labels(kind=kind.value).inc(count)
     # Counted per label set, not per order: a labels() lookup costs as much as the rest.
     created = collections.Counter((order.kind, order.unit, order.route_key) for order in result.created)
     for (kind, unit, route), count in created.items():

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,6 +17,9 @@ from schemas.times import for_people
 from services.policy_files import PolicyError, load_policy
 from wo.errors import Unreachable
 from wo.logs import configure_logging
+
+if TYPE_CHECKING:
+    from services.rules import Explanation
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--no-state", action="store_true", help="ignore the database: explain as if no order were open"
     )
-    explain.add_argument("--at", type=_aware_time, help="pretend it is this time (ISO 8601 with offset)")
+    explain.add_argument(
+        "--at", type=_aware_time, help="received at this time (ISO 8601 with offset; default: now)"
+    )
+    explain.add_argument(
+        "--topic", help="as received on this inbound topic (default: the topic of the contract it names)"
+    )
     explain.set_defaults(command=_rules_explain)
     replay_ = rules_commands.add_parser(
         "replay", help="run stored signals through a candidate policy and show what would change"
@@ -159,6 +168,7 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from services.intake import intake_limits
     from services.policy_set import load_policy_set
     from services.rules import explain
     from storage.database import create_engine
@@ -173,11 +183,28 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
-    result = explain(raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository)
+    contracts = settings.topics.inbound()
+    if args.topic is not None and args.topic not in contracts:
+        print(
+            f"wo rules explain: {args.topic!r} is not an inbound topic ({', '.join(contracts)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    contract = contracts[args.topic] if args.topic else None
+    limits = intake_limits(settings)
+    result = explain(
+        raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository, limits, contract
+    )
+    print(f"received    {for_people(now)}{' (--at)' if args.at else ''}")
     if isinstance(result, Rejection):
         print(f"rejected ({result.reason.value}): {result.detail}")
         print("the message would go to the dead-letter topic")
         return 1
+    _print_explanation(result)
+    return 0
+
+
+def _print_explanation(result: Explanation) -> None:
     signal, outcome = result.signal, result.outcome
     print(f"signal      {signal.kind.value} {signal.source_id}, occurred {for_people(signal.occurred_at)}")
     print(f"subject     plate={signal.plate} enterprise={signal.enterprise_id} region={signal.region_code}")
@@ -196,17 +223,18 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
         print(f": suppressed by {outcome.suppression.rule_key} ({outcome.suppression.reason.value})")
     elif outcome.merge_into:
         print(f": merged into {outcome.merge_into.id} ({outcome.merge_into.unit})")
-    else:
-        print(f": {outcome.route.unit}, {outcome.priority.value}, route {' > '.join(outcome.route.path)}")
+    elif result.order is not None:
+        order = result.order
+        print(f": {order.unit}, {order.priority.value}, route {' > '.join(outcome.route.path)}")
         provisional = " (provisional: that year's holiday schedule is not published yet)"
         print(
-            f"deadline    {result.time_limit} for {signal.kind.value} at {outcome.priority.value}: "
-            f"due {for_people(result.due_at)}{provisional if result.due_at_provisional else ''}"
+            f"deadline    {result.time_limit} for {signal.kind.value} at {order.priority.value}: "
+            f"due {for_people(order.due_at)}{provisional if order.deadline_provisional else ''}"
         )
-    return 0
 
 
 def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from services.intake import intake_limits
     from services.policy_files import load_reference
     from services.rules import replay_stored
     from storage.database import create_engine
@@ -219,7 +247,9 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     repository = WorkOrderRepository(create_engine(settings.database_url))
-    report = replay_stored(repository, args.start, args.end, current, candidate, reference, datetime.now(UTC))
+    limits = intake_limits(settings)
+    now = datetime.now(UTC)
+    report = replay_stored(repository, args.start, args.end, current, candidate, reference, now, limits)
     print(f"{report.signals} stored signals received from {for_people(args.start)} to {for_people(args.end)}")
     print(f"{'':<12}{'current':>10}{'candidate':>11}")
     for action, label in (("create", "created"), ("merge", "merged"), ("suppress", "suppressed")):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import faust
 import structlog
@@ -24,7 +24,7 @@ from schemas.policy import ReferenceData
 from services.commands import CommandHandler
 from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
-from services.intake import Intake
+from services.intake import Intake, intake_limits
 from services.policy_files import ReferenceFiles
 from services.policy_set import load_policy_set
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
@@ -96,15 +96,16 @@ def run_pipeline(settings: Settings) -> int:
             return reference.current
 
         repository = WorkOrderRepository(create_engine(settings.database_url))
+        limits = intake_limits(settings)
         intake = Intake(
             policy,
             repository,
             settings.topics.inbound(),
             reference=current_reference,
             calendar=calendar,
-            max_message_bytes=settings.max_message_bytes,
-            max_event_age=timedelta(days=settings.max_event_age_days),
-            max_event_lead=timedelta(minutes=settings.max_event_lead_minutes),
+            max_message_bytes=limits.max_bytes,
+            max_event_age=limits.max_age,
+            max_event_lead=limits.max_lead,
             guarantee=settings.processing_guarantee,
         )
         api_key = _api_signing_key(settings)
