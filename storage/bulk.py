@@ -79,5 +79,7 @@ def _converter(column: sa.Column[Any], dialect: Dialect) -> Convert:
     """What SQLAlchemy would do to a value of this column before handing it to the driver."""
     if _is_json(column, dialect):
         return json_text
-    processor: Convert = column.type.bind_processor(dialect)
+    # The dialect's own type: the generic DateTime renders a whole second without ".000000" on
+    # SQLite, and then compares below the same time bound as a query parameter.
+    processor: Convert = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor

@@ -49,6 +49,20 @@ def test_a_batch_insert_keeps_every_value_as_written(engine: Engine) -> None:
     assert {row["occurred_at"].tzinfo for row in read} == {UTC}
 
 
+def test_a_batch_written_time_on_a_whole_second_is_found_by_a_range_from_that_second(engine: Engine) -> None:
+    # A replay "from 09:00" must see what was received at 09:00:00 exactly (SQLite compares text).
+    whole_second = datetime(2026, 11, 22, 1, 31, tzinfo=UTC)
+    with engine.begin() as conn:
+        insert_rows(conn, suppressed_signal, [suppressed_row(1, "a")])
+        found = conn.execute(
+            sa.select(suppressed_signal.c.source_key).where(
+                suppressed_signal.c.received_at >= whole_second,
+                suppressed_signal.c.received_at <= whole_second,
+            )
+        ).scalars()
+        assert list(found) == ["vehicle_alarm:a/1"]
+
+
 def test_a_batch_insert_of_nothing_writes_nothing(engine: Engine) -> None:
     with engine.begin() as conn:
         insert_rows(conn, suppressed_signal, [])

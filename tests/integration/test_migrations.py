@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from storage.database import create_engine, migrate
-from storage.tables import metadata
+from storage.database import MIGRATIONS, create_engine, migrate
+from storage.tables import metadata, suppressed_signal
 
 
 def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
@@ -19,3 +24,32 @@ def test_migrated_schema_matches_the_table_definitions(database_url: str) -> Non
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_a_sqlite_time_stored_on_a_whole_second_before_the_fix_is_found_after_upgrading(
+    sqlite_url: str,
+) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sqlite_url)
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0010")
+        with engine.begin() as conn:  # as the batch writer spelled it before the fix
+            conn.exec_driver_sql(
+                "INSERT INTO suppressed_signal (source_key, kind, reason, rule_key, detail, unit, route_key,"
+                " occurred_at, received_at, violation_key, payload) VALUES ('k', 'vehicle_alarm',"
+                " 'threshold', 'r', 'd', 'squad-1', 'root', '2026-11-22 01:31:00',"
+                " '2026-11-22 01:31:00', NULL, '{}')"
+            )
+        migrate(sqlite_url)
+        second = datetime(2026, 11, 22, 1, 31, tzinfo=UTC)
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.select(suppressed_signal.c.source_key).where(suppressed_signal.c.received_at >= second)
+            ).scalars()
+            assert list(found) == ["k"]
+    finally:
+        engine.dispose()
