@@ -63,7 +63,8 @@ from storage.tables import (
     work_order_event,
     work_order_source,
 )
-from wo.embedded_broker import ensure_topics, free_port
+from streams.kafka.admin import ensure_topics
+from wo.embedded_broker import free_port
 from wo.kafka_cluster import BrokerKind, running_broker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
