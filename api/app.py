@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -34,6 +34,7 @@ from schemas.deadletter import RejectionReason
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from services.ports import CommandNotPublished, CommandPublisher
 from storage.personal_data import PersonalDataRead, PersonalDataReads
 from storage.repository import WorkOrderRepository
 from storage.sent_commands import SentCommands
@@ -63,15 +64,6 @@ def current_principal(
 
 #: Module level, so FastAPI can resolve it from the route functions' annotations.
 Caller = Annotated[Principal, Depends(current_principal)]
-
-
-class CommandPublisher(Protocol):
-    def publish(self, command: WorkOrderCommand) -> None:
-        """Put the command on the commands topic; raise CommandNotPublished if it cannot."""
-
-
-class CommandNotPublished(Exception):
-    pass
 
 
 #: Refusal codes (processors/lifecycle.py, services/commands.py) -> HTTP status.

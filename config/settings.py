@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     #: How long a transaction of a worker that died may hold back read_committed consumers.
     kafka_transaction_timeout_s: float = Field(default=10.0, gt=0, le=900)
 
-    # Kafka security for production brokers (the embedded one speaks PLAINTEXT).
+    # Kafka security for production brokers (the embedded one speaks PLAINTEXT); rendered for
+    # each client library by streams/kafka/security.py.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
@@ -195,21 +196,6 @@ class Settings(BaseSettings):
                 "does not have: set kafka_bootstrap to an Apache Kafka cluster, or use at_least_once"
             )
         return self
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Security options in kafka-python's (and aiokafka's) keyword names: one source for every client."""
-        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
-        for name in ("cafile", "certfile", "keyfile"):
-            value = getattr(self, f"kafka_ssl_{name}")
-            if value is not None:
-                options[f"ssl_{name}"] = str(value)
-        return options
 
     @property
     def commands_consumer_group(self) -> str:

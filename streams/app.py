@@ -18,7 +18,6 @@ from typing import Any
 
 import faust
 import structlog
-from aiokafka.helpers import create_ssl_context
 
 from config.settings import Settings
 from schemas.workorder import WorkOrder
@@ -30,6 +29,7 @@ from streams import metrics, transport
 from streams.background import Background
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import METADATA_MAX_AGE_MS, IntakeConsumer
+from streams.kafka.security import faust_credentials
 from streams.outputs import Outputs
 from streams.resilience import Task, until_done
 from streams.retry import settle
@@ -37,29 +37,6 @@ from streams.supervision import LagProbe, faust_assigned
 from streams.topic_watch import BrokerChild, TopicWatch
 
 log = structlog.get_logger(__name__)
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """faust's form of the Kafka security settings (None: PLAINTEXT)."""
-    options = settings.kafka_client_options()
-    protocol = options["security_protocol"]
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol.endswith("SSL"):
-        context = create_ssl_context(
-            cafile=options.get("ssl_cafile"),
-            certfile=options.get("ssl_certfile"),
-            keyfile=options.get("ssl_keyfile"),
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(
-        username=options["sasl_plain_username"],
-        password=options["sasl_plain_password"],
-        mechanism=options["sasl_mechanism"],
-        ssl_context=context,
-    )
 
 
 def utc_now() -> datetime:
@@ -172,7 +149,7 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_commit_every=settings.intake_batch_size,
         consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see streams/intake_consumer.py
-        broker_credentials=broker_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         # Stopping (or a rebalance) does not wait for the command batch in hand to be acked: one
         # that waits out a database outage would hold SIGTERM forever. Its offsets are not
         # committed, so it is delivered again; a command_id has no second effect.

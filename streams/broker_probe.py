@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 
 from config.settings import Settings
-from streams.outputs import aiokafka_security
+from streams.kafka.security import aiokafka_options
 from streams.resilience import close_quietly
 
 #: A question to the broker that takes longer fails (and is retried later).
@@ -109,7 +109,7 @@ class BrokerProbe(mode.Service):
                 bootstrap_servers=self._settings.bootstrap_servers,
                 client_id="wo-probe",
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
-                **aiokafka_security(self._settings),
+                **aiokafka_options(self._settings),
             )
             try:
                 await admin.start()
@@ -129,7 +129,7 @@ class BrokerProbe(mode.Service):
                 request_timeout_ms=REQUEST_TIMEOUT_MS,
                 fetch_max_wait_ms=100,
                 max_partition_fetch_bytes=64 * 1024,  # one batch per partition is enough
-                **aiokafka_security(self._settings),
+                **aiokafka_options(self._settings),
             )
             try:
                 await consumer.start()

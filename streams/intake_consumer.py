@@ -34,7 +34,8 @@ from config.settings import ProcessingGuarantee, Settings
 from services.failures import error_name
 from services.intake import InboundMessage, Intake, IntakeResult, combined
 from streams import metrics
-from streams.outputs import Outputs, aiokafka_security
+from streams.kafka.security import aiokafka_options
+from streams.outputs import Outputs
 from streams.resilience import Outage, Stopped, Task, close_quietly
 from streams.retry import settle
 
@@ -95,7 +96,7 @@ class IntakeConsumer(mode.Service):
             rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
             session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
             heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_s * 1000),
-            **aiokafka_security(settings),
+            **aiokafka_options(settings),
         )
         consumer.subscribe(sorted(settings.topics.inbound()), listener=_FinishBatchFirst(self))
         try:

@@ -28,38 +28,20 @@ import mode
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
 from schemas.workorder import WorkOrder
+from streams.kafka.producers import new_producer
 from streams.resilience import TopicsNotReady, close_quietly
 
 log = structlog.get_logger(__name__)
 
 Message = tuple[str, bytes | None, bytes]
 
-#: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
-_ENVELOPE_BYTES = 64 * 1024
 #: How long stopping a producer may take (flushing to a broker that may be gone).
 STOP_WAIT_S = 3.0
-
-
-def aiokafka_security(settings: Settings) -> dict[str, Any]:
-    """The Kafka security settings in aiokafka's keywords (it takes an SSL context, not files)."""
-    options = settings.kafka_client_options()
-    found: dict[str, Any] = {"security_protocol": options["security_protocol"]}
-    if options["security_protocol"].endswith("SSL"):
-        found["ssl_context"] = create_ssl_context(
-            cafile=options.get("ssl_cafile"),
-            certfile=options.get("ssl_certfile"),
-            keyfile=options.get("ssl_keyfile"),
-        )
-    for name in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
-        if name in options:
-            found[name] = options[name]
-    return found
 
 
 class Outputs(mode.Service):
@@ -183,24 +165,6 @@ class Outputs(mode.Service):
                         raise ValueError(f"a message of {len(value):,} bytes exceeds the producer's limit")
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
-
-
-def new_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
-    """A producer with acks from every in-sync replica (and idempotent, when transactional)."""
-    options: dict[str, Any] = {}
-    if transactional_id is not None:
-        options = {
-            "transactional_id": transactional_id,
-            "transaction_timeout_ms": int(settings.kafka_transaction_timeout_s * 1000),
-        }
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        linger_ms=5,
-        max_request_size=settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
-        **options,
-        **aiokafka_security(settings),
-    )
 
 
 class TransactionsUnavailable(RuntimeError):

@@ -11,7 +11,9 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
-from wo.embedded_broker import EmbeddedBroker, _open_admin, ensure_topics
+from streams.kafka.admin import ensure_topics, open_admin
+from streams.kafka.security import kafka_python_options
+from wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +29,7 @@ def create_topics(settings: Settings) -> list[str]:
         settings.topics.all(),
         settings.topic_partitions,
         settings.topic_replication_factor,
-        client_options=settings.kafka_client_options(),
+        client_options=kafka_python_options(settings),
     )
     if settings.embedded_broker:
         created += ensure_topics(
@@ -43,7 +45,7 @@ def partition_counts(
     bootstrap: str, topics: Iterable[str], client_options: Mapping[str, Any], timeout_s: float = 10
 ) -> dict[str, int]:
     """Partitions of each topic that exists (kafka-python's describe never creates one)."""
-    admin = _open_admin(bootstrap, timeout_s, client_options)
+    admin = open_admin(bootstrap, timeout_s, client_options)
     try:
         described = admin.describe_topics(sorted(set(topics)))
     finally:
@@ -62,7 +64,7 @@ def wait_for_broker(settings: Settings, max_delay_s: float = 15.0) -> None:
     delay, since, attempts = 1.0, time.monotonic(), 0
     while True:
         try:
-            admin = _open_admin(settings.bootstrap_servers, 5.0, settings.kafka_client_options())
+            admin = open_admin(settings.bootstrap_servers, 5.0, kafka_python_options(settings))
             try:
                 admin.list_topics()
             finally:
@@ -102,7 +104,7 @@ class EmbeddedBrokerChild:
         if not self._broker.running:
             self._broker.stop()  # reaps the dead child
             # On the event loop's thread, the main one: the child's death signal is tied to
-            # the thread that starts it (embedded_broker._make_preexec). Ready in ~50 ms.
+            # the thread that starts it (wo/children.py). Ready in ~50 ms.
             self._broker.start()
             log.info("embedded_broker_started", bootstrap=self._broker.bootstrap, pid=self._broker.pid)
         created = await asyncio.to_thread(create_topics, self._settings)

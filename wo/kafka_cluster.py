@@ -32,15 +32,9 @@ from typing import Self
 import structlog
 from kafka.errors import KafkaError
 
-from wo.embedded_broker import (
-    HOST,
-    BrokerStartError,
-    EmbeddedBroker,
-    _load_prctl,
-    _make_preexec,
-    _open_admin,
-    free_port,
-)
+from streams.kafka.admin import open_admin
+from wo.children import spawn_child
+from wo.embedded_broker import HOST, BrokerStartError, EmbeddedBroker, free_port
 
 __all__ = [
     "BrokerKind",
@@ -262,15 +256,7 @@ class KafkaCluster:
         log4j = f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}"
         command = self._java(log4j, "kafka.Kafka", str(node.directory / "server.properties"))
         with (node.directory / "stdout.log").open("ab") as output:
-            node.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_make_preexec(_load_prctl()),
-                process_group=0,
-                close_fds=True,
-            )
+            node.process = spawn_child(command, output)
 
     def wait_ready(self, nodes: list[KafkaNode], timeout_s: float | None = None) -> None:
         """Wait until every node of ``nodes`` listens and the cluster's metadata lists it."""
@@ -296,7 +282,7 @@ class KafkaCluster:
     def _live_broker_ids(self, node: KafkaNode) -> set[int]:
         with socket.create_connection((HOST, node.port), timeout=1.0):
             pass
-        admin = _open_admin(node.address, 2.0, {})
+        admin = open_admin(node.address, 2.0, {})
         try:
             cluster = admin.describe_cluster()
         finally:
@@ -305,7 +291,7 @@ class KafkaCluster:
 
     def describe_partitions(self, topics: list[str]) -> dict[tuple[str, int], Partition]:
         """Leader (-1: none), replicas and in-sync replicas of each partition of ``topics``."""
-        admin = _open_admin(",".join(n.address for n in self.nodes if n.running), 5.0, {})
+        admin = open_admin(",".join(n.address for n in self.nodes if n.running), 5.0, {})
         try:
             described = admin.describe_topics(topics)
         finally:

@@ -18,7 +18,6 @@ from prometheus_client import start_http_server
 
 from api.app import create_app
 from api.auth import load_tokens
-from api.publisher import KafkaCommandPublisher
 from config.settings import ProcessingGuarantee, Settings
 from schemas.policy import ReferenceData
 from services.commands import CommandHandler
@@ -32,6 +31,8 @@ from storage.database import create_engine, migrate, wait_for_database
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
+from streams.kafka.producers import KafkaCommandPublisher
+from streams.kafka.security import kafka_python_options
 from streams.outputs import check_transactions
 from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts, wait_for_broker
 from wo.embedded_broker import EmbeddedBroker
@@ -70,7 +71,7 @@ def run_pipeline(settings: Settings) -> int:
             wait_for_broker(settings)  # an external broker: waited for, never a reason to exit
         created = create_topics(settings)
         expected = partition_counts(
-            settings.bootstrap_servers, settings.topics.all(), settings.kafka_client_options()
+            settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
         )
         log.info("topics_ready", created=created, partitions=expected)
         if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
@@ -190,7 +191,7 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
         settings.bootstrap_servers,
         settings.topics.commands,
         key,
-        client_options=settings.kafka_client_options(),
+        client_options=kafka_python_options(settings),
     )
     app = create_app(repository, tokens, publisher, wait_s=settings.api_command_wait_s)
     server = uvicorn.Server(

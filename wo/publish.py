@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from config.settings import Settings
 from processors.command_signing import sign
 from services.sender_keys import SigningKey
+from streams.kafka.producers import file_producer
 from wo.errors import Unreachable, first_reachable
 
 
@@ -59,18 +59,7 @@ def publish_files(
             "(WO_KAFKA_BOOTSTRAP names a cluster)"
         )
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
-            acks="all",
-            linger_ms=5,
-            allow_auto_create_topics=False,  # never made with the broker's defaults
-            retries=5,
-            request_timeout_ms=10_000,
-            max_block_ms=10_000,
-            # A retried request must not overtake the next one: a file's order holds per key.
-            max_in_flight_requests_per_connection=1,
-            **settings.kafka_client_options(),
-        )
+        producer = file_producer(settings)
     except KafkaError as exc:
         raise PublishError(f"cannot reach the broker at {settings.bootstrap_servers}: {exc}") from exc
     reports = []

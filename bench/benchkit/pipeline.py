@@ -30,7 +30,8 @@ from benchkit.profiles import Profiling
 from benchkit.results import Row, percentile, soak_windows
 from config.settings import Topics
 from storage.database import migrate
-from wo.embedded_broker import ensure_topics, free_port
+from streams.kafka.admin import ensure_topics
+from wo.embedded_broker import free_port
 
 
 class PipelineRuns(Profiling):

@@ -23,7 +23,7 @@ from drills.probes import LagSampler, pause
 from drills.report import DrillReport
 from services.policy_files import load_policy
 from storage.database import migrate
-from wo.embedded_broker import ensure_topics
+from streams.kafka.admin import ensure_topics
 from wo.kafka_cluster import BrokerKind, running_broker
 
 BROKERS = 3

@@ -32,7 +32,6 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from api.guard import AuthFailures
-from api.publisher import KafkaCommandPublisher
 from config.settings import Topics
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
@@ -43,7 +42,9 @@ from services.policy_files import load_policy, load_reference
 from services.sender_keys import new_signing_key
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
-from wo.embedded_broker import HOST, EmbeddedBroker, ensure_topics, free_port
+from streams.kafka.admin import ensure_topics
+from streams.kafka.producers import KafkaCommandPublisher
+from wo.embedded_broker import HOST, EmbeddedBroker, free_port
 from wo.kafka_cluster import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

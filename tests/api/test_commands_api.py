@@ -286,7 +286,7 @@ import json, sys, time
 from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token
-from api.publisher import KafkaCommandPublisher
+from streams.kafka.producers import KafkaCommandPublisher
 from storage.database import create_engine
 from services.sender_keys import new_signing_key
 from storage.repository import WorkOrderRepository

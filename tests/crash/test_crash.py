@@ -29,8 +29,8 @@ from services.policy_files import load_policy
 from services.sender_keys import load_senders, signed_headers
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
+from streams.kafka.admin import ensure_topics
 from tests.integration.pipeline_support import REPO_ROOT, wait_for
-from wo.embedded_broker import ensure_topics
 from wo.kafka_cluster import BrokerKind, running_broker
 
 pytestmark = [pytest.mark.crash, pytest.mark.integration, pytest.mark.postgres]

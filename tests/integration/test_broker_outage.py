@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from config.settings import Topics
+from streams.kafka.admin import ensure_topics
 from tests.api.conftest import CuttableProxy, ProxiedBroker
 from tests.integration.pipeline_support import (
     REPO_ROOT,
@@ -22,7 +23,7 @@ from tests.integration.pipeline_support import (
     file_lines,
     wait_for,
 )
-from wo.embedded_broker import ensure_topics, free_port
+from wo.embedded_broker import free_port
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60

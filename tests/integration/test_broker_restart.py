@@ -22,6 +22,7 @@ from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy
 from storage.database import create_engine
 from storage.repository import WorkOrderRepository
+from streams.kafka.admin import ensure_topics
 from tests.integration.outage_support import alarm
 from tests.integration.pipeline_support import (
     REPO_ROOT,
@@ -34,7 +35,7 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import Worker
-from wo.embedded_broker import EmbeddedBroker, ensure_topics, free_port
+from wo.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.outage]
 

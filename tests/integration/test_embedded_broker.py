@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from wo.embedded_broker import (
-    BrokerStartError,
-    EmbeddedBroker,
-    TopicSetupError,
-    ensure_topics,
-    free_port,
-)
+from streams.kafka.admin import TopicSetupError, ensure_topics
+from wo.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 

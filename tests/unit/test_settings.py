@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import ProcessingGuarantee, Settings, SettingsError, load_settings
+from streams.kafka.security import kafka_python_options
 
 
 def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,7 +33,7 @@ def test_security_settings_become_every_kafka_clients_options() -> None:
         kafka_sasl_password="s3cret",
         kafka_ssl_cafile="/etc/wo/ca.pem",
     )
-    assert settings.kafka_client_options() == {
+    assert kafka_python_options(settings) == {
         "security_protocol": "SASL_SSL",
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "wo-pipeline",
@@ -43,7 +44,7 @@ def test_security_settings_become_every_kafka_clients_options() -> None:
 
 
 def test_plaintext_is_the_default() -> None:
-    assert Settings().kafka_client_options() == {"security_protocol": "PLAINTEXT"}
+    assert kafka_python_options(Settings()) == {"security_protocol": "PLAINTEXT"}
 
 
 def test_a_bad_bootstrap_address_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

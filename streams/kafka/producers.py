@@ -1,4 +1,6 @@
-"""Commands from the API go on the commands topic, like any squad system's."""
+"""Every producer the project makes, side by side: the worker's (aiokafka), the API's
+command publisher and ``wo publish``'s (kafka-python). All wait for every in-sync
+replica (``acks="all"``) and none creates a topic with the broker's defaults."""
 
 from __future__ import annotations
 
@@ -7,16 +9,58 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from api.app import CommandNotPublished
+from config.settings import Settings
 from processors.command_signing import sign
 from schemas.commands import WorkOrderCommand
+from services.ports import CommandNotPublished
 from services.sender_keys import SigningKey
+from streams.kafka.security import aiokafka_options, kafka_python_options
+
+#: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def new_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """The worker's producer (streams/outputs.py), idempotent when transactional."""
+    options: dict[str, Any] = {}
+    if transactional_id is not None:
+        options = {
+            "transactional_id": transactional_id,
+            "transaction_timeout_ms": int(settings.kafka_transaction_timeout_s * 1000),
+        }
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        max_request_size=settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
+        **options,
+        **aiokafka_options(settings),
+    )
+
+
+def file_producer(settings: Settings) -> KafkaProducer:
+    """``wo publish``'s producer: a file's lines go out in order, per key."""
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        acks="all",
+        linger_ms=5,
+        allow_auto_create_topics=False,  # never made with the broker's defaults
+        retries=5,
+        request_timeout_ms=10_000,
+        max_block_ms=10_000,
+        # A retried request must not overtake the next one: a file's order holds per key.
+        max_in_flight_requests_per_connection=1,
+        **kafka_python_options(settings),
+    )
 
 
 class KafkaCommandPublisher:
+    """The API's commands go on the commands topic, like any squad system's, signed."""
+
     def __init__(
         self,
         bootstrap: str,
