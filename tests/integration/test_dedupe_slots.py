@@ -188,7 +188,9 @@ def test_a_worker_that_decided_from_a_stale_view_merges_into_the_winners_order(
     other = create_engine(database_url)
     try:
         winner = make_intake(WorkOrderRepository(other))
-        interloper = [lambda: winner.handle([alarm("W-1", "苏FD0005", partition=1)], NOW)]
+        interloper: list[Callable[[], object]] = [
+            lambda: winner.handle([alarm("W-1", "苏FD0005", partition=1)], NOW)
+        ]
         loser = make_intake(Interleaved(WorkOrderRepository(engine), interloper))
 
         result = loser.handle([alarm("L-1", "苏FD0005", T + timedelta(minutes=1))], NOW)
@@ -316,7 +318,9 @@ def test_migration_gives_each_keys_most_recently_seen_open_order_the_slot(databa
                 )
             conn.commit()
             command.upgrade(config, "0011")
-            slots = dict(conn.execute(sa.text("SELECT id, dedupe_slot FROM work_order")).all())
+            slots: dict[str, str | None] = dict(
+                conn.execute(sa.text("SELECT id, dedupe_slot FROM work_order")).all()
+            )
             command.downgrade(config, "0010")
             columns = {c["name"] for c in sa.inspect(conn).get_columns("work_order")}
     finally:
