@@ -2,10 +2,12 @@
 
 One answer for every loop that retries (the intake consumer, the commands agent, the
 outbox relay: streams/retry.py). Transient: the database or the broker is unreachable,
-busy or timed out, a deadlock or a serialization failure; the work is kept and retried as
-long as it takes. Anything else is permanent: retrying the same messages cannot help, so
-they are split until the ones that fail are alone, and those are set aside with the
-error's class name (never its message: messages can quote values, values personal data).
+busy or timed out, a deadlock or a serialization failure, or another worker opened an order
+for a dedupe key of the batch first (a conflict: done again, the batch merges into that
+order); the work is kept and retried as long as it takes. Anything else is permanent:
+retrying the same messages cannot help, so they are split until the ones that fail are
+alone, and those are set aside with the error's class name (never its message: messages
+can quote values, values personal data).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import kafka.errors
 import psycopg
 import sqlalchemy.exc
 
+from storage.dedupe_slots import DedupeSlotTaken
+
 
 class WaitingFor(StrEnum):
     """What a transient failure waits for (a metric label: a closed set)."""
@@ -25,6 +29,9 @@ class WaitingFor(StrEnum):
     database = "database"
     broker = "broker"
     network = "network"
+    #: Another worker won a race for the same data (storage.dedupe_slots): done again, the
+    #: work sees the winner's.
+    conflict = "conflict"
 
 
 #: SQLite reports a busy or full database as an OperationalError, like a syntax error:
@@ -55,6 +62,8 @@ def transient(exc: BaseException) -> WaitingFor | None:
 
 
 def _transient_itself(exc: BaseException) -> WaitingFor | None:
+    if isinstance(exc, DedupeSlotTaken):
+        return WaitingFor.conflict
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         if exc.connection_invalidated:
             return WaitingFor.database

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from schemas.signal import SignalKind
 from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
 from storage.bulk import insert_rows
+from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
 from storage.one_of import one_of
 from storage.tables import (
     UtcDateTime,
@@ -46,13 +47,21 @@ class WorkOrderRepository:
         return self._engine
 
     def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
-        """Run ``work`` in one transaction. Two workers racing on one publisher id make the
-        loser's transaction fail on a primary key; it is run once more and then sees the
-        winner's rows as known."""
+        """Run ``work`` in one transaction. Two workers racing on one publisher id, or opening
+        an order for one dedupe key, make the loser's transaction fail on a unique index; it
+        is run once more and then sees the winner's rows (a known signal, an open order to
+        merge into). Losing the dedupe race again raises DedupeSlotTaken: a conflict the
+        caller retries (services.failures), not a failure of the batch's messages."""
         try:
             return self._intake_transaction(work, now)
         except IntegrityError:
+            pass
+        try:
             return self._intake_transaction(work, now)
+        except IntegrityError as exc:
+            if slot_taken(exc):
+                raise DedupeSlotTaken() from exc
+            raise
 
     def _intake_transaction(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
         with self._engine.begin() as conn:
@@ -401,6 +410,8 @@ class IntakeBatch:
         self._events: list[dict[str, Any]] = []
         self._suppressed: list[dict[str, Any]] = []
         self._dispatching: list[str] = []
+        #: Dedupe key -> the order seen holding its slot (a new order takes it over).
+        self._slot_holders: dict[str, str] = {}
 
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
@@ -431,11 +442,15 @@ class IntakeBatch:
         return WorkOrderRepository._with_sources(self._conn, found)
 
     def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
-        """Dedupe key -> (order id, unit, last seen) of its most recently seen open order."""
+        """Dedupe key -> (order id, unit, last seen) of its most recently seen open order.
+        Also notes which order holds each key's slot: a new order for the key takes it over."""
         found: dict[str, tuple[str, str, datetime]] = {}
         for chunk in _chunks(list(keys)):
             for row in self._conn.execute(_OPEN_ORDERS_BY_DEDUPE_KEY, {"keys": chunk}):
-                found[row.dedupe_key] = (row.id, row.unit, row.last_seen_at)
+                if row.dedupe_slot is not None:
+                    self._slot_holders[row.dedupe_slot] = row.id
+                if row.status != WorkOrderStatus.closed.value:
+                    found[row.dedupe_key] = (row.id, row.unit, row.last_seen_at)
         return found
 
     def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
@@ -502,7 +517,7 @@ class IntakeBatch:
     def flush(self) -> None:
         """Write what the batch decided: one multi-row statement per table (orders first: the
         other rows refer to them), merges into earlier orders as one UPDATE per order."""
-        insert_rows(self._conn, work_order, [new.row(self.now) for new in self._new.values()])
+        self._insert_orders()
         if self._merges:
             # Sorted: concurrent workers lock the rows they update in the same order.
             self._conn.execute(
@@ -519,6 +534,22 @@ class IntakeBatch:
             _record_dispatched(self._conn, self._dispatching, self.now)
         self._new, self._merges, self._dispatching = {}, {}, []
         self._sources, self._events, self._suppressed = [], [], []
+
+    def _insert_orders(self) -> None:
+        """Insert the new orders; each key's last new order takes its slot from the holder
+        this batch saw (an earlier one of the batch was superseded within it)."""
+        slots: dict[str, str] = {}  # key -> the order that takes its slot (the last one wins)
+        for order_id, new in self._new.items():
+            if new.order.dedupe_key is not None:
+                slots[new.order.dedupe_key] = order_id
+        free_slots(self._conn, self._slot_holders, list(slots))
+        rows = [new.row(self.now) for new in self._new.values()]
+        for row in rows:
+            row["dedupe_slot"] = row["dedupe_key"] if slots.get(row["dedupe_key"]) == row["id"] else None
+        # Slots in key order: two workers inserting the same keys wait for each other in one
+        # order (in batch order they could deadlock).
+        insert_rows(self._conn, work_order, sorted(rows, key=lambda row: row["dedupe_slot"] or ""))
+        self._slot_holders.update(slots)
 
     def _add_source(
         self, source: str, order_id: str, kind: SignalKind, payload: dict[str, Any], position: str
@@ -619,9 +650,11 @@ _KNOWN_SOURCES = sa.union_all(
         one_of(suppressed_signal.c.source_key, "keys")
     ),
 )
+# Open orders, and a closed order still holding a slot (written by hand, or restored):
+# taken over like any other holder, never merged into.
 _OPEN_ORDERS_BY_DEDUPE_KEY = (
-    sa.select(_c.id, _c.unit, _c.dedupe_key, _c.last_seen_at)
-    .where(one_of(_c.dedupe_key, "keys"), _OPEN)
+    sa.select(_c.id, _c.unit, _c.dedupe_key, _c.last_seen_at, _c.status, _c.dedupe_slot)
+    .where(one_of(_c.dedupe_key, "keys"), sa.or_(_OPEN, _c.dedupe_slot.is_not(None)))
     .order_by(_c.last_seen_at)
 )
 _VIOLATIONS = sa.union_all(
@@ -734,6 +767,8 @@ class CommandBatch:
         values = {
             key: (value.value if isinstance(value, StrEnum) else value) for key, value in changes.items()
         }
+        if values.get("status") == WorkOrderStatus.closed.value:
+            values["dedupe_slot"] = None  # a closed order absorbs nothing: a new one may open
         updated = self._conn.execute(
             sa.update(work_order)
             .where(work_order.c.id == order_id, work_order.c.status == expected_status)

@@ -33,6 +33,9 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
 metadata = sa.MetaData()
 
+#: One order per dedupe key holds its slot (storage/dedupe_slots.py).
+DEDUPE_SLOT_INDEX = "uq_work_order_dedupe_slot"
+
 work_order = sa.Table(
     "work_order",
     metadata,
@@ -74,6 +77,9 @@ work_order = sa.Table(
     sa.Column("copied_to", sa.String(512), nullable=False, server_default=""),
     #: Open orders on the same plate or enterprise when it was registered, sorted, comma-separated.
     sa.Column("related_ids", sa.Text(), nullable=False, server_default=""),
+    #: The dedupe key while this is the order its later signals merge into; NULL otherwise
+    #: (closed, superseded): one holder per key (storage/dedupe_slots.py).
+    sa.Column("dedupe_slot", sa.String(300), nullable=True),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
     sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
@@ -81,6 +87,7 @@ work_order = sa.Table(
     sa.Index("ix_work_order_status_due_at", "status", "due_at"),
     sa.Index("ix_work_order_plate", "plate"),
     sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
+    sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
 )
 
 #: Every publisher id merged into an order: the idempotence guard (one row per signal).

@@ -57,6 +57,9 @@ class WaitingOn(StrEnum):
     broker = "broker"
     #: A connection or a timeout of another kind (services.failures.WaitingFor.network).
     network = "network"
+    #: Another worker opened an order for a dedupe key of the batch first: the batch is
+    #: done again and merges into it (services.failures.WaitingFor.conflict).
+    conflict = "conflict"
     #: The broker answers but the worker's topics are missing or changed (see topic_watch).
     topics = "topics"
     #: Anything else (a bug, bad data): still retried, logged with its traceback.
