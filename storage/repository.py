@@ -14,8 +14,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from schemas.deadletter import KeptOriginal
 from schemas.signal import SignalKind
 from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
+from storage import dead_letters
 from storage.bulk import insert_rows
 from storage.one_of import one_of
 from storage.tables import (
@@ -69,6 +71,10 @@ class WorkOrderRepository:
         except IntegrityError:
             with self._engine.begin() as conn:
                 return work(CommandBatch(conn, now))
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in a transaction of their own."""
+        dead_letters.DeadLetterOriginals(self._engine).keep(originals)
 
     def unpublished_outbox(self, limit: int = 1000) -> list[RowMapping]:
         """Outbox messages not yet published, oldest first (the order they were written in)."""
@@ -400,6 +406,10 @@ class IntakeBatch:
         self._suppressed: list[dict[str, Any]] = []
         self._dispatching: list[str] = []
 
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in this batch's transaction."""
+        dead_letters.keep(self._conn, originals)
+
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
         if not keys:
@@ -693,6 +703,10 @@ class CommandBatch:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self.now = now
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in this batch's transaction."""
+        dead_letters.keep(self._conn, originals)
 
     def processed(self, command_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
