@@ -6,9 +6,10 @@ Then:
 
 - each personal field keeps its place, but whatever it holds becomes ``***`` (nested
   values too; field names the contract does not declare become ``***1``, ``***2``...);
-- every text a personal field held (and each run of 5 or more digits in it: a phone
-  written another way) is masked wherever else it appears: a summary quoting the phone,
-  a field name, the rejection's detail;
+- every text a personal field held (and each run of 5 or more digits in it) is masked
+  wherever else it appears: a summary quoting the phone, a field name, the rejection's
+  detail; so is a number written with spaces, dashes or dots between its digits whose
+  digits hold a personal run of 7 or more (a phone written another way);
 - a message that cannot be read to be masked (not UTF-8, not JSON, too large, more
   personal texts than ``MAX_MASKED_TEXTS``) is withheld whole, and so is the detail of
   its rejection unless that detail never quotes the message.
@@ -37,6 +38,10 @@ MIN_MASKED_LENGTH = 2
 #: everywhere would cost a scan of the message per text.
 MAX_MASKED_TEXTS = 64
 _DIGIT_RUNS = re.compile(r"\d{5,}")
+#: Digits with single separators between them (``139-1777-0123``, ``139 1777 0123``).
+_SEPARATED_DIGITS = re.compile(r"\d(?:[\s.\-]?\d){6,}")
+#: A personal run of digits at least this long is also looked for with separators.
+MIN_SEPARATED_DIGITS = 7
 #: Reasons whose detail never quotes the message (processors.intake): kept when withheld.
 _DETAIL_QUOTES_NOTHING = frozenset(
     {
@@ -167,7 +172,15 @@ def _masked_text(text: str, texts: list[str]) -> str:
     for personal in texts:
         if personal in text:
             text = text.replace(personal, MASK)
-    return text
+    numbers = [t for t in texts if len(t) >= MIN_SEPARATED_DIGITS and t.isdigit()]
+    if not numbers:
+        return text
+
+    def masked_number(found: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", found.group())
+        return MASK if any(number in digits for number in numbers) else found.group()
+
+    return _SEPARATED_DIGITS.sub(masked_number, text)
 
 
 def _withheld(reason: RejectionReason, detail: str) -> Shown:
