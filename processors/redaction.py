@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,7 @@ def redact(
     fields = _personal_fields(document, topic_contract)
     if not fields and not personal_topic:
         return Shown(Redaction.none, raw or b"", detail)
-    texts = personal_texts(document, fields)
+    texts = personal_texts([document[name] for name in fields])
     if texts is None:
         return _withheld(reason, detail)
     masked = {
@@ -114,12 +114,19 @@ def _personal_fields(document: Mapping[str, Any], topic_contract: str | None) ->
     return {name: declared for name, declared in fields.items() if name in document}
 
 
-def personal_texts(document: Mapping[str, Any], fields: Mapping[str, object]) -> list[str] | None:
-    """Every text the personal fields hold (values, field names, numbers as written, runs of
+def masked(text: str, personal: object) -> str:
+    """``text`` with every text the personal value ``personal`` holds masked (all of it, when
+    that value holds too many texts to look for)."""
+    texts = personal_texts([personal])
+    return MASK if texts is None else _masked_text(text, texts)
+
+
+def personal_texts(values: Iterable[object]) -> list[str] | None:
+    """Every text personal ``values`` hold (strings, field names, numbers as written, runs of
     5+ digits), longest first; None when there are more than ``MAX_MASKED_TEXTS``."""
     texts: set[str] = set()
-    for name in fields:
-        for text in _texts(document[name]):
+    for value in values:
+        for text in _texts(value):
             for candidate in (text, *_DIGIT_RUNS.findall(text)):
                 if len(candidate) >= MIN_MASKED_LENGTH and candidate != MASK:
                     texts.add(candidate)
