@@ -100,7 +100,7 @@ def hostile_complaints(run: str) -> list[bytes | None]:
         encode(complaint(run, 7, schema=f"{NAME} {PHONE}", complainant={"name": f"{NAME} {PHONE}"})),
         encode(complaint(run, 8, complainant={PHONE: {"name": [NAME]}, "phone": int(PHONE)}, urgent=1)),
         f"投诉人 {NAME} 电话 {PHONE}".encode(),
-        encode([complaint(run, 10)]),
+        json.dumps([complaint(run, 10)], ensure_ascii=False).encode(),
         # A duplicate key (the detail names it), the key being the complainant's phone.
         f'{{"{PHONE}": 1, "{PHONE}": 2, "complainant": {{"name": "{NAME}", "phone": "{PHONE}"}}}}'.encode(),
         json.dumps(complaint(run, 12, urgent="no")).encode(),  # ASCII-escaped JSON
