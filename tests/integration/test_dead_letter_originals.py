@@ -3,6 +3,7 @@ dead letter without its original), once per message, deleted after their retenti
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,13 @@ from schemas.deadletter import KeptOriginal, Redaction, RejectionReason
 from schemas.senders import SenderKeys
 from services.commands import CommandHandler
 from services.dead_letters import Retention
+from services.escalations import Escalations
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
 from storage.dead_letters import DeadLetterOriginals
 from storage.repository import WorkOrderRepository
+from streams.background import Background
+from streams.outputs import Outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "policy")
@@ -132,3 +136,27 @@ def test_the_retention_is_thirty_days_unless_configured(monkeypatch: pytest.Monk
     assert Settings().dead_letter_retention_days == 30
     monkeypatch.setenv("WO_DEAD_LETTER_RETENTION_DAYS", "7")
     assert Settings().dead_letter_retention_days == 7
+
+
+def test_the_leaders_background_purge_deletes_what_is_past_its_retention(engine: Engine) -> None:
+    originals = DeadLetterOriginals(engine)
+    old = KeptOriginal("dl-old", TOPICS.complaints, 0, 1, None, b"{}", RejectionReason.not_json, NOW)
+    new = KeptOriginal(
+        "dl-new", TOPICS.complaints, 0, 2, None, b"{}", RejectionReason.not_json, NOW + timedelta(days=2)
+    )
+    originals.keep([old, new])
+    repository = WorkOrderRepository(engine)
+    settings = Settings(dead_letter_retention_days=1)
+    background = Background(
+        settings,
+        intake(engine),
+        CommandHandler(repository, frozenset(POLICY.units.ids()), POLICY.lifecycle, SenderKeys()),
+        Escalations(repository, POLICY.deadlines),
+        Outputs(settings),
+        lambda: NOW + timedelta(days=2, seconds=1),
+        None,
+        Retention(originals, timedelta(days=settings.dead_letter_retention_days)),
+    )
+    asyncio.run(background.purge())
+    assert originals.get("dl-old") is None
+    assert originals.get("dl-new") is not None
