@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api import dead_letters
 from api.auth import Principal, Role, Tokens
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
@@ -35,6 +36,7 @@ from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from services.ports import CommandNotPublished, CommandPublisher
+from storage.dead_letters import DeadLetterOriginals
 from storage.personal_data import PersonalDataRead, PersonalDataReads
 from storage.repository import WorkOrderRepository
 from storage.sent_commands import SentCommands
@@ -106,6 +108,7 @@ def create_app(
     app.state.auth_failures = AuthFailures()
     reads = personal_data_reads or PersonalDataReads(repository.engine)
     sent_commands = sent or SentCommands(repository.engine)
+    dead_letters.add_routes(app, current_principal, DeadLetterOriginals(repository.engine), reads, clock)
 
     @app.middleware("http")
     async def refuse_u0000_in_urls(

@@ -48,10 +48,26 @@ class PersonalDataReadOut(BaseModel):
     reader: str
     role: str
     unit: str | None
-    work_order_id: str
+    work_order_id: str | None = Field(description="The order whose complainant was read")
     route: str
+    dead_letter_id: str | None = Field(
+        default=None, description="Or the dead letter whose original was read (work_order_id null)"
+    )
 
 
 class Complainant(BaseModel):
     name: str | None = None
     phone: str | None = None
+
+
+class DeadLetterOriginal(BaseModel):
+    """The message a dead letter carries masked, as it was sent."""
+
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = Field(description="Base64; null when the message had none")
+    value: str | None = Field(description="Base64; null for a tombstone")
+    reason: str
+    dead_lettered_at: datetime

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_event_lead_minutes: float = Field(default=60, ge=0)
     max_event_age_days: float = Field(default=400, gt=0)
+    # How long the original bytes of a masked dead letter (one that may hold personal data)
+    # are kept; the leader deletes older ones.
+    dead_letter_retention_days: float = Field(default=30, gt=0, le=3650)
 
     # Intake batching: a batch is flushed when full or after this many seconds.
     intake_batch_size: int = Field(default=500, ge=1, le=100_000)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from functools import singledispatch
 from types import MappingProxyType
 
+from processors.redaction import masked
 from schemas.inbound import CheckinFailure, Complaint, InboundEvent, Suspect, VehicleAlarm
 from schemas.signal import Signal, SignalKind
 from schemas.times import CHINA_STANDARD_TIME
@@ -149,7 +150,10 @@ def _(complaint: Complaint, checkpoint_regions: Mapping[str, str] = NO_REGIONS) 
             "channel": complaint.channel.value,
             "enforcement_unit": subject.enforcement_unit,
         },
-        summary=f"{complaint.category.value} complaint via {complaint.channel.value}: {complaint.summary}",
+        # The complainant's name and phone stay with the complainant (squads read them through
+        # the API, which records the read), not in a summary every consumer sees.
+        summary=f"{complaint.category.value} complaint via {complaint.channel.value}: "
+        + masked(complaint.summary, complaint.complainant.model_dump(mode="json")),
         upstream_due_at=complaint.due_at,
         urgent=complaint.urgent,
     )

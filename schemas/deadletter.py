@@ -1,7 +1,13 @@
-"""Dead letters: a message the pipeline could not use, kept whole with the reason."""
+"""Dead letters: a message the pipeline could not use, with the reason.
+
+The message travels whole unless it may hold personal data (a complaint, or anything on a
+complaint topic): then the topic carries a masked copy and a reference to the original
+bytes, which the database keeps for a while (``dead_letter_original``, command center only).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -35,6 +41,17 @@ class RejectionReason(StrEnum):
     unprocessable = "unprocessable"
 
 
+class Redaction(StrEnum):
+    """What ``payload`` holds."""
+
+    #: The original bytes.
+    none = "none"
+    #: The message with its personal fields, and any other text repeating them, masked as ``***``.
+    personal_fields = "personal_fields"
+    #: Nothing (empty): the message may be personal and could not be read to be masked.
+    withheld = "withheld"
+
+
 class SourcePosition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -54,5 +71,28 @@ class DeadLetter(BaseModel):
     reason: RejectionReason
     detail: str = Field(description="What exactly was wrong, for a person to read")
     source: SourcePosition
-    payload: str = Field(description="The original bytes, base64")
+    payload: str = Field(
+        description="Base64: the original bytes; or, when `redaction` is not none, the masked "
+        "copy (personal_fields) or nothing (withheld)"
+    )
+    dead_lettered_at: datetime
+    redaction: Redaction = Field(default=Redaction.none, description="What `payload` holds")
+    original_id: str | None = Field(
+        default=None,
+        description="When redacted: the id of the original bytes kept in the database "
+        "(GET /dead-letters/{id}/original, command center only, for a limited time)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptOriginal:
+    """A redacted dead letter's original message, for the database (not for any topic)."""
+
+    id: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: RejectionReason
     dead_lettered_at: datetime

@@ -18,15 +18,16 @@ from typing import Any
 import structlog
 
 from processors.command_signing import SignatureRefusal, check
-from processors.intake import Rejection, decode_command
+from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
 from schemas.commands import LifecycleEvent, WorkOrderCommand
-from schemas.deadletter import DeadLetter, RejectionReason
+from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
+from services.dead_letters import Lettered, dead_letter
 from services.failures import error_name, transient
-from services.intake import InboundMessage, dead_letter, unprocessable_rejection
+from services.intake import InboundMessage, unprocessable_rejection
 from storage.repository import CommandBatch, WorkOrderRepository
 
 
@@ -87,15 +88,18 @@ class CommandHandler:
         free), the rest are executed; all in one transaction."""
         result = CommandResult()
         commands: list[WorkOrderCommand | Refused] = []
+        originals: list[KeptOriginal] = []
         for message in messages:
             decoded = decode_command(message.value)
             if isinstance(decoded, Rejection):
-                result.dead_letters.append(dead_letter(message, decoded, now))
+                lettered = _dead_letter(message, decoded, now)
+                result.dead_letters.append(lettered.letter)
+                originals += [lettered.original] if lettered.original is not None else []
                 result.rejected[decoded.reason.value] += 1
                 continue
             refusal = self._signature_refusal(message, decoded)
             commands.append(decoded if refusal is None else Refused(decoded, refusal))
-        for outcome in self._execute(commands, now):
+        for outcome in self._execute(commands, now, originals):
             result.outcomes.append(outcome)
             if outcome.outcome == "applied":
                 result.applied[outcome.command.action.value] += 1
@@ -113,7 +117,10 @@ class CommandHandler:
         """A command whose handling failed alone, permanently (``error``: the error's class
         name): dead-lettered, and refused where the refusal can be recorded, so whoever sent
         it (the API waits for a verdict) learns it and a re-delivery changes nothing."""
-        result = CommandResult(dead_letters=[dead_letter(message, unprocessable_rejection(error), now)])
+        lettered = _dead_letter(message, unprocessable_rejection(error), now)
+        if lettered.original is not None:  # kept before the letter is published
+            self._repository.keep_originals([lettered.original])
+        result = CommandResult(dead_letters=[lettered.letter])
         result.rejected[UNPROCESSABLE] += 1
         command = decode_command(message.value)
         if isinstance(command, Rejection) or self._signature_refusal(message, command) is not None:
@@ -146,8 +153,16 @@ class CommandHandler:
         """Decide and record each command, in order, in one transaction."""
         return self._execute(commands, now)
 
-    def _execute(self, commands: Sequence[WorkOrderCommand | Refused], now: datetime) -> list[CommandOutcome]:
+    def _execute(
+        self,
+        commands: Sequence[WorkOrderCommand | Refused],
+        now: datetime,
+        originals: Sequence[KeptOriginal] = (),
+    ) -> list[CommandOutcome]:
+        """``originals``: of the batch's redacted dead letters, kept in its transaction."""
+
         def work(batch: CommandBatch) -> list[CommandOutcome]:
+            batch.keep_originals(originals)
             batch.lock_orders([c.work_order_id for c in commands])
             seen = batch.processed([c.command_id for c in commands if isinstance(c, WorkOrderCommand)])
             outcomes = []
@@ -274,6 +289,11 @@ def _audit(command: WorkOrderCommand, transition: Transition) -> dict[str, Any]:
     if command.note:
         detail["note"] = command.note
     return detail
+
+
+def _dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) -> Lettered:
+    """A command's dead letter (masked if what was put on the commands topic is a complaint)."""
+    return dead_letter(message, rejection, now, COMMAND_CONTRACT)
 
 
 def _refusal_event(

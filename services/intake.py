@@ -7,7 +7,6 @@ what it returns.
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +27,12 @@ from processors.triage import (
     state_keys,
 )
 from processors.workorders import open_work_order, work_order_id
-from schemas.deadletter import DeadLetter, RejectionReason, SourcePosition
+from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
 from schemas.policy import Policy, ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
 from services.calendar_files import package_schedules
+from services.dead_letters import Lettered, dead_letter
 from storage.repository import IntakeBatch, Result, source_key
 
 
@@ -64,6 +64,7 @@ class WorkOrderStore(Protocol):
     def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result: ...
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -71,6 +72,8 @@ class IntakeResult:
     #: Orders to publish on the dispatched topic (new ones and never-published ones).
     to_dispatch: list[WorkOrder] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: The originals of redacted dead letters, kept in the batch's transaction.
+    originals: list[KeptOriginal] = field(default_factory=list)
     received: Counter[SignalKind] = field(default_factory=Counter)
     rejected: Counter[RejectionReason] = field(default_factory=Counter)
     created: list[WorkOrder] = field(default_factory=list)
@@ -133,7 +136,7 @@ class Intake:
             admitted = admit(message.value, self._contracts[message.topic], reference, now, self.limits)
             if isinstance(admitted, Rejection):
                 result.rejected[admitted.reason] += 1
-                result.dead_letters.append(dead_letter(message, admitted, now))
+                _add_letter(result, self._dead_letter(message, admitted, now))
                 continue
             signal = admitted.signal
             result.received[signal.kind] += 1
@@ -146,6 +149,8 @@ class Intake:
     def _triage_batch(
         self, batch: IntakeBatch, valid: list[_Valid], reference: ReferenceIndex, result: IntakeResult
     ) -> None:
+        # Before the dead letters are published (a re-delivery keeps them once).
+        batch.keep_originals(result.originals)
         # A retried transaction starts over: forget what the failed attempt counted.
         result.created, result.to_dispatch = [], []
         result.merged, result.suppressed, result.redelivered = Counter(), Counter(), Counter()
@@ -258,9 +263,14 @@ class Intake:
         """The outcome of a message whose handling failed alone, for a reason a retry will not
         change (``error``: the error's class name, never its message): a dead letter."""
         rejection = unprocessable_rejection(error)
-        return IntakeResult(
-            dead_letters=[dead_letter(message, rejection, now)], rejected=Counter([rejection.reason])
-        )
+        result = IntakeResult(rejected=Counter([rejection.reason]))
+        _add_letter(result, self._dead_letter(message, rejection, now))
+        # Kept before the letter is published; a failure here is waited out or leaves both out.
+        self._store.keep_originals(result.originals)
+        return result
+
+    def _dead_letter(self, message: InboundMessage, rejection: Rejection, now: datetime) -> Lettered:
+        return dead_letter(message, rejection, now, self._contracts.get(message.topic), self.limits.max_bytes)
 
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic (exactly once: done in the batch)."""
@@ -286,6 +296,7 @@ def combined(results: Sequence[IntakeResult]) -> IntakeResult:
     for part in results:
         total.to_dispatch += part.to_dispatch
         total.dead_letters += part.dead_letters
+        total.originals += part.originals
         total.created += part.created
         total.received.update(part.received)
         total.rejected.update(part.rejected)
@@ -353,17 +364,7 @@ def unprocessable_rejection(error: str) -> Rejection:
     return Rejection(RejectionReason.unprocessable, f"handling it failed: {error}")
 
 
-def dead_letter(message: InboundMessage, rejection: Rejection, now: datetime) -> DeadLetter:
-    return DeadLetter(
-        reason=rejection.reason,
-        detail=rejection.detail,
-        source=SourcePosition(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=base64.b64encode(message.key).decode() if message.key is not None else None,
-            timestamp_ms=message.timestamp_ms,
-        ),
-        payload=base64.b64encode(message.value or b"").decode(),
-        dead_lettered_at=now,
-    )
+def _add_letter(result: IntakeResult, lettered: Lettered) -> None:
+    result.dead_letters.append(lettered.letter)
+    if lettered.original is not None:
+        result.originals.append(lettered.original)

@@ -17,8 +17,10 @@ class PersonalDataRead:
     reader: str
     role: str
     unit: str | None
-    work_order_id: str
+    #: The order whose complainant was read (None: a dead letter's original was).
+    work_order_id: str | None
     route: str
+    dead_letter_id: str | None = None
 
 
 class PersonalDataReads:
@@ -49,7 +51,7 @@ class PersonalDataReads:
         query = query.order_by(c.at.desc(), c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             return [
-                PersonalDataRead(r.at, r.reader, r.role, r.unit, r.work_order_id, r.route)
+                PersonalDataRead(r.at, r.reader, r.role, r.unit, r.work_order_id, r.route, r.dead_letter_id)
                 for r in conn.execute(query)
             ]
 
@@ -62,4 +64,5 @@ def _row(read: PersonalDataRead) -> dict[str, object]:
         "unit": read.unit,
         "work_order_id": read.work_order_id,
         "route": read.route,
+        "dead_letter_id": read.dead_letter_id,
     }

@@ -14,8 +14,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from schemas.deadletter import KeptOriginal
 from schemas.signal import SignalKind
 from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
+from storage import dead_letters
 from storage.bulk import insert_rows
 from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
 from storage.one_of import one_of
@@ -78,6 +80,10 @@ class WorkOrderRepository:
         except IntegrityError:
             with self._engine.begin() as conn:
                 return work(CommandBatch(conn, now))
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in a transaction of their own."""
+        dead_letters.DeadLetterOriginals(self._engine).keep(originals)
 
     def unpublished_outbox(self, limit: int = 1000) -> list[RowMapping]:
         """Outbox messages not yet published, oldest first (the order they were written in)."""
@@ -413,6 +419,10 @@ class IntakeBatch:
         #: Dedupe key -> the order seen holding its slot (a new order takes it over).
         self._slot_holders: dict[str, str] = {}
 
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in this batch's transaction."""
+        dead_letters.keep(self._conn, originals)
+
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
         if not keys:
@@ -728,6 +738,10 @@ class CommandBatch:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self.now = now
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in this batch's transaction."""
+        dead_letters.keep(self._conn, originals)
 
     def processed(self, command_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -197,7 +197,9 @@ personal_data_read = sa.Table(
     sa.Column("reader", sa.String(200), nullable=False),  # the token's holder
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("unit", sa.String(64), nullable=True),
-    sa.Column("work_order_id", sa.String(40), nullable=False),
+    #: The order whose complainant was read; or None, and the dead letter whose original was.
+    sa.Column("work_order_id", sa.String(40), nullable=True),
+    sa.Column("dead_letter_id", sa.String(40), nullable=True),
     sa.Column("route", sa.String(200), nullable=False),
     sa.Index("ix_personal_data_read_at", "at"),
     sa.Index("ix_personal_data_read_order", "work_order_id"),
@@ -212,4 +214,22 @@ api_command = sa.Table(
     sa.Column("command_id", sa.String(128), primary_key=True),
     sa.Column("work_order_id", sa.String(128), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=False),
+)
+
+
+#: The original bytes of a dead letter the topic carries masked (it may hold personal data):
+#: readable by the command center only, deleted after WO_DEAD_LETTER_RETENTION_DAYS.
+dead_letter_original = sa.Table(
+    "dead_letter_original",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("partition", sa.Integer(), nullable=False),
+    sa.Column("offset", sa.BigInteger(), nullable=False),
+    sa.Column("key", sa.LargeBinary(), nullable=True),
+    #: None for a tombstone.
+    sa.Column("value", sa.LargeBinary(), nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("dead_lettered_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_dead_letter_original_at", "dead_lettered_at"),
 )

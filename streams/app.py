@@ -22,6 +22,7 @@ import structlog
 from config.settings import Settings
 from schemas.workorder import WorkOrder
 from services.commands import CommandHandler, CommandResult
+from services.dead_letters import Retention
 from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import InboundMessage, Intake
@@ -60,6 +61,7 @@ def build_app(
     recompute_deadlines: Callable[[], list[WorkOrder]] | None = None,
     expected_topics: Mapping[str, int] | None = None,
     broker_child: BrokerChild | None = None,
+    retention: Retention | None = None,
 ) -> Worker:
     """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines);
     ``expected_topics``: partitions of each topic as set up at start (checked periodically,
@@ -70,7 +72,9 @@ def build_app(
     outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
 
-    background = Background(settings, intake, commands, escalations, outputs, clock, recompute_deadlines)
+    background = Background(
+        settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention
+    )
 
     async def process_commands(messages: Sequence[InboundMessage]) -> CommandResult:
         result = await asyncio.to_thread(commands.handle, messages, clock())

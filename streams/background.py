@@ -15,6 +15,7 @@ import structlog
 from config.settings import Settings
 from schemas.workorder import WorkOrder
 from services.commands import DISPATCHED, LIFECYCLE, CommandHandler
+from services.dead_letters import Retention
 from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import Intake
@@ -32,6 +33,8 @@ log = structlog.get_logger(__name__)
 #: How often the outbox is looked at besides after each command batch (rows a failed or
 #: crashed worker left behind).
 OUTBOX_RELAY_SECONDS = 10.0
+#: How often the leader deletes dead letters' originals past their retention.
+RETENTION_PURGE_SECONDS = 3600.0
 
 
 class Background:
@@ -44,6 +47,7 @@ class Background:
         outputs: Outputs,
         clock: Callable[[], datetime],
         recompute_deadlines: Callable[[], list[WorkOrder]] | None,
+        retention: Retention | None = None,
     ) -> None:
         self._settings = settings
         self._intake = intake
@@ -53,6 +57,7 @@ class Background:
         self._clock = clock
         self._recompute_deadlines = recompute_deadlines
         self._outbox_lock = asyncio.Lock()
+        self._retention = retention
 
     async def start(
         self,
@@ -75,6 +80,8 @@ class Background:
         await until_done(Task.republish, lambda _: self.republish(), None)
         await until_done(Task.deadlines, lambda _: self.recount_deadlines(), None)
         await app.add_runtime_dependency(intake_consumer)
+        if self._retention is not None:
+            app.add_future(every(Task.retention, RETENTION_PURGE_SECONDS, self.purge, when=app.is_leader))
         interval = self._settings.escalation_check_seconds
         await every(Task.escalations, interval, self.escalate, when=app.is_leader)
 
@@ -123,6 +130,13 @@ class Background:
         for message in messages:
             metrics.record_escalation(message.level, message.unit, message.kind)
         log.info("escalations_published", fired=fired, published=len(messages))
+
+    async def purge(self) -> None:
+        """Leader only: delete dead letters' originals past their retention."""
+        if self._retention is not None:
+            deleted = await asyncio.to_thread(self._retention.purge, self._clock())
+            if deleted:
+                log.info("dead_letter_originals_purged", count=deleted)
 
     async def republish(self) -> None:
         """Publish what the database holds as not yet published: the outbox, orders stored

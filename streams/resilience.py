@@ -44,6 +44,7 @@ class Task(StrEnum):
     outbox = "outbox"
     republish = "republish"
     deadlines = "deadlines"
+    retention = "retention"
     order_gauges = "order_gauges"
     topics = "topics"
     lag = "lag"

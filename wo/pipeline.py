@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import faust
 import structlog
@@ -21,6 +21,7 @@ from api.auth import load_tokens
 from config.settings import ProcessingGuarantee, Settings
 from schemas.policy import ReferenceData
 from services.commands import CommandHandler
+from services.dead_letters import Retention
 from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake, intake_limits
@@ -28,6 +29,7 @@ from services.policy_files import ReferenceFiles
 from services.policy_set import load_policy_set
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.database import create_engine, migrate, wait_for_database
+from storage.dead_letters import DeadLetterOriginals
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
 from streams.app import build_app
@@ -126,6 +128,9 @@ def run_pipeline(settings: Settings) -> int:
             ),
             expected_topics=expected,
             broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
+            retention=Retention(
+                DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
+            ),
         )
         app = worker_parts.app
         metrics.initialise(policy.units.ids())

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from api.auth import hash_token, new_token
 from schemas.signal import SignalKind
 from tests.api.conftest import OFFICERS, SAMPLES, ApiWorld, documented_operations, openapi_document
+from tests.api.test_dead_letter_originals import rejected_complaint
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +53,20 @@ ORDER_OPERATIONS = [operation for operation in OPERATIONS if about_an_order(oper
 
 @dataclass(frozen=True)
 class Squad1Resources:
-    """A squad-1 complaint and a command squad-1 sent about it (its path parameter values)."""
+    """A squad-1 complaint, a command squad-1 sent about it and a masked dead letter's
+    original (their path parameter values)."""
 
     order_id: str
     command_id: str
+    dead_letter_id: str
 
     @property
     def path_values(self) -> dict[str, str]:
-        return {"order_id": self.order_id, "command_id": self.command_id}
+        return {
+            "order_id": self.order_id,
+            "command_id": self.command_id,
+            "dead_letter_id": self.dead_letter_id,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,9 @@ def squad1(api: ApiWorld) -> Squad1Resources:
     order = api.claim("squad-1", SignalKind.complaint)
     accepted = api.command("squad-1", order.id, action="accept")
     assert accepted.status_code == 200, accepted.text
-    return Squad1Resources(order.id, accepted.json()["command_id"])
+    letter, _ = rejected_complaint(api, 800_001)
+    assert letter.original_id is not None
+    return Squad1Resources(order.id, accepted.json()["command_id"], letter.original_id)
 
 
 def call(

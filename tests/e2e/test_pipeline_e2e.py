@@ -93,6 +93,12 @@ class Expected:
         return self.valid_lines + len(self.invalid_payloads)
 
 
+def complaints_in(path: Path) -> list[dict[str, Any]]:
+    """The complaints among a file's JSON lines (some lines are JSON but no object)."""
+    documents: list[object] = [json.loads(line) for line in file_lines(path)]
+    return [d for d in documents if isinstance(d, dict) and d.get("schema") == "complaint/1"]
+
+
 def expected_from_samples() -> Expected:
     events = [event for name in VALID_FILES for event in json_lines(SAMPLES / name)]
     by_kind = Counter(KIND_OF_FAMILY[str(e["schema"]).split("/")[0]] for e in events)
@@ -105,7 +111,7 @@ def expected_from_samples() -> Expected:
     ]
     personal = [
         str(e["complainant"][field]).encode()
-        for e in json_lines(SAMPLES / "complaints.jsonl")
+        for e in [*json_lines(SAMPLES / "complaints.jsonl"), *complaints_in(SAMPLES / "invalid.jsonl")]
         for field in ("name", "phone")
         if e.get("complainant", {}).get(field)
     ]
@@ -269,19 +275,32 @@ def test_dispatched_topic_carries_one_message_per_order_and_recipient(pipeline: 
     assert any(s.endswith("JSKV-20261120-000873") for s in night_ban["source_ids"])
 
 
+def original_bytes(pipeline: Pipeline, letter: dict[str, Any]) -> bytes:
+    """The bytes a dead letter stands for: its payload, or (masked) the original the database keeps."""
+    if letter["redaction"] == "none":
+        return base64.b64decode(letter["payload"])
+    (value,) = pipeline.query("SELECT value FROM dead_letter_original WHERE id = ?", letter["original_id"])
+    return bytes(value[0])
+
+
 def test_dead_letter_topic_has_every_rejected_message(pipeline: Pipeline) -> None:
     letters = [json.loads(r.value) for r in read_topic(pipeline.bootstrap, DEAD_LETTERS_TOPIC)]
     inbound = {(r.partition, r.offset): r for r in read_topic(pipeline.bootstrap, ALARMS_TOPIC)}
 
-    got = Counter((base64.b64decode(letter["payload"]), letter["reason"]) for letter in letters)
+    got = Counter((original_bytes(pipeline, letter), letter["reason"]) for letter in letters)
     assert got == Counter(pipeline.expected.invalid_payloads)
+    # The complaint published on the alarms topic goes out masked: its complainant is not there.
+    masked = [letter for letter in letters if letter["redaction"] == "personal_fields"]
+    assert [letter["reason"] for letter in masked] == ["wrong_topic"]
     for letter in letters:
         assert letter["schema"] == "dead-letter/1"
         assert letter["detail"]
         source = letter["source"]
         assert source["topic"] == ALARMS_TOPIC
         original = inbound[(source["partition"], source["offset"])]
-        assert original.value == base64.b64decode(letter["payload"])
+        assert original.value == original_bytes(pipeline, letter)
+        for personal in pipeline.expected.complainant_data:
+            assert personal not in base64.b64decode(letter["payload"])
         assert source["key"] == (base64.b64encode(original.key).decode() if original.key else None)
         assert source["timestamp_ms"] == original.timestamp
     bad = [letter for letter in letters if letter["reason"] == "not_utf8"]

@@ -14,12 +14,13 @@ import pytest
 
 from config.settings import Topics
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES
-from schemas.deadletter import RejectionReason
+from schemas.deadletter import DeadLetter, Redaction, RejectionReason
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder
 from services.intake import InboundMessage, Intake, IntakeResult
 from services.policy_files import load_policy, load_reference
 from storage.database import create_engine, migrate
+from storage.dead_letters import DeadLetterOriginals
 from storage.repository import WorkOrderRepository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,17 @@ ALL_SAMPLES = messages_from(*SAMPLE_TOPICS)
 VALID_FILES = ("vehicle-alarms.jsonl", "suspects.jsonl", "checkin-failures.jsonl", "complaints.jsonl")
 
 
+def original_of(letter: DeadLetter, store: WorkOrderRepository) -> bytes | None:
+    """The bytes a dead letter stands for: its payload, or (masked) the original kept in the database."""
+    if letter.redaction is Redaction.none:
+        assert letter.original_id is None
+        return base64.b64decode(letter.payload, validate=True)
+    assert letter.original_id is not None
+    kept = DeadLetterOriginals(store.engine).get(letter.original_id)
+    assert kept is not None
+    return kept.value
+
+
 def make_intake(
     store: WorkOrderRepository | None = None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> Intake:
@@ -130,11 +142,12 @@ def test_the_samples_give_the_documented_counts() -> None:
 
 
 def test_every_dead_letter_points_at_a_distinct_rejected_message() -> None:
-    result = handle(ALL_SAMPLES)
+    store = new_store()
+    result = handle(ALL_SAMPLES, store)
     positions = [(d.source.topic, d.source.partition, d.source.offset) for d in result.dead_letters]
     assert len(set(positions)) == len(positions)
     rejected_lines = messages_from("invalid.jsonl", "not-json.txt", first_offset=0)
-    assert {base64.b64decode(d.payload) for d in result.dead_letters} == {m.value for m in rejected_lines}
+    assert {original_of(d, store) for d in result.dead_letters} == {m.value for m in rejected_lines}
 
 
 # ---------------------------------------------------------------- re-sent alarms
@@ -182,14 +195,17 @@ def test_orders_are_ready_to_dispatch_when_created() -> None:
 # ---------------------------------------------------------------- dead letters
 
 
-def test_dead_letters_carry_the_original_bytes_and_position() -> None:
+def test_dead_letters_carry_the_original_bytes_or_their_reference_and_the_position() -> None:
     messages = messages_from("invalid.jsonl", "not-json.txt")
     by_offset = {m.offset: m for m in messages}
-    result = handle(messages)
+    store = new_store()
+    result = handle(messages, store)
     assert len(result.dead_letters) == len(messages)
+    # The complaint put on the alarms topic is masked; its original is in the database.
+    assert [letter.redaction for letter in result.dead_letters].count(Redaction.personal_fields) == 1
     for letter in result.dead_letters:
         original = by_offset[letter.source.offset]
-        assert base64.b64decode(letter.payload, validate=True) == original.value
+        assert original_of(letter, store) == original.value
         assert letter.source.topic == original.topic
         assert letter.source.partition == original.partition
         assert letter.source.key is not None

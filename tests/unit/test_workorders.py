@@ -371,3 +371,15 @@ def test_dispatched_times_are_utc_even_when_the_clock_was_not() -> None:
     assert message.created_at == NOW
     assert message.created_at.utcoffset() == timedelta(0)
     assert message.due_at.utcoffset() == timedelta(0)
+
+
+def test_a_complaint_summary_quoting_the_complainant_is_dispatched_with_them_masked() -> None:
+    document = json.loads(COMPLAINTS[0].model_dump_json(by_alias=True))
+    document["complainant"] = {"name": "诸葛明月", "phone": "+86 13955554444"}
+    document["summary"] = "我是诸葛明月，司机拒载，请回电 139-5555-4444 或 13955554444"
+    complaint = Complaint.model_validate(document)
+    order = order_for(complaint)
+    dispatched = order.dispatch_message().model_dump_json(by_alias=True)
+    assert order.summary == "refusal complaint via 12328: 我是***，司机拒载，请回电 *** 或 ***"
+    for text in ("诸葛明月", "13955554444", "139-5555-4444"):
+        assert text not in dispatched
