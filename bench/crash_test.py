@@ -47,6 +47,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
 
 from config.settings import ProcessingGuarantee, Settings, Topics
+from processors.compiled_policy import compile_policy
 from processors.intake import Rejection, decode_event, implausible_time
 from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
@@ -329,6 +330,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
     generator = _Generator(config.seed, topics, now, config.signals)
     rng = random.Random(config.seed + 7)
     index = ReferenceIndex(ReferenceFiles(POLICY_DIR).current)
+    compiled = compile_policy(policy)
     contracts = topics.inbound()
     state = BatchTriageState()
     expected = Expected()
@@ -357,7 +359,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
                 signal_ = to_signal(event, index.checkpoint_regions())
                 if implausible_time(signal_.occurred_at, now, timedelta(days=400), timedelta(minutes=60)):
                     raise AssertionError(f"generated an implausible event time: {signal_.occurred_at}")
-                outcome = triage(signal_, policy, index, state, now)
+                outcome = triage(signal_, compiled, index, state, now)
                 key = source_key(signal_.kind, signal_.source_id)
                 if outcome.action is Action.create:
                     order_id = work_order_id(signal_)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from processors.compiled_policy import CompiledPolicy
 from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome, triage
 from processors.workorders import work_order_id
-from schemas.policy import Policy
 from schemas.signal import Signal
 
 
@@ -63,8 +63,8 @@ class ReplayReport:
 
 def replay(
     signals: Sequence[Signal],
-    current: Policy,
-    candidate: Policy,
+    current: CompiledPolicy,
+    candidate: CompiledPolicy,
     reference: ReferenceIndex,
     now: datetime,
 ) -> ReplayReport:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from config.settings import ProcessingGuarantee
 from processors.calendar import WorkCalendar
+from processors.compiled_policy import CompiledPolicy
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event, implausible_time
 from processors.signals import to_signal
 from processors.triage import (
@@ -31,7 +32,7 @@ from processors.triage import (
 from processors.workorders import open_work_order, work_order_id
 from schemas.deadletter import DeadLetter, RejectionReason, SourcePosition
 from schemas.inbound import InboundEvent
-from schemas.policy import Policy, ReferenceData
+from schemas.policy import ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
 from services.calendar_files import package_schedules
@@ -90,7 +91,7 @@ class _Valid:
 class Intake:
     def __init__(
         self,
-        policy: Policy,
+        policy: CompiledPolicy,
         store: WorkOrderStore,
         contracts_by_topic: Mapping[str, str],
         reference: Callable[[], ReferenceData] = ReferenceData,
@@ -157,7 +158,7 @@ class Intake:
             payload = item.event.model_dump(mode="json", by_alias=True)
             position = _position(item.message)
             if outcome.action is Action.create:
-                order = open_work_order(outcome, self.policy.deadlines, self.calendar, batch.now)
+                order = open_work_order(outcome, self.policy.source.deadlines, self.calendar, batch.now)
                 detail = _audit(outcome, position, due_at=order.due_at)
                 batch.add_order(order, key, payload, detail, position)
                 state.record(outcome, order.id, batch.now)
@@ -223,7 +224,7 @@ class Intake:
                 dedupe_keys.add(dedupe)
             violation_keys.update(violations)
             subjects.update(signal_subjects)
-        lookback = max((rule.lookback_days for rule in self.policy.triage.minor_violations), default=0)
+        lookback = max((rule.lookback_days for rule in self.policy.source.triage.minor_violations), default=0)
         return BatchTriageState(
             open_orders={
                 key: (OpenOrder(order_id, unit), last_seen)

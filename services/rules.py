@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from processors.calendar import WorkCalendar
+from processors.compiled_policy import CompiledPolicy, compile_policy
 from processors.intake import Rejection, decode_event
 from processors.replay import ReplayReport, replay
 from processors.signals import to_signal
@@ -35,7 +36,7 @@ class Explanation:
 
 def explain(
     raw: bytes,
-    policy: Policy,
+    policy: CompiledPolicy,
     reference: ReferenceData,
     now: datetime,
     calendar: WorkCalendar,
@@ -65,8 +66,9 @@ def explain(
         outcome, known = repository.read_only(look, now)
         if key in known:
             recorded = known[key] or "suppressed"
-    limit = str(policy.deadlines.limit(signal.kind, outcome.priority))
-    due = deadline(signal, outcome.priority, policy.deadlines, calendar, now)
+    deadlines = policy.source.deadlines
+    limit = str(deadlines.limit(signal.kind, outcome.priority))
+    due = deadline(signal, outcome.priority, deadlines, calendar, now)
     return Explanation(signal, outcome, limit, due.due_at, due.provisional, repository is not None, recorded)
 
 
@@ -82,7 +84,7 @@ def replay_stored(
     """Stored signals received in [from, to) through both policies; nothing is written."""
     index = ReferenceIndex(reference)
     signals = signals_from_payloads(repository.stored_signals(received_from, received_to), index)
-    return replay(signals, current, candidate, index, now)
+    return replay(signals, compile_policy(current), compile_policy(candidate), index, now)
 
 
 def signals_from_payloads(payloads: Sequence[dict[str, Any]], index: ReferenceIndex) -> list[Signal]:

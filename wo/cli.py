@@ -173,7 +173,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
-    result = explain(raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository)
+    result = explain(raw.strip(), loaded.compiled, loaded.reference, now, loaded.calendar, repository)
     if isinstance(result, Rejection):
         print(f"rejected ({result.reason.value}): {result.detail}")
         print("the message would go to the dead-letter topic")

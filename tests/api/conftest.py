@@ -34,6 +34,7 @@ from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from api.guard import AuthFailures
 from api.publisher import KafkaCommandPublisher
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
@@ -257,7 +258,7 @@ def api_world(
     engine = create_engine(database_url)
     repository = WorkOrderRepository(engine)
     now = datetime.now(UTC).replace(microsecond=0)
-    intake = Intake(POLICY, repository, TOPICS.inbound(), reference=lambda: REFERENCE)
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound(), reference=lambda: REFERENCE)
     result = intake.handle(sample_messages(), now)
     assert result.created and not result.dead_letters, result.dead_letters
     intake.dispatched(result.to_dispatch, now)

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from processors.compiled_policy import compile_policy
 from processors.intake import Rejection, decode_event
 from processors.signals import busiest_checkpoint_region, to_signal
 from processors.triage import (
@@ -176,6 +177,7 @@ def inline_policy(**triage_overrides: Any) -> Policy:
 
 
 POLICY = inline_policy()
+COMPILED = compile_policy(POLICY)
 REFERENCE = ReferenceIndex(ReferenceData.model_validate(yaml.safe_load(REFERENCE_YAML)))
 
 # ---------------------------------------------------------------- building signals
@@ -234,7 +236,8 @@ def run(
     policy: Policy = POLICY,
     reference: ReferenceIndex = REFERENCE,
 ) -> TriageOutcome:
-    return triage(signal, policy, reference, state if state is not None else BatchTriageState(), NOW)
+    compiled = COMPILED if policy is POLICY else compile_policy(policy)
+    return triage(signal, compiled, reference, state if state is not None else BatchTriageState(), NOW)
 
 
 class Expect(NamedTuple):
@@ -571,8 +574,8 @@ def state_with_open_order(last_seen: datetime, key: str = KEY) -> BatchTriageSta
 
 
 def test_dedupe_key_joins_kind_and_key_fields() -> None:
-    assert dedupe_key(alarm(), POLICY) == KEY
-    assert dedupe_key(sig(SignalKind.checkin_failure, plate=None, enterprise_id=ENTERPRISE), POLICY) == (
+    assert dedupe_key(alarm(), COMPILED) == KEY
+    assert dedupe_key(sig(SignalKind.checkin_failure, plate=None, enterprise_id=ENTERPRISE), COMPILED) == (
         f"checkin_failure|{ENTERPRISE}"
     )
 
@@ -587,7 +590,7 @@ def test_dedupe_key_joins_kind_and_key_fields() -> None:
     ],
 )
 def test_no_dedupe_key(given_signal: Signal) -> None:
-    assert dedupe_key(given_signal, POLICY) is None
+    assert dedupe_key(given_signal, COMPILED) is None
 
 
 @pytest.mark.parametrize(
@@ -919,12 +922,12 @@ def test_max_related_defaults_to_10_and_is_never_negative() -> None:
 
 def test_state_keys_name_what_triage_looks_up() -> None:
     signal = alarm("dsm_phone", enterprise_id=ENTERPRISE)
-    assert state_keys(signal, POLICY) == (
+    assert state_keys(signal, COMPILED) == (
         f"vehicle_alarm|{PLATE}|dsm_phone",
         [VIOLATION],
         [PLATE, ENTERPRISE],
     )
-    assert state_keys(complaint(plate=None), POLICY) == (None, [], [])
+    assert state_keys(complaint(plate=None), COMPILED) == (None, [], [])
 
 
 # ---------------------------------------------------------------- jurisdiction
@@ -1116,9 +1119,10 @@ def test_route_step_explains_the_path() -> None:
 
 # ---------------------------------------------------------------- samples against the shipped policy
 
-SHIPPED = load_policy(ROOT / "policy")
+SHIPPED_POLICY = load_policy(ROOT / "policy")
+SHIPPED = compile_policy(SHIPPED_POLICY)
 SHIPPED_REFERENCE = ReferenceIndex(load_reference(ROOT / "policy"))
-SHIPPED_UNITS = sorted(SHIPPED.units.ids())
+SHIPPED_UNITS = sorted(SHIPPED_POLICY.units.ids())
 
 
 def sample_signal(name: str, index: int, **changes: Any) -> Signal:
@@ -1227,7 +1231,7 @@ def test_whitelist_review_does_not_override_conflict_of_interest() -> None:
     signal = complaint(
         plate=None, enterprise_id=REVIEWED_ENTERPRISE, enforcement_unit="command-center", category="other"
     )
-    for policy, reference in ((POLICY, REFERENCE), (SHIPPED, SHIPPED_REFERENCE)):
+    for policy, reference in ((COMPILED, REFERENCE), (SHIPPED, SHIPPED_REFERENCE)):
         outcome = triage(signal, policy, reference, BatchTriageState(), NOW)
         assert outcome.route.unit != "command-center"
 
