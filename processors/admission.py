@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from processors.compiled_policy import CompiledPolicy
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection, decode_event, event_time
 from processors.routing import route_signal
 from processors.signals import to_signal
@@ -29,7 +30,6 @@ from processors.triage import (
     triage,
 )
 from schemas.inbound import InboundEvent
-from schemas.policy import Policy
 from schemas.signal import Signal
 
 #: The rule key a stale suppression is recorded under: the setting that decides it.
@@ -73,7 +73,7 @@ def admit(
 
 
 def decide(
-    admitted: Admitted, policy: Policy, reference: ReferenceIndex, state: TriageState, now: datetime
+    admitted: Admitted, policy: CompiledPolicy, reference: ReferenceIndex, state: TriageState, now: datetime
 ) -> TriageOutcome:
     """What ``admitted`` becomes: triage's outcome, a stale suppression before triage, or
     (late) triage's outcome with the lateness as its first step."""
@@ -87,10 +87,10 @@ def decide(
     return outcome
 
 
-def stale_outcome(signal: Signal, policy: Policy, detail: str) -> TriageOutcome:
+def stale_outcome(signal: Signal, policy: CompiledPolicy, detail: str) -> TriageOutcome:
     """A signal too old to act on: suppressed as ``stale``, with the unit its route names
     (reports by unit count it there); no other rule is looked at, and no state is read."""
-    route = route_signal(signal, policy.routing, policy.units, signal.route_fields())
+    route = route_signal(signal, policy.routes, signal.route_fields())
     return TriageOutcome(
         signal,
         Action.suppress,

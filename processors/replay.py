@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from processors.admission import Admitted, decide
+from processors.compiled_policy import CompiledPolicy
 from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
 from processors.workorders import work_order_id
-from schemas.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +65,8 @@ class ReplayReport:
 
 def replay(
     admitted: Sequence[Admitted],
-    current: Policy,
-    candidate: Policy,
+    current: CompiledPolicy,
+    candidate: CompiledPolicy,
     reference: ReferenceIndex,
     now: datetime,
 ) -> ReplayReport:

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 
-from processors.derived import once_per_object
-from schemas.policy import Matcher, Route, RoutingTree, Units
+from schemas.policy import ConflictOfInterest, Matcher, Route, RoutingTree, Units
 from schemas.signal import FieldValue, Signal
 from schemas.workorder import Priority
 
@@ -36,13 +35,33 @@ class RouteDecision:
     copied_to: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class RoutingPlan:
+    """A routing tree compiled once (as Alertmanager's ``NewRoute`` builds its tree from the
+    configuration once): every route's tests and inherited decision prepared."""
+
+    root: _Node
+    #: Unit id -> the regions it holds; None: no units given, jurisdictions are not applied.
+    regions: Mapping[str, list[str]] | None
+    conflict_of_interest: ConflictOfInterest
+
+
+def compile_routes(tree: RoutingTree, units: Units | None = None) -> RoutingPlan:
+    """``tree`` prepared for ``route_signal``; ``units`` (with their regions) are needed by
+    routes with a jurisdiction."""
+    root = tree.route
+    assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
+    return RoutingPlan(
+        root=_prepare(root, root.unit, root.priority, (root.key,), root.jurisdiction),
+        regions=None if units is None else {unit.id: unit.regions for unit in units.units},
+        conflict_of_interest=tree.conflict_of_interest,
+    )
+
+
 def route_signal(
-    signal: Signal,
-    tree: RoutingTree,
-    units: Units | None = None,
-    fields: Mapping[str, FieldValue] | None = None,
+    signal: Signal, routes: RoutingPlan, fields: Mapping[str, FieldValue] | None = None
 ) -> RouteDecision:
-    """Route ``signal``; ``units`` (with their regions) are needed by routes with a jurisdiction.
+    """Route ``signal`` through the compiled tree.
 
     The first matching route decides the unit; routes matched after one with ``continue``
     add their units to ``copied_to`` (never the unit a complaint is about). ``fields`` is
@@ -51,9 +70,10 @@ def route_signal(
     if fields is None:
         fields = signal.route_fields()
     primary, *others = [
-        _apply_jurisdiction(node, units, signal.region_code) for node in _descend(_plan(tree), fields)
+        _apply_jurisdiction(node, routes.regions, signal.region_code)
+        for node in _descend(routes.root, fields)
     ]
-    decision = _apply_conflict_of_interest(primary, fields, tree)
+    decision = _apply_conflict_of_interest(primary, fields, routes.conflict_of_interest)
     excluded = {decision.unit, fields.get("enforcement_unit")}
     copies = tuple(dict.fromkeys(other.unit for other in others if other.unit not in excluded))
     return replace(decision, copied_to=copies) if copies else decision
@@ -70,13 +90,6 @@ class _Node:
     decision: RouteDecision
     #: The jurisdiction of the nearest route on the path that lists one ([] if none does).
     jurisdiction: list[str]
-
-
-@once_per_object(limit=100)
-def _plan(tree: RoutingTree) -> _Node:
-    root = tree.route
-    assert root.unit is not None and root.priority is not None  # guaranteed by RoutingTree
-    return _prepare(root, root.unit, root.priority, (root.key,), root.jurisdiction)
 
 
 def _prepare(
@@ -111,12 +124,13 @@ def _descend(node: _Node, fields: Mapping[str, FieldValue]) -> list[_Node]:
     return found or [node]
 
 
-def _apply_jurisdiction(node: _Node, units: Units | None, region: str | None) -> RouteDecision:
+def _apply_jurisdiction(
+    node: _Node, regions: Mapping[str, list[str]] | None, region: str | None
+) -> RouteDecision:
     """The nearest route on the path that lists a jurisdiction picks the unit holding ``region``."""
     decision, candidates = node.decision, node.jurisdiction
-    if not candidates or units is None:
+    if not candidates or regions is None:
         return decision
-    regions = _regions(units)
     holder = next((unit for unit in candidates if region and region in regions.get(unit, [])), None)
     if holder is None:
         reason = f"{decision.reason}; region {region} is in no listed jurisdiction: {decision.unit} decides"
@@ -126,18 +140,12 @@ def _apply_jurisdiction(node: _Node, units: Units | None, region: str | None) ->
     )
 
 
-@once_per_object(limit=100)
-def _regions(units: Units) -> dict[str, list[str]]:
-    return {unit.id: unit.regions for unit in units.units}
-
-
 def _apply_conflict_of_interest(
-    decision: RouteDecision, fields: Mapping[str, FieldValue], tree: RoutingTree
+    decision: RouteDecision, fields: Mapping[str, FieldValue], rule: ConflictOfInterest
 ) -> RouteDecision:
     complained_about = fields.get("enforcement_unit")
     if not complained_about:
         return decision
-    rule = tree.conflict_of_interest
     receiver = rule.fallback if complained_about == rule.receiver else rule.receiver
     return RouteDecision(
         unit=receiver,
@@ -172,13 +180,11 @@ Test = Callable[[FieldValue], bool]
 CompiledMatch = tuple[tuple[str, Test], ...]
 
 
-@once_per_object(limit=10_000)
 def compiled(match: dict[str, Matcher]) -> CompiledMatch:
-    """``match`` as (field name, test) pairs, compiled once per match."""
+    """``match`` as (field name, test) pairs: compiled with the policy, never per signal."""
     return tuple((name, test) for name, matcher in match.items() for test in _tests(matcher))
 
 
-@once_per_object(limit=10_000)
 def _tests(m: Matcher) -> tuple[Test, ...]:
     """The matcher's operators as tests of one value, in the order they are written down."""
     tests: list[Test] = []

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from config.settings import ProcessingGuarantee, Settings
 from processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
+from processors.compiled_policy import CompiledPolicy
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
 from processors.triage import (
     Action,
@@ -28,7 +29,7 @@ from processors.triage import (
 )
 from processors.workorders import open_work_order, work_order_id
 from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
-from schemas.policy import Policy, ReferenceData
+from schemas.policy import ReferenceData
 from schemas.signal import Signal, SignalKind
 from schemas.workorder import WorkOrder
 from services.calendar_files import package_schedules
@@ -105,7 +106,7 @@ class _Valid:
 class Intake:
     def __init__(
         self,
-        policy: Policy,
+        policy: CompiledPolicy,
         store: WorkOrderStore,
         contracts_by_topic: Mapping[str, str],
         reference: Callable[[], ReferenceData] = ReferenceData,
@@ -202,7 +203,7 @@ class Intake:
 
     def open_order(self, outcome: TriageOutcome, now: datetime) -> WorkOrder:
         """The order ``outcome`` creates, with its deadline from ``now`` (the receipt)."""
-        return open_work_order(outcome, self.policy.deadlines, self.calendar, now)
+        return open_work_order(outcome, self.policy.source.deadlines, self.calendar, now)
 
     def _republished(
         self, batch: IntakeBatch, valid: list[_Valid], known: dict[str, str | None]
@@ -240,7 +241,7 @@ class Intake:
                 dedupe_keys.add(dedupe)
             violation_keys.update(violations)
             subjects.update(signal_subjects)
-        lookback = max((rule.lookback_days for rule in self.policy.triage.minor_violations), default=0)
+        lookback = max((rule.lookback_days for rule in self.policy.source.triage.minor_violations), default=0)
         return BatchTriageState(
             open_orders={
                 key: (OpenOrder(order_id, unit), last_seen)

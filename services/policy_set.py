@@ -1,5 +1,6 @@
 """Everything policy/ holds, loaded by one function for ``wo run``, ``wo rules check`` and
-``wo rules explain``: a directory one of them accepts, all accept."""
+``wo rules explain``: a directory one of them accepts, all accept. The policy is compiled
+here, once, for triage and routing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from processors.calendar import WorkCalendar
+from processors.compiled_policy import CompiledPolicy, compile_policy
 from schemas.policy import Policy, ReferenceData
 from schemas.senders import SenderKeys
 from services.calendar_files import load_calendar
@@ -21,6 +23,8 @@ Loaded = TypeVar("Loaded")
 @dataclass(frozen=True, slots=True)
 class PolicySet:
     policy: Policy
+    #: ``policy`` compiled, once: what triage and routing read for every signal.
+    compiled: CompiledPolicy
     reference: ReferenceData
     calendar: WorkCalendar
     senders: SenderKeys
@@ -42,4 +46,4 @@ def load_policy_set(directory: Path) -> PolicySet:
     senders = attempt(lambda found: load_senders(found, policy.units.ids())) if policy is not None else None
     if problems or policy is None or reference is None or calendar is None or senders is None:
         raise PolicyError(problems)
-    return PolicySet(policy, reference, calendar, senders)
+    return PolicySet(policy, compile_policy(policy), reference, calendar, senders)

@@ -10,6 +10,7 @@ from typing import Any
 
 from processors.admission import Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
+from processors.compiled_policy import CompiledPolicy, compile_policy
 from processors.intake import Rejection
 from processors.replay import ReplayReport, replay
 from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
@@ -36,7 +37,7 @@ class Explanation:
 
 def explain(
     raw: bytes,
-    policy: Policy,
+    policy: CompiledPolicy,
     reference: ReferenceData,
     now: datetime,
     calendar: WorkCalendar,
@@ -72,8 +73,9 @@ def explain(
             recorded = known[key] or "suppressed"
     if outcome.action is not Action.create:
         return Explanation(signal, outcome, repository is not None, already_recorded_as=recorded)
-    order = open_work_order(outcome, policy.deadlines, calendar, now)
-    limit = str(policy.deadlines.limit(signal.kind, outcome.priority))
+    deadlines = policy.source.deadlines
+    order = open_work_order(outcome, deadlines, calendar, now)
+    limit = str(deadlines.limit(signal.kind, outcome.priority))
     return Explanation(signal, outcome, repository is not None, order, limit, recorded)
 
 
@@ -91,7 +93,7 @@ def replay_stored(
     Each is admitted as at its receipt (an event too old then stays ``stale``)."""
     index = ReferenceIndex(reference)
     admitted = admitted_from_stored(repository.stored_signals(received_from, received_to), index, limits)
-    return replay(admitted, current, candidate, index, now)
+    return replay(admitted, compile_policy(current), compile_policy(candidate), index, now)
 
 
 def admitted_from_stored(

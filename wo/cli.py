@@ -193,7 +193,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     contract = contracts[args.topic] if args.topic else None
     limits = intake_limits(settings)
     result = explain(
-        raw.strip(), loaded.policy, loaded.reference, now, loaded.calendar, repository, limits, contract
+        raw.strip(), loaded.compiled, loaded.reference, now, loaded.calendar, repository, limits, contract
     )
     print(f"received    {for_people(now)}{' (--at)' if args.at else ''}")
     if isinstance(result, Rejection):

@@ -101,7 +101,7 @@ def run_pipeline(settings: Settings) -> int:
         repository = WorkOrderRepository(create_engine(settings.database_url))
         limits = intake_limits(settings)
         intake = Intake(
-            policy,
+            loaded.compiled,
             repository,
             settings.topics.inbound(),
             reference=current_reference,

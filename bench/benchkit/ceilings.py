@@ -21,6 +21,7 @@ from benchkit.kafka_io import produce_backlog, produce_one_per_partition
 from benchkit.processes import cpu_seconds, database, start_child, wait_until
 from benchkit.results import Row
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from processors.intake import decode_event
 from services.calendar_files import load_calendar
 from services.intake import InboundMessage, Intake
@@ -153,7 +154,7 @@ class Ceilings(BenchBase):
         policy_dir = REPO_ROOT / "policy"
         reference = ReferenceFiles(policy_dir)
         intake = Intake(
-            load_policy(policy_dir),
+            compile_policy(load_policy(policy_dir)),
             WorkOrderRepository(engine),
             topics.inbound(),
             reference=lambda: reference.current,

@@ -12,6 +12,7 @@ from typing import Any
 
 from config.settings import Topics
 from crashkit.config import OFFICERS, POLICY_DIR, CrashConfig
+from processors.compiled_policy import compile_policy
 from processors.intake import EventTime, Rejection, decode_event, event_time
 from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
@@ -224,6 +225,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
     generator = _Generator(config.seed, topics, now, config.signals)
     rng = random.Random(config.seed + 7)
     index = ReferenceIndex(ReferenceFiles(POLICY_DIR).current)
+    compiled = compile_policy(policy)
     contracts = topics.inbound()
     state = BatchTriageState()
     expected = Expected()
@@ -255,7 +257,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
                 )
                 if judged != (EventTime.on_time, ""):
                     raise AssertionError(f"generated an event time not on time: {signal_.occurred_at}")
-                outcome = triage(signal_, policy, index, state, now)
+                outcome = triage(signal_, compiled, index, state, now)
                 key = source_key(signal_.kind, signal_.source_id)
                 if outcome.action is Action.create:
                     order_id = work_order_id(signal_)

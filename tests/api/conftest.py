@@ -33,6 +33,7 @@ from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from api.guard import AuthFailures
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
@@ -258,7 +259,7 @@ def api_world(
     engine = create_engine(database_url)
     repository = WorkOrderRepository(engine)
     now = datetime.now(UTC).replace(microsecond=0)
-    intake = Intake(POLICY, repository, TOPICS.inbound(), reference=lambda: REFERENCE)
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound(), reference=lambda: REFERENCE)
     result = intake.handle(sample_messages(), now)
     assert result.created and not result.dead_letters, result.dead_letters
     intake.dispatched(result.to_dispatch, now)

@@ -7,6 +7,7 @@ import base64
 import json
 from datetime import UTC, datetime
 
+from processors.compiled_policy import compile_policy
 from schemas.deadletter import DeadLetter, Redaction
 from services.intake import InboundMessage, Intake
 from tests.api.conftest import POLICY, REFERENCE, TOPICS, ApiWorld
@@ -26,7 +27,7 @@ def rejected_complaint(api: ApiWorld, offset: int) -> tuple[DeadLetter, bytes]:
         ensure_ascii=False,
     ).encode()
     message = InboundMessage(TOPICS.complaints, 2, offset, b"JS12328-DL", value, 1_795_000_000_000 + offset)
-    intake = Intake(POLICY, api.repository, TOPICS.inbound(), reference=lambda: REFERENCE)
+    intake = Intake(compile_policy(POLICY), api.repository, TOPICS.inbound(), reference=lambda: REFERENCE)
     (letter,) = intake.handle([message], datetime.now(UTC)).dead_letters
     assert letter.redaction is Redaction.personal_fields and letter.original_id is not None
     return letter, value

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaProducer
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy
 from storage.database import create_engine
@@ -109,7 +110,7 @@ def test_a_killed_embedded_broker_is_restarted_and_nothing_the_database_holds_is
 
         # Orders stored but not published (as by a worker that died before publishing them).
         repository = WorkOrderRepository(create_engine(database))
-        intake = Intake(load_policy(REPO_ROOT / "policy"), repository, TOPICS.inbound())
+        intake = Intake(compile_policy(load_policy(REPO_ROOT / "policy")), repository, TOPICS.inbound())
         messages = [InboundMessage(TOPICS.vehicle_alarms, 0, n, *alarm(run, 100 + n)) for n in range(3)]
         undispatched = {order.id for order in intake.handle(messages, datetime.now(UTC)).created}
         assert len(undispatched) == 3

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from config.settings import Settings, Topics
+from processors.compiled_policy import compile_policy
 from schemas.workorder import COMMAND_CENTER
 from services.commands import CommandHandler
 from services.intake import InboundMessage, Intake
@@ -512,7 +513,9 @@ def test_events_of_commands_stored_before_a_crash_are_published_on_redelivery(
     engine = create_engine(worker.database_url)
     try:
         repository = WorkOrderRepository(engine)
-        intake = Intake(policy, repository, Topics(vehicle_alarms=worker.alarms_topic).inbound())
+        intake = Intake(
+            compile_policy(policy), repository, Topics(vehicle_alarms=worker.alarms_topic).inbound()
+        )
         now = datetime.now(UTC).replace(microsecond=0)
         created = intake.handle(
             [InboundMessage(worker.alarms_topic, 0, 0, plate.encode(), encode(alarm))], now

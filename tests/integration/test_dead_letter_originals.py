@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from config.settings import Settings, Topics
+from processors.compiled_policy import compile_policy
 from schemas.deadletter import KeptOriginal, Redaction, RejectionReason
 from schemas.senders import SenderKeys
 from services.commands import CommandHandler
@@ -55,7 +56,9 @@ def batch() -> list[InboundMessage]:
 
 
 def intake(engine: Engine) -> Intake:
-    return Intake(POLICY, WorkOrderRepository(engine), TOPICS.inbound(), reference=lambda: REFERENCE)
+    return Intake(
+        compile_policy(POLICY), WorkOrderRepository(engine), TOPICS.inbound(), reference=lambda: REFERENCE
+    )
 
 
 def count(engine: Engine, table: str) -> int:

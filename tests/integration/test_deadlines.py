@@ -11,6 +11,7 @@ import pytest
 
 from config.settings import Topics
 from processors.calendar import WorkCalendar, YearSchedule
+from processors.compiled_policy import compile_policy
 from services.calendar_files import package_schedules
 from services.deadlines import recompute_provisional_deadlines
 from services.intake import InboundMessage, Intake
@@ -45,7 +46,7 @@ def test_a_provisional_deadline_is_recounted_when_the_schedule_arrives(
     repository: WorkOrderRepository,
 ) -> None:
     without_2027 = WorkCalendar(package_schedules())
-    intake = Intake(POLICY, repository, TOPICS.inbound(), calendar=without_2027)
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound(), calendar=without_2027)
     (order,) = intake.handle([suspect_message()], CREATED).created
     assert order.deadline_provisional
     # 31 Dec, then (provisionally) 4-7 Jan 2027: 1 Jan is a fixed-date holiday.

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import WaitingFor, transient
 from services.intake import InboundMessage, Intake, IntakeResult, combined
@@ -50,7 +51,7 @@ POLICY = load_policy(REPO_ROOT / "policy")
 
 def make_intake(store: Any) -> Intake:
     return Intake(
-        POLICY,
+        compile_policy(POLICY),
         store,
         TOPICS.inbound(),
         reference=lambda: REFERENCE,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from services.escalations import Escalations
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy
@@ -34,7 +35,7 @@ def repository(database_url: str) -> Iterator[WorkOrderRepository]:
 def dispatched_order(repository: WorkOrderRepository, now: datetime) -> str:
     """The sample night-ban coach alarm: P1, due 24 hours after it is created."""
     line = (ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
-    intake = Intake(POLICY, repository, TOPICS.inbound())
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound())
     (order,) = intake.handle([InboundMessage(TOPICS.vehicle_alarms, 0, 0, None, line.encode())], now).created
     intake.dispatched([order], now)
     return order.id
@@ -93,7 +94,7 @@ def test_every_running_order_is_checked_when_they_span_several_reads(database_ur
             (ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
         )
         repository = WorkOrderRepository(engine)
-        intake = Intake(POLICY, repository, TOPICS.inbound())
+        intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound())
         messages = [  # seven vehicles: seven orders
             InboundMessage(
                 TOPICS.vehicle_alarms,

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from config.settings import ProcessingGuarantee
+from processors.compiled_policy import compile_policy
 from schemas.workorder import WorkOrderStatus
 from services.intake import Intake
 from services.policy_files import load_policy, load_reference
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 def intake_with(engine: Engine, guarantee: ProcessingGuarantee) -> Intake:
     reference = load_reference(REPO_ROOT / "policy")
     return Intake(
-        load_policy(REPO_ROOT / "policy"),
+        compile_policy(load_policy(REPO_ROOT / "policy")),
         WorkOrderRepository(engine),
         TOPICS.inbound(),
         reference=lambda: reference,

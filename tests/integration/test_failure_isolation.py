@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.deadletter import RejectionReason
 from services.failures import WaitingFor, transient
 from services.intake import InboundMessage, Intake, IntakeResult, combined
@@ -42,7 +43,7 @@ POISON = "POISON"
 def make_intake(engine: Engine) -> Intake:
     reference = load_reference(REPO_ROOT / "policy")
     return Intake(
-        load_policy(REPO_ROOT / "policy"),
+        compile_policy(load_policy(REPO_ROOT / "policy")),
         WorkOrderRepository(engine),
         TOPICS.inbound(),
         reference=lambda: reference,

@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 from sqlalchemy.engine import Engine
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy
 from storage.database import create_engine, migrate
@@ -204,7 +205,9 @@ def test_orders_stored_but_never_published_are_published_on_start(worker: Worker
     engine = create_engine(worker.database_url)
     try:
         topics = Topics(vehicle_alarms=worker.alarms_topic)
-        intake = Intake(load_policy(REPO_ROOT / "policy"), WorkOrderRepository(engine), topics.inbound())
+        intake = Intake(
+            compile_policy(load_policy(REPO_ROOT / "policy")), WorkOrderRepository(engine), topics.inbound()
+        )
         stored = intake.handle(
             [
                 InboundMessage(worker.alarms_topic, 0, n, key, value)

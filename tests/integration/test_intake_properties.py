@@ -34,6 +34,7 @@ from psycopg import sql
 from sqlalchemy.engine import Engine
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from processors.intake import INT64_MAX, INT64_MIN, MAX_DEPTH, MAX_OBJECT_FIELDS
 from schemas.deadletter import RejectionReason
 from services.intake import InboundMessage, Intake, IntakeResult
@@ -183,7 +184,7 @@ def batches(draw: st.DrawFn) -> tuple[str, list[Planned]]:
 def make_intake(engine: Engine) -> Intake:
     reference = load_reference(REPO_ROOT / "policy")
     return Intake(
-        load_policy(REPO_ROOT / "policy"),
+        compile_policy(load_policy(REPO_ROOT / "policy")),
         WorkOrderRepository(engine),
         TOPICS.inbound(),
         reference=lambda: reference,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from processors.triage import Action, SuppressionReason
 from schemas.signal import SignalKind
 from services.intake import InboundMessage, Intake
@@ -40,7 +41,7 @@ def samples() -> list[InboundMessage]:
 
 def test_old_samples_make_late_complaint_orders_and_stale_records_only(engine: Engine) -> None:
     repository = WorkOrderRepository(engine)
-    intake = Intake(POLICY, repository, Topics().inbound(), reference=lambda: REFERENCE)
+    intake = Intake(compile_policy(POLICY), repository, Topics().inbound(), reference=lambda: REFERENCE)
     result = intake.handle(samples(), RECEIVED)
     assert result.dead_letters == []
     assert {order.kind.value for order in result.created} == {"complaint"}

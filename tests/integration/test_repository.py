@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.workorder import WorkOrder
 from services.intake import InboundMessage, Intake, IntakeResult
 from services.policy_files import load_policy, load_reference
@@ -107,7 +108,7 @@ def make_intake(repository: WorkOrderRepository) -> Intake:
     reference = load_reference(policy_dir)
     # T0 is a fixed clock earlier than some sample events: accept them however far ahead.
     return Intake(
-        load_policy(policy_dir),
+        compile_policy(load_policy(policy_dir)),
         repository,
         TOPICS.inbound(),
         reference=lambda: reference,

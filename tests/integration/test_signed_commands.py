@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.senders import SenderKeys
 from schemas.workorder import WorkOrder
 from services.commands import CommandHandler
@@ -46,7 +47,7 @@ def repository(database_url: str) -> Iterator[WorkOrderRepository]:
 
 def dispatched_order(repository: WorkOrderRepository, now: datetime) -> WorkOrder:
     alarm = {**json.loads(file_lines(SAMPLES / "vehicle-alarms.jsonl")[0]), "alarm_id": uuid.uuid4().hex}
-    intake = Intake(POLICY, repository, TOPICS.inbound())
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound())
     message = InboundMessage(TOPICS.vehicle_alarms, 0, 0, None, json.dumps(alarm).encode())
     (order,) = intake.handle([message], now).created
     intake.dispatched([order], now)

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from schemas.commands import WorkOrderCommand
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
@@ -58,7 +59,7 @@ def repository(database_url: str) -> Iterator[WorkOrderRepository]:
     engine = create_engine(database_url)
     repository = WorkOrderRepository(engine)
     reference = load_reference(REPO_ROOT / "policy")
-    intake = Intake(POLICY, repository, TOPICS.inbound(), reference=lambda: reference)
+    intake = Intake(compile_policy(POLICY), repository, TOPICS.inbound(), reference=lambda: reference)
     messages = [
         InboundMessage(topic, 0, offset, None, line)
         for name, topic in FILES.items()

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
+from processors.compiled_policy import compile_policy
 from processors.intake import EventTime, Rejection, event_time
 from processors.triage import Action, SuppressionReason
 from schemas.deadletter import RejectionReason
@@ -140,7 +141,7 @@ def test_a_time_beyond_the_clock_skew_is_a_dead_letter_for_every_kind(kind: Sign
 
 def test_explain_shows_a_stale_alarm_as_the_worker_records_it() -> None:
     alarm = messages_from("vehicle-alarms.jsonl")[0].value or b""
-    explained = explain(alarm, POLICY, REFERENCE, LATER, make_intake().calendar)
+    explained = explain(alarm, compile_policy(POLICY), REFERENCE, LATER, make_intake().calendar)
     assert not isinstance(explained, Rejection)
     assert explained.outcome.suppression is not None
     assert explained.outcome.suppression.reason is SuppressionReason.stale

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from processors.compiled_policy import compile_policy
 from processors.intake import Rejection
 from schemas.inbound import CONTRACTS
 from services.intake import InboundMessage, IntakeResult
@@ -177,7 +178,9 @@ def worker_verdict(topic: str, raw: bytes) -> Verdict:
 
 def explain_verdict(topic: str, raw: bytes) -> Verdict:
     calendar = make_intake(new_store()).calendar
-    explained = explain(raw, POLICY, REFERENCE, NOW, calendar, contract=TOPICS.inbound()[topic])
+    explained = explain(
+        raw, compile_policy(POLICY), REFERENCE, NOW, calendar, contract=TOPICS.inbound()[topic]
+    )
     if isinstance(explained, Rejection):
         return ("dead_letter", explained.reason.value)
     assert isinstance(explained, Explanation)

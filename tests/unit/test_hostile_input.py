@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processors.compiled_policy import compile_policy
 from processors.intake import Rejection, decode_command, decode_event
 from schemas.deadletter import RejectionReason
 from schemas.inbound import CONTRACTS, VehicleAlarm
@@ -119,7 +120,7 @@ def test_event_times_beyond_the_clock_skew_are_dead_lettered() -> None:
             return []
 
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    intake = Intake(load_policy(ROOT / "policy"), NoStore(), {"alarms": "vehicle-alarm/1"})  # type: ignore[arg-type]
+    intake = Intake(compile_policy(load_policy(ROOT / "policy")), NoStore(), {"alarms": "vehicle-alarm/1"})  # type: ignore[arg-type]
     messages = []
     # Old events are not bad input (tests/unit/test_event_times.py); clock errors are.
     for offset, when in enumerate((now + timedelta(hours=2), now + timedelta(days=3650))):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Topics
+from processors.compiled_policy import compile_policy
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES
 from schemas.deadletter import DeadLetter, Redaction, RejectionReason
 from schemas.signal import SignalKind
@@ -97,7 +98,7 @@ def make_intake(
     store: WorkOrderRepository | None = None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> Intake:
     return Intake(
-        POLICY,
+        compile_policy(POLICY),
         store or new_store(),
         TOPICS.inbound(),
         reference=lambda: REFERENCE,

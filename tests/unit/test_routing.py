@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.intake import Rejection, decode_event
-from processors.routing import CONFLICT_OF_INTEREST_KEY, matches, route_signal, same
+from processors.routing import CONFLICT_OF_INTEREST_KEY, compile_routes, matches, route_signal, same
 from processors.signals import to_signal
 from schemas.inbound import (
     AlarmType,
@@ -33,6 +33,7 @@ from services.policy_files import load_policy
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 POLICY = load_policy(ROOT / "policy")
+ROUTES = compile_routes(POLICY.routing, POLICY.units)
 UNIT_IDS = sorted(POLICY.units.ids())
 WHEN = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 
@@ -99,6 +100,7 @@ conflict_of_interest:
 """
 
 TREE = RoutingTree.model_validate(yaml.safe_load(TREE_YAML))
+TREE_ROUTES = compile_routes(TREE)
 
 A = SignalKind.vehicle_alarm
 
@@ -222,26 +224,28 @@ A = SignalKind.vehicle_alarm
     ],
 )
 def test_inline_tree_routes(given_signal: Signal, unit: str, route_key: str, priority: str) -> None:
-    decision = route_signal(given_signal, TREE)
+    decision = route_signal(given_signal, TREE_ROUTES)
     assert (decision.unit, decision.route_key, decision.priority.value) == (unit, route_key, priority)
 
 
 def test_a_shadowed_route_is_never_chosen() -> None:
     for level in (1, 2, 3):
         for vehicle_class in VehicleClass:
-            decision = route_signal(signal(A, level=level, vehicle_class=vehicle_class.value), TREE)
+            decision = route_signal(signal(A, level=level, vehicle_class=vehicle_class.value), TREE_ROUTES)
             assert decision.unit != "nobody"
             assert "alarm-shadowed" not in decision.path
 
 
 def test_decision_path_runs_from_the_root_to_the_deciding_route() -> None:
-    decision = route_signal(signal(A, level=3, vehicle_class="coach"), TREE)
+    decision = route_signal(signal(A, level=3, vehicle_class="coach"), TREE_ROUTES)
     assert decision.path == ("root", "alarm", "alarm.severe", "alarm.severe.coach")
     assert "alarm.severe.coach" in decision.reason
 
 
 def test_conflict_of_interest_path_ends_with_the_rule() -> None:
-    decision = route_signal(signal(SignalKind.complaint, category="refusal", enforcement_unit="roads"), TREE)
+    decision = route_signal(
+        signal(SignalKind.complaint, category="refusal", enforcement_unit="roads"), TREE_ROUTES
+    )
     assert decision.path == ("root", "complaint", CONFLICT_OF_INTEREST_KEY)
     assert "roads" in decision.reason
 
@@ -529,7 +533,7 @@ def dangerous_overspeed(speed: float, limit: float) -> dict[str, Any]:
 def test_real_policy_routes_each_kind_of_sample(
     document: dict[str, Any], unit: str, route_key: str, priority: str
 ) -> None:
-    decision = route_signal(event_signal(document), POLICY.routing, POLICY.units)
+    decision = route_signal(event_signal(document), ROUTES)
     assert (decision.unit, decision.route_key, decision.priority.value) == (unit, route_key, priority)
 
 
@@ -537,7 +541,7 @@ def test_complaint_about_a_squad_never_reaches_that_squad() -> None:
     base = sample("complaints.jsonl", 0)  # a refusal: the tree alone would send it to squad-1
     for unit in UNIT_IDS:
         document = {**base, "subject": {**base["subject"], "enforcement_unit": unit}}
-        decision = route_signal(event_signal(document), POLICY.routing, POLICY.units)
+        decision = route_signal(event_signal(document), ROUTES)
         assert decision.unit != unit
         assert decision.unit in UNIT_IDS
 
@@ -596,7 +600,7 @@ def signals(draw: st.DrawFn) -> Signal:
 @PROPERTIES
 @given(signals())
 def test_every_signal_gets_a_unit_listed_in_units_yaml(given_signal: Signal) -> None:
-    decision = route_signal(given_signal, POLICY.routing, POLICY.units)
+    decision = route_signal(given_signal, ROUTES)
     assert decision.unit in UNIT_IDS
     assert decision.path[0] == POLICY.routing.route.key
     assert decision.route_key == decision.path[-1]
@@ -609,9 +613,9 @@ def test_every_signal_gets_a_unit_listed_in_units_yaml(given_signal: Signal) -> 
 @given(signals())
 def test_routing_is_deterministic(given_signal: Signal) -> None:
     copy = Signal.model_validate(given_signal.model_dump())
-    decision = route_signal(given_signal, POLICY.routing, POLICY.units)
-    assert decision == route_signal(copy, POLICY.routing, POLICY.units)
-    assert decision == route_signal(given_signal, POLICY.routing, POLICY.units)
+    decision = route_signal(given_signal, ROUTES)
+    assert decision == route_signal(copy, ROUTES)
+    assert decision == route_signal(given_signal, ROUTES)
 
 
 @PROPERTIES
@@ -623,7 +627,7 @@ def test_a_complaint_never_reaches_the_unit_it_names(given_signal: Signal, named
             "attributes": {**given_signal.attributes, "enforcement_unit": named},
         }
     )
-    decision = route_signal(complaint, POLICY.routing, POLICY.units)
+    decision = route_signal(complaint, ROUTES)
     assert decision.unit != named
     assert decision.unit in UNIT_IDS
     assert decision.route_key == CONFLICT_OF_INTEREST_KEY
@@ -652,27 +656,28 @@ route:
 """
     )
 )
+CONTINUE_ROUTES = compile_routes(CONTINUE_TREE)
 
 
 def test_continue_gives_later_matches_a_copy_and_keeps_the_first_responsible() -> None:
-    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="dangerous_goods"), CONTINUE_TREE)
+    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="dangerous_goods"), CONTINUE_ROUTES)
     assert (decision.unit, decision.route_key) == ("squad-5", "device")
     # freight matched through continue; also-freight is not tried after freight (no continue there).
     assert decision.copied_to == ("squad-2",)
 
 
 def test_without_a_later_match_there_is_no_copy() -> None:
-    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="coach"), CONTINUE_TREE)
+    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="coach"), CONTINUE_ROUTES)
     assert (decision.unit, decision.copied_to) == ("squad-5", ())
 
 
 def test_a_route_without_continue_stops_the_search() -> None:
-    decision = route_signal(signal(A, alarm_type="overspeed", vehicle_class="dangerous_goods"), CONTINUE_TREE)
+    decision = route_signal(
+        signal(A, alarm_type="overspeed", vehicle_class="dangerous_goods"), CONTINUE_ROUTES
+    )
     assert (decision.unit, decision.copied_to) == ("squad-2", ())
 
 
 def test_the_shipped_policy_copies_a_freight_vehicles_offline_alarm_to_squad_2() -> None:
-    decision = route_signal(
-        signal(A, alarm_type="offline", vehicle_class="heavy_truck"), POLICY.routing, POLICY.units
-    )
+    decision = route_signal(signal(A, alarm_type="offline", vehicle_class="heavy_truck"), ROUTES)
     assert (decision.unit, decision.copied_to) == ("squad-5", ("squad-2",))

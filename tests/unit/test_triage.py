@@ -1,8 +1,12 @@
 """triage: mute windows, whitelist, thresholds, route, priority, dedupe, minor violation, correlation.
 
 Table-driven like Alertmanager's route tests: a small inline policy (``POLICY_YAML`` and
-``REFERENCE_YAML``), then tables of signal -> expected action, unit, route key, priority
-and suppression reason. The shipped policy (``policy/``) is exercised by the properties.
+``REFERENCE_YAML``), then tables, each row named after the behaviour it shows: signal ->
+action, unit, route key, priority and suppression reason (``test_triage_table``); what the
+steps say (``test_the_steps_say_why``); a batch in order -> what became of each signal
+(``test_a_batch_in_order``); open orders -> links (``test_correlation``); each step run
+alone (``test_each_step_runs_alone``). The shipped policy (``policy/``) is exercised by the
+samples and the properties.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from _pytest.mark import ParameterSet
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from processors.compiled_policy import CompiledPolicy, compile_policy
 from processors.intake import Rejection, decode_event
 from processors.signals import busiest_checkpoint_region, to_signal
 from processors.triage import (
@@ -27,10 +33,12 @@ from processors.triage import (
     OpenOrder,
     ReferenceIndex,
     RelatedOrders,
+    Step,
     SuppressionReason,
     TriageOutcome,
     dedupe_key,
     state_keys,
+    steps,
     triage,
 )
 from schemas.inbound import (
@@ -176,6 +184,7 @@ def inline_policy(**triage_overrides: Any) -> Policy:
 
 
 POLICY = inline_policy()
+COMPILED = compile_policy(POLICY)
 REFERENCE = ReferenceIndex(ReferenceData.model_validate(yaml.safe_load(REFERENCE_YAML)))
 
 # ---------------------------------------------------------------- building signals
@@ -234,7 +243,8 @@ def run(
     policy: Policy = POLICY,
     reference: ReferenceIndex = REFERENCE,
 ) -> TriageOutcome:
-    return triage(signal, policy, reference, state if state is not None else BatchTriageState(), NOW)
+    compiled = COMPILED if policy is POLICY else compile_policy(policy)
+    return triage(signal, compiled, reference, state if state is not None else BatchTriageState(), NOW)
 
 
 class Expect(NamedTuple):
@@ -260,11 +270,40 @@ def observed(outcome: TriageOutcome) -> Expect:
 
 
 CREATE = Action.create
+MERGE = Action.merge
 SUPPRESS = Action.suppress
 MUTED = SuppressionReason.mute_window
 WHITELIST = SuppressionReason.whitelist
 THRESHOLD = SuppressionReason.threshold
 MINOR = SuppressionReason.minor_violation
+
+
+KEY = f"vehicle_alarm|{PLATE}|overspeed"
+WINDOW = timedelta(hours=24)
+VIOLATION = f"first-phone-or-smoking:{PLATE}"
+LANE_VIOLATION = f"first-lane-departure:{PLATE}"
+
+
+def state_with_open_order(last_seen: datetime, key: str = KEY) -> BatchTriageState:
+    return BatchTriageState(open_orders={key: (OpenOrder("WO-1", "squad-2"), last_seen)})
+
+
+def suspect(*checkpoints: tuple[str, str, int], suspect_type: str = "illegal_ride_hailing") -> Suspect:
+    return Suspect.model_validate(
+        {
+            "schema": "suspect/1",
+            "entry_id": "FYZZ-1",
+            "list_date": "2026-11-21",
+            "plate": PLATE,
+            "suspect_type": suspect_type,
+            "window_days": 30,
+            "pass_count": 80,
+            "checkpoints": [
+                {"id": cid, "region_code": region, "passes": passes} for cid, region, passes in checkpoints
+            ],
+        }
+    )
+
 
 # ---------------------------------------------------------------- the table
 
@@ -309,6 +348,21 @@ MINOR = SuppressionReason.minor_violation
             Expect(SUPPRESS, "command-center", "root", "P3", MUTED, "plat-a-maintenance"),
             id="mute-applies-to-any-kind-from-the-platform",
         ),
+        pytest.param(
+            alarm(platform_id="plat-a", at=datetime.fromisoformat("2026-11-22T14:30:00+08:00")),
+            Expect(SUPPRESS, "squad-2", "alarm", "P3", MUTED, "plat-a-maintenance"),
+            id="mute-window-compares-instants-across-offsets",
+        ),
+        pytest.param(
+            alarm(platform_id="plat-a", at=datetime.fromisoformat("2026-11-22T16:00:00+08:00")),
+            Expect(CREATE, "squad-2", "alarm", "P3"),
+            id="mute-at-ends-at-written-in-another-offset-is-outside",
+        ),
+        pytest.param(
+            complaint(at=datetime(2026, 11, 22, 7, tzinfo=UTC)),
+            Expect(CREATE, "squad-1", "complaint", "P3"),
+            id="signal-without-platform-is-never-muted",
+        ),
         # ---- whitelist
         pytest.param(
             alarm(plate=WHITELISTED_PLATE),
@@ -351,6 +405,11 @@ MINOR = SuppressionReason.minor_violation
             Expect(SUPPRESS, "squad-2", "alarm", "P3", MUTED, "plat-a-maintenance"),
             id="mute-window-decides-before-whitelist",
         ),
+        pytest.param(
+            alarm(plate=EXPIRED_PLATE_OF_REVIEWED_ENTERPRISE, enterprise_id=REVIEWED_ENTERPRISE),
+            Expect(CREATE, "command-center", WHITELIST_REVIEW_KEY, "P3"),
+            id="expired-plate-entry-does-not-hide-a-live-enterprise-entry",
+        ),
         # ---- thresholds
         pytest.param(
             alarm(overspeed_pct=5.0),
@@ -386,6 +445,11 @@ MINOR = SuppressionReason.minor_violation
             alarm(plate=EXPIRED_PLATE, overspeed_pct=5.0),
             Expect(SUPPRESS, "squad-2", "alarm", "P3", THRESHOLD, "overspeed-under-10pct"),
             id="expired-whitelist-then-threshold",
+        ),
+        pytest.param(
+            alarm(overspeed_pct=None),
+            Expect(CREATE, "squad-2", "alarm", "P3"),
+            id="threshold-on-missing-numeric-field-never-matches",
         ),
         # ---- priority: rules only raise; key supervision one level more
         pytest.param(alarm(level=3), Expect(CREATE, "squad-2", "alarm", "P2"), id="priority-rule-raises"),
@@ -445,113 +509,10 @@ def test_triage_table(given_signal: Signal, expected: Expect) -> None:
     assert observed(run(given_signal)) == expected
 
 
-# ---------------------------------------------------------------- mute windows
-
-
-def test_muted_signal_names_the_platform_and_the_window_reason() -> None:
-    outcome = run(alarm(platform_id="plat-a", at=datetime(2026, 11, 22, 7, tzinfo=UTC)))
-    assert outcome.suppression is not None
-    assert "plat-a" in outcome.suppression.detail
-    assert "platform maintenance" in outcome.suppression.detail
-    assert [step.name for step in outcome.steps] == ["mute_window"]
-
-
-def test_mute_window_with_offset_compares_instants() -> None:
-    # 14:30+08:00 is 06:30 UTC: inside the window written in +08:00.
-    at = datetime.fromisoformat("2026-11-22T14:30:00+08:00")
-    assert run(alarm(platform_id="plat-a", at=at)).action is SUPPRESS
-    # 16:00+08:00 is ends_at itself.
-    at = datetime.fromisoformat("2026-11-22T16:00:00+08:00")
-    assert run(alarm(platform_id="plat-a", at=at)).action is CREATE
-
-
-def test_signal_without_platform_is_never_muted() -> None:
-    outcome = run(complaint(at=datetime(2026, 11, 22, 7, tzinfo=UTC)))
-    assert outcome.action is CREATE
-
-
-# ---------------------------------------------------------------- whitelist
-
-
-def test_expired_whitelist_entry_is_explained_as_expired() -> None:
-    outcome = run(alarm(plate=EXPIRED_PLATE))
-    whitelist_step = next(step for step in outcome.steps if step.name == "whitelist")
-    assert whitelist_step.outcome == "pass"
-    assert "expired" in whitelist_step.reason
-    assert "2026-11-01" in whitelist_step.reason
-
-
-def test_whitelist_suppression_says_who_vouched_and_until_when() -> None:
-    outcome = run(alarm(plate=WHITELISTED_PLATE))
-    assert outcome.suppression is not None
-    detail = outcome.suppression.detail
-    assert "fire brigade tanker" in detail
-    assert "squad-2" in detail
-    assert "2027-06-30" in detail
-
-
-def test_whitelist_review_route_records_the_review() -> None:
-    outcome = run(alarm(plate=OTHER_PLATE, enterprise_id=REVIEWED_ENTERPRISE))
-    assert outcome.route.path[-1] == WHITELIST_REVIEW_KEY
-    assert outcome.route.path[0] == "root"
-    assert "whitelisted" in outcome.route.reason
-    assert ("whitelist", "review") in [(step.name, step.outcome) for step in outcome.steps]
-
-
-def test_not_whitelisted_step_says_so() -> None:
-    outcome = run(alarm())
-    step = next(step for step in outcome.steps if step.name == "whitelist")
-    assert (step.outcome, step.reason) == ("pass", "plate and enterprise not whitelisted")
-
-
-def test_expired_plate_entry_does_not_hide_a_live_enterprise_entry() -> None:
-    outcome = run(alarm(plate=EXPIRED_PLATE_OF_REVIEWED_ENTERPRISE, enterprise_id=REVIEWED_ENTERPRISE))
-    assert (outcome.action, outcome.route.unit, outcome.route.route_key) == (
-        CREATE,
-        "command-center",
-        WHITELIST_REVIEW_KEY,
-    )
-
-
-# ---------------------------------------------------------------- thresholds
-
-
-def test_threshold_suppression_records_the_rule_reason() -> None:
-    outcome = run(alarm(overspeed_pct=5.0))
-    assert outcome.suppression is not None
-    assert outcome.suppression.detail == "overspeed under 10% is warned by the platform"
-    assert outcome.steps[-1].name == "threshold"
-    assert outcome.steps[-1].reason == "overspeed under 10% is warned by the platform"
-
-
-def test_threshold_on_missing_numeric_field_never_matches() -> None:
-    assert run(alarm(overspeed_pct=None)).action is CREATE
-
-
-# ---------------------------------------------------------------- priority
-
-
 def test_key_supervision_can_be_switched_off() -> None:
     policy = inline_policy(raise_key_supervision=False)
     assert run(alarm(enterprise_id=SUPERVISED_ENTERPRISE), policy=policy).priority.value == "P3"
     assert run(alarm(level=3, enterprise_id=SUPERVISED_ENTERPRISE), policy=policy).priority.value == "P2"
-
-
-def test_priority_steps_explain_each_raise() -> None:
-    outcome = run(alarm(level=3, enterprise_id=SUPERVISED_ENTERPRISE))
-    priority_steps = [(s.outcome, s.reason) for s in outcome.steps if s.name == "priority"]
-    assert priority_steps == [
-        ("P2", "rule level-3-alarm"),
-        ("P1", "enterprise under key supervision (accidents)"),
-        ("P1", "final priority"),
-    ]
-
-
-def test_a_lower_priority_rule_leaves_no_raise_step() -> None:
-    outcome = run(alarm("night_driving_ban"))
-    assert [(s.outcome, s.reason) for s in outcome.steps if s.name == "priority"] == [
-        ("P1", "final priority")
-    ]
 
 
 def test_priority_rules_never_change_the_route() -> None:
@@ -560,19 +521,130 @@ def test_priority_rules_never_change_the_route() -> None:
     assert outcome.priority.value == "P2"
 
 
+def test_a_muted_signal_is_decided_before_any_other_step() -> None:
+    outcome = run(alarm(platform_id="plat-a", at=datetime(2026, 11, 22, 7, tzinfo=UTC)))
+    assert [step.name for step in outcome.steps] == ["mute_window"]
+
+
+# ---------------------------------------------------------------- what the steps say
+
+
+class Said(NamedTuple):
+    """A step as ``wo rules explain`` prints it: its name, its outcome and what its reason says."""
+
+    name: str
+    outcome: str
+    #: The whole reason, when given.
+    reason: str | None = None
+    has: tuple[str, ...] = ()
+    lacks: tuple[str, ...] = ()
+    starts: str = ""
+    ends: str = ""
+
+
+def assert_says(step: Step, said: Said) -> None:
+    assert (step.name, step.outcome) == (said.name, said.outcome)
+    if said.reason is not None:
+        assert step.reason == said.reason
+    assert all(part in step.reason for part in said.has), step.reason
+    assert not any(part in step.reason for part in said.lacks), step.reason
+    assert step.reason.startswith(said.starts) and step.reason.endswith(said.ends), step.reason
+
+
+def says(case_id: str, given_signal: Signal, *expected: Said) -> ParameterSet:
+    return pytest.param(given_signal, list(expected), id=case_id)
+
+
+MUTED_ALARM = alarm(platform_id="plat-a", at=datetime(2026, 11, 22, 7, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("given_signal", "expected"),
+    [
+        says(
+            "a-muted-signal-names-the-platform-and-the-windows-reason",
+            MUTED_ALARM,
+            Said("mute_window", "suppressed", has=("plat-a", "platform maintenance")),
+        ),
+        says(
+            "an-expired-whitelist-entry-is-explained-as-expired",
+            alarm(plate=EXPIRED_PLATE),
+            Said("whitelist", "pass", has=("expired", "2026-11-01")),
+        ),
+        says(
+            "a-whitelist-suppression-says-who-vouched-and-until-when",
+            alarm(plate=WHITELISTED_PLATE),
+            Said("whitelist", "suppressed", has=("fire brigade tanker", "squad-2", "2027-06-30")),
+        ),
+        says(
+            "a-whitelist-review-is-recorded-on-the-route",
+            alarm(plate=OTHER_PLATE, enterprise_id=REVIEWED_ENTERPRISE),
+            Said("whitelist", "review"),
+            Said("route", "command-center", starts="root > alarm > whitelist-review: whitelisted"),
+        ),
+        says(
+            "not-whitelisted-says-so",
+            alarm(),
+            Said("whitelist", "pass", "plate and enterprise not whitelisted"),
+        ),
+        says(
+            "a-threshold-suppression-gives-the-rules-reason",
+            alarm(overspeed_pct=5.0),
+            Said("threshold", "suppressed", "overspeed under 10% is warned by the platform"),
+        ),
+        says(
+            "each-priority-raise-is-explained",
+            alarm(level=3, enterprise_id=SUPERVISED_ENTERPRISE),
+            Said("priority", "P2", "rule level-3-alarm"),
+            Said("priority", "P1", "enterprise under key supervision (accidents)"),
+            Said("priority", "P1", "final priority"),
+        ),
+        says(
+            "a-lower-priority-rule-leaves-no-raise-step",
+            alarm("night_driving_ban"),
+            Said("priority", "P1", "final priority"),
+        ),
+        says(
+            "the-route-step-gives-the-path",
+            alarm("night_driving_ban"),
+            Said("route", "squad-2", starts="root > alarm > alarm.night-ban: "),
+        ),
+        says(
+            "outside-every-jurisdiction-the-route-unit-decides",
+            to_signal(suspect(("K1", "320623", 50))),
+            Said(
+                "route",
+                "command-center",
+                has=("region 320623 is in no listed jurisdiction: command-center decides",),
+            ),
+        ),
+        says(
+            "inside-a-jurisdiction-the-holder-is-named",
+            to_signal(suspect(("K1", "320685", 50))),
+            Said("route", "squad-2", has=("region 320685 is squad-2's jurisdiction",)),
+        ),
+    ],
+)
+def test_the_steps_say_why(given_signal: Signal, expected: list[Said]) -> None:
+    """The steps named in ``expected`` are exactly these, in this order, saying this."""
+    outcome = run(given_signal)
+    for name in dict.fromkeys(said.name for said in expected):
+        named = [step for step in outcome.steps if step.name == name]
+        wanted = [said for said in expected if said.name == name]
+        assert len(named) == len(wanted), named
+        for step, said in zip(named, wanted, strict=True):
+            assert_says(step, said)
+    if outcome.suppression is not None:
+        assert outcome.suppression.detail == outcome.steps[-1].reason
+    assert_steps_in_order(outcome)
+
+
 # ---------------------------------------------------------------- dedupe
-
-KEY = f"vehicle_alarm|{PLATE}|overspeed"
-WINDOW = timedelta(hours=24)
-
-
-def state_with_open_order(last_seen: datetime, key: str = KEY) -> BatchTriageState:
-    return BatchTriageState(open_orders={key: (OpenOrder("WO-1", "squad-2"), last_seen)})
 
 
 def test_dedupe_key_joins_kind_and_key_fields() -> None:
-    assert dedupe_key(alarm(), POLICY) == KEY
-    assert dedupe_key(sig(SignalKind.checkin_failure, plate=None, enterprise_id=ENTERPRISE), POLICY) == (
+    assert dedupe_key(alarm(), COMPILED) == KEY
+    assert dedupe_key(sig(SignalKind.checkin_failure, plate=None, enterprise_id=ENTERPRISE), COMPILED) == (
         f"checkin_failure|{ENTERPRISE}"
     )
 
@@ -587,87 +659,48 @@ def test_dedupe_key_joins_kind_and_key_fields() -> None:
     ],
 )
 def test_no_dedupe_key(given_signal: Signal) -> None:
-    assert dedupe_key(given_signal, POLICY) is None
+    assert dedupe_key(given_signal, COMPILED) is None
+
+
+def open_since(case_id: str, last_seen: datetime, action: Action, key: str = KEY) -> ParameterSet:
+    """``alarm()`` against an open order WO-1 under ``key``, last seen at ``last_seen``."""
+    return pytest.param(alarm(), state_with_open_order(last_seen, key), action, KEY, id=case_id)
 
 
 @pytest.mark.parametrize(
-    ("last_seen", "action"),
+    ("given_signal", "state", "action", "key"),
     [
-        pytest.param(EARLIER - timedelta(hours=2), Action.merge, id="seen-2h-earlier-merges"),
-        pytest.param(EARLIER - WINDOW, Action.merge, id="seen-exactly-window-earlier-merges"),
-        pytest.param(EARLIER - WINDOW - timedelta(seconds=1), CREATE, id="seen-before-window-creates"),
-        pytest.param(EARLIER + timedelta(hours=1), Action.merge, id="seen-after-the-signal-merges"),
+        open_since("seen-2h-earlier-merges", EARLIER - timedelta(hours=2), MERGE),
+        open_since("seen-exactly-window-earlier-merges", EARLIER - WINDOW, MERGE),
+        open_since("seen-before-window-creates", EARLIER - WINDOW - timedelta(seconds=1), CREATE),
+        open_since("seen-after-the-signal-merges", EARLIER + timedelta(hours=1), MERGE),
+        open_since(
+            "an-open-order-of-another-key-does-not-absorb",
+            EARLIER,
+            CREATE,
+            f"vehicle_alarm|{PLATE}|fatigue_driving",
+        ),
+        pytest.param(
+            # Even a state holding an order under the "None" spelling of the key does not absorb it.
+            alarm(plate=None),
+            state_with_open_order(EARLIER, key="vehicle_alarm|None|overspeed"),
+            CREATE,
+            None,
+            id="a-signal-missing-a-key-field-is-never-merged",
+        ),
     ],
 )
-def test_dedupe_window(last_seen: datetime, action: Action) -> None:
-    outcome = run(alarm(), state_with_open_order(last_seen))
-    assert outcome.action is action
-    assert outcome.dedupe_key == KEY
-    if action is Action.merge:
+def test_dedupe(given_signal: Signal, state: BatchTriageState, action: Action, key: str | None) -> None:
+    outcome = run(given_signal, state)
+    assert (outcome.action, outcome.dedupe_key) == (action, key)
+    dedupe_step = next(step for step in outcome.steps if step.name == "dedupe")
+    if action is MERGE:
         assert outcome.merge_into == OpenOrder("WO-1", "squad-2")
-        assert outcome.steps[-1].name == "dedupe"
-        assert outcome.steps[-1].outcome == "merge"
-        assert "WO-1" in outcome.steps[-1].reason
+        assert outcome.steps[-1] == dedupe_step
+        assert_says(dedupe_step, Said("dedupe", "merge", has=("WO-1",)))
     else:
         assert outcome.merge_into is None
-
-
-def test_open_order_of_another_key_does_not_absorb() -> None:
-    state = state_with_open_order(EARLIER, key=f"vehicle_alarm|{PLATE}|fatigue_driving")
-    assert run(alarm(), state).action is CREATE
-
-
-def test_signal_missing_a_key_field_is_never_merged() -> None:
-    # Even a state holding an order under the "None" spelling of the key does not absorb it.
-    state = state_with_open_order(EARLIER, key="vehicle_alarm|None|overspeed")
-    outcome = run(alarm(plate=None), state)
-    assert (outcome.action, outcome.dedupe_key) == (CREATE, None)
-    dedupe_step = next(step for step in outcome.steps if step.name == "dedupe")
-    assert dedupe_step.outcome == "new"
-
-
-def test_complaints_are_never_merged() -> None:
-    state = BatchTriageState()
-    outcomes = []
-    for n in range(3):
-        outcome = run(complaint(source_id=f"12328/T{n}"), state)
-        state.record(outcome, f"WO-{n}", NOW)
-        outcomes.append(outcome)
-    assert [o.action for o in outcomes] == [CREATE, CREATE, CREATE]
-    assert all(o.dedupe_key is None for o in outcomes)
-
-
-@pytest.mark.parametrize("repeats", [1, 2, 5])
-def test_in_batch_dedupe_one_create_then_merges(repeats: int) -> None:
-    state = BatchTriageState()
-    actions = []
-    for n in range(repeats):
-        outcome = run(alarm(source_id=f"plat-b/{n}", at=EARLIER + timedelta(minutes=n)), state)
-        order_id = "WO-1" if outcome.action is CREATE else None
-        state.record(outcome, order_id, NOW)
-        actions.append(outcome.action)
-        if outcome.action is Action.merge:
-            assert outcome.merge_into == OpenOrder("WO-1", "squad-2")
-    assert actions == [CREATE] + [Action.merge] * (repeats - 1)
-
-
-def test_merges_keep_the_order_open_past_the_first_signals_window() -> None:
-    # Each repeat extends "last seen": a repeat 20 h after the previous one still merges,
-    # even though it is 40 h after the signal that created the order.
-    state = BatchTriageState()
-    first = run(alarm(at=EARLIER - timedelta(hours=40)), state)
-    state.record(first, "WO-1", NOW)
-    second = run(alarm(at=EARLIER - timedelta(hours=20)), state)
-    state.record(second, None, NOW)
-    third = run(alarm(at=EARLIER), state)
-    assert (first.action, second.action, third.action) == (CREATE, Action.merge, Action.merge)
-
-
-def test_a_suppressed_signal_opens_no_order_to_merge_into() -> None:
-    state = BatchTriageState()
-    first = run(alarm(overspeed_pct=5.0), state)
-    state.record(first, None, NOW)
-    assert run(alarm(), state).action is CREATE
+        assert dedupe_step.outcome == "new"
 
 
 def test_record_without_order_id_opens_nothing() -> None:
@@ -677,124 +710,181 @@ def test_record_without_order_id_opens_nothing() -> None:
     assert state.subjects == {}
 
 
-# ---------------------------------------------------------------- minor violations
-
-VIOLATION = f"first-phone-or-smoking:{PLATE}"
-LANE_VIOLATION = f"first-lane-departure:{PLATE}"
+# ---------------------------------------------------------------- a batch, in order
 
 
-def test_first_minor_violation_gets_a_warning() -> None:
-    outcome = run(alarm("dsm_phone"))
-    assert outcome.action is CREATE
-    assert outcome.suggested_disposition == WARNING_DISPOSITION
-    assert outcome.violation_key == VIOLATION
-    assert (outcome.steps[-1].name, outcome.steps[-1].outcome) == ("minor_violation", "warn")
+def triage_in_order(
+    signals: list[Signal], state: BatchTriageState, policy: CompiledPolicy = COMPILED
+) -> list[TriageOutcome]:
+    """Triage signals in order, recording each outcome as the pipeline does (orders WO-N-1, ...)."""
+    outcomes = []
+    for n, signal in enumerate(signals, start=1):
+        outcome = triage(signal, policy, REFERENCE, state, NOW)
+        state.record(outcome, f"WO-N-{n}" if outcome.action is CREATE else None, NOW)
+        outcomes.append(outcome)
+    return outcomes
 
 
-def test_second_minor_violation_is_a_repeat() -> None:
-    state = BatchTriageState()
-    first = run(alarm("dsm_phone"), state)
-    state.record(first, "WO-1", NOW)
-    # A different alarm type of the same rule: not deduplicated, counted as a repeat.
-    second = run(alarm("dsm_smoking", source_id="plat-b/2"), state)
-    assert second.action is CREATE
-    assert second.suggested_disposition is None
-    assert second.violation_key == VIOLATION
-    step = next(step for step in second.steps if step.name == "minor_violation")
-    assert step.outcome == "repeat"
+class Then(NamedTuple):
+    """What became of one signal of a batch; ``minor``: its minor-violation step's outcome."""
+
+    action: Action
+    disposition: str | None = None
+    violation: str | None = None
+    minor: str | None = None
 
 
-def test_minor_violation_counts_the_plate_not_the_alarm() -> None:
-    state = BatchTriageState()
-    state.record(run(alarm("dsm_phone")), "WO-1", NOW)
-    other = run(alarm("dsm_phone", plate=OTHER_PLATE), state)
-    assert other.suggested_disposition == WARNING_DISPOSITION
+def then(outcome: TriageOutcome) -> Then:
+    minor = [step.outcome for step in outcome.steps if step.name == "minor_violation"]
+    assert len(minor) <= 1
+    return Then(outcome.action, outcome.suggested_disposition, outcome.violation_key, *minor)
 
 
-def test_minor_violation_of_a_plateless_signal_counts_the_enterprise() -> None:
-    outcome = run(alarm("dsm_phone", plate=None, enterprise_id=ENTERPRISE))
-    assert outcome.violation_key == f"first-phone-or-smoking:{ENTERPRISE}"
+def batch(
+    case_id: str,
+    signals: list[Signal],
+    *expected: Then,
+    recorded: dict[str, list[datetime]] | None = None,
+    earlier: dict[str, list[datetime]] | None = None,
+) -> ParameterSet:
+    """``signals`` in order give ``expected``; the batch ``recorded`` these violation times
+    (``earlier``: those the state held before; none by default)."""
+    return pytest.param(earlier or {}, signals, list(expected), recorded or {}, id=case_id)
 
 
-def test_signal_outside_the_minor_violation_rule_is_handled_as_usual() -> None:
-    outcome = run(alarm("dsm_phone", level=3))
-    assert (outcome.suggested_disposition, outcome.violation_key) == (None, None)
-    assert "minor_violation" not in [step.name for step in outcome.steps]
+def repeats(count: int) -> list[Signal]:
+    return [alarm(source_id=f"plat-b/{n}", at=EARLIER + timedelta(minutes=n)) for n in range(count)]
 
 
-def test_suppressed_first_minor_violation_still_counts() -> None:
-    state = BatchTriageState()
-    first = run(alarm("adas_lane_departure"), state)
-    assert first.action is SUPPRESS
-    assert first.suppression is not None
-    assert (first.suppression.reason, first.suppression.rule_key) == (MINOR, "first-lane-departure")
-    assert first.violation_key == LANE_VIOLATION
-    assert first.steps[-1].name == "minor_violation"
-    state.record(first, None, NOW)
-    second = run(alarm("adas_lane_departure", source_id="plat-b/2"), state)
-    assert second.action is CREATE
-    assert second.suggested_disposition is None
-    assert ("minor_violation", "repeat") in [(s.name, s.outcome) for s in second.steps]
+WARNED = Then(CREATE, WARNING_DISPOSITION, VIOLATION, "warn")
+REPEAT = Then(CREATE, None, VIOLATION, "repeat")
+OTHER_VIOLATION = f"first-phone-or-smoking:{OTHER_PLATE}"
+ENTERPRISE_VIOLATION = f"first-phone-or-smoking:{ENTERPRISE}"
+LANE_SUPPRESSED = Then(SUPPRESS, None, LANE_VIOLATION, "suppressed")
+LANE_REPEAT = Then(CREATE, None, LANE_VIOLATION, "repeat")
+LANE = "adas_lane_departure"
+
+
+def days_ago(*days: int) -> list[datetime]:
+    return [NOW - timedelta(days=n) for n in days]
 
 
 @pytest.mark.parametrize(
-    ("earlier", "first"),
+    ("earlier", "signals", "expected", "recorded"),
     [
-        pytest.param(NOW - timedelta(days=366), True, id="older-than-lookback-does-not-count"),
-        pytest.param(NOW - timedelta(days=365), False, id="exactly-lookback-counts"),
-        pytest.param(NOW - timedelta(days=364), False, id="within-lookback-counts"),
+        # ---- dedupe within the batch
+        batch("one-alarm-one-order", repeats(1), Then(CREATE)),
+        batch("a-repeat-merges", repeats(2), Then(CREATE), Then(MERGE)),
+        batch("repeats-all-merge", repeats(5), Then(CREATE), *[Then(MERGE)] * 4),
+        batch(
+            "complaints-are-never-merged",
+            [complaint(source_id=f"12328/T{n}") for n in range(3)], *[Then(CREATE)] * 3,
+        ),
+        batch(
+            # Each repeat extends "last seen": a repeat 20 h after the previous one still merges,
+            # even though it is 40 h after the signal that created the order.
+            "merges-keep-the-order-open-past-the-first-signals-window",
+            [alarm(at=EARLIER - timedelta(hours=hours)) for hours in (40, 20, 0)],
+            Then(CREATE), Then(MERGE), Then(MERGE),
+        ),
+        batch(
+            "a-suppressed-signal-opens-no-order-to-merge-into",
+            [alarm(overspeed_pct=5.0), alarm()],
+            Then(SUPPRESS), Then(CREATE),
+        ),
+        # ---- minor violations
+        batch(
+            "a-first-minor-violation-gets-a-warning",
+            [alarm("dsm_phone")], WARNED, recorded={VIOLATION: [NOW]},
+        ),
+        batch(
+            # A different alarm type of the same rule: not deduplicated, counted as a repeat.
+            "a-second-minor-violation-is-a-repeat",
+            [alarm("dsm_phone"), alarm("dsm_smoking", source_id="plat-b/2")],
+            WARNED, REPEAT,
+            recorded={VIOLATION: [NOW, NOW]},
+        ),
+        batch(
+            "a-minor-violation-counts-the-plate-not-the-alarm",
+            [alarm("dsm_phone"), alarm("dsm_phone", plate=OTHER_PLATE)],
+            WARNED, Then(CREATE, WARNING_DISPOSITION, OTHER_VIOLATION, "warn"),
+            recorded={VIOLATION: [NOW], OTHER_VIOLATION: [NOW]},
+        ),
+        batch(
+            "a-minor-violation-of-a-plateless-signal-counts-the-enterprise",
+            [alarm("dsm_phone", plate=None, enterprise_id=ENTERPRISE)],
+            Then(CREATE, WARNING_DISPOSITION, ENTERPRISE_VIOLATION, "warn"),
+            recorded={ENTERPRISE_VIOLATION: [NOW]},
+        ),
+        batch(
+            "a-signal-outside-the-minor-violation-rule-is-handled-as-usual",
+            [alarm("dsm_phone", level=3)], Then(CREATE),
+        ),
+        batch(
+            "a-suppressed-first-minor-violation-still-counts",
+            [alarm(LANE), alarm(LANE, source_id="plat-b/2")],
+            LANE_SUPPRESSED, LANE_REPEAT,
+            recorded={LANE_VIOLATION: [NOW, NOW]},
+        ),
+        batch(
+            "a-merge-is-not-a-new-violation",
+            [alarm("dsm_phone"), alarm("dsm_phone", source_id="plat-b/2")],
+            WARNED, Then(MERGE),
+            recorded={VIOLATION: [NOW]},
+        ),
+        # ---- earlier violations count within the rule's lookback: [now - lookback_days, now]
+        batch(
+            "a-violation-older-than-the-lookback-does-not-count",
+            [alarm("dsm_phone")], WARNED,
+            earlier={VIOLATION: days_ago(366)}, recorded={VIOLATION: [*days_ago(366), NOW]},
+        ),
+        batch(
+            "a-violation-exactly-the-lookback-earlier-counts",
+            [alarm("dsm_phone")], REPEAT,
+            earlier={VIOLATION: days_ago(365)}, recorded={VIOLATION: [*days_ago(365), NOW]},
+        ),
+        batch(
+            "a-violation-within-the-lookback-counts",
+            [alarm("dsm_phone")], REPEAT,
+            earlier={VIOLATION: days_ago(364)}, recorded={VIOLATION: [*days_ago(364), NOW]},
+        ),
+        batch(
+            # The lane-departure rule looks back 30 days only.
+            "the-lookback-is-per-rule-31-days-is-outside-30",
+            [alarm(LANE)], LANE_SUPPRESSED,
+            earlier={LANE_VIOLATION: days_ago(31)}, recorded={LANE_VIOLATION: [*days_ago(31), NOW]},
+        ),
+        batch(
+            "the-lookback-is-per-rule-29-days-is-inside-30",
+            [alarm(LANE)], LANE_REPEAT,
+            earlier={LANE_VIOLATION: days_ago(29)}, recorded={LANE_VIOLATION: [*days_ago(29), NOW]},
+        ),
     ],
-)
-def test_minor_violation_lookback(earlier: datetime, first: bool) -> None:
-    state = BatchTriageState(violations={VIOLATION: [earlier]})
-    outcome = run(alarm("dsm_phone"), state)
-    assert (outcome.suggested_disposition == WARNING_DISPOSITION) is first
-
-
-def test_minor_violation_lookback_is_per_rule() -> None:
-    # The lane-departure rule looks back 30 days only.
-    state = BatchTriageState(violations={LANE_VIOLATION: [NOW - timedelta(days=31)]})
-    assert run(alarm("adas_lane_departure"), state).action is SUPPRESS
-    state = BatchTriageState(violations={LANE_VIOLATION: [NOW - timedelta(days=29)]})
-    assert run(alarm("adas_lane_departure"), state).action is CREATE
-
-
-def test_a_merge_is_not_a_new_violation() -> None:
-    state = BatchTriageState()
-    first = run(alarm("dsm_phone"), state)
-    state.record(first, "WO-1", NOW)
-    merged = run(alarm("dsm_phone", source_id="plat-b/2"), state)
-    state.record(merged, None, NOW)
-    assert merged.action is Action.merge
-    assert state.violations == {VIOLATION: [NOW]}
+)  # fmt: skip
+def test_a_batch_in_order(
+    earlier: dict[str, list[datetime]],
+    signals: list[Signal],
+    expected: list[Then],
+    recorded: dict[str, list[datetime]],
+) -> None:
+    """Each signal as the batch's earlier ones left the state; and what the batch recorded."""
+    state = BatchTriageState(violations={key: list(times) for key, times in earlier.items()})
+    outcomes = triage_in_order(signals, state)
+    assert [then(outcome) for outcome in outcomes] == expected
+    created = [
+        OpenOrder(f"WO-N-{n}", outcome.route.unit)
+        for n, outcome in enumerate(outcomes, start=1)
+        if outcome.action is CREATE
+    ]
+    for outcome in outcomes:
+        assert outcome.action is not MERGE or outcome.merge_into in created
+        if outcome.action is not SUPPRESS:  # complaints: no key, nothing to merge into
+            assert outcome.dedupe_key == dedupe_key(outcome.signal, COMPILED)
+        assert_steps_in_order(outcome)
+    assert state.violations == recorded
 
 
 # ---------------------------------------------------------------- correlation
-
-
-def test_complaint_about_a_plate_with_an_open_alarm_order_is_linked() -> None:
-    state = BatchTriageState(subjects={PLATE: ["WO-7"]})
-    outcome = run(complaint(), state)
-    assert outcome.action is CREATE
-    assert outcome.related == ("WO-7",)
-    assert (outcome.steps[-1].name, outcome.steps[-1].outcome) == ("correlation", "linked")
-    assert "WO-7" in outcome.steps[-1].reason
-
-
-def test_orders_created_in_the_batch_are_linked_by_plate_and_enterprise() -> None:
-    state = BatchTriageState()
-    created = run(alarm(enterprise_id=ENTERPRISE), state)
-    state.record(created, "WO-1", NOW)
-    other = run(alarm("fatigue_driving", plate=OTHER_PLATE, enterprise_id=ENTERPRISE), state)
-    state.record(other, "WO-2", NOW)
-    about_both = run(complaint(enterprise_id=ENTERPRISE), state)
-    assert about_both.related == ("WO-1", "WO-2")
-
-
-def test_no_open_order_on_the_subject_no_link() -> None:
-    outcome = run(complaint(), BatchTriageState(subjects={OTHER_PLATE: ["WO-9"]}))
-    assert outcome.related == ()
-    assert "correlation" not in [step.name for step in outcome.steps]
 
 
 def open_orders(prefix: str, count: int) -> list[str]:
@@ -802,83 +892,126 @@ def open_orders(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
 
 
-def test_an_enterprise_with_15_open_orders_links_the_10_newest() -> None:
-    state = BatchTriageState(subjects={ENTERPRISE: open_orders("WO-E", 15)})
-    outcome = run(complaint(plate=None, enterprise_id=ENTERPRISE), state)
-    assert outcome.related == tuple(open_orders("WO-E", 15)[5:])
-    step = outcome.steps[-1]
-    assert (step.name, step.outcome) == ("correlation", "linked")
-    assert step.reason.endswith("(and 5 more open orders on the same subject, not linked)")
-    assert "WO-E-05" not in step.reason
+def links(
+    case_id: str,
+    subjects: dict[str, list[str]],
+    given_signal: Signal,
+    related: tuple[str, ...],
+    said: Said | None,
+    *,
+    max_related: int | None = None,
+    earlier: tuple[Signal, ...] = (),
+) -> ParameterSet:
+    """``given_signal``, with ``subjects``' orders open (and ``earlier`` signals triaged first),
+    is linked to ``related``; its correlation step (None: there is none) says ``said``."""
+    return pytest.param(max_related, subjects, list(earlier), given_signal, related, said, id=case_id)
 
 
-def test_plate_links_come_before_enterprise_links() -> None:
-    state = BatchTriageState(subjects={PLATE: open_orders("WO-P", 4), ENTERPRISE: open_orders("WO-E", 20)})
-    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
-    assert outcome.related == (*open_orders("WO-P", 4), *open_orders("WO-E", 20)[14:])
-    assert outcome.steps[-1].reason.endswith("(and 14 more open orders on the same subject, not linked)")
+def linked(*, ends: str = "", has: tuple[str, ...] = (), lacks: tuple[str, ...] = ()) -> Said:
+    return Said("correlation", "linked", has=has, lacks=lacks, ends=ends)
 
 
-def test_a_plate_with_more_open_orders_than_the_cap_takes_every_link() -> None:
-    state = BatchTriageState(subjects={PLATE: open_orders("WO-P", 12), ENTERPRISE: ["WO-E-01"]})
-    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
-    assert outcome.related == tuple(open_orders("WO-P", 12)[2:])
-    assert outcome.steps[-1].reason.endswith("(and 3 more open orders on the same subject, not linked)")
+def more(count: int) -> str:
+    return f"(and {count} more open orders on the same subject, not linked)"
 
 
-def test_an_order_on_both_the_plate_and_the_enterprise_is_linked_and_counted_once() -> None:
-    on_both = open_orders("WO-B", 3)
-    state = BatchTriageState(
-        subjects={PLATE: [*on_both, "WO-P-01"], ENTERPRISE: [*open_orders("WO-E", 9), *on_both]}
-    )
-    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
-    assert outcome.related == (*on_both, "WO-P-01", *open_orders("WO-E", 9)[3:])
-    assert outcome.steps[-1].reason.endswith("(and 3 more open orders on the same subject, not linked)")
+ON_BOTH = open_orders("WO-B", 3)
+ENTERPRISE_COMPLAINT = complaint(enterprise_id=ENTERPRISE)
+PLATELESS_COMPLAINT = complaint(plate=None, enterprise_id=ENTERPRISE)
 
 
-def test_at_the_cap_every_open_order_is_linked_and_none_is_said_to_be_left() -> None:
-    # 11 ids listed, 10 orders: WO-E-03 is on both lists.
-    state = BatchTriageState(subjects={PLATE: ["WO-P-01", "WO-E-03"], ENTERPRISE: open_orders("WO-E", 9)})
-    outcome = run(complaint(enterprise_id=ENTERPRISE), state)
-    enterprise_only = [order_id for order_id in open_orders("WO-E", 9) if order_id != "WO-E-03"]
-    assert outcome.related == ("WO-P-01", "WO-E-03", *enterprise_only)
-    assert "not linked" not in outcome.steps[-1].reason
-
-
-def test_max_related_0_links_nothing_but_the_step_says_how_many_orders_are_open() -> None:
-    policy = inline_policy(correlation={"max_related": 0})
-    state = BatchTriageState(subjects={PLATE: ["WO-P-01"], ENTERPRISE: ["WO-P-01", *open_orders("WO-E", 3)]})
-    outcome = run(complaint(enterprise_id=ENTERPRISE), state, policy)
-    assert outcome.action is CREATE
-    assert outcome.related == ()
-    step = outcome.steps[-1]
-    assert (step.name, step.outcome) == ("correlation", "not_linked")
-    assert step.reason == "4 open orders on the same subject, not linked: max_related is 0"
+@pytest.mark.parametrize(
+    ("max_related", "subjects", "earlier", "given_signal", "related", "said"),
+    [
+        links(
+            "a-complaint-about-a-plate-with-an-open-alarm-order-is-linked",
+            {PLATE: ["WO-7"]}, complaint(), ("WO-7",), linked(has=("WO-7",)),
+        ),
+        links(
+            "orders-created-in-the-batch-are-linked-by-plate-and-enterprise",
+            {}, ENTERPRISE_COMPLAINT, ("WO-N-1", "WO-N-2"), linked(),
+            earlier=(
+                alarm(enterprise_id=ENTERPRISE),
+                alarm("fatigue_driving", plate=OTHER_PLATE, enterprise_id=ENTERPRISE),
+            ),
+        ),
+        links("no-open-order-on-the-subject-no-link", {OTHER_PLATE: ["WO-9"]}, complaint(), (), None),
+        links(
+            "an-enterprise-with-15-open-orders-links-the-10-newest",
+            {ENTERPRISE: open_orders("WO-E", 15)}, PLATELESS_COMPLAINT,
+            tuple(open_orders("WO-E", 15)[5:]), linked(lacks=("WO-E-05",), ends=more(5)),
+        ),
+        links(
+            "plate-links-come-before-enterprise-links",
+            {PLATE: open_orders("WO-P", 4), ENTERPRISE: open_orders("WO-E", 20)}, ENTERPRISE_COMPLAINT,
+            (*open_orders("WO-P", 4), *open_orders("WO-E", 20)[14:]), linked(ends=more(14)),
+        ),
+        links(
+            "a-plate-with-more-open-orders-than-the-cap-takes-every-link",
+            {PLATE: open_orders("WO-P", 12), ENTERPRISE: ["WO-E-01"]}, ENTERPRISE_COMPLAINT,
+            tuple(open_orders("WO-P", 12)[2:]), linked(ends=more(3)),
+        ),
+        links(
+            "an-order-on-both-the-plate-and-the-enterprise-is-linked-and-counted-once",
+            {PLATE: [*ON_BOTH, "WO-P-01"], ENTERPRISE: [*open_orders("WO-E", 9), *ON_BOTH]},
+            ENTERPRISE_COMPLAINT,
+            (*ON_BOTH, "WO-P-01", *open_orders("WO-E", 9)[3:]), linked(ends=more(3)),
+        ),
+        links(
+            # 11 ids listed, 10 orders: WO-E-03 is on both lists.
+            "at-the-cap-every-open-order-is-linked-and-none-is-said-to-be-left",
+            {PLATE: ["WO-P-01", "WO-E-03"], ENTERPRISE: open_orders("WO-E", 9)}, ENTERPRISE_COMPLAINT,
+            ("WO-P-01", "WO-E-03", *[i for i in open_orders("WO-E", 9) if i != "WO-E-03"]),
+            linked(lacks=("not linked",)),
+        ),
+        links(
+            "max-related-0-links-nothing-but-the-step-says-how-many-orders-are-open",
+            {PLATE: ["WO-P-01"], ENTERPRISE: ["WO-P-01", *open_orders("WO-E", 3)]}, ENTERPRISE_COMPLAINT, (),
+            Said(
+                "correlation", "not_linked", "4 open orders on the same subject, not linked: max_related is 0"
+            ),
+            max_related=0,
+        ),
+        links(
+            "max-related-0-and-no-open-order-no-correlation-step",
+            {}, ENTERPRISE_COMPLAINT, (), None, max_related=0,
+        ),
+        links(
+            "orders-created-in-the-batch-count-towards-the-cap",
+            {ENTERPRISE: ["WO-E-01"]}, PLATELESS_COMPLAINT, ("WO-N-2", "WO-N-3"), linked(ends=more(2)),
+            max_related=2,
+            earlier=tuple(
+                alarm(alarm_type, plate=f"苏F0000{n + 4}", enterprise_id=ENTERPRISE)
+                for n, alarm_type in enumerate(["fatigue_driving", "dsm_phone", "route_deviation"], start=1)
+            ),
+        ),
+        links(
+            "one-order-left-unlinked-is-worded-in-the-singular",
+            {PLATE: ["WO-1", "WO-2"]}, complaint(), ("WO-2",),
+            linked(ends="(and 1 more open order on the same subject, not linked)"), max_related=1,
+        ),
+    ],
+)  # fmt: skip
+def test_correlation(
+    max_related: int | None,
+    subjects: dict[str, list[str]],
+    earlier: list[Signal],
+    given_signal: Signal,
+    related: tuple[str, ...],
+    said: Said | None,
+) -> None:
+    policy = COMPILED
+    if max_related is not None:
+        policy = compile_policy(inline_policy(correlation={"max_related": max_related}))
+    state = BatchTriageState(subjects={subject: list(ids) for subject, ids in subjects.items()})
+    assert all(outcome.action is CREATE for outcome in triage_in_order(earlier, state, policy))
+    outcome = triage(given_signal, policy, REFERENCE, state, NOW)
+    assert (outcome.action, outcome.related) == (CREATE, related)
+    if said is None:
+        assert "correlation" not in [step.name for step in outcome.steps]
+    else:
+        assert_says(outcome.steps[-1], said)
     assert_steps_in_order(outcome)
-
-
-def test_max_related_0_and_no_open_order_no_correlation_step() -> None:
-    policy = inline_policy(correlation={"max_related": 0})
-    outcome = run(complaint(enterprise_id=ENTERPRISE), BatchTriageState(), policy)
-    assert "correlation" not in [step.name for step in outcome.steps]
-
-
-def test_orders_created_in_the_batch_count_towards_the_cap() -> None:
-    policy = inline_policy(correlation={"max_related": 2})
-    state = BatchTriageState(subjects={ENTERPRISE: ["WO-E-01"]})
-    for n, alarm_type in enumerate(["fatigue_driving", "dsm_phone", "route_deviation"], start=1):
-        created = run(alarm(alarm_type, plate=f"苏F0000{n + 4}", enterprise_id=ENTERPRISE), state, policy)
-        state.record(created, f"WO-N-{n}", NOW)
-    outcome = run(complaint(plate=None, enterprise_id=ENTERPRISE), state, policy)
-    assert outcome.related == ("WO-N-2", "WO-N-3")
-    assert outcome.steps[-1].reason.endswith("(and 2 more open orders on the same subject, not linked)")
-
-
-def test_one_order_left_unlinked_is_worded_in_the_singular() -> None:
-    policy = inline_policy(correlation={"max_related": 1})
-    outcome = run(complaint(), BatchTriageState(subjects={PLATE: ["WO-1", "WO-2"]}), policy)
-    assert outcome.related == ("WO-2",)
-    assert outcome.steps[-1].reason.endswith("(and 1 more open order on the same subject, not linked)")
 
 
 def test_the_count_of_unlinked_orders_follows_orders_recorded_since() -> None:
@@ -919,32 +1052,68 @@ def test_max_related_defaults_to_10_and_is_never_negative() -> None:
 
 def test_state_keys_name_what_triage_looks_up() -> None:
     signal = alarm("dsm_phone", enterprise_id=ENTERPRISE)
-    assert state_keys(signal, POLICY) == (
+    assert state_keys(signal, COMPILED) == (
         f"vehicle_alarm|{PLATE}|dsm_phone",
         [VIOLATION],
         [PLATE, ENTERPRISE],
     )
-    assert state_keys(complaint(plate=None), POLICY) == (None, [], [])
+    assert state_keys(complaint(plate=None), COMPILED) == (None, [], [])
+
+
+# ---------------------------------------------------------------- each step alone
+
+
+def alone(
+    case_id: str,
+    step: steps.TriageStep,
+    given_signal: Signal,
+    decided: Action | None,
+    said: str,
+    state: BatchTriageState | None = None,
+) -> ParameterSet:
+    """``step`` alone decides ``decided`` (None: goes on), its own step saying ``said`` last."""
+    return pytest.param(step, given_signal, state or BatchTriageState(), decided, said, id=case_id)
+
+
+@pytest.mark.parametrize(
+    ("step", "given_signal", "state", "decided", "said"),
+    [
+        alone("mute-window-suppresses", steps.mute_window, MUTED_ALARM, SUPPRESS, "suppressed"),
+        alone("mute-window-passes", steps.mute_window, alarm(), None, "pass"),
+        alone(
+            "whitelist-suppresses", steps.whitelist, alarm(plate=WHITELISTED_PLATE), SUPPRESS, "suppressed"
+        ),
+        alone("whitelist-reviews", steps.whitelist, alarm(enterprise_id=REVIEWED_ENTERPRISE), None, "review"),
+        alone("threshold-suppresses", steps.threshold, alarm(overspeed_pct=5.0), SUPPRESS, "suppressed"),
+        alone("route-records-the-decision", steps.route, alarm(), None, "squad-2"),
+        alone("priority-raises", steps.priority, alarm(level=3), None, "P2"),
+        alone("dedupe-merges", steps.dedupe, alarm(), MERGE, "merge", state_with_open_order(EARLIER)),
+        alone("minor-violation-suppresses", steps.minor_violation, alarm(LANE), SUPPRESS, "suppressed"),
+        alone(
+            "correlation-links", steps.correlation, complaint(), None, "linked",
+            BatchTriageState(subjects={PLATE: ["WO-1"]}),
+        ),
+    ],
+)  # fmt: skip
+def test_each_step_runs_alone(
+    step: steps.TriageStep,
+    given_signal: Signal,
+    state: BatchTriageState,
+    decided: Action | None,
+    said: str,
+) -> None:
+    triaging = steps.Triaging.start(given_signal, COMPILED, REFERENCE, state, NOW)
+    outcome = step(triaging)
+    assert (outcome.action if outcome is not None else None) is decided
+    assert {s.name for s in triaging.steps} == {step.__name__}  # only its own
+    assert triaging.steps[-1].outcome == said
+
+
+def test_triage_runs_the_steps_in_the_documented_order() -> None:
+    assert [step.__name__ for step in steps.STEPS] == STEP_ORDER
 
 
 # ---------------------------------------------------------------- jurisdiction
-
-
-def suspect(*checkpoints: tuple[str, str, int], suspect_type: str = "illegal_ride_hailing") -> Suspect:
-    return Suspect.model_validate(
-        {
-            "schema": "suspect/1",
-            "entry_id": "FYZZ-1",
-            "list_date": "2026-11-21",
-            "plate": PLATE,
-            "suspect_type": suspect_type,
-            "window_days": 30,
-            "pass_count": 80,
-            "checkpoints": [
-                {"id": cid, "region_code": region, "passes": passes} for cid, region, passes in checkpoints
-            ],
-        }
-    )
 
 
 @pytest.mark.parametrize(
@@ -1005,20 +1174,6 @@ def test_suspect_goes_to_the_jurisdiction_of_its_busiest_region(
     assert signal.region_code == region
     outcome = run(signal)
     assert (outcome.action, outcome.route.unit, outcome.route.route_key) == (CREATE, unit, "suspect")
-
-
-def test_outside_every_jurisdiction_the_reason_says_the_route_unit_decides() -> None:
-    outcome = run(to_signal(suspect(("K1", "320623", 50))))
-    assert outcome.route.unit == "command-center"
-    assert "region 320623 is in no listed jurisdiction: command-center decides" in outcome.route.reason
-    route_step = next(step for step in outcome.steps if step.name == "route")
-    assert route_step.outcome == "command-center"
-    assert "no listed jurisdiction" in route_step.reason
-
-
-def test_inside_a_jurisdiction_the_reason_names_the_holder() -> None:
-    outcome = run(to_signal(suspect(("K1", "320685", 50))))
-    assert "region 320685 is squad-2's jurisdiction" in outcome.route.reason
 
 
 def test_reference_checkpoint_regions_override_the_lists_region() -> None:
@@ -1094,6 +1249,7 @@ def test_created_order_explains_every_step_in_order() -> None:
         pytest.param(alarm(plate=WHITELISTED_PLATE), BatchTriageState(), "whitelist", id="whitelisted"),
         pytest.param(alarm(overspeed_pct=1.0), BatchTriageState(), "threshold", id="threshold"),
         pytest.param(alarm("adas_lane_departure"), BatchTriageState(), "minor_violation", id="minor"),
+        pytest.param(alarm("dsm_phone"), BatchTriageState(), "minor_violation", id="warned"),
         pytest.param(alarm(), state_with_open_order(EARLIER), "dedupe", id="merged"),
         pytest.param(alarm(), BatchTriageState(), "dedupe", id="created-plain"),
         pytest.param(complaint(), BatchTriageState(subjects={PLATE: ["WO-1"]}), "correlation", id="linked"),
@@ -1107,18 +1263,12 @@ def test_steps_end_with_the_deciding_step(
     assert_steps_in_order(outcome)
 
 
-def test_route_step_explains_the_path() -> None:
-    outcome = run(alarm("night_driving_ban"))
-    step = next(step for step in outcome.steps if step.name == "route")
-    assert step.outcome == "squad-2"
-    assert step.reason.startswith("root > alarm > alarm.night-ban: ")
-
-
 # ---------------------------------------------------------------- samples against the shipped policy
 
-SHIPPED = load_policy(ROOT / "policy")
+SHIPPED_POLICY = load_policy(ROOT / "policy")
+SHIPPED = compile_policy(SHIPPED_POLICY)
 SHIPPED_REFERENCE = ReferenceIndex(load_reference(ROOT / "policy"))
-SHIPPED_UNITS = sorted(SHIPPED.units.ids())
+SHIPPED_UNITS = sorted(SHIPPED_POLICY.units.ids())
 
 
 def sample_signal(name: str, index: int, **changes: Any) -> Signal:
@@ -1227,7 +1377,7 @@ def test_whitelist_review_does_not_override_conflict_of_interest() -> None:
     signal = complaint(
         plate=None, enterprise_id=REVIEWED_ENTERPRISE, enforcement_unit="command-center", category="other"
     )
-    for policy, reference in ((POLICY, REFERENCE), (SHIPPED, SHIPPED_REFERENCE)):
+    for policy, reference in ((COMPILED, REFERENCE), (SHIPPED, SHIPPED_REFERENCE)):
         outcome = triage(signal, policy, reference, BatchTriageState(), NOW)
         assert outcome.route.unit != "command-center"
 

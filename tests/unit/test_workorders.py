@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processors.compiled_policy import compile_policy
 from processors.intake import Rejection, decode_event
 from processors.signals import busiest_checkpoint_region, to_signal
 from processors.triage import BatchTriageState, ReferenceIndex, triage
@@ -56,7 +57,9 @@ def signal(kind: SignalKind, source_id: str, **changes: Any) -> Signal:
 
 
 def order_for(event: InboundEvent, now: datetime = NOW) -> WorkOrder:
-    outcome = triage(to_signal(event), POLICY, ReferenceIndex(ReferenceData()), BatchTriageState(), now)
+    outcome = triage(
+        to_signal(event), compile_policy(POLICY), ReferenceIndex(ReferenceData()), BatchTriageState(), now
+    )
     return open_work_order(outcome, POLICY.deadlines, CALENDAR, now)
 
 
