@@ -31,7 +31,7 @@ from services.intake import InboundMessage, Intake
 from streams import metrics, transport
 from streams.background import Background
 from streams.broker_probe import BrokerProbe
-from streams.command_consumer import CommandConsumer, log_commands
+from streams.command_consumer import CommandConsumer, log_commands, record_headers
 from streams.intake_consumer import METADATA_MAX_AGE_MS, BatchConsumer, IntakeConsumer
 from streams.outputs import Outputs
 from streams.resilience import Task, until_done
@@ -183,7 +183,7 @@ def _command_agent(
 
 def _faust_app(settings: Settings) -> faust.App:
     return faust.App(
-        settings.commands_consumer_group,
+        settings.faust_app_id,
         broker=transport.broker_url(settings.bootstrap_servers, settings.consumer_fetch_max_wait_ms),
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
@@ -215,22 +215,5 @@ def _inbound_message(event: Any) -> InboundMessage:
         key=message.key,
         value=message.value,
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-        headers=_headers(message.headers),
+        headers=record_headers(message.headers),
     )
-
-
-def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    """A record's headers as (name, bytes) pairs, whether faust gives a mapping or pairs."""
-    if not raw:
-        return ()
-    pairs = raw.items() if isinstance(raw, Mapping) else raw
-    return tuple(
-        (name.decode() if isinstance(name, bytes) else str(name), _header_bytes(value))
-        for name, value in pairs
-    )
-
-
-def _header_bytes(value: Any) -> bytes:
-    if value is None:
-        return b""
-    return value.encode() if isinstance(value, str) else bytes(value)

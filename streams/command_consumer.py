@@ -51,6 +51,16 @@ class CommandConsumer(BatchConsumer):
     def _topics(self) -> list[str]:
         return [self._settings.topics.commands]
 
+    def _messages(self, fetched: dict[TopicPartition, list[Any]]) -> list[InboundMessage]:
+        """The records fetched, with their headers (a command's signature travels in them)."""
+        return [
+            InboundMessage(
+                r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, record_headers(r.headers)
+            )
+            for records in fetched.values()
+            for r in records
+        ]
+
     def _group(self) -> str:
         return self._settings.commands_consumer_group
 
@@ -104,3 +114,20 @@ def log_commands(result: CommandResult) -> None:
             outcome=outcome.outcome,
             reason=outcome.refusal.reason if outcome.refusal else None,
         )
+
+
+def record_headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """A record's headers as (name, bytes) pairs, whether faust gives a mapping or pairs."""
+    if not raw:
+        return ()
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    return tuple(
+        (name.decode() if isinstance(name, bytes) else str(name), _header_bytes(value))
+        for name, value in pairs
+    )
+
+
+def _header_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else bytes(value)

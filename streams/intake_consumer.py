@@ -184,11 +184,7 @@ class BatchConsumer(mode.Service):
                 await asyncio.sleep(fetching.failed(exc))
                 continue
             fetching.succeeded()
-            messages = [
-                InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                for records in fetched.values()
-                for r in records
-            ]
+            messages = self._messages(fetched)
             if not messages:
                 continue
             last_batch_at = time.monotonic()
@@ -205,6 +201,14 @@ class BatchConsumer(mode.Service):
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
             self._done(parts, len(messages), time.monotonic() - last_batch_at)
+
+    def _messages(self, fetched: dict[TopicPartition, list[Any]]) -> list[InboundMessage]:
+        """The records fetched (headers left out: intake reads none)."""
+        return [
+            InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+            for records in fetched.values()
+            for r in records
+        ]
 
     def _done(self, parts: list[tuple[Any, dict[str, int]]], size: int, done_s: float) -> None:
         """A batch committed (``parts``: what ``settle`` returned), ``done_s`` after it was read."""
