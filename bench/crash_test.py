@@ -6,7 +6,8 @@ one) and a fresh database (a PostgreSQL database created
 on 127.0.0.1:5432 and dropped at the end, or a SQLite file), runs ``wo run`` worker
 processes against them and publishes a deterministic mix of vehicle alarms, suspects,
 check-in failures, complaints, exact re-sends, invalid messages and lifecycle commands
-(accept, then start) while the first worker is SIGKILLed and restarted at random moments.
+(accept then start, or a reassignment by the command center, which publishes a new version
+of the order on the dispatched topic) while the first worker is SIGKILLed and restarted at random moments.
 When the consumer group has committed everything, the database and the output topics
 are compared with what was sent, and a table of figures is printed:
 
@@ -52,6 +53,7 @@ from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
 from processors.workorders import work_order_id
 from schemas.policy import Policy
+from schemas.workorder import COMMAND_CENTER
 from services.policy_files import ReferenceFiles, load_policy
 from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
 from storage.database import create_engine, migrate
@@ -164,6 +166,8 @@ class Workload:
     command_resends: int
     command_ids: set[str]
     by_kind: Counter[str]
+    #: Orders reassigned by a command, and to which unit.
+    reassigned: dict[str, str] = field(default_factory=dict)
 
 
 class _Generator:
@@ -381,8 +385,11 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
         created_by_chunk.append(created)
 
     # Lifecycle commands: accept then start (same key: one partition, in order) for 40 % of
-    # the orders made lag chunks earlier, and 10 % of each chunk's commands sent again.
+    # the orders made lag chunks earlier, a quarter of them reassigned by the command
+    # center instead, and 10 % of each chunk's commands sent again.
     command_ids: set[str] = set()
+    reassigned: dict[str, str] = {}
+    squads = sorted(unit for unit in policy.units.ids() if unit != COMMAND_CENTER)
     command_messages = command_resends = 0
     previous: list[Message] = []
     for n, part in enumerate(chunks):
@@ -391,15 +398,22 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
             if rng.random() >= 0.4:
                 continue
             part.targets.append(order_id)
-            for action in ("accept", "start"):
+            if rng.random() < 0.25:
+                to_unit = rng.choice([unit for unit in squads if unit != expected.orders[order_id]])
+                reassigned[order_id] = to_unit
+                plan = [("reassign", COMMAND_CENTER, {"to_unit": to_unit})]
+            else:
+                plan = [(action, expected.orders[order_id], {}) for action in ("accept", "start")]
+            for action, unit, extra in plan:
                 command_id = f"{order_id}-{action}"
                 command = {
                     "schema": "workorder-command/1",
                     "command_id": command_id,
                     "work_order_id": order_id,
                     "action": action,
-                    "actor": {"unit": expected.orders[order_id], "officer_ids": OFFICERS},
+                    "actor": {"unit": unit, "officer_ids": OFFICERS},
                     "at": now.isoformat(),
+                    **extra,
                 }
                 part.commands.append(Message(topics.commands, order_id.encode(), _json(command)))
                 command_ids.add(command_id)
@@ -418,6 +432,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
         command_resends=command_resends,
         command_ids=command_ids,
         by_kind=by_kind,
+        reassigned=reassigned,
     )
 
 
@@ -717,7 +732,11 @@ class CrashReport:
     occurrences_off: int = 0
     not_dispatched: int = 0
     dispatched_messages: int = 0
+    #: Order versions (order, recipient, unit in charge) seen more than once, read_committed.
     republished: int = 0
+    #: Of those, versions published by a reassignment command (the outbox, not intake).
+    command_versions: int = 0
+    command_versions_republished: int = 0
     dead_letters_expected: int = 0
     dead_letters_distinct: int = 0
     command_messages: int = 0
@@ -763,6 +782,9 @@ class CrashReport:
             "orders seen twice by a read_committed consumer (exactly once)": (
                 self.republished if self.config.guarantee is ProcessingGuarantee.exactly_once else 0
             ),
+            "lifecycle events seen twice by a read_committed consumer (exactly once)": (
+                self.lifecycle_republished if self.config.guarantee is ProcessingGuarantee.exactly_once else 0
+            ),
         }
         found = [f"{name}: {value}" for name, value in checks.items() if value]
         if not self.caught_up:
@@ -795,6 +817,10 @@ class CrashReport:
                 f"{self.republished:,} ({self.dispatched_messages:,} messages)",
             ),
             (
+                "  of which versions made by reassign commands",
+                f"{self.command_versions_republished:,} ({self.command_versions:,} versions)",
+            ),
+            (
                 "dead letters (distinct sources / expected)",
                 f"{self.dead_letters_distinct:,} / {self.dead_letters_expected:,}",
             ),
@@ -806,7 +832,7 @@ class CrashReport:
             ("commands handled twice (any audit event)", f"{self.handled_twice}"),
             ("orders whose status disagrees with their commands", f"{self.status_mismatches}"),
             (
-                "lifecycle events re-published (at-least-once)",
+                f"lifecycle events re-published, read_committed ({c.guarantee.value})",
                 f"{self.lifecycle_republished:,} ({self.lifecycle_messages:,} messages)",
             ),
             ("lifecycle events never published (recorded commands)", f"{self.lifecycle_missing}"),
@@ -1094,17 +1120,23 @@ def _audit(report: CrashReport, workload: Workload, url: str, bootstrap: str, to
     report.occurrences_off = sum(1 for order in orders if order.occurrences != per_order[order.id])
     report.not_dispatched = sum(1 for order in orders if order.dispatched_at is None)
 
-    # One message per order and recipient: its unit, and each unit it is copied to (抄送),
-    # keyed by the recipient. More than that: published again after a crash.
+    # One message per order version and recipient: its unit, and each unit it is copied to
+    # (抄送), keyed by the recipient; a reassignment makes a version for the new unit. More
+    # than that: published again after a crash.
     dispatched = Counter(
-        (json.loads(r.value)["work_order_id"], bytes(r.key).decode())
+        (document["work_order_id"], bytes(r.key).decode(), document["squad"])
         for r in read_topic(bootstrap, topics.dispatched)
+        for document in [json.loads(r.value)]
     )
     report.dispatched_messages = sum(dispatched.values())
     report.republished = report.dispatched_messages - len(dispatched)
+    by_command = {(order_id, unit, unit) for order_id, unit in workload.reassigned.items()}
+    report.command_versions = len(by_command)
+    report.command_versions_republished = sum(n - 1 for v, n in dispatched.items() if v in by_command)
+    received = {(order_id, key) for order_id, key, _ in dispatched}
     for order in orders:
         recipients = [order.unit, *(unit for unit in order.copied_to.split(",") if unit)]
-        if order.dispatched_at is not None and any((order.id, unit) not in dispatched for unit in recipients):
+        if order.dispatched_at is not None and any((order.id, unit) not in received for unit in recipients):
             report.not_dispatched += 1
 
     dead = {
@@ -1133,6 +1165,9 @@ def _audit(report: CrashReport, workload: Workload, url: str, bootstrap: str, to
             applied_events.setdefault(event.work_order_id, set()).add(str(event.type))
     report.applied_twice = sum(1 for count in applied.values() if count > 1)
     report.handled_twice = sum(1 for count in handled.values() if count > 1)
+    # A reassignment applied (one sent before its order existed is refused) is a new version.
+    applied_versions = {v for v in by_command if "reassigned" in applied_events.get(v[0], set())}
+    report.not_dispatched += len(applied_versions - set(dispatched))
     for order in orders:
         done = applied_events.get(order.id, set())
         want = "in_progress" if "started" in done else "accepted" if "accepted" in done else "dispatched"
