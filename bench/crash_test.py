@@ -6,7 +6,8 @@ one) and a fresh database (a PostgreSQL database created
 on 127.0.0.1:5432 and dropped at the end, or a SQLite file), runs ``wo run`` worker
 processes against them and publishes a deterministic mix of vehicle alarms, suspects,
 check-in failures, complaints, exact re-sends, invalid messages and lifecycle commands
-(accept, then start) while the first worker is SIGKILLed and restarted at random moments.
+(accept then start, or a reassignment by the command center, which publishes a new version
+of the order on the dispatched topic) while the first worker is SIGKILLed and restarted at random moments.
 When the consumer group has committed everything, the database and the output topics
 are compared with what was sent, and a table of figures is printed:
 

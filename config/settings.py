@@ -202,9 +202,19 @@ class Settings(BaseSettings):
 
     @property
     def commands_consumer_group(self) -> str:
-        """The faust app's group (commands topic, leader election); ``consumer_group`` is the
-        intake consumer's (the inbound topics)."""
+        """The commands topic's group; ``consumer_group`` is the intake consumer's (the
+        inbound topics)."""
         return f"{self.consumer_group}-commands"
+
+    @property
+    def faust_app_id(self) -> str:
+        """The faust app's id and group. At least once its agent consumes the commands, so it
+        is the commands group; exactly once the commands consumer (streams/command_consumer)
+        has that group and faust, which then only elects the leader, has its own: one group
+        with two kinds of member and assignor would not form."""
+        if self.processing_guarantee is ProcessingGuarantee.exactly_once:
+            return f"{self.consumer_group}-leader"
+        return self.commands_consumer_group
 
     @property
     def embedded_broker(self) -> bool:

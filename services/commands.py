@@ -4,6 +4,13 @@ A command is decided by the pure state machine (processors.lifecycle) against th
 as stored, and its effect (or its refusal) is recorded in one transaction with its
 command_id, so a re-sent command has no second effect. Each outcome becomes a lifecycle
 event; an order reassigned or extended is published again to its unit.
+
+The announcements go through the outbox, written in the command's transaction. At least
+once, the relay (streams/background) publishes them after it commits. Exactly once, they
+are stored with the command's position and published by the commands consumer in one Kafka
+transaction with the command's offset (``CommandResult.announcements``); a command that
+comes again from a position the outbox holds is one whose transaction never committed to
+Kafka: its announcements are returned again and it is not handled again.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from config.settings import ProcessingGuarantee
 from processors.command_signing import SignatureRefusal, check
 from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
@@ -49,6 +57,8 @@ class CommandResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     applied: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    #: Exactly once: (outbox topic, key, payload) to publish with the commands' offsets.
+    announcements: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def events(self) -> list[LifecycleEvent]:
@@ -76,11 +86,13 @@ class CommandHandler:
         units: frozenset[str],
         policy: LifecyclePolicy,
         senders: SenderKeys,
+        guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
     ) -> None:
         self._repository = repository
         self._units = units
         self._policy = policy
         self._senders = senders
+        self._exactly_once = guarantee is ProcessingGuarantee.exactly_once
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> CommandResult:
         """A batch from Kafka: undecodable commands become dead letters, commands whose
@@ -89,6 +101,7 @@ class CommandHandler:
         result = CommandResult()
         commands: list[WorkOrderCommand | Refused] = []
         originals: list[KeptOriginal] = []
+        positions: list[str | None] = []
         for message in messages:
             decoded = decode_command(message.value)
             if isinstance(decoded, Rejection):
@@ -99,7 +112,9 @@ class CommandHandler:
                 continue
             refusal = self._signature_refusal(message, decoded)
             commands.append(decoded if refusal is None else Refused(decoded, refusal))
-        for outcome in self._execute(commands, now, originals):
+            positions.append(position(message) if self._exactly_once else None)
+        outcomes, result.announcements = self._execute(commands, now, positions, originals)
+        for outcome in outcomes:
             result.outcomes.append(outcome)
             if outcome.outcome == "applied":
                 result.applied[outcome.command.action.value] += 1
@@ -126,14 +141,21 @@ class CommandHandler:
         if isinstance(command, Rejection) or self._signature_refusal(message, command) is not None:
             return result  # a forged command does not use up its command_id either
         refusal = Refusal(UNPROCESSABLE, f"the command could not be handled ({error})")
+        at = position(message) if self._exactly_once else None
 
-        def work(batch: CommandBatch) -> None:
+        def work(batch: CommandBatch) -> list[tuple[str, str, str]]:
+            # Exactly once, a command whose announcements are stored was handled: what failed
+            # was publishing them, and would fail again. The dead letter says so.
+            if at is not None and batch.outbox_at([at]):
+                return []
+            batch.position = at
             if not batch.processed([command.command_id]):
                 batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
                 _announce(batch, _refusal_event(command, refusal, None, batch.now))
+            return batch.written
 
         try:
-            self._repository.run_commands(work, now)
+            result.announcements = self._repository.run_commands(work, now)
         except Exception as exc:
             if transient(exc) is not None:
                 raise  # waited out by the caller
@@ -151,22 +173,31 @@ class CommandHandler:
 
     def execute(self, commands: Sequence[WorkOrderCommand], now: datetime) -> list[CommandOutcome]:
         """Decide and record each command, in order, in one transaction."""
-        return self._execute(commands, now)
+        return self._execute(commands, now, [None] * len(commands))[0]
 
     def _execute(
         self,
         commands: Sequence[WorkOrderCommand | Refused],
         now: datetime,
+        positions: Sequence[str | None],
         originals: Sequence[KeptOriginal] = (),
-    ) -> list[CommandOutcome]:
-        """``originals``: of the batch's redacted dead letters, kept in its transaction."""
+    ) -> tuple[list[CommandOutcome], list[tuple[str, str, str]]]:
+        """The outcomes, and (exactly once) the announcements to publish: those of the commands
+        handled, and those stored before from the positions of commands that came again.
+        ``originals``: of the batch's redacted dead letters, kept in its transaction."""
 
-        def work(batch: CommandBatch) -> list[CommandOutcome]:
+        def work(batch: CommandBatch) -> tuple[list[CommandOutcome], list[tuple[str, str, str]]]:
             batch.keep_originals(originals)
             batch.lock_orders([c.work_order_id for c in commands])
             seen = batch.processed([c.command_id for c in commands if isinstance(c, WorkOrderCommand)])
+            stored = batch.outbox_at([at for at in positions if at is not None])
             outcomes = []
-            for command in commands:
+            for command, at in zip(commands, positions, strict=True):
+                if at in stored:  # came again: its transaction never committed to Kafka
+                    batch.written += stored.pop(at)
+                    outcomes.append(CommandOutcome(_command_of(command), "duplicate", None))
+                    continue
+                batch.position = at
                 if isinstance(command, Refused):
                     outcomes.append(_refuse_signature(batch, command))
                     continue
@@ -175,7 +206,7 @@ class CommandHandler:
                     continue
                 seen.add(command.command_id)
                 outcomes.append(self._execute_one(batch, command))
-            return outcomes
+            return outcomes, batch.written
 
         return self._repository.run_commands(work, now)
 
@@ -215,6 +246,15 @@ class CommandHandler:
         )
         _announce(batch, event, order if decision.redispatch else None)
         return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+
+
+def position(message: InboundMessage) -> str:
+    """Where a command was read: ``topic/partition/offset``."""
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def _command_of(command: WorkOrderCommand | Refused) -> WorkOrderCommand:
+    return command.command if isinstance(command, Refused) else command
 
 
 @dataclass(frozen=True, slots=True)

@@ -738,6 +738,24 @@ class CommandBatch:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self.now = now
+        #: Exactly once: the position of the command being handled. Its announcements are
+        #: stored with it, as published: they go out in the command's Kafka transaction.
+        self.position: str | None = None
+        #: (topic, key, payload) of each announcement written with a position, in order.
+        self.written: list[tuple[str, str, str]] = []
+
+    def outbox_at(self, positions: Sequence[str]) -> dict[str, list[tuple[str, str, str]]]:
+        """Announcements stored from these command positions, (topic, key, payload) in order."""
+        found: dict[str, list[tuple[str, str, str]]] = {}
+        for chunk in _chunks(sorted(set(positions))):
+            rows = self._conn.execute(
+                sa.select(outbox.c.position, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                .where(outbox.c.position.in_(chunk))
+                .order_by(outbox.c.id)
+            )
+            for row in rows:
+                found.setdefault(row.position, []).append((row.topic, row.key, row.payload))
+        return found
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
@@ -811,9 +829,11 @@ class CommandBatch:
         )
 
     def to_outbox(self, topic: str, key: str, payload: str) -> None:
-        self._conn.execute(
-            outbox.insert(), [{"topic": topic, "key": key, "payload": payload, "created_at": self.now}]
-        )
+        row = {"topic": topic, "key": key, "payload": payload, "created_at": self.now}
+        if self.position is not None:
+            row |= {"position": self.position, "published_at": self.now}
+            self.written.append((topic, key, payload))
+        self._conn.execute(outbox.insert(), [row])
 
     def record(self, command_id: str, order_id: str, outcome: str, reason: str) -> None:
         self._conn.execute(

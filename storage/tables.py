@@ -182,7 +182,10 @@ outbox = sa.Table(
     sa.Column("payload", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("published_at", UtcDateTime(), nullable=True),
+    #: Exactly once: topic/partition/offset of the command it announces (migration 0014).
+    sa.Column("position", sa.String(300), nullable=True),
     sa.Index("ix_outbox_unpublished", "published_at", "id"),
+    sa.Index("ix_outbox_position", "position"),
 )
 
 #: Who read a complainant's personal data, when and through which route (执法全过程记录):

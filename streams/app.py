@@ -5,13 +5,15 @@ its services.
 Processing guarantee of the commands agent: at least once, with idempotent effects. A
 command batch is stored in one transaction with its lifecycle events in the outbox; they
 are published and acknowledged by the broker, and only then are its events acked so
-faust may commit their offsets. A re-delivered command_id has no second effect.
+faust may commit their offsets. A re-delivered command_id has no second effect. In
+exactly-once mode there is no commands agent: streams/command_consumer.py consumes the
+commands and commits their offsets in the Kafka transaction of their outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import faust
 import structlog
 
-from config.settings import Settings
+from config.settings import ProcessingGuarantee, Settings
 from schemas.workorder import WorkOrder
 from services.commands import CommandHandler, CommandResult
 from services.dead_letters import Retention
@@ -29,7 +31,8 @@ from services.intake import InboundMessage, Intake
 from streams import metrics, transport
 from streams.background import Background
 from streams.broker_probe import BrokerProbe
-from streams.intake_consumer import METADATA_MAX_AGE_MS, IntakeConsumer
+from streams.command_consumer import CommandConsumer, log_commands, record_headers
+from streams.intake_consumer import METADATA_MAX_AGE_MS, BatchConsumer, IntakeConsumer
 from streams.kafka.security import faust_credentials
 from streams.outputs import Outputs
 from streams.resilience import Task, until_done
@@ -68,13 +71,67 @@ def build_app(
     streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies."""
     app = _faust_app(settings)
     topics = settings.topics
-    command_topic = app.topic(topics.commands, key_type=bytes, value_type=bytes)
     outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
-
+    consumers: list[BatchConsumer] = [intake_consumer]
+    commands_assigned: Callable[[], Iterable[tuple[str, int]]]
     background = Background(
         settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention
     )
+    if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
+        command_consumer = CommandConsumer(
+            settings, commands, outputs, clock, loop=app.loop, beacon=app.beacon
+        )
+        consumers.append(command_consumer)
+        commands_assigned = command_consumer.assigned
+    else:
+        _command_agent(app, settings, commands, outputs, background, clock)
+        commands_assigned = faust_assigned(app)
+
+    probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
+    lag = LagProbe(
+        probe,
+        [
+            (settings.consumer_group, intake_consumer.assigned),
+            (settings.commands_consumer_group, commands_assigned),
+        ],
+        [*topics.inbound(), topics.commands],
+    )
+
+    async def topics_lost() -> None:
+        for consumer in consumers:
+            await consumer.suspend()
+        await outputs.shut()
+
+    async def topics_restored() -> None:
+        await outputs.reopen()
+        for consumer in consumers:
+            await consumer.resume()
+        app.add_future(until_done(Task.republish, lambda _: background.republish(), None))
+
+    watch = (
+        TopicWatch(probe, expected_topics, topics_lost, topics_restored, broker_child)
+        if expected_topics
+        else None
+    )
+
+    async def start() -> None:
+        await background.start(app, consumers, probe, lag, watch)
+
+    app.task(start)
+    return Worker(app, intake_consumer, lag)
+
+
+def _command_agent(
+    app: faust.App,
+    settings: Settings,
+    commands: CommandHandler,
+    outputs: Outputs,
+    background: Background,
+    clock: Callable[[], datetime],
+) -> None:
+    """At least once: the faust agent that handles commands; the relay publishes the outbox."""
+    command_topic = app.topic(settings.topics.commands, key_type=bytes, value_type=bytes)
 
     async def process_commands(messages: Sequence[InboundMessage]) -> CommandResult:
         result = await asyncio.to_thread(commands.handle, messages, clock())
@@ -101,44 +158,13 @@ def build_app(
                 await stream.ack(event)
             for result in results:
                 metrics.record_commands(result)
-                _log_commands(result)
+                log_commands(result)
             yield None
-
-    probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
-    lag = LagProbe(
-        probe,
-        [
-            (settings.consumer_group, intake_consumer.assigned),
-            (settings.commands_consumer_group, faust_assigned(app)),
-        ],
-        [*topics.inbound(), topics.commands],
-    )
-
-    async def topics_lost() -> None:
-        await intake_consumer.suspend()
-        await outputs.shut()
-
-    async def topics_restored() -> None:
-        await outputs.reopen()
-        await intake_consumer.resume()
-        app.add_future(until_done(Task.republish, lambda _: background.republish(), None))
-
-    watch = (
-        TopicWatch(probe, expected_topics, topics_lost, topics_restored, broker_child)
-        if expected_topics
-        else None
-    )
-
-    async def start() -> None:
-        await background.start(app, intake_consumer, probe, lag, watch)
-
-    app.task(start)
-    return Worker(app, intake_consumer, lag)
 
 
 def _faust_app(settings: Settings) -> faust.App:
     return faust.App(
-        settings.commands_consumer_group,
+        settings.faust_app_id,
         broker=transport.broker_url(settings.bootstrap_servers, settings.consumer_fetch_max_wait_ms),
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
@@ -161,18 +187,6 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-def _log_commands(result: CommandResult) -> None:
-    for outcome in result.outcomes:
-        log.info(
-            "command",
-            command_id=outcome.command.command_id,
-            work_order_id=outcome.command.work_order_id,
-            action=outcome.command.action.value,
-            outcome=outcome.outcome,
-            reason=outcome.refusal.reason if outcome.refusal else None,
-        )
-
-
 def _inbound_message(event: Any) -> InboundMessage:
     message = event.message
     return InboundMessage(
@@ -182,22 +196,5 @@ def _inbound_message(event: Any) -> InboundMessage:
         key=message.key,
         value=message.value,
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-        headers=_headers(message.headers),
+        headers=record_headers(message.headers),
     )
-
-
-def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
-    """A record's headers as (name, bytes) pairs, whether faust gives a mapping or pairs."""
-    if not raw:
-        return ()
-    pairs = raw.items() if isinstance(raw, Mapping) else raw
-    return tuple(
-        (name.decode() if isinstance(name, bytes) else str(name), _header_bytes(value))
-        for name, value in pairs
-    )
-
-
-def _header_bytes(value: Any) -> bytes:
-    if value is None:
-        return b""
-    return value.encode() if isinstance(value, str) else bytes(value)

@@ -21,7 +21,7 @@ from services.failures import error_name
 from services.intake import Intake
 from streams import metrics
 from streams.broker_probe import BrokerProbe
-from streams.intake_consumer import IntakeConsumer
+from streams.intake_consumer import BatchConsumer
 from streams.outputs import Outputs
 from streams.resilience import Task, every, until_done
 from streams.retry import settle
@@ -62,14 +62,15 @@ class Background:
     async def start(
         self,
         app: faust.App,
-        intake_consumer: IntakeConsumer,
+        consumers: Sequence[BatchConsumer],
         probe: BrokerProbe,
         lag: LagProbe,
         watch: TopicWatch | None,
     ) -> None:
         """Start publishing; publish what an earlier worker stored but never published and
-        orders whose provisional deadline the loaded calendar changed; then start the intake
-        consumer and the periodic jobs (the escalation check in this task, until it stops)."""
+        orders whose provisional deadline the loaded calendar changed; then start the
+        consumers (intake; commands in exactly-once mode) and the periodic jobs (the
+        escalation check in this task, until it stops)."""
         await app.add_runtime_dependency(self._outputs)
         await app.add_runtime_dependency(probe)
         app.add_future(every(Task.lag, LAG_REFRESH_SECONDS, lag.refresh))
@@ -79,7 +80,8 @@ class Background:
             app.add_future(every(Task.topics, TOPIC_CHECK_SECONDS, watch.check))
         await until_done(Task.republish, lambda _: self.republish(), None)
         await until_done(Task.deadlines, lambda _: self.recount_deadlines(), None)
-        await app.add_runtime_dependency(intake_consumer)
+        for consumer in consumers:
+            await app.add_runtime_dependency(consumer)
         if self._retention is not None:
             app.add_future(every(Task.retention, RETENTION_PURGE_SECONDS, self.purge, when=app.is_leader))
         interval = self._settings.escalation_check_seconds

@@ -14,6 +14,10 @@ the database transaction, the batch's outputs and its offsets are committed in o
 transaction; a crash before that commit re-delivers the batch, whose orders go out again
 (services/intake.py, ``_republished``). Before the group takes partitions away (a
 rebalance), the batch in hand is finished and committed, so the next owner does not redo it.
+
+The commands consumer of exactly-once mode (streams/command_consumer.py) is this loop with
+other topics, group and handling: the hooks are ``_task``, ``_topics``, ``_group``,
+``_counted``, ``_set_aside`` and ``_done``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import mode
 import structlog
@@ -35,7 +39,7 @@ from services.failures import error_name
 from services.intake import InboundMessage, Intake, IntakeResult, combined
 from streams import metrics
 from streams.kafka.security import aiokafka_options
-from streams.outputs import Outputs
+from streams.outputs import Committer, Outputs
 from streams.resilience import Outage, Stopped, Task, close_quietly
 from streams.retry import settle
 
@@ -54,18 +58,16 @@ STOP_WAIT_S = 8.0
 CONSUMER_STOP_WAIT_S = 3.0
 
 
-class IntakeConsumer(mode.Service):
+class BatchConsumer(mode.Service):
+    """The consuming loop; what a batch is made of is the subclass's (hooks below)."""
+
+    task_name: ClassVar[Task]
+
     def __init__(
-        self,
-        settings: Settings,
-        intake: Intake,
-        outputs: Outputs,
-        clock: Callable[[], datetime],
-        **kwargs: Any,
+        self, settings: Settings, outputs: Outputs, clock: Callable[[], datetime], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._settings = settings
-        self._intake = intake
         self._outputs = outputs
         self._clock = clock
         self._consumer: AIOKafkaConsumer | None = None
@@ -87,7 +89,7 @@ class IntakeConsumer(mode.Service):
         consumer = AIOKafkaConsumer(
             isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
             bootstrap_servers=settings.bootstrap_servers,
-            group_id=settings.consumer_group,
+            group_id=self._group(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
@@ -98,7 +100,7 @@ class IntakeConsumer(mode.Service):
             heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_s * 1000),
             **aiokafka_options(settings),
         )
-        consumer.subscribe(sorted(settings.topics.inbound()), listener=_FinishBatchFirst(self))
+        consumer.subscribe(self._topics(), listener=_FinishBatchFirst(self))
         try:
             await consumer.start()
         except BaseException:
@@ -108,6 +110,12 @@ class IntakeConsumer(mode.Service):
             await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
             return
         self._consumer = consumer
+
+    def _topics(self) -> list[str]:
+        raise NotImplementedError
+
+    def _group(self) -> str:
+        raise NotImplementedError
 
     async def on_stop(self) -> None:
         self._stopping.set()
@@ -123,7 +131,7 @@ class IntakeConsumer(mode.Service):
         try:
             await asyncio.wait_for(self._batch_in_hand.acquire(), STOP_WAIT_S)
         except TimeoutError:
-            log.warning("intake_stopped_mid_batch", detail="the batch will be re-delivered")
+            log.warning(f"{self.task_name.value}_stopped_mid_batch", detail="the batch will be re-delivered")
         else:
             self._batch_in_hand.release()
         await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
@@ -149,7 +157,7 @@ class IntakeConsumer(mode.Service):
     async def _consume(self) -> None:
         interval_s = self._settings.intake_batch_interval_ms / 1000
         last_batch_at = 0.0
-        fetching = Outage(Task.intake)
+        fetching = Outage(self.task_name)
         while not self.should_stop:
             if self._suspended.is_set():
                 await asyncio.sleep(0.05)
@@ -173,15 +181,11 @@ class IntakeConsumer(mode.Service):
             except ConsumerStoppedError:
                 continue  # stopping, or suspended
             except Exception as exc:  # aiokafka retries what it can; this is what it could not
-                metrics.INTAKE_BATCH_FAILURES.inc()
+                self._count_failure()
                 await asyncio.sleep(fetching.failed(exc))
                 continue
             fetching.succeeded()
-            messages = [
-                InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                for records in fetched.values()
-                for r in records
-            ]
+            messages = self._messages(fetched)
             if not messages:
                 continue
             last_batch_at = time.monotonic()
@@ -189,52 +193,46 @@ class IntakeConsumer(mode.Service):
                 # Transient failures are waited out; a message that fails permanently is
                 # isolated and dead-lettered, and the rest of the batch goes on.
                 try:
-                    parts = await settle(Task.intake, self._counted, messages, self._set_aside, self._abandon)
+                    parts = await settle(
+                        self.task_name, self._counted, messages, self._set_aside, self._abandon
+                    )
                 except Stopped:
                     continue  # not committed: delivered again (or re-published from the database)
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
-            done_s = time.monotonic() - last_batch_at
-            metrics.INTAKE_BATCH_SECONDS.observe(done_s)
-            steps = parts[0][1] if len(parts) == 1 else {"parts": len(parts)}
-            result = combined([part for part, _ in parts])
-            self._record(result, len(messages), {**steps, "done_ms": round(done_s * 1000)})
+            self._done(parts, len(messages), time.monotonic() - last_batch_at)
 
-    async def _set_aside(
-        self, message: InboundMessage, error: BaseException
-    ) -> tuple[IntakeResult, dict[str, int]]:
-        """A message that failed alone, permanently: dead-lettered as unprocessable."""
-        result = self._intake.unprocessable(message, error_name(error), self._clock())
-        await self._outputs.publish((), result.dead_letters)
-        return result, {}
+    def _messages(self, fetched: dict[TopicPartition, list[Any]]) -> list[InboundMessage]:
+        """The records fetched (headers left out: intake reads none)."""
+        return [
+            InboundMessage(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+            for records in fetched.values()
+            for r in records
+        ]
 
-    async def _counted(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
+    def _done(self, parts: list[tuple[Any, dict[str, int]]], size: int, done_s: float) -> None:
+        """A batch committed (``parts``: what ``settle`` returned), ``done_s`` after it was read."""
+        raise NotImplementedError
+
+    def _count_failure(self) -> None:
+        """A batch or a fetch failed (it is retried)."""
+
+    async def _set_aside(self, message: InboundMessage, error: BaseException) -> tuple[Any, dict[str, int]]:
+        """A message that failed alone, permanently (``settle``'s ``give_up``)."""
+        raise NotImplementedError
+
+    async def _process(self, messages: Sequence[InboundMessage]) -> tuple[Any, dict[str, int]]:
+        """Handle a batch (or part of it) and publish what it makes; exactly once, commit its
+        offsets with that; returns the result and when each step ended (ms)."""
+        raise NotImplementedError
+
+    async def _counted(self, messages: Sequence[InboundMessage]) -> tuple[Any, dict[str, int]]:
         try:
             return await self._process(messages)
         except Exception:
-            metrics.INTAKE_BATCH_FAILURES.inc()
+            self._count_failure()
             raise
-
-    async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
-        """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
-        started = time.monotonic()
-        result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
-        stored = time.monotonic()
-        if self._exactly_once:
-            offsets = _next_offsets(messages)
-            group = self._settings.consumer_group
-            await self._outputs.publish_committing(result.to_dispatch, result.dead_letters, offsets, group)
-            self._committed.update(offsets)
-        else:
-            await self._outputs.publish(result.to_dispatch, result.dead_letters)
-        published = time.monotonic()
-        await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
-        steps = {
-            "stored_ms": round((stored - started) * 1000),
-            "published_ms": round((published - started) * 1000),
-        }
-        return result, steps
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what was processed. A failure is logged, not retried: the next commit
@@ -275,12 +273,69 @@ class IntakeConsumer(mode.Service):
         consumer = self._consumer
         return [(tp.topic, tp.partition) for tp in consumer.assignment()] if consumer is not None else []
 
+
+class IntakeConsumer(BatchConsumer):
+    task_name = Task.intake
+
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        outputs: Outputs,
+        clock: Callable[[], datetime],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(settings, outputs, clock, **kwargs)
+        self._intake = intake
+
+    def _topics(self) -> list[str]:
+        return sorted(self._settings.topics.inbound())
+
+    def _group(self) -> str:
+        return self._settings.consumer_group
+
+    def _done(self, parts: list[tuple[Any, dict[str, int]]], size: int, done_s: float) -> None:
+        metrics.INTAKE_BATCH_SECONDS.observe(done_s)
+        steps = parts[0][1] if len(parts) == 1 else {"parts": len(parts)}
+        result = combined([part for part, _ in parts])
+        self._record(result, size, {**steps, "done_ms": round(done_s * 1000)})
+
+    def _count_failure(self) -> None:
+        metrics.INTAKE_BATCH_FAILURES.inc()
+
+    async def _set_aside(self, message: InboundMessage, error: BaseException) -> tuple[Any, dict[str, int]]:
+        """A message that failed alone, permanently: dead-lettered as unprocessable."""
+        result = self._intake.unprocessable(message, error_name(error), self._clock())
+        await self._outputs.publish((), result.dead_letters)
+        return result, {}
+
+    async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
+        """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
+        started = time.monotonic()
+        result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
+        stored = time.monotonic()
+        if self._exactly_once:
+            offsets = next_offsets(messages)
+            group = self._settings.consumer_group
+            messages_out = self._outputs.messages(result.to_dispatch, result.dead_letters)
+            await self._outputs.publish_committing(Committer.intake, messages_out, offsets, group)
+            self._committed.update(offsets)
+        else:
+            await self._outputs.publish(result.to_dispatch, result.dead_letters)
+        published = time.monotonic()
+        await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
+        steps = {
+            "stored_ms": round((stored - started) * 1000),
+            "published_ms": round((published - started) * 1000),
+        }
+        return result, steps
+
     def _record(self, result: IntakeResult, size: int, timings: dict[str, int]) -> None:
         metrics.record_intake(result, self._clock())
         log_batch(result, size, timings)
 
 
-def _next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:
+def next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:
     """Per partition, the offset after the batch's last message (what a commit records)."""
     offsets: dict[TopicPartition, int] = {}
     for message in messages:
@@ -290,7 +345,7 @@ def _next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, in
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: IntakeConsumer) -> None:
+    def __init__(self, owner: BatchConsumer) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -298,9 +353,8 @@ class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._owner.learn_committed(assigned)
-        log.info(
-            "intake_partitions_assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
-        )
+        partitions = sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
+        log.info(f"{self._owner.task_name.value}_partitions_assigned", partitions=partitions)
 
 
 def log_batch(result: IntakeResult, size: int, timings: dict[str, int]) -> None:

@@ -5,8 +5,9 @@ aiokafka producer (acks from every in-sync replica). ``send`` returns once the m
 queued; awaiting what it returns waits until the broker has it, so a caller can queue a
 whole batch and then wait once.
 
-In exactly-once mode an intake batch's orders and dead letters leave through a second,
-transactional producer, in one Kafka transaction with the batch's input offsets
+In exactly-once mode an intake batch's orders and dead letters (and a command batch's
+announcements and dead letters) leave through a transactional producer, one per consumer
+(``Committer``), in one Kafka transaction with the batch's input offsets
 (``publish_committing``): a ``read_committed`` consumer sees them exactly when the offsets
 commit. Its transactional id is fixed for the process, so a retry after an error fences
 and aborts what the failed attempt left open at once.
@@ -22,6 +23,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import mode
@@ -40,6 +42,15 @@ log = structlog.get_logger(__name__)
 
 Message = tuple[str, bytes | None, bytes]
 
+
+class Committer(StrEnum):
+    """Who commits its input offsets in Kafka transactions (one producer each: a producer
+    runs one transaction at a time)."""
+
+    intake = "intake"
+    commands = "commands"
+
+
 #: How long stopping a producer may take (flushing to a broker that may be gone).
 STOP_WAIT_S = 3.0
 
@@ -51,8 +62,9 @@ class Outputs(mode.Service):
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
-        self._transactional: AIOKafkaProducer | None = None
-        self.transactional_id = f"{settings.consumer_group}-intake-{uuid.uuid4().hex[:12]}"
+        self._transactional: dict[Committer, AIOKafkaProducer] = {}
+        process = uuid.uuid4().hex[:12]
+        self.transactional_ids = {c: f"{settings.consumer_group}-{c.value}-{process}" for c in Committer}
         self._shut = False
 
     async def on_start(self) -> None:
@@ -73,8 +85,8 @@ class Outputs(mode.Service):
     async def _drop_producer(self) -> None:
         async with self._starting:
             producer, self._producer = self._producer, None
-            transactional, self._transactional = self._transactional, None
-        for dropped in (producer, transactional):
+            transactional, self._transactional = list(self._transactional.values()), {}
+        for dropped in (producer, *transactional):
             if dropped is not None:
                 # The broker may be gone: what the producer held is published again later.
                 await close_quietly(dropped.stop(), STOP_WAIT_S, "producer")
@@ -92,28 +104,29 @@ class Outputs(mode.Service):
 
     async def publish_committing(
         self,
-        orders: Iterable[WorkOrder],
-        letters: Iterable[DeadLetter],
+        committer: Committer,
+        messages: Sequence[Message],
         offsets: Mapping[TopicPartition, int],
         group_id: str,
     ) -> None:
-        """Publish orders and dead letters and commit ``offsets`` (next offset to read, per
-        partition) for ``group_id``, all in one Kafka transaction; on any error it is aborted
-        (nothing visible to read_committed consumers, offsets not committed) and raised."""
+        """Publish (topic, key, value) messages and commit ``offsets`` (next offset to read, per
+        partition) for ``group_id``, all in one Kafka transaction of ``committer``'s producer;
+        on any error it is aborted (nothing visible to read_committed consumers, offsets not
+        committed) and raised."""
         if self._shut:
             raise TopicsNotReady("the worker's topics are not as expected: publishing is paused")
-        if self._transactional is None:
-            producer = new_producer(self._settings, transactional_id=self.transactional_id)
+        producer = self._transactional.get(committer)
+        if producer is None:
+            producer = new_producer(self._settings, transactional_id=self.transactional_ids[committer])
             await producer.start()  # InitProducerId: aborts what an earlier attempt left open
-            self._transactional = producer
-        producer = self._transactional
+            self._transactional[committer] = producer
         try:
             async with producer.transaction():
-                await self.send_all(self.messages(orders, letters), producer)
+                await self.send_all(messages, producer)
                 await producer.send_offsets_to_transaction(dict(offsets), group_id)
         except BaseException:
             # The next attempt starts a new producer with the same id (fencing this one).
-            self._transactional = None
+            self._transactional.pop(committer, None)
             await close_quietly(producer.stop(), STOP_WAIT_S, "transactional producer")
             raise
 

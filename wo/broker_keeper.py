@@ -34,7 +34,7 @@ def create_topics(settings: Settings) -> list[str]:
     if settings.embedded_broker:
         created += ensure_topics(
             settings.bootstrap_servers,
-            [settings.commands_consumer_group + LEADER_TOPIC_SUFFIX],
+            [settings.faust_app_id + LEADER_TOPIC_SUFFIX],
             1,
             settings.topic_replication_factor,
         )

@@ -117,7 +117,13 @@ def run_pipeline(settings: Settings) -> int:
             # The API's key is trusted by this worker (unless senders.yaml lists it: then the
             # listing, retired or not, decides).
             senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
-        commands = CommandHandler(repository, frozenset(policy.units.ids()), policy.lifecycle, senders)
+        commands = CommandHandler(
+            repository,
+            frozenset(policy.units.ids()),
+            policy.lifecycle,
+            senders,
+            settings.processing_guarantee,
+        )
         worker_parts = build_app(
             settings,
             intake,

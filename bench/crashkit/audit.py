@@ -88,17 +88,23 @@ def _audit(report: CrashReport, workload: Workload, url: str, bootstrap: str, to
     report.occurrences_off = sum(1 for order in orders if order.occurrences != per_order[order.id])
     report.not_dispatched = sum(1 for order in orders if order.dispatched_at is None)
 
-    # One message per order and recipient: its unit, and each unit it is copied to (抄送),
-    # keyed by the recipient. More than that: published again after a crash.
+    # One message per order version and recipient: its unit, and each unit it is copied to
+    # (抄送), keyed by the recipient; a reassignment makes a version for the new unit. More
+    # than that: published again after a crash.
     dispatched = Counter(
-        (json.loads(r.value)["work_order_id"], bytes(r.key).decode())
+        (document["work_order_id"], bytes(r.key).decode(), document["squad"])
         for r in read_topic(bootstrap, topics.dispatched)
+        for document in [json.loads(r.value)]
     )
     report.dispatched_messages = sum(dispatched.values())
     report.republished = report.dispatched_messages - len(dispatched)
+    by_command = {(order_id, unit, unit) for order_id, unit in workload.reassigned.items()}
+    report.command_versions = len(by_command)
+    report.command_versions_republished = sum(n - 1 for v, n in dispatched.items() if v in by_command)
+    received = {(order_id, key) for order_id, key, _ in dispatched}
     for order in orders:
         recipients = [order.unit, *(unit for unit in order.copied_to.split(",") if unit)]
-        if order.dispatched_at is not None and any((order.id, unit) not in dispatched for unit in recipients):
+        if order.dispatched_at is not None and any((order.id, unit) not in received for unit in recipients):
             report.not_dispatched += 1
 
     dead = {
@@ -127,6 +133,9 @@ def _audit(report: CrashReport, workload: Workload, url: str, bootstrap: str, to
             applied_events.setdefault(event.work_order_id, set()).add(str(event.type))
     report.applied_twice = sum(1 for count in applied.values() if count > 1)
     report.handled_twice = sum(1 for count in handled.values() if count > 1)
+    # A reassignment applied (one sent before its order existed is refused) is a new version.
+    applied_versions = {v for v in by_command if "reassigned" in applied_events.get(v[0], set())}
+    report.not_dispatched += len(applied_versions - set(dispatched))
     for order in orders:
         done = applied_events.get(order.id, set())
         want = "in_progress" if "started" in done else "accepted" if "accepted" in done else "dispatched"

@@ -35,7 +35,11 @@ class CrashReport:
     occurrences_off: int = 0
     not_dispatched: int = 0
     dispatched_messages: int = 0
+    #: Order versions (order, recipient, unit in charge) seen more than once, read_committed.
     republished: int = 0
+    #: Of those, versions published by a reassignment command (the outbox, not intake).
+    command_versions: int = 0
+    command_versions_republished: int = 0
     dead_letters_expected: int = 0
     dead_letters_distinct: int = 0
     command_messages: int = 0
@@ -81,6 +85,9 @@ class CrashReport:
             "orders seen twice by a read_committed consumer (exactly once)": (
                 self.republished if self.config.guarantee is ProcessingGuarantee.exactly_once else 0
             ),
+            "lifecycle events seen twice by a read_committed consumer (exactly once)": (
+                self.lifecycle_republished if self.config.guarantee is ProcessingGuarantee.exactly_once else 0
+            ),
         }
         found = [f"{name}: {value}" for name, value in checks.items() if value]
         if not self.caught_up:
@@ -113,6 +120,10 @@ class CrashReport:
                 f"{self.republished:,} ({self.dispatched_messages:,} messages)",
             ),
             (
+                "  of which versions made by reassign commands",
+                f"{self.command_versions_republished:,} ({self.command_versions:,} versions)",
+            ),
+            (
                 "dead letters (distinct sources / expected)",
                 f"{self.dead_letters_distinct:,} / {self.dead_letters_expected:,}",
             ),
@@ -124,7 +135,7 @@ class CrashReport:
             ("commands handled twice (any audit event)", f"{self.handled_twice}"),
             ("orders whose status disagrees with their commands", f"{self.status_mismatches}"),
             (
-                "lifecycle events re-published (at-least-once)",
+                f"lifecycle events re-published, read_committed ({c.guarantee.value})",
                 f"{self.lifecycle_republished:,} ({self.lifecycle_messages:,} messages)",
             ),
             ("lifecycle events never published (recorded commands)", f"{self.lifecycle_missing}"),

@@ -18,6 +18,7 @@ from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
 from processors.workorders import work_order_id
 from schemas.policy import Policy
+from schemas.workorder import COMMAND_CENTER
 from services.policy_files import ReferenceFiles
 from storage.repository import source_key
 
@@ -60,6 +61,8 @@ class Workload:
     command_resends: int
     command_ids: set[str]
     by_kind: Counter[str]
+    #: Orders reassigned by a command, and to which unit.
+    reassigned: dict[str, str] = field(default_factory=dict)
 
 
 class _Generator:
@@ -281,8 +284,11 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
         created_by_chunk.append(created)
 
     # Lifecycle commands: accept then start (same key: one partition, in order) for 40 % of
-    # the orders made lag chunks earlier, and 10 % of each chunk's commands sent again.
+    # the orders made lag chunks earlier, a quarter of them reassigned by the command
+    # center instead, and 10 % of each chunk's commands sent again.
     command_ids: set[str] = set()
+    reassigned: dict[str, str] = {}
+    squads = sorted(unit for unit in policy.units.ids() if unit != COMMAND_CENTER)
     command_messages = command_resends = 0
     previous: list[Message] = []
     for n, part in enumerate(chunks):
@@ -291,15 +297,22 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
             if rng.random() >= 0.4:
                 continue
             part.targets.append(order_id)
-            for action in ("accept", "start"):
+            if rng.random() < 0.25:
+                to_unit = rng.choice([unit for unit in squads if unit != expected.orders[order_id]])
+                reassigned[order_id] = to_unit
+                plan = [("reassign", COMMAND_CENTER, {"to_unit": to_unit})]
+            else:
+                plan = [(action, expected.orders[order_id], {}) for action in ("accept", "start")]
+            for action, unit, extra in plan:
                 command_id = f"{order_id}-{action}"
                 command = {
                     "schema": "workorder-command/1",
                     "command_id": command_id,
                     "work_order_id": order_id,
                     "action": action,
-                    "actor": {"unit": expected.orders[order_id], "officer_ids": OFFICERS},
+                    "actor": {"unit": unit, "officer_ids": OFFICERS},
                     "at": now.isoformat(),
+                    **extra,
                 }
                 part.commands.append(Message(topics.commands, order_id.encode(), _json(command)))
                 command_ids.add(command_id)
@@ -318,4 +331,5 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
         command_resends=command_resends,
         command_ids=command_ids,
         by_kind=by_kind,
+        reassigned=reassigned,
     )

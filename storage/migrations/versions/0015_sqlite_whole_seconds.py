@@ -5,7 +5,7 @@ SQLite compares these columns as text, so ``2026-11-22 01:31:00`` sorted below a
 is fixed; this normalizes what it wrote before. PostgreSQL stores real timestamps: nothing to do.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
