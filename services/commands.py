@@ -20,21 +20,21 @@ import structlog
 from processors.command_signing import SignatureRefusal, check
 from processors.intake import Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
-from schemas.commands import LifecycleEvent, WorkOrderCommand
-from schemas.deadletter import DeadLetter, RejectionReason
+from schemas.commands import LifecycleEvent, LifecycleEventName, Outcome, RefusalCode, WorkOrderCommand
+from schemas.deadletter import DeadLetter
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import error_name, transient
 from services.intake import InboundMessage, dead_letter, unprocessable_rejection
+from services.ports import OutboxTopic
 from storage.repository import CommandBatch, WorkOrderRepository
 
 
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
     command: WorkOrderCommand
-    #: applied, rejected, or duplicate (the command_id was handled before: no effect).
-    outcome: str
+    outcome: Outcome
     event: LifecycleEvent | None
     refusal: Refusal | None = None
     #: The order after the command (None when the order does not exist).
@@ -59,13 +59,6 @@ class CommandResult:
 
 
 log = structlog.get_logger(__name__)
-
-#: Refusal code of a command whose handling failed, alone, for a reason a retry will not change.
-UNPROCESSABLE = RejectionReason.unprocessable.value
-
-#: Outbox topics (resolved to topic names by the worker).
-LIFECYCLE = "lifecycle"
-DISPATCHED = "dispatched"
 
 
 class CommandHandler:
@@ -97,7 +90,7 @@ class CommandHandler:
             commands.append(decoded if refusal is None else Refused(decoded, refusal))
         for outcome in self._execute(commands, now):
             result.outcomes.append(outcome)
-            if outcome.outcome == "applied":
+            if outcome.outcome is Outcome.applied:
                 result.applied[outcome.command.action.value] += 1
             elif outcome.refusal is not None:
                 result.rejected[outcome.refusal.code] += 1
@@ -107,18 +100,18 @@ class CommandHandler:
         """Why the command's signature does not let it act (over the JSON object as sent:
         ``decode_command`` accepted the value, so it is one); None when it may."""
         code = check(json.loads(message.value or b"{}"), message.headers, self._senders, command.actor.unit)
-        return None if code is None else Refusal(code.value, _SIGNATURE_REASONS[code])
+        return None if code is None else Refusal(code, _SIGNATURE_REASONS[code])
 
     def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> CommandResult:
         """A command whose handling failed alone, permanently (``error``: the error's class
         name): dead-lettered, and refused where the refusal can be recorded, so whoever sent
         it (the API waits for a verdict) learns it and a re-delivery changes nothing."""
         result = CommandResult(dead_letters=[dead_letter(message, unprocessable_rejection(error), now)])
-        result.rejected[UNPROCESSABLE] += 1
+        result.rejected[RefusalCode.unprocessable] += 1
         command = decode_command(message.value)
         if isinstance(command, Rejection) or self._signature_refusal(message, command) is not None:
             return result  # a forged command does not use up its command_id either
-        refusal = Refusal(UNPROCESSABLE, f"the command could not be handled ({error})")
+        refusal = Refusal(RefusalCode.unprocessable, f"the command could not be handled ({error})")
 
         def work(batch: CommandBatch) -> None:
             if not batch.processed([command.command_id]):
@@ -156,7 +149,7 @@ class CommandHandler:
                     outcomes.append(_refuse_signature(batch, command))
                     continue
                 if command.command_id in seen:
-                    outcomes.append(CommandOutcome(command, "duplicate", None))
+                    outcomes.append(CommandOutcome(command, Outcome.duplicate, None))
                     continue
                 seen.add(command.command_id)
                 outcomes.append(self._execute_one(batch, command))
@@ -168,11 +161,11 @@ class CommandHandler:
         row = batch.order_row(command.work_order_id)
         actor = command.actor.unit
         if row is None:
-            refusal = Refusal("unknown_order", f"no work order {command.work_order_id}")
+            refusal = Refusal(RefusalCode.unknown_order, f"no work order {command.work_order_id}")
             batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
             event = _refusal_event(command, refusal, None, batch.now)
             _announce(batch, event)
-            return CommandOutcome(command, "rejected", event, refusal)
+            return CommandOutcome(command, Outcome.rejected, event, refusal)
         state = _state(row, self._units)
         decision = decide(state, command, self._policy)
         if isinstance(decision, Refusal):
@@ -182,10 +175,10 @@ class CommandHandler:
             order = batch.order(state.id)
             event = _refusal_event(command, decision, order, batch.now)
             _announce(batch, event)
-            return CommandOutcome(command, "rejected", event, decision, order)
+            return CommandOutcome(command, Outcome.rejected, event, decision, order)
         detail = _audit(command, decision)
         batch.apply(state.id, state.status.value, decision.changes, decision.event, actor, detail)
-        batch.record(command.command_id, state.id, "applied", decision.event)
+        batch.record(command.command_id, state.id, Outcome.applied, decision.event)
         order = batch.order(state.id)
         event = LifecycleEvent(
             work_order_id=order.id,
@@ -199,7 +192,7 @@ class CommandHandler:
             detail={k: v for k, v in decision.detail.items() if isinstance(v, str | int | float | bool)},
         )
         _announce(batch, event, order if decision.redispatch else None)
-        return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+        return CommandOutcome(command, Outcome.applied, event, None, order, decision.redispatch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,16 +227,16 @@ def _refuse_signature(batch: CommandBatch, refused: Refused) -> CommandOutcome:
         order = batch.order(command.work_order_id)
     event = _refusal_event(command, refusal, order, batch.now)
     _announce(batch, event)
-    return CommandOutcome(command, "rejected", event, refusal, order)
+    return CommandOutcome(command, Outcome.rejected, event, refusal, order)
 
 
 def _announce(batch: CommandBatch, event: LifecycleEvent, redispatched: WorkOrder | None = None) -> None:
     """Into the outbox, in the command's transaction: published after it commits, even if the
     worker dies in between (the next worker publishes what is left)."""
-    batch.to_outbox(LIFECYCLE, event.work_order_id, event.model_dump_json(by_alias=True))
+    batch.to_outbox(OutboxTopic.lifecycle, event.work_order_id, event.model_dump_json(by_alias=True))
     if redispatched is not None:
         message = redispatched.dispatch_message()
-        batch.to_outbox(DISPATCHED, redispatched.unit, message.model_dump_json(by_alias=True))
+        batch.to_outbox(OutboxTopic.dispatched, redispatched.unit, message.model_dump_json(by_alias=True))
 
 
 def _state(row: Any, units: frozenset[str]) -> OrderState:
@@ -281,7 +274,7 @@ def _refusal_event(
 ) -> LifecycleEvent:
     return LifecycleEvent(
         work_order_id=command.work_order_id,
-        event="command_rejected",
+        event=LifecycleEventName.command_rejected,
         status=order.status if order else None,
         unit=order.unit if order else None,
         due_at=order.due_at if order else None,
