@@ -1,5 +1,5 @@
-"""What the API does before and after every route: a body limit, security headers, and
-slowing down an address that keeps presenting bad tokens.
+"""What the API does before and after every route: a body limit, security headers, no
+U+0000 in URLs, and slowing down an address that keeps presenting bad tokens.
 
 No CORS middleware is installed: a browser page of another origin cannot read answers.
 """
@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+
+from processors.intake import Rejection
+from schemas.deadletter import RejectionReason
 
 #: A command is a few KB; nothing the API takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
@@ -78,6 +83,31 @@ def guard(app: FastAPI) -> None:
         docs = request.url.path == "/docs" or request.url.path.startswith("/docs-assets")
         response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else CSP_JSON)
         return response
+
+    @app.middleware("http")
+    async def refuse_u0000_in_urls(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """U+0000 in a path or query parameter: 422, for every route (no database stores it)."""
+        where = _u0000_in_url(request.scope)
+        if where is not None:
+            rejection = Rejection(RejectionReason.invalid_character, "U+0000 is not accepted in a URL")
+            return JSONResponse({"detail": validation_errors(where, rejection)}, status_code=422)
+        return await call_next(request)
+
+
+def validation_errors(where: str, rejection: Rejection) -> list[dict[str, Any]]:
+    """A rejection in the shape of FastAPI's 422 body (the documented HTTPValidationError)."""
+    return [{"loc": [where], "msg": rejection.detail, "type": rejection.reason.value}]
+
+
+def _u0000_in_url(scope: Mapping[str, Any]) -> str | None:
+    """``path`` or ``query`` when U+0000 is in that part of the request's URL (decoded)."""
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    if "\x00" in unquote_plus(scope.get("query_string", b"").decode("latin-1")):
+        return "query"
+    return None
 
 
 def _declared_too_big(request: Request) -> Response | None:

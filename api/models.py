@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.commands import Callback, CommandAction, Disposition, ReturnReason
+from schemas.commands import Callback, CommandAction, Disposition, RefusalCode, ReturnReason
 from schemas.inbound import Id
 from schemas.times import UtcDatetime
 from schemas.workorder import WorkOrder
@@ -30,10 +31,21 @@ class CommandRequest(BaseModel):
     reason: ReturnReason | None = None
 
 
+class AnswerOutcome(StrEnum):
+    """A command's outcome as the API answers it, when it is not a refusal code."""
+
+    applied = "applied"
+    #: Not decided yet: ask GET /commands/{id}.
+    pending = "pending"
+    #: The command_id was used for another order.
+    command_id_reused = "command_id_reused"
+    #: No command with this id was sent through the API or decided (or not one the caller may see).
+    unknown_command = "unknown_command"
+
+
 class CommandResponse(BaseModel):
     command_id: str
-    #: applied, pending (not decided yet: ask GET /commands/{id}), or a refusal code.
-    outcome: str
+    outcome: AnswerOutcome | RefusalCode
     reason: str | None = None
     order: WorkOrder | None = None
 

@@ -24,13 +24,16 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from schemas.commands import CallbackResult, CommandAction, WorkOrderCommand
+from processors.command_signing import SignatureRefusal
+from schemas.commands import CallbackResult, CommandAction, LifecycleEventName, RefusalCode, WorkOrderCommand
 from schemas.policy import LifecyclePolicy
 from schemas.signal import SignalKind
 from schemas.times import for_people
 from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 S = WorkOrderStatus
+E = LifecycleEventName
+R = RefusalCode
 OPEN = frozenset({S.registered, S.dispatched, S.accepted, S.in_progress, S.feedback_submitted, S.returned})
 
 
@@ -78,7 +81,7 @@ class OrderState:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    event: str
+    event: LifecycleEventName
     #: Column values to set on the order.
     changes: dict[str, Any]
     #: Audit detail (no personal data).
@@ -95,7 +98,7 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    code: str
+    code: RefusalCode | SignatureRefusal
     reason: str
 
 
@@ -109,12 +112,12 @@ def decide(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
     }[rule.who]
     if not allowed:
         return Refusal(
-            "forbidden", f"only {rule.who.value} may {command.action.value} this order ({order.unit})"
+            R.forbidden, f"only {rule.who.value} may {command.action.value} this order ({order.unit})"
         )
     if order.status not in rule.states:
         states = ", ".join(sorted(s.value for s in rule.states))
         return Refusal(
-            "invalid_state",
+            R.invalid_state,
             f"cannot {command.action.value} an order that is {order.status.value} (only when {states})",
         )
     return _HANDLERS[command.action](order, command, policy)
@@ -124,39 +127,39 @@ def _accept(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) ->
     changes: dict[str, Any] = {"status": S.accepted}
     if order.accepted_at is None:
         changes["accepted_at"] = command.at
-    return Transition("accepted", changes)
+    return Transition(E.accepted, changes)
 
 
 def _start(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
-    return Transition("started", {"status": S.in_progress})
+    return Transition(E.started, {"status": S.in_progress})
 
 
 def _feedback(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
     if command.disposition is None:
-        return Refusal("missing_field", "feedback needs a disposition")
+        return Refusal(R.missing_field, "feedback needs a disposition")
     if (refusal := _officers(command, policy)) is not None:
         return refusal
     changes: dict[str, Any] = {"status": S.feedback_submitted, "disposition": command.disposition.value}
     if order.first_feedback_at is None:
         changes["first_feedback_at"] = command.at
-    return Transition("feedback_submitted", changes, {"disposition": command.disposition.value})
+    return Transition(E.feedback_submitted, changes, {"disposition": command.disposition.value})
 
 
 def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
     disposition = command.disposition.value if command.disposition else order.disposition
     if disposition is None:
-        return Refusal("missing_field", "closing needs a disposition (in this command or in the feedback)")
+        return Refusal(R.missing_field, "closing needs a disposition (in this command or in the feedback)")
     if (refusal := _officers(command, policy)) is not None:
         return refusal
     detail: dict[str, Any] = {"disposition": disposition}
     if order.kind is SignalKind.complaint:
         callback = command.callback
         if callback is None:
-            return Refusal("missing_field", "closing a complaint needs the callback to the complainant")
+            return Refusal(R.missing_field, "closing a complaint needs the callback to the complainant")
         detail["callback"] = callback.result.value
         if callback.result is CallbackResult.unsatisfied:
             return Transition(
-                "reopened",
+                E.reopened,
                 {"status": S.in_progress, "reopen_count": order.reopen_count + 1, "disposition": disposition},
                 {**detail, "why": "the complainant is not satisfied"},
             )
@@ -165,7 +168,7 @@ def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
             and callback.attempts < policy.unreachable_after_attempts
         ):
             return Refusal(
-                "callback_incomplete",
+                R.callback_incomplete,
                 f"complainant unreachable after {callback.attempts} attempts; "
                 f"{policy.unreachable_after_attempts} are needed before closing",
             )
@@ -176,23 +179,23 @@ def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
         "closed_on_time": on_time,
         "disposition": disposition,
     }
-    return Transition("closed", changes, {**detail, "on_time": on_time})
+    return Transition(E.closed, changes, {**detail, "on_time": on_time})
 
 
 def _return(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
     if command.reason is None:
         return Refusal(
-            "missing_field",
+            R.missing_field,
             "a return needs a reason: misrouted, not_our_jurisdiction, duplicate or insufficient_information",
         )
     changes = {"status": S.returned, "unit": COMMAND_CENTER, "returned_at": command.at}
-    return Transition("returned", changes, {"reason": command.reason.value, "returned_by": order.unit})
+    return Transition(E.returned, changes, {"reason": command.reason.value, "returned_by": order.unit})
 
 
 def _reopen(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
     if order.status is S.feedback_submitted:
         return Transition(
-            "rework_requested", {"status": S.in_progress}, {"note_given": command.note is not None}
+            E.rework_requested, {"status": S.in_progress}, {"note_given": command.note is not None}
         )
     changes = {
         "status": S.in_progress,
@@ -200,17 +203,17 @@ def _reopen(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) ->
         "closed_at": None,
         "closed_on_time": None,
     }
-    return Transition("reopened", changes, {"note_given": command.note is not None})
+    return Transition(E.reopened, changes, {"note_given": command.note is not None})
 
 
 def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
     target = command.to_unit
     if target is None:
-        return Refusal("missing_field", "reassign needs to_unit")
+        return Refusal(R.missing_field, "reassign needs to_unit")
     if target not in order.known_units:
-        return Refusal("unknown_unit", f"no unit {target!r} in units.yaml")
+        return Refusal(R.unknown_unit, f"no unit {target!r} in units.yaml")
     if target == order.unit and order.status is not S.returned:
-        return Refusal("no_change", f"the order is already {target}'s")
+        return Refusal(R.no_change, f"the order is already {target}'s")
     changes: dict[str, Any] = {"status": S.dispatched, "unit": target}
     detail: dict[str, Any] = {"from": order.unit, "to": target}
     if order.returned_at is not None:
@@ -224,26 +227,26 @@ def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) 
             "due_at": order.due_at + paused,
         }
         detail["paused_seconds"] = round(paused.total_seconds())
-    return Transition("reassigned", changes, detail, redispatch=True)
+    return Transition(E.reassigned, changes, detail, redispatch=True)
 
 
 def _extend(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
     if command.new_due_at is None:
-        return Refusal("missing_field", "extend needs new_due_at")
+        return Refusal(R.missing_field, "extend needs new_due_at")
     if not command.note:
-        return Refusal("missing_field", "extend needs the reason in note")
+        return Refusal(R.missing_field, "extend needs the reason in note")
     if command.new_due_at <= order.due_at:
-        return Refusal("not_later", f"new_due_at must be after the current due_at {for_people(order.due_at)}")
+        return Refusal(R.not_later, f"new_due_at must be after the current due_at {for_people(order.due_at)}")
     changes = {"due_at": command.new_due_at, "deadline_provisional": False, "status": order.status}
     detail = {"from": order.due_at.isoformat(), "to": command.new_due_at.isoformat()}
-    return Transition("extended", changes, detail, redispatch=True)
+    return Transition(E.extended, changes, detail, redispatch=True)
 
 
 def _officers(command: WorkOrderCommand, policy: LifecyclePolicy) -> Refusal | None:
     officers = set(command.actor.officer_ids)
     if len(officers) < policy.min_officers:
         return Refusal(
-            "too_few_officers",
+            R.too_few_officers,
             f"{command.action.value} needs at least {policy.min_officers} distinct officer ids, "
             f"got {len(officers)}",
         )

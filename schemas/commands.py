@@ -30,6 +30,47 @@ class CommandAction(StrEnum):
     extend = "extend"
 
 
+#: A signature's refusal is processors.command_signing.SignatureRefusal (never recorded).
+class RefusalCode(StrEnum):
+    """Why a command was refused: recorded with its command_id, and the API's answer."""
+
+    forbidden = "forbidden"
+    unknown_order = "unknown_order"
+    invalid_state = "invalid_state"
+    no_change = "no_change"
+    not_later = "not_later"
+    missing_field = "missing_field"
+    too_few_officers = "too_few_officers"
+    callback_incomplete = "callback_incomplete"
+    unknown_unit = "unknown_unit"
+    #: Its handling failed alone, for a reason a retry will not change.
+    unprocessable = "unprocessable"
+
+
+class Outcome(StrEnum):
+    """What handling a command did."""
+
+    applied = "applied"
+    rejected = "rejected"
+    #: The command_id was handled before: no second effect.
+    duplicate = "duplicate"
+
+
+class LifecycleEventName(StrEnum):
+    """``event`` of a lifecycle message, and the type of its row in the order's history."""
+
+    accepted = "accepted"
+    started = "started"
+    feedback_submitted = "feedback_submitted"
+    closed = "closed"
+    returned = "returned"
+    rework_requested = "rework_requested"
+    reopened = "reopened"
+    reassigned = "reassigned"
+    extended = "extended"
+    command_rejected = "command_rejected"
+
+
 class Disposition(StrEnum):
     case_filed = "case_filed"  # 立案查处
     rectification_ordered = "rectification_ordered"  # 责令整改
@@ -87,9 +128,7 @@ class LifecycleEvent(BaseModel):
 
     contract: Literal["workorder-lifecycle/1"] = Field(default="workorder-lifecycle/1", alias="schema")
     work_order_id: str
-    #: accepted, started, feedback_submitted, closed, returned, rework_requested, reopened,
-    #: reassigned, extended; or command_rejected.
-    event: str
+    event: LifecycleEventName
     status: WorkOrderStatus | None = Field(description="Status after the event (null: unknown order)")
     unit: str | None
     due_at: datetime | None

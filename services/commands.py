@@ -28,22 +28,22 @@ from config.settings import ProcessingGuarantee
 from processors.command_signing import SignatureRefusal, check
 from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
 from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
-from schemas.commands import LifecycleEvent, WorkOrderCommand
-from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
+from schemas.commands import LifecycleEvent, LifecycleEventName, Outcome, RefusalCode, WorkOrderCommand
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.dead_letters import Lettered, dead_letter
 from services.failures import error_name, transient
 from services.intake import InboundMessage, unprocessable_rejection
+from services.ports import OutboxTopic
 from storage.repository import CommandBatch, WorkOrderRepository
 
 
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
     command: WorkOrderCommand
-    #: applied, rejected, or duplicate (the command_id was handled before: no effect).
-    outcome: str
+    outcome: Outcome
     event: LifecycleEvent | None
     refusal: Refusal | None = None
     #: The order after the command (None when the order does not exist).
@@ -70,13 +70,6 @@ class CommandResult:
 
 
 log = structlog.get_logger(__name__)
-
-#: Refusal code of a command whose handling failed, alone, for a reason a retry will not change.
-UNPROCESSABLE = RejectionReason.unprocessable.value
-
-#: Outbox topics (resolved to topic names by the worker).
-LIFECYCLE = "lifecycle"
-DISPATCHED = "dispatched"
 
 
 class CommandHandler:
@@ -116,7 +109,7 @@ class CommandHandler:
         outcomes, result.announcements = self._execute(commands, now, positions, originals)
         for outcome in outcomes:
             result.outcomes.append(outcome)
-            if outcome.outcome == "applied":
+            if outcome.outcome is Outcome.applied:
                 result.applied[outcome.command.action.value] += 1
             elif outcome.refusal is not None:
                 result.rejected[outcome.refusal.code] += 1
@@ -126,7 +119,7 @@ class CommandHandler:
         """Why the command's signature does not let it act (over the JSON object as sent:
         ``decode_command`` accepted the value, so it is one); None when it may."""
         code = check(json.loads(message.value or b"{}"), message.headers, self._senders, command.actor.unit)
-        return None if code is None else Refusal(code.value, _SIGNATURE_REASONS[code])
+        return None if code is None else Refusal(code, _SIGNATURE_REASONS[code])
 
     def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> CommandResult:
         """A command whose handling failed alone, permanently (``error``: the error's class
@@ -136,11 +129,11 @@ class CommandHandler:
         if lettered.original is not None:  # kept before the letter is published
             self._repository.keep_originals([lettered.original])
         result = CommandResult(dead_letters=[lettered.letter])
-        result.rejected[UNPROCESSABLE] += 1
+        result.rejected[RefusalCode.unprocessable] += 1
         command = decode_command(message.value)
         if isinstance(command, Rejection) or self._signature_refusal(message, command) is not None:
             return result  # a forged command does not use up its command_id either
-        refusal = Refusal(UNPROCESSABLE, f"the command could not be handled ({error})")
+        refusal = Refusal(RefusalCode.unprocessable, f"the command could not be handled ({error})")
         at = position(message) if self._exactly_once else None
 
         def work(batch: CommandBatch) -> list[tuple[str, str, str]]:
@@ -195,14 +188,14 @@ class CommandHandler:
             for command, at in zip(commands, positions, strict=True):
                 if at in stored:  # came again: its transaction never committed to Kafka
                     batch.written += stored.pop(at)
-                    outcomes.append(CommandOutcome(_command_of(command), "duplicate", None))
+                    outcomes.append(CommandOutcome(_command_of(command), Outcome.duplicate, None))
                     continue
                 batch.position = at
                 if isinstance(command, Refused):
                     outcomes.append(_refuse_signature(batch, command))
                     continue
                 if command.command_id in seen:
-                    outcomes.append(CommandOutcome(command, "duplicate", None))
+                    outcomes.append(CommandOutcome(command, Outcome.duplicate, None))
                     continue
                 seen.add(command.command_id)
                 outcomes.append(self._execute_one(batch, command))
@@ -214,11 +207,11 @@ class CommandHandler:
         row = batch.order_row(command.work_order_id)
         actor = command.actor.unit
         if row is None:
-            refusal = Refusal("unknown_order", f"no work order {command.work_order_id}")
+            refusal = Refusal(RefusalCode.unknown_order, f"no work order {command.work_order_id}")
             batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
             event = _refusal_event(command, refusal, None, batch.now)
             _announce(batch, event)
-            return CommandOutcome(command, "rejected", event, refusal)
+            return CommandOutcome(command, Outcome.rejected, event, refusal)
         state = _state(row, self._units)
         decision = decide(state, command, self._policy)
         if isinstance(decision, Refusal):
@@ -228,10 +221,10 @@ class CommandHandler:
             order = batch.order(state.id)
             event = _refusal_event(command, decision, order, batch.now)
             _announce(batch, event)
-            return CommandOutcome(command, "rejected", event, decision, order)
+            return CommandOutcome(command, Outcome.rejected, event, decision, order)
         detail = _audit(command, decision)
         batch.apply(state.id, state.status.value, decision.changes, decision.event, actor, detail)
-        batch.record(command.command_id, state.id, "applied", decision.event)
+        batch.record(command.command_id, state.id, Outcome.applied, decision.event)
         order = batch.order(state.id)
         event = LifecycleEvent(
             work_order_id=order.id,
@@ -245,7 +238,7 @@ class CommandHandler:
             detail={k: v for k, v in decision.detail.items() if isinstance(v, str | int | float | bool)},
         )
         _announce(batch, event, order if decision.redispatch else None)
-        return CommandOutcome(command, "applied", event, None, order, decision.redispatch)
+        return CommandOutcome(command, Outcome.applied, event, None, order, decision.redispatch)
 
 
 def position(message: InboundMessage) -> str:
@@ -289,16 +282,16 @@ def _refuse_signature(batch: CommandBatch, refused: Refused) -> CommandOutcome:
         order = batch.order(command.work_order_id)
     event = _refusal_event(command, refusal, order, batch.now)
     _announce(batch, event)
-    return CommandOutcome(command, "rejected", event, refusal, order)
+    return CommandOutcome(command, Outcome.rejected, event, refusal, order)
 
 
 def _announce(batch: CommandBatch, event: LifecycleEvent, redispatched: WorkOrder | None = None) -> None:
     """Into the outbox, in the command's transaction: published after it commits, even if the
     worker dies in between (the next worker publishes what is left)."""
-    batch.to_outbox(LIFECYCLE, event.work_order_id, event.model_dump_json(by_alias=True))
+    batch.to_outbox(OutboxTopic.lifecycle, event.work_order_id, event.model_dump_json(by_alias=True))
     if redispatched is not None:
         message = redispatched.dispatch_message()
-        batch.to_outbox(DISPATCHED, redispatched.unit, message.model_dump_json(by_alias=True))
+        batch.to_outbox(OutboxTopic.dispatched, redispatched.unit, message.model_dump_json(by_alias=True))
 
 
 def _state(row: Any, units: frozenset[str]) -> OrderState:
@@ -341,7 +334,7 @@ def _refusal_event(
 ) -> LifecycleEvent:
     return LifecycleEvent(
         work_order_id=command.work_order_id,
-        event="command_rejected",
+        event=LifecycleEventName.command_rejected,
         status=order.status if order else None,
         unit=order.unit if order else None,
         due_at=order.due_at if order else None,

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from schemas.records import PersonalDataRead
 from storage.tables import personal_data_read
 
-
-@dataclass(frozen=True, slots=True)
-class PersonalDataRead:
-    at: datetime
-    reader: str
-    role: str
-    unit: str | None
-    #: The order whose complainant was read (None: a dead letter's original was).
-    work_order_id: str | None
-    route: str
-    dead_letter_id: str | None = None
+__all__ = ["PersonalDataRead", "PersonalDataReads"]
 
 
 class PersonalDataReads:

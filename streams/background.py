@@ -14,11 +14,12 @@ import structlog
 
 from config.settings import Settings
 from schemas.workorder import WorkOrder
-from services.commands import DISPATCHED, LIFECYCLE, CommandHandler
+from services.commands import CommandHandler
 from services.dead_letters import Retention
 from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import Intake
+from services.ports import OutboxTopic
 from streams import metrics
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import BatchConsumer
@@ -98,7 +99,7 @@ class Background:
 
     async def _send_outbox_rows(self, rows: Sequence[Any]) -> None:
         topics = self._settings.topics
-        topics_by_name = {LIFECYCLE: topics.lifecycle, DISPATCHED: topics.dispatched}
+        topics_by_name = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
         send = self._outputs.send
         pending = [
             await send(topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode())

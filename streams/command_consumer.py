@@ -23,9 +23,10 @@ import structlog
 from aiokafka import TopicPartition
 
 from config.settings import Settings
-from services.commands import DISPATCHED, LIFECYCLE, CommandHandler, CommandResult
+from services.commands import CommandHandler, CommandResult
 from services.failures import error_name
 from services.intake import InboundMessage
+from services.ports import OutboxTopic
 from streams import metrics
 from streams.intake_consumer import BatchConsumer, next_offsets
 from streams.outputs import Committer, Message, Outputs
@@ -100,8 +101,14 @@ class CommandConsumer(BatchConsumer):
 
 def announcements(settings: Settings, result: CommandResult) -> list[Message]:
     """The outbox rows a command batch wrote (or wrote before), as messages to publish."""
-    topics = {LIFECYCLE: settings.topics.lifecycle, DISPATCHED: settings.topics.dispatched}
-    return [(topics[topic], key.encode(), payload.encode()) for topic, key, payload in result.announcements]
+    topics = {
+        OutboxTopic.lifecycle: settings.topics.lifecycle,
+        OutboxTopic.dispatched: settings.topics.dispatched,
+    }
+    return [
+        (topics[OutboxTopic(topic)], key.encode(), payload.encode())
+        for topic, key, payload in result.announcements
+    ]
 
 
 def log_commands(result: CommandResult) -> None:

@@ -28,7 +28,7 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from processors.escalation import EscalationLevel
-from schemas.commands import ReturnReason
+from schemas.commands import LifecycleEventName, Outcome, ReturnReason
 from schemas.signal import SignalKind
 from services.commands import CommandResult
 from services.intake import IntakeResult
@@ -314,27 +314,27 @@ def record_commands(result: CommandResult) -> None:
         COMMANDS_REJECTED.labels(reason=reason).inc(count)
     for outcome in result.outcomes:
         order, event = outcome.order, outcome.event
-        if outcome.outcome != "applied" or order is None or event is None:
+        if outcome.outcome is not Outcome.applied or order is None or event is None:
             continue
         kind = order.kind.value
         first_acceptance = order.accepted_at is not None and order.accepted_at == outcome.command.at
-        if event.event == "accepted" and order.accepted_at is not None and first_acceptance:
+        if event.event is LifecycleEventName.accepted and order.accepted_at is not None and first_acceptance:
             TIME_TO_ACCEPT.labels(kind=kind, unit=order.unit).observe(
                 max(0.0, (order.accepted_at - order.created_at).total_seconds())
             )
-        elif event.event == "closed" and order.closed_at is not None:
+        elif event.event is LifecycleEventName.closed and order.closed_at is not None:
             on_time = "true" if order.closed_on_time else "false"
             WORK_ORDERS_CLOSED.labels(kind=kind, unit=order.unit, on_time=on_time).inc()
             TIME_TO_CLOSE.labels(kind=kind, unit=order.unit).observe(
                 max(0.0, (order.closed_at - order.created_at).total_seconds())
             )
-        elif event.event == "returned" and outcome.command.reason is not None:
+        elif event.event is LifecycleEventName.returned and outcome.command.reason is not None:
             # The order now sits in the command center's queue: count it for the unit that returned it.
             returned_by = str(event.detail.get("returned_by") or order.unit)
             WORK_ORDERS_RETURNED.labels(
                 kind=kind, unit=returned_by, reason=outcome.command.reason.value
             ).inc()
-        elif event.event == "reopened":
+        elif event.event is LifecycleEventName.reopened:
             WORK_ORDERS_REOPENED.labels(kind=kind, unit=order.unit).inc()
 
 

@@ -28,6 +28,7 @@ from services.intake import Intake, intake_limits
 from services.policy_files import ReferenceFiles
 from services.policy_set import load_policy_set
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
+from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
 from storage.repository import WorkOrderRepository
@@ -204,7 +205,7 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
         key,
         client_options=kafka_python_options(settings),
     )
-    app = create_app(repository, tokens, publisher, wait_s=settings.api_command_wait_s)
+    app = create_app(ApiStore(repository.engine), tokens, publisher, wait_s=settings.api_command_wait_s)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
     )

@@ -41,6 +41,7 @@ from services.commands import CommandHandler, CommandResult
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
 from services.sender_keys import new_signing_key
+from storage.api_store import ApiStore
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from streams.kafka.admin import ensure_topics
@@ -223,9 +224,7 @@ def openapi_document() -> dict[str, Any]:
     """The app's OpenAPI document, at collection time (``parametrize`` needs it before any
     fixture runs). Building the document touches neither the database nor the broker."""
     unused = KafkaCommandPublisher("127.0.0.1:9", "unused", API_KEY)
-    document: dict[str, Any] = create_app(
-        WorkOrderRepository(create_engine("sqlite://")), Tokens([]), unused
-    ).openapi()
+    document: dict[str, Any] = create_app(ApiStore(create_engine("sqlite://")), Tokens([]), unused).openapi()
     return document
 
 
@@ -301,7 +300,7 @@ def api_world(
     handler = CommandHandler(repository, UNIT_IDS, POLICY.lifecycle, SENDERS)
     consumer = CommandConsumer(bootstrap, topic, partitions, handler)
     publisher = KafkaCommandPublisher(bootstrap, topic, API_KEY, timeout_s=publish_timeout_s)
-    app = create_app(repository, token_store, publisher, wait_s=WAIT_S)
+    app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S)
     try:
         consumer.start()
         with TestClient(app) as client:

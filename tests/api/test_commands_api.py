@@ -289,13 +289,13 @@ from api.auth import Role, TokenEntry, Tokens, hash_token
 from streams.kafka.producers import KafkaCommandPublisher
 from storage.database import create_engine
 from services.sender_keys import new_signing_key
-from storage.repository import WorkOrderRepository
+from storage.api_store import ApiStore
 
 url, bootstrap, topic, token, order_id, command_id, timeout_s = sys.argv[1:]
 entry = {"name": "squad-1", "role": Role.unit, "unit": "squad-1", "sha256": hash_token(token)}
 tokens = Tokens([TokenEntry(**entry, expires_at="2100-01-01T00:00:00Z")])
 publisher = KafkaCommandPublisher(bootstrap, topic, new_signing_key("api"), timeout_s=float(timeout_s))
-app = create_app(WorkOrderRepository(create_engine(url)), tokens, publisher, wait_s=5)
+app = create_app(ApiStore(create_engine(url)), tokens, publisher, wait_s=5)
 client = TestClient(app)
 print("ready", flush=True)
 started = time.monotonic()

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from config.settings import ProcessingGuarantee
 from schemas.workorder import COMMAND_CENTER
-from services.commands import DISPATCHED, LIFECYCLE, CommandHandler
+from services.commands import CommandHandler
+from services.ports import OutboxTopic
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from storage.tables import work_order_event
@@ -85,7 +86,7 @@ def test_a_redelivered_command_publishes_its_announcements_again_and_is_not_appl
 
     assert [o.outcome for o in first.outcomes] == ["applied"]
     topics = [topic for topic, _, _ in first.announcements]
-    assert topics == [LIFECYCLE, DISPATCHED]
+    assert topics == [OutboxTopic.lifecycle, OutboxTopic.dispatched]
     (_, key, payload) = first.announcements[1]
     assert (key, json.loads(payload)["squad"]) == (to_unit, to_unit)
     # Published in the command's Kafka transaction: nothing is left for the relay.

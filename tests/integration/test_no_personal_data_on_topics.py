@@ -27,8 +27,8 @@ from kafka import KafkaConsumer
 from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from services.sender_keys import new_signing_key
+from storage.api_store import ApiStore
 from storage.database import create_engine
-from storage.repository import WorkOrderRepository
 from streams.kafka.producers import KafkaCommandPublisher
 from tests.integration.pipeline_support import SAMPLES, file_lines, group_caught_up, read_topic, wait_for
 from tests.integration.test_commands_on_broker import CommandWorker, Json, command, encode
@@ -177,7 +177,7 @@ def command_center_api(database_url: str) -> tuple[TestClient, dict[str, dict[st
         TokenEntry(name="sup", role=Role.supervisor, sha256=hash_token(tokens["supervisor"]), expires_at=far),
     ]
     unused = KafkaCommandPublisher("127.0.0.1:9", "unused", new_signing_key("unused"))
-    app = create_app(WorkOrderRepository(create_engine(database_url)), Tokens(entries), unused)
+    app = create_app(ApiStore(create_engine(database_url)), Tokens(entries), unused)
     return TestClient(app), {who: {"Authorization": f"Bearer {token}"} for who, token in tokens.items()}
 
 

@@ -13,7 +13,16 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processors.lifecycle import Refusal
-from schemas.commands import Actor, CommandAction, LifecycleEvent, ReturnReason, WorkOrderCommand
+from schemas.commands import (
+    Actor,
+    CommandAction,
+    LifecycleEvent,
+    LifecycleEventName,
+    Outcome,
+    RefusalCode,
+    ReturnReason,
+    WorkOrderCommand,
+)
 from schemas.signal import SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 from services.commands import CommandOutcome, CommandResult
@@ -21,6 +30,8 @@ from services.intake import IntakeResult
 from streams import metrics
 from streams.supervision import SupervisionCollector
 from tests.monitoring.support import ALLOWED_LABELS, require_binary
+
+E = LifecycleEventName
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 CREATED = NOW - timedelta(hours=30)
@@ -51,10 +62,10 @@ def order(unit: str = "squad-2", kind: SignalKind = SignalKind.vehicle_alarm, **
 
 def outcome(
     action: CommandAction,
-    event: str,
+    event: LifecycleEventName,
     after: WorkOrder,
     at: datetime = NOW,
-    result: str = "applied",
+    result: Outcome = Outcome.applied,
     detail: dict[str, Any] | None = None,
     **command: Any,
 ) -> CommandOutcome:
@@ -75,7 +86,7 @@ def outcome(
         at=at,
         detail=detail or {},
     )
-    refusal = Refusal("invalid_state", "no") if result == "rejected" else None
+    refusal = Refusal(RefusalCode.invalid_state, "no") if result is Outcome.rejected else None
     return CommandOutcome(cmd, result, lifecycle, refusal, after)
 
 
@@ -94,11 +105,11 @@ def test_closing_counts_on_time_and_late_and_observes_time_to_close() -> None:
     late_one = order(status=WorkOrderStatus.closed, closed_at=NOW, closed_on_time=False)
     result = CommandResult(
         outcomes=[
-            outcome(CommandAction.close, "closed", closed, disposition="unfounded"),
-            outcome(CommandAction.close, "closed", late_one, disposition="unfounded"),
+            outcome(CommandAction.close, E.closed, closed, disposition="unfounded"),
+            outcome(CommandAction.close, E.closed, late_one, disposition="unfounded"),
             # Refused and duplicate commands count no closure.
-            outcome(CommandAction.close, "command_rejected", closed, result="rejected"),
-            CommandOutcome(outcome(CommandAction.close, "closed", closed).command, "duplicate", None),
+            outcome(CommandAction.close, E.command_rejected, closed, result=Outcome.rejected),
+            CommandOutcome(outcome(CommandAction.close, E.closed, closed).command, Outcome.duplicate, None),
         ]
     )
     metrics.record_commands(result)
@@ -117,8 +128,8 @@ def test_time_to_accept_is_observed_on_the_first_acceptance_only() -> None:
     metrics.record_commands(
         CommandResult(
             outcomes=[
-                outcome(CommandAction.accept, "accepted", first),
-                outcome(CommandAction.accept, "accepted", again),
+                outcome(CommandAction.accept, E.accepted, first),
+                outcome(CommandAction.accept, E.accepted, again),
             ]
         )
     )
@@ -141,12 +152,12 @@ def test_returns_count_for_the_unit_that_returned_and_reopens_count() -> None:
             outcomes=[
                 outcome(
                     CommandAction.return_,
-                    "returned",
+                    E.returned,
                     back,
                     reason=ReturnReason.misrouted,
                     detail={"returned_by": "squad-3", "reason": "misrouted"},
                 ),
-                outcome(CommandAction.close, "reopened", again),
+                outcome(CommandAction.close, E.reopened, again),
             ]
         )
     )

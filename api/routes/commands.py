@@ -1,0 +1,166 @@
+"""Lifecycle commands: put on ``workorders.commands`` like any squad system's, decided by the
+worker's command handler; the route waits for the verdict (or answers 202 when it takes longer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from api.auth import Role
+from api.deps import Api, Caller, Parts
+from api.guard import validation_errors
+from api.models import AnswerOutcome, CommandRequest, CommandResponse
+from api.routes.orders import visible_order
+from processors.intake import Rejection, decode_body, decode_command
+from schemas.commands import RefusalCode, WorkOrderCommand
+from schemas.records import DecidedCommand
+from services.ports import CommandNotPublished, OrderReads
+
+#: The answer's status for every refusal code. No default: a code missing here fails the
+#: tests (tests/unit/test_api_without_database.py), never a client.
+REFUSAL_STATUS: dict[RefusalCode, int] = {
+    RefusalCode.forbidden: 403,
+    RefusalCode.unknown_order: 404,
+    RefusalCode.invalid_state: 409,
+    RefusalCode.no_change: 409,
+    RefusalCode.not_later: 409,
+    RefusalCode.missing_field: 422,
+    RefusalCode.too_few_officers: 422,
+    RefusalCode.callback_incomplete: 422,
+    RefusalCode.unknown_unit: 422,
+    RefusalCode.unprocessable: 422,
+}
+
+router = APIRouter()
+
+
+@router.post(
+    "/orders/{order_id}/commands",
+    response_model=CommandResponse,
+    responses={
+        202: {"model": CommandResponse, "description": "Accepted, not decided yet"},
+        403: {"description": "Not your order, or not your role's action"},
+        404: {"description": "No such order"},
+        409: {
+            "model": CommandResponse,
+            "description": "Not allowed in the order's state, or command_id used for another order",
+        },
+        422: {"description": "Something the command needs is missing or wrong"},
+        503: {"description": "The broker is unavailable: nothing was recorded, try again"},
+    },
+)
+async def send_command(
+    order_id: str, body: CommandRequest, caller: Caller, api: Api, request: Request, response: Response
+) -> CommandResponse:
+    """Send a lifecycle command as the caller's unit (the command center for its role)."""
+    if caller.role is Role.supervisor:
+        raise HTTPException(403, "supervisors read; they do not act on orders")
+    visible_order(api.store, order_id, caller)
+    acting = caller.acting_unit
+    assert acting is not None
+    command = _command(await request.body(), order_id, acting, api.clock())
+    known = await asyncio.to_thread(api.store.decided, command.command_id)
+    if known is not None and known.work_order_id != order_id:
+        # Answered in the declared 409 body, and without the other order's id or details.
+        response.status_code = 409
+        return CommandResponse(
+            command_id=command.command_id,
+            outcome=AnswerOutcome.command_id_reused,
+            reason="this command_id was already used for another order: send a new one",
+        )
+    if known is None:
+        known = await _send_and_wait(api, command)
+    if known is None:
+        response.status_code = 202
+        response.headers["Location"] = f"/commands/{command.command_id}"
+        return CommandResponse(command_id=command.command_id, outcome=AnswerOutcome.pending)
+    return _answer(known, api.store, response)
+
+
+@router.get(
+    "/commands/{command_id}",
+    response_model=CommandResponse,
+    responses={
+        202: {"model": CommandResponse, "description": "Sent through the API, not decided yet"},
+        403: {"model": CommandResponse, "description": "Another unit's command, or refused as forbidden"},
+        404: {
+            "model": CommandResponse,
+            "description": "No command with this id was sent through the API or decided "
+            "(outcome unknown_command); or refused: no such order",
+        },
+        409: {"model": CommandResponse, "description": "Refused: not allowed in the order's state"},
+        422: {"model": CommandResponse, "description": "Refused: something missing or wrong"},
+    },
+)
+def command_status(command_id: str, caller: Caller, api: Api, response: Response) -> CommandResponse:
+    """How a command was decided (pending while the worker has not handled one the API sent)."""
+    known = api.store.decided(command_id)
+    about = known.work_order_id if known is not None else api.store.sent_about(command_id)
+    order = api.store.order(about) if about is not None else None
+    if about is None or (order is not None and not caller.may_see(order)):
+        # Never sent, or another unit's: the same answer, so it tells nobody which ids exist.
+        response.status_code = 404
+        return CommandResponse(
+            command_id=command_id,
+            outcome=AnswerOutcome.unknown_command,
+            reason="no command with this id was sent through the API or decided",
+        )
+    if known is None:
+        response.status_code = 202
+        return CommandResponse(command_id=command_id, outcome=AnswerOutcome.pending)
+    return _answer(known, api.store, response)
+
+
+def _command(raw_body: bytes, order_id: str, acting_unit: str, now: datetime) -> WorkOrderCommand:
+    """The command a request body asks for, under the rules every command meets (strict
+    types, no U+0000, 64-bit integers, bounded size: processors.intake), so the API never
+    puts on the topic a command the worker would refuse to read. 422 otherwise."""
+    body = decode_body(raw_body, CommandRequest)
+    if isinstance(body, Rejection):
+        raise RequestValidationError(validation_errors("body", body))
+    document = {
+        **body.model_dump(mode="json", exclude={"officer_ids", "command_id", "at"}, exclude_none=True),
+        "schema": "workorder-command/1",
+        "command_id": body.command_id or f"api-{uuid.uuid4()}",
+        "work_order_id": order_id,
+        "actor": {"unit": acting_unit, "officer_ids": body.officer_ids},
+        "at": (body.at or now).isoformat(),
+    }
+    command = decode_command(json.dumps(document, ensure_ascii=False).encode())
+    if isinstance(command, Rejection):
+        raise RequestValidationError(validation_errors("body", command))
+    return command
+
+
+async def _send_and_wait(api: Parts, command: WorkOrderCommand) -> DecidedCommand | None:
+    """Publish the command (503 when the broker does not take it: nothing is recorded), then
+    wait for the worker's verdict; None when it did not come within ``wait_s``."""
+    try:
+        await asyncio.to_thread(api.publisher.publish, command)
+    except CommandNotPublished as exc:
+        raise HTTPException(503, f"the command could not be queued, nothing was recorded: {exc}") from exc
+    await asyncio.to_thread(api.store.record_sent, command.command_id, command.work_order_id, api.clock())
+    deadline = time.monotonic() + api.wait_s
+    while time.monotonic() < deadline:
+        known = await asyncio.to_thread(api.store.decided, command.command_id)
+        if known is not None:
+            return known
+        await asyncio.sleep(0.1)
+    return None
+
+
+def _answer(known: DecidedCommand, orders: OrderReads, response: Response) -> CommandResponse:
+    if known.refusal is not None:
+        response.status_code = REFUSAL_STATUS[known.refusal]
+    return CommandResponse(
+        command_id=known.command_id,
+        outcome=known.refusal or AnswerOutcome.applied,
+        reason=known.reason,
+        order=orders.order(known.work_order_id),
+    )

@@ -1,0 +1,60 @@
+"""Complainants' personal data, and the record of who read it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.auth import Role
+from api.deps import Api, Caller
+from api.models import Complainant, PersonalDataReadOut
+from api.routes.orders import visible_order
+from schemas.records import PersonalDataRead
+from schemas.signal import SignalKind
+from schemas.times import UtcDatetime
+
+router = APIRouter()
+
+
+@router.get(
+    "/orders/{order_id}/complainant",
+    response_model=Complainant,
+    responses={
+        403: {"description": "A supervisor, or a unit the order was only copied to"},
+        404: {"description": "No such order (or not yours), or not a complaint"},
+    },
+)
+def complainant(order_id: str, caller: Caller, api: Api) -> Complainant:
+    """Personal data, for the callback: only the assigned unit and the command center.
+    Every read is recorded (who, when, which order, which route): see /personal-data-reads."""
+    order = visible_order(api.store, order_id, caller)
+    if caller.role is Role.supervisor or not caller.is_assigned(order):
+        raise HTTPException(403, "only the assigned unit and the command center read complainants' data")
+    if order.kind is not SignalKind.complaint:
+        raise HTTPException(404, f"work order {order_id} is not a complaint")
+    found = Complainant.model_validate(api.store.complainant(order_id))
+    route = "GET /orders/{order_id}/complainant"
+    read = PersonalDataRead(api.clock(), caller.name, caller.role.value, caller.unit, order_id, route)
+    api.store.record_read(read)
+    return found
+
+
+@router.get(
+    "/personal-data-reads",
+    response_model=list[PersonalDataReadOut],
+    responses={403: {"description": "Only the command center lists them"}},
+)
+def personal_data_reads_listed(
+    caller: Caller,
+    api: Api,
+    work_order_id: str | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[PersonalDataReadOut]:
+    """Who read complainants' personal data, newest first (the command center only)."""
+    if caller.role is not Role.command_center:
+        raise HTTPException(403, "only the command center lists reads of personal data")
+    found = api.store.reads(work_order_id=work_order_id, since=since, until=until, limit=limit)
+    return [PersonalDataReadOut.model_validate(read, from_attributes=True) for read in found]
