@@ -123,10 +123,11 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
     from storage.database import DatabaseUnavailable
     from streams.outputs import TransactionsUnavailable
     from wo.pipeline import run_pipeline
+    from wo.ports import CannotListen
 
     try:
         return run_pipeline(settings)
-    except (PolicyError, TransactionsUnavailable) as exc:
+    except (PolicyError, TransactionsUnavailable, CannotListen) as exc:
         print(f"wo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DatabaseUnavailable as exc:
