@@ -101,4 +101,5 @@ def serve_api(server: uvicorn.Server, listener: Listener) -> str:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the API did not start serving on {listener.host}:{listener.port}")
         time.sleep(0.02)
-    return f"http://{listener.host}:{sock.getsockname()[1]}"
+    host = f"[{listener.host}]" if ":" in listener.host else listener.host
+    return f"http://{host}:{sock.getsockname()[1]}"
