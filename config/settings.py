@@ -8,11 +8,14 @@ bootstrap address set, no embedded broker is started.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from string import Formatter
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +27,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Path of an optional TOML settings file; environment variables override it.
 CONFIG_FILE_VAR = "WO_CONFIG_FILE"
+
+
+class SettingsConflict(ValueError):
+    """A rule across settings (a model validator's error). pydantic reports such an error
+    without a field, so the message names the settings it concerns as ``{field}``
+    placeholders, rendered as the names the user sets (``WO_KAFKA_BOOTSTRAP``);
+    other placeholders are filled from ``values``."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = values
+        placeholders = [name for _, name, _, _ in Formatter().parse(template) if name]
+        self.fields = tuple(dict.fromkeys(n for n in placeholders if n not in values))
+        super().__init__(self.render(lambda field: field))
+
+    def render(self, setting_name: Callable[[str], str]) -> str:
+        return self.template.format(**{f: setting_name(f) for f in self.fields}, **self.values)
 
 
 class ProcessingGuarantee(StrEnum):
@@ -183,20 +203,25 @@ class Settings(BaseSettings):
     def _kafka_security_is_complete(self) -> Settings:
         sasl_complete = self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         if self.kafka_security_protocol.startswith("SASL") and not sasl_complete:
-            raise ValueError(
-                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_mechanism, "
-                "kafka_sasl_username and kafka_sasl_password"
+            raise SettingsConflict(
+                "{kafka_security_protocol} {protocol} needs {kafka_sasl_mechanism}, "
+                "{kafka_sasl_username} and {kafka_sasl_password}",
+                protocol=self.kafka_security_protocol,
             )
         if self.kafka_security_protocol != "PLAINTEXT" and self.embedded_broker:
-            raise ValueError("the embedded broker speaks PLAINTEXT only: set kafka_bootstrap for TLS/SASL")
+            raise SettingsConflict(
+                "{kafka_security_protocol} {protocol}: the embedded broker speaks PLAINTEXT only; "
+                "set {kafka_bootstrap} for TLS/SASL",
+                protocol=self.kafka_security_protocol,
+            )
         return self
 
     @model_validator(mode="after")
     def _exactly_once_needs_transactions(self) -> Settings:
         if self.processing_guarantee is ProcessingGuarantee.exactly_once and self.embedded_broker:
-            raise ValueError(
-                "processing_guarantee exactly_once needs Kafka transactions, which the embedded broker "
-                "does not have: set kafka_bootstrap to an Apache Kafka cluster, or use at_least_once"
+            raise SettingsConflict(
+                "{processing_guarantee} exactly_once needs Kafka transactions, which the embedded broker "
+                "does not have: set {kafka_bootstrap} to an Apache Kafka cluster, or use at_least_once"
             )
         return self
 
@@ -252,9 +277,23 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = "__".join(str(part) for part in error["loc"])
-            where = f"WO_{name.upper()}" + (f" (or {name} in {config_file})" if config_file else "")
-            lines.append(f"  {where}: {error['msg']}")
+        lines = [_error_line(error, config_file) for error in exc.errors()]
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def _env_name(field: str) -> str:
+    return f"WO_{field.upper()}"
+
+
+def _error_line(error: ErrorDetails, config_file: str | None) -> str:
+    """One error, naming the settings it is about as the user sets them."""
+    conflict = (error.get("ctx") or {}).get("error")
+    if isinstance(conflict, SettingsConflict):
+        # The message names its settings itself.
+        in_file = f" (in {config_file}: {', '.join(conflict.fields)})" if config_file else ""
+        return f"  {conflict.render(_env_name)}{in_file}"
+    name = "__".join(str(part) for part in error["loc"])
+    if not name:  # a model-level rule that is not a SettingsConflict names nothing we can add
+        return f"  {error['msg']}"
+    where = _env_name(name) + (f" (or {name} in {config_file})" if config_file else "")
+    return f"  {where}: {error['msg']}"

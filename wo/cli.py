@@ -15,6 +15,7 @@ from config.settings import Settings, SettingsError, load_settings
 from processors.intake import Rejection
 from schemas.times import for_people
 from services.policy_files import PolicyError, load_policy
+from wo.arguments import aware_time
 from wo.errors import Unreachable
 from wo.logs import configure_logging
 
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-state", action="store_true", help="ignore the database: explain as if no order were open"
     )
     explain.add_argument(
-        "--at", type=_aware_time, help="received at this time (ISO 8601 with offset; default: now)"
+        "--at", type=aware_time, help="received at this time (ISO 8601 with offset; default: now)"
     )
     explain.add_argument(
         "--topic", help="as received on this inbound topic (default: the topic of the contract it names)"
@@ -93,10 +94,10 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="run stored signals through a candidate policy and show what would change"
     )
     replay_.add_argument(
-        "--from", dest="start", type=_aware_time, required=True, help="received from (ISO 8601)"
+        "--from", dest="start", type=aware_time, required=True, help="received from (ISO 8601)"
     )
     replay_.add_argument(
-        "--to", dest="end", type=_aware_time, required=True, help="received before (ISO 8601)"
+        "--to", dest="end", type=aware_time, required=True, help="received before (ISO 8601)"
     )
     replay_.add_argument("--rules", type=Path, required=True, help="the candidate policy directory")
     replay_.add_argument("--limit", type=int, default=50, help="changed signals to list (default 50)")
@@ -122,10 +123,11 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
     from storage.database import DatabaseUnavailable
     from streams.outputs import TransactionsUnavailable
     from wo.pipeline import run_pipeline
+    from wo.ports import CannotListen
 
     try:
         return run_pipeline(settings)
-    except (PolicyError, TransactionsUnavailable) as exc:
+    except (PolicyError, TransactionsUnavailable, CannotListen) as exc:
         print(f"wo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DatabaseUnavailable as exc:
@@ -174,13 +176,17 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
     from storage.database import create_engine
     from storage.repository import WorkOrderRepository
 
+    try:
+        raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
+    except OSError as exc:
+        print(f"wo rules explain: {args.event}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     directory = args.rules or settings.policy_dir
     try:
         loaded = load_policy_set(directory)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
     now = args.at or datetime.now(UTC)
     contracts = settings.topics.inbound()
@@ -266,16 +272,6 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
     if len(report.changes) > args.limit:
         print(f"  ... {len(report.changes) - args.limit} more (--limit)")
     return 0
-
-
-def _aware_time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. +08:00")
-    return value
 
 
 def _contracts_export(_settings: Settings, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import httpx
 from api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
 from config.settings import Settings
 from schemas.times import for_people
+from wo.arguments import aware_time
 from wo.errors import Unreachable
 
 ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
@@ -22,8 +23,10 @@ def add_commands(commands: Any) -> None:
     orders = commands.add_parser("orders", help="list, show and act on work orders through the HTTP API")
     sub = orders.add_subparsers(required=True, metavar="ORDERS_COMMAND")
     listing = sub.add_parser("list", help="orders matching the filters, newest first")
-    for name in ("unit", "status", "kind", "priority", "created-from", "created-to"):
+    for name in ("unit", "status", "kind", "priority"):
         listing.add_argument(f"--{name}")
+    for name in ("created-from", "created-to"):
+        listing.add_argument(f"--{name}", type=_time, help="ISO 8601 with offset, e.g. +08:00")
     listing.add_argument("--overdue", action="store_true", help="only open orders past their due time")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(command=_list)
@@ -41,7 +44,9 @@ def add_commands(commands: Any) -> None:
         act.add_argument("--callback", choices=["satisfied", "unsatisfied", "unreachable"])
         act.add_argument("--attempts", type=int, default=1, help="call attempts, with --callback")
         act.add_argument("--to", dest="to_unit", help="reassign: the unit to give the order to")
-        act.add_argument("--until", dest="new_due_at", help="extend: the new due time (ISO 8601 with offset)")
+        act.add_argument(
+            "--until", dest="new_due_at", type=_time, help="extend: the new due time (ISO 8601 with offset)"
+        )
         act.add_argument("--reason", help="return: misrouted, not_our_jurisdiction, duplicate, ...")
         act.add_argument("--command-id", help="re-send a command with its id (no second effect)")
         act.set_defaults(command=_act, action=action)
@@ -54,6 +59,11 @@ def add_commands(commands: Any) -> None:
     token.add_argument("--unit", help="the squad, for role unit (a unit of units.yaml)")
     token.add_argument("--days", type=int, default=DEFAULT_TOKEN_DAYS, help="valid for this many days")
     token.set_defaults(command=_token)
+
+
+def _time(text: str) -> str:
+    """A time option, checked here as `wo rules replay` checks its own (usage, exit 2)."""
+    return aware_time(text).isoformat()
 
 
 def _request(settings: Settings, method: str, path: str, **options: Any) -> httpx.Response:
@@ -75,12 +85,58 @@ def _request(settings: Settings, method: str, path: str, **options: Any) -> http
 
 
 def _print_response(response: httpx.Response) -> int:
+    """A 2xx answer's body as JSON on stdout; any other, one line per problem on stderr (exit 1)."""
     try:
         body = response.json()
     except ValueError:
         body = response.text
-    print(json.dumps(body, ensure_ascii=False, indent=2, default=str))
-    return 0 if response.status_code < 300 else 1
+    if response.status_code < 300:
+        print(json.dumps(body, ensure_ascii=False, indent=2, default=str))
+        return 0
+    for line in refusal_lines(response.status_code, body):
+        print(f"wo orders: {line}", file=sys.stderr)
+    return 1
+
+
+#: The API's names of what `wo orders` sends -> the option that sets it.
+_OPTIONS = {
+    "officer_ids": "--officers",
+    "to_unit": "--to",
+    "new_due_at": "--until",
+    "callback": "--callback",
+    "callback.result": "--callback",
+    "callback.at": "--callback",
+    "callback.attempts": "--attempts",
+}
+
+
+def refusal_lines(status: int, body: Any) -> list[str]:
+    """What was refused and why, in words: a command's refusal code and reason, each problem of
+    a 422 (the option or field, and its message), or the answer's detail."""
+    if isinstance(body, dict) and isinstance(body.get("outcome"), str):
+        reason = body.get("reason") or f"HTTP {status}"
+        return [f"refused, {body['outcome']}: {reason}"]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail:
+        return [_problem(item) for item in detail]
+    text = (
+        detail if isinstance(detail, str) else str(body).strip().splitlines()[0] if str(body).strip() else ""
+    )
+    return [f"{text or 'no reason given'} (HTTP {status})"]
+
+
+def _problem(item: Any) -> str:
+    """One problem of a 422 body: ``--created-from: Input should have timezone info``."""
+    if not isinstance(item, dict):
+        return str(item)
+    parts = [str(part) for part in item.get("loc") or []]
+    where = parts.pop(0) if parts and parts[0] in ("query", "body", "path") else ""
+    name = ".".join(parts)
+    if name in _OPTIONS:
+        name = _OPTIONS[name]
+    elif name and (where == "query" or (where == "body" and len(parts) == 1)):
+        name = "--" + name.replace("_", "-")
+    return f"{name or where or 'request'}: {item.get('msg', 'invalid')}"
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:

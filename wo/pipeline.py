@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 from datetime import UTC, datetime, timedelta
 
 import faust
@@ -37,6 +36,7 @@ from streams.app import build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
 from streams.outputs import check_transactions
+from wo import ports
 from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts, wait_for_broker
 from wo.embedded_broker import EmbeddedBroker
 
@@ -63,6 +63,7 @@ def run_pipeline(settings: Settings) -> int:
     policy, calendar = loaded.policy, loaded.calendar
     reference = ReferenceFiles(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ports.check_ports(settings)  # a taken port stops us before anything starts
     broker: EmbeddedBroker | None = None
     try:
         if settings.embedded_broker:
@@ -149,7 +150,10 @@ def run_pipeline(settings: Settings) -> int:
             positions=[worker_parts.lag.positions],
         )
         api = _start_api(settings, repository, api_key) if api_key is not None else None
-        server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        try:
+            server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        except OSError as exc:  # taken since the check
+            raise ports.metrics_listener(settings).refusal(exc) from None
         log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
         _tune_garbage_collector()
         # Our logging set-up (wo.logs) stays in force: faust must not install its own.
@@ -209,6 +213,6 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
     )
-    threading.Thread(target=server.run, name="api", daemon=True).start()
-    log.info("api_serving", url=f"http://{settings.api_host}:{settings.api_port}", docs="/docs")
+    url = ports.serve_api(server, ports.api_listener(settings))
+    log.info("api_serving", url=url, docs="/docs")
     return server

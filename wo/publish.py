@@ -14,6 +14,8 @@ from config.settings import Settings
 from processors.command_signing import sign
 from services.sender_keys import SigningKey
 from streams.kafka.producers import file_producer
+from streams.kafka.security import kafka_python_options
+from wo.broker_keeper import partition_counts
 from wo.errors import Unreachable, first_reachable
 
 
@@ -58,6 +60,7 @@ def publish_files(
             f"no broker answers at {settings.bootstrap_servers}: is `wo run` running? "
             "(WO_KAFKA_BOOTSTRAP names a cluster)"
         )
+    _refuse_missing_topics(settings, [file_topic for _, file_topic in plans])
     try:
         producer = file_producer(settings)
     except KafkaError as exc:
@@ -82,6 +85,21 @@ def publish_files(
     finally:
         producer.close(timeout=5)
     return reports
+
+
+def _refuse_missing_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """Nothing is sent when a topic is missing: a producer would have the broker create it
+    (Tansu does) with the broker's partition count, and the pipeline would never read it."""
+    try:
+        existing = partition_counts(settings.bootstrap_servers, topics, kafka_python_options(settings))
+    except KafkaError as exc:
+        raise Unreachable(f"the broker at {settings.bootstrap_servers} did not answer: {exc}") from exc
+    missing = [topic for topic in dict.fromkeys(topics) if topic not in existing]
+    if missing:
+        raise PublishError(
+            f"topic {missing[0]!r} does not exist on the broker at {settings.bootstrap_servers}; "
+            "nothing sent (`wo run` creates the pipeline's topics: check --topic)"
+        )
 
 
 def infer_topic(settings: Settings, path: Path) -> str:

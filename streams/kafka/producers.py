@@ -42,9 +42,25 @@ def new_producer(settings: Settings, transactional_id: str | None = None) -> AIO
     )
 
 
+def never_creating_topics(producer: KafkaProducer) -> KafkaProducer:
+    """The producer, made unable to have the broker create a topic. kafka-python 3.0.12 takes
+    ``allow_auto_create_topics`` but does not hand it to the cluster metadata its requests
+    are built from: its metadata requests for a topic asked for auto-creation, and Tansu
+    created the topic `wo publish --topic <typo>` named (measured 2026-12-06)."""
+    config = getattr(getattr(producer, "_metadata", None), "config", None)
+    if not isinstance(config, dict) or "allow_auto_create_topics" not in config:
+        producer.close(timeout=0)
+        raise RuntimeError(
+            "kafka-python's producer no longer keeps its metadata settings where "
+            "streams/kafka/producers.py turns topic auto-creation off: update it"
+        )
+    config["allow_auto_create_topics"] = False
+    return producer
+
+
 def file_producer(settings: Settings) -> KafkaProducer:
     """``wo publish``'s producer: a file's lines go out in order, per key."""
-    return KafkaProducer(
+    producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers.split(","),
         acks="all",
         linger_ms=5,
@@ -56,6 +72,7 @@ def file_producer(settings: Settings) -> KafkaProducer:
         max_in_flight_requests_per_connection=1,
         **kafka_python_options(settings),
     )
+    return never_creating_topics(producer)
 
 
 class KafkaCommandPublisher:
@@ -79,15 +96,17 @@ class KafkaCommandPublisher:
     def publish(self, command: WorkOrderCommand) -> None:
         try:
             if self._producer is None:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._bootstrap.split(","),
-                    acks="all",
-                    retries=3,
-                    allow_auto_create_topics=False,  # never made with the broker's defaults
-                    request_timeout_ms=int(self._timeout_s * 1000),
-                    max_block_ms=int(self._timeout_s * 1000),
-                    bootstrap_timeout_ms=int(self._timeout_s * 1000),
-                    **self._client_options,
+                self._producer = never_creating_topics(
+                    KafkaProducer(
+                        bootstrap_servers=self._bootstrap.split(","),
+                        acks="all",
+                        retries=3,
+                        allow_auto_create_topics=False,  # never made with the broker's defaults
+                        request_timeout_ms=int(self._timeout_s * 1000),
+                        max_block_ms=int(self._timeout_s * 1000),
+                        bootstrap_timeout_ms=int(self._timeout_s * 1000),
+                        **self._client_options,
+                    )
                 )
             value = command.model_dump_json(by_alias=True, exclude_none=True).encode()
             # Signed over exactly the object sent (the worker checks what it reads).

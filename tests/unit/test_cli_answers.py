@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from wo.cli import main
 from wo.embedded_broker import free_port
 from wo.publish import _key, infer_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 WO = ROOT / ".venv" / "bin" / "wo"
+EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 4
 
 
@@ -71,3 +73,15 @@ def test_publishing_commands_without_a_key_is_refused_before_anything_is_sent(tm
     done, _ = run_wo("publish", str(commands), WO_EMBEDDED_BROKER_PORT=str(free_port()))
     assert done.returncode == 1
     assert "commands are signed: pass --key" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["nofile.json", "a-directory"])
+def test_explain_of_a_missing_file_says_so_in_one_line(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-directory").mkdir()
+    event = tmp_path / name
+    assert main(["rules", "explain", str(event)]) == EXIT_USAGE
+    out, err = capsys.readouterr()
+    reason = "No such file or directory" if name == "nofile.json" else "Is a directory"
+    assert (out, err) == ("", f"wo rules explain: {event}: {reason}\n")

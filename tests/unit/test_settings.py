@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config.settings import ProcessingGuarantee, Settings, SettingsError, load_settings
@@ -12,7 +14,9 @@ def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WO_KAFKA_BOOTSTRAP", "kafka-1:9093")
     monkeypatch.setenv("WO_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     with pytest.raises(
-        SettingsError, match="needs kafka_sasl_mechanism, kafka_sasl_username and kafka_sasl_password"
+        SettingsError,
+        match="WO_KAFKA_SECURITY_PROTOCOL SASL_SSL needs WO_KAFKA_SASL_MECHANISM, "
+        "WO_KAFKA_SASL_USERNAME and WO_KAFKA_SASL_PASSWORD",
     ):
         load_settings()
 
@@ -56,8 +60,12 @@ def test_a_bad_bootstrap_address_names_the_setting(monkeypatch: pytest.MonkeyPat
 def test_exactly_once_on_the_embedded_broker_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WO_KAFKA_BOOTSTRAP", raising=False)
     monkeypatch.setenv("WO_PROCESSING_GUARANTEE", "exactly_once")
-    with pytest.raises(SettingsError, match="exactly_once needs Kafka transactions"):
+    with pytest.raises(SettingsError, match="exactly_once needs Kafka transactions") as refused:
         load_settings()
+    assert str(refused.value).splitlines()[1] == (
+        "  WO_PROCESSING_GUARANTEE exactly_once needs Kafka transactions, which the embedded broker "
+        "does not have: set WO_KAFKA_BOOTSTRAP to an Apache Kafka cluster, or use at_least_once"
+    )
 
 
 def test_exactly_once_is_accepted_with_a_kafka_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,3 +78,48 @@ def test_an_unknown_guarantee_names_the_setting(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("WO_PROCESSING_GUARANTEE", "exactly-once")
     with pytest.raises(SettingsError, match="WO_PROCESSING_GUARANTEE"):
         load_settings()
+
+
+RULES_ACROSS_SETTINGS = [
+    ({"WO_PROCESSING_GUARANTEE": "exactly_once"}, ["WO_PROCESSING_GUARANTEE", "WO_KAFKA_BOOTSTRAP"]),
+    ({"WO_KAFKA_SECURITY_PROTOCOL": "SSL"}, ["WO_KAFKA_SECURITY_PROTOCOL", "WO_KAFKA_BOOTSTRAP"]),
+    (
+        {"WO_KAFKA_BOOTSTRAP": "kafka-1:9093", "WO_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"},
+        ["WO_KAFKA_SECURITY_PROTOCOL", "WO_KAFKA_SASL_USERNAME", "WO_KAFKA_SASL_PASSWORD"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("environment", "variables"), RULES_ACROSS_SETTINGS)
+def test_a_rule_across_settings_names_the_variables_to_change(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], variables: list[str]
+) -> None:
+    monkeypatch.delenv("WO_KAFKA_BOOTSTRAP", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    for variable in variables:
+        assert variable in message
+    assert "WO_:" not in message and "Value error" not in message
+    # No setting is named by its field (TOML) name when no settings file is in use.
+    fields = {name.removeprefix("WO_").lower() for name in variables}
+    assert not [field for field in fields if f" {field}" in message], message
+
+
+def test_a_rule_across_settings_also_names_them_as_the_settings_file_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "wo.toml"
+    config.write_text('processing_guarantee = "exactly_once"\n')
+    monkeypatch.delenv("WO_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("WO_PROCESSING_GUARANTEE", raising=False)
+    monkeypatch.setenv("WO_CONFIG_FILE", str(config))
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert (
+        str(refused.value)
+        .splitlines()[1]
+        .endswith(f"or use at_least_once (in {config}: processing_guarantee, kafka_bootstrap)")
+    )

@@ -1,0 +1,110 @@
+"""``wo orders`` against the real API: a refusal is one line per problem on stderr, in words
+(the option and message of a 422, a command's refusal code and reason), exit 1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from tests.api.conftest import ApiWorld
+from wo.cli import main
+from wo.embedded_broker import HOST, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def api_url(api: ApiWorld) -> Iterator[str]:
+    """The module's app served over HTTP, as `wo run` serves it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(api.app, host=HOST, port=port, log_config=None, access_log=False, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    yield f"http://{HOST}:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def wo_orders(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, token: str, *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("WO_API_URL", url)
+    monkeypatch.setenv("WO_API_TOKEN", token)
+    code = main(["orders", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_order_that_does_not_exist_is_said_in_one_line(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = wo_orders(monkeypatch, capsys, api_url, api.tokens["squad-1"], "show", "WO-NOPE")
+    assert (code, out, err) == (1, "", "wo orders: no work order WO-NOPE (HTTP 404)\n")
+
+
+def test_a_bad_filter_names_the_option_and_why_in_one_line(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = wo_orders(
+        monkeypatch, capsys, api_url, api.tokens["squad-1"], "list", "--status", "finished", "--limit", "0"
+    )
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("wo orders: --status: Input should be 'registered', "), err
+    assert lines[1] == "wo orders: --limit: Input should be greater than or equal to 1", err
+
+
+def test_a_bad_command_field_names_the_option_in_one_line(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = api.claim("squad-1")
+    code, out, err = wo_orders(
+        monkeypatch, capsys, api_url, api.tokens["squad-1"], "return", order.id, "--reason", "bored"
+    )
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("wo orders: --reason: Input should be 'misrouted'"), err
+
+
+def test_a_refused_command_says_its_refusal_and_reason_in_one_line(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = api.claim("squad-1")
+    code, _, _ = wo_orders(monkeypatch, capsys, api_url, api.tokens["squad-1"], "accept", order.id)
+    assert code == 0
+    code, out, err = wo_orders(
+        monkeypatch, capsys, api_url, api.tokens["squad-1"], "close", order.id, "--officers", "JS0682-0117"
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        "wo orders: refused, invalid_state: cannot close an order that is accepted "
+        "(only when feedback_submitted, in_progress)\n"
+    )
+
+
+def test_a_token_the_api_does_not_know_is_said_in_one_line(
+    api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = wo_orders(monkeypatch, capsys, api_url, "not-a-token", "list")
+    assert (code, out, err) == (1, "", "wo orders: a valid bearer token is needed (HTTP 401)\n")
+
+
+def test_a_time_without_offset_is_refused_before_asking_the_api(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WO_API_URL", f"http://{HOST}:{free_port()}")  # nothing there: never asked
+    monkeypatch.setenv("WO_API_TOKEN", "t")
+    with pytest.raises(SystemExit) as usage:
+        main(["orders", "list", "--created-from", "2026-12-06"])
+    assert usage.value.code == 2
+    assert "argument --created-from: '2026-12-06' needs an offset, e.g. +08:00" in capsys.readouterr().err
