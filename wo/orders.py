@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,6 +85,21 @@ def _request(settings: Settings, method: str, path: str, **options: Any) -> http
         ) from exc
 
 
+#: A timestamp as the API writes it (ISO 8601 with an offset); shown in China time.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _for_people(value: Any) -> Any:
+    """The API's answer with every timestamp in China Standard Time, to the second."""
+    if isinstance(value, dict):
+        return {key: _for_people(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_for_people(item) for item in value]
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
+        return for_people(datetime.fromisoformat(value))
+    return value
+
+
 def _print_response(response: httpx.Response) -> int:
     """A 2xx answer's body as JSON on stdout; any other, one line per problem on stderr (exit 1)."""
     try:
@@ -91,7 +107,7 @@ def _print_response(response: httpx.Response) -> int:
     except ValueError:
         body = response.text
     if response.status_code < 300:
-        print(json.dumps(body, ensure_ascii=False, indent=2, default=str))
+        print(json.dumps(_for_people(body), ensure_ascii=False, indent=2, default=str))
         return 0
     for line in refusal_lines(response.status_code, body):
         print(f"wo orders: {line}", file=sys.stderr)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
+from schemas.times import for_people
 from tests.api.conftest import ApiWorld
 from wo.cli import main
 from wo.embedded_broker import HOST, free_port
@@ -108,3 +110,16 @@ def test_a_time_without_offset_is_refused_before_asking_the_api(
         main(["orders", "list", "--created-from", "2026-12-06"])
     assert usage.value.code == 2
     assert "argument --created-from: '2026-12-06' needs an offset, e.g. +08:00" in capsys.readouterr().err
+
+
+def test_an_order_shown_gives_its_times_in_china_time_to_the_second(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = api.claim("squad-2")
+    code, out, err = wo_orders(monkeypatch, capsys, api_url, api.tokens["squad-2"], "show", order.id)
+    assert (code, err) == (0, "")
+    shown = json.loads(out)
+    assert shown["order"]["due_at"] == for_people(order.due_at)
+    assert shown["order"]["due_at"].endswith("+08:00")
+    assert shown["history"] and all(entry["at"].endswith("+08:00") for entry in shown["history"])
+    assert "Z" not in "".join(str(entry["at"]) for entry in shown["history"])
