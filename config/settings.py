@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.errors import ConfigurationError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Path of an optional TOML settings file; environment variables override it.
@@ -240,7 +242,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigurationError):
     """Settings that cannot be used; the message names each bad setting."""
 
 

@@ -12,12 +12,13 @@ from kafka.errors import KafkaError
 
 from config.settings import Settings
 from processors.command_signing import sign
+from schemas.errors import InputError
 from services.sender_keys import SigningKey
 from streams.kafka.producers import file_producer
 from wo.errors import Unreachable, first_reachable
 
 
-class PublishError(Exception):
+class PublishError(InputError):
     pass
 
 

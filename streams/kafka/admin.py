@@ -18,6 +18,8 @@ import structlog
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from schemas.errors import BrokerError
+
 __all__ = ["TopicSetupError", "ensure_topics", "open_admin"]
 
 log = structlog.get_logger(__name__)
@@ -27,7 +29,7 @@ _POLL_INTERVAL_S = 0.05
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
-class TopicSetupError(RuntimeError):
+class TopicSetupError(BrokerError, RuntimeError):
     """Topics could not be created or did not show up in the broker's metadata."""
 
 
