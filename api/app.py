@@ -11,7 +11,7 @@ verdict (or answers 202 when it takes longer), so both ways in behave the same.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,6 +21,7 @@ from api.deps import Parts
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
 from api.routes import commands, dead_letters, health, orders, personal_data
+from services.clock import utc_now
 from services.ports import ApiStore, CommandPublisher
 
 
@@ -29,7 +30,7 @@ def create_app(
     tokens: Tokens,
     publisher: CommandPublisher,
     wait_s: float = 10.0,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go)."""
     app = FastAPI(

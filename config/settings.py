@@ -12,21 +12,44 @@ from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from string import Formatter
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from schemas.errors import ConfigurationError
 
 #: Path of an optional TOML settings file; environment variables override it.
 CONFIG_FILE_VAR = "WO_CONFIG_FILE"
+#: Set by bin/wo to the checkout it belongs to: the checkout's ``policy/`` and ``var/`` are
+#: then the defaults wherever bin/wo is started (below the environment and the TOML file).
+#: Otherwise the defaults are ``policy/`` and ``var/`` of the working directory: the
+#: settings never depend on where the package is installed (a deployment sets
+#: WO_POLICY_DIR and WO_DATA_DIR, as deploy/Dockerfile does).
+CHECKOUT_VAR = "WO_CHECKOUT"
+POLICY_DIR_NAME = "policy"
+DATA_DIR_NAME = "var"
+DATABASE_FILE = "workorders.db"
+
+
+def _sqlite_in(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / DATABASE_FILE}"
+
+
+def _checkout_defaults() -> dict[str, Any]:
+    checkout = os.environ.get(CHECKOUT_VAR)
+    if not checkout:
+        return {}
+    root = Path(checkout).absolute()
+    data_dir = root / DATA_DIR_NAME
+    return {"policy_dir": root / POLICY_DIR_NAME, "data_dir": data_dir, "database_url": _sqlite_in(data_dir)}
 
 
 class SettingsConflict(ValueError):
@@ -128,14 +151,14 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
 
     # Storage.
-    database_url: str = Field(default=f"sqlite:///{REPO_ROOT / 'var' / 'workorders.db'}")
-    data_dir: Path = REPO_ROOT / "var"
+    database_url: str = Field(default_factory=lambda: _sqlite_in(Path(DATA_DIR_NAME).absolute()))
+    data_dir: Path = Field(default_factory=lambda: Path(DATA_DIR_NAME).absolute())
     #: At start, how long to wait for the database before exiting 4 with a clear error; unset:
     #: as long as it takes (the worker exits only on a signal or a configuration error).
     database_startup_wait_s: float | None = Field(default=None, ge=0)
 
     # Policy files (routes, units, deadlines).
-    policy_dir: Path = REPO_ROOT / "policy"
+    policy_dir: Path = Field(default_factory=lambda: Path(POLICY_DIR_NAME).absolute())
 
     # Bigger messages and event times further ahead (publishers' clock skew) go to the
     # dead-letter topic; events older than the age limit are stale (processors/admission.py).
@@ -262,10 +285,11 @@ class Settings(BaseSettings):
         config_file = os.environ.get(CONFIG_FILE_VAR)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        sources.append(InitSettingsSource(settings_cls, init_kwargs=_checkout_defaults()))
         return tuple(sources)
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigurationError):
     """Settings that cannot be used; the message names each bad setting."""
 
 

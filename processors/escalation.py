@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from schemas.commands import EscalationLevel
 from schemas.policy import Deadlines
 from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
@@ -28,12 +28,6 @@ RUNNING = frozenset(
         WorkOrderStatus.feedback_submitted,
     }
 )
-
-
-class EscalationLevel(StrEnum):
-    reminder = "reminder"
-    overdue = "overdue"
-    leadership = "leadership"
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,14 @@ class LifecycleEvent(BaseModel):
     detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
+class EscalationLevel(StrEnum):
+    """The ``level`` of an escalation message (processors/escalation decides which is due)."""
+
+    reminder = "reminder"
+    overdue = "overdue"
+    leadership = "leadership"
+
+
 class EscalationMessage(BaseModel):
     """``workorders.escalations`` (key: recipient), version 1: a reminder or an escalation.
 

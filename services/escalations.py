@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from processors.escalation import EscalationLevel, due_escalations, recipient
-from schemas.commands import EscalationMessage
+from processors.escalation import due_escalations, recipient
+from schemas.commands import EscalationLevel, EscalationMessage
 from schemas.policy import Deadlines
 from schemas.workorder import WorkOrderStatus
 from storage.repository import WorkOrderRepository

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from schemas.errors import ConfigurationError
 from schemas.policy import Deadlines, LifecyclePolicy, Policy, ReferenceData, RoutingTree, Triage, Units
 
 UNITS_FILE = "units.yaml"
@@ -37,7 +38,7 @@ class PolicyProblem:
         return f"{self.file}:{self.line}:{where} {self.message}"
 
 
-class PolicyError(Exception):
+class PolicyError(ConfigurationError):
     def __init__(self, problems: list[PolicyProblem]) -> None:
         self.problems = problems
         super().__init__("invalid policy:\n" + "\n".join(f"  {p}" for p in problems))

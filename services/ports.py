@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from schemas.commands import WorkOrderCommand
 from schemas.deadletter import KeptOriginal
+from schemas.errors import UnavailableError
 from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
 from schemas.workorder import WorkOrder
 
@@ -18,7 +19,7 @@ class CommandPublisher(Protocol):
         """Put the command on the commands topic; raise CommandNotPublished if it cannot."""
 
 
-class CommandNotPublished(Exception):
+class CommandNotPublished(UnavailableError):
     pass
 
 

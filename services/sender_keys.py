@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from processors.command_signing import sign
+from schemas.errors import InputError
 from schemas.senders import ANY_UNIT, SenderKey, SenderKeys
 from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
@@ -69,7 +70,7 @@ def signed_headers(key: SigningKey, value: bytes) -> list[tuple[str, bytes]]:
     return sign(json.loads(value), key.key_id, key.private_key)
 
 
-class SigningKeyError(Exception):
+class SigningKeyError(InputError):
     pass
 
 

@@ -16,6 +16,8 @@ from alembic.config import Config
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy.engine import Engine
 
+from schemas.errors import UnavailableError
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -111,7 +113,7 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(UnavailableError):
     pass
 
 

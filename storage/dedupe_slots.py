@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from schemas.errors import Interrupted
 from storage.tables import DEDUPE_SLOT_INDEX, work_order
 
 
-class DedupeSlotTaken(Exception):
+class DedupeSlotTaken(Interrupted):
     """Another transaction opened an order for a dedupe key this batch opens one for: the
     batch must be done again from its start (it will merge into the winner's order)."""
 

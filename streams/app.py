@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -23,6 +23,7 @@ import structlog
 
 from config.settings import ProcessingGuarantee, Settings
 from schemas.workorder import WorkOrder
+from services.clock import utc_now
 from services.commands import CommandHandler, CommandResult
 from services.dead_letters import Retention
 from services.escalations import Escalations
@@ -41,10 +42,6 @@ from streams.supervision import LagProbe, faust_assigned
 from streams.topic_watch import BrokerChild, TopicWatch
 
 log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,24 +67,13 @@ def build_app(
     ``expected_topics``: partitions of each topic as set up at start (checked periodically,
     streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies."""
     app = _faust_app(settings)
-    topics = settings.topics
     outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
     consumers: list[BatchConsumer] = [intake_consumer]
-    commands_assigned: Callable[[], Iterable[tuple[str, int]]]
     background = Background(
         settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention
     )
-    if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
-        command_consumer = CommandConsumer(
-            settings, commands, outputs, clock, loop=app.loop, beacon=app.beacon
-        )
-        consumers.append(command_consumer)
-        commands_assigned = command_consumer.assigned
-    else:
-        _command_agent(app, settings, commands, outputs, background, clock)
-        commands_assigned = faust_assigned(app)
-
+    commands_assigned = _commands_path(app, settings, commands, outputs, background, clock, consumers)
     probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)
     lag = LagProbe(
         probe,
@@ -95,22 +81,11 @@ def build_app(
             (settings.consumer_group, intake_consumer.assigned),
             (settings.commands_consumer_group, commands_assigned),
         ],
-        [*topics.inbound(), topics.commands],
+        [*settings.topics.inbound(), settings.topics.commands],
     )
-
-    async def topics_lost() -> None:
-        for consumer in consumers:
-            await consumer.suspend()
-        await outputs.shut()
-
-    async def topics_restored() -> None:
-        await outputs.reopen()
-        for consumer in consumers:
-            await consumer.resume()
-        app.add_future(until_done(Task.republish, lambda _: background.republish(), None))
-
+    gate = _TopicsGate(app, consumers, outputs, background)
     watch = (
-        TopicWatch(probe, expected_topics, topics_lost, topics_restored, broker_child)
+        TopicWatch(probe, expected_topics, gate.lost, gate.restored, broker_child)
         if expected_topics
         else None
     )
@@ -120,6 +95,49 @@ def build_app(
 
     app.task(start)
     return Worker(app, intake_consumer, lag)
+
+
+def _commands_path(
+    app: faust.App,
+    settings: Settings,
+    commands: CommandHandler,
+    outputs: Outputs,
+    background: Background,
+    clock: Callable[[], datetime],
+    consumers: list[BatchConsumer],
+) -> Callable[[], Iterable[tuple[str, int]]]:
+    """Exactly once: a consumer of its own (added to ``consumers``); at least once: a faust
+    agent. Returns what tells the commands' partitions assigned to this worker."""
+    if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
+        command_consumer = CommandConsumer(
+            settings, commands, outputs, clock, loop=app.loop, beacon=app.beacon
+        )
+        consumers.append(command_consumer)
+        return command_consumer.assigned
+    _command_agent(app, settings, commands, outputs, background, clock)
+    return faust_assigned(app)
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicsGate:
+    """What the topic check does when the topics are lost (consumers and producer stop) and
+    when they come back (they start again, and what was left unpublished goes out)."""
+
+    app: faust.App
+    consumers: Sequence[BatchConsumer]
+    outputs: Outputs
+    background: Background
+
+    async def lost(self) -> None:
+        for consumer in self.consumers:
+            await consumer.suspend()
+        await self.outputs.shut()
+
+    async def restored(self) -> None:
+        await self.outputs.reopen()
+        for consumer in self.consumers:
+            await consumer.resume()
+        self.app.add_future(until_done(Task.republish, lambda _: self.background.republish(), None))
 
 
 def _command_agent(

@@ -1,13 +1,13 @@
-"""The worker's work besides the batches: start-up, the leader's escalation check, the outbox
-relay, re-publishing, and what happens when the topics are lost and come back. Every piece
-runs through streams/resilience (waits out outages, never raises into faust)."""
+"""When the worker's work besides the batches runs: start-up, the leader's escalation check,
+the outbox relay, re-publishing, and what happens when the topics are lost and come back.
+What each does is in services/publishing; here each is scheduled and run through
+streams/resilience (waits out outages, never raises into faust)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import faust
 import structlog
@@ -17,9 +17,9 @@ from schemas.workorder import WorkOrder
 from services.commands import CommandHandler
 from services.dead_letters import Retention
 from services.escalations import Escalations
-from services.failures import error_name
 from services.intake import Intake
 from services.ports import OutboxTopic
+from services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
 from streams import metrics
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import BatchConsumer
@@ -38,6 +38,14 @@ OUTBOX_RELAY_SECONDS = 10.0
 RETENTION_PURGE_SECONDS = 3600.0
 
 
+async def _settle_outbox(
+    process: Callable[[Sequence[OutboxRow]], Awaitable[None]],
+    rows: Sequence[OutboxRow],
+    give_up: Callable[[OutboxRow, BaseException], Awaitable[None]],
+) -> object:
+    return await settle(Task.outbox, process, rows, give_up)
+
+
 class Background:
     def __init__(
         self,
@@ -51,14 +59,14 @@ class Background:
         retention: Retention | None = None,
     ) -> None:
         self._settings = settings
-        self._intake = intake
-        self._commands = commands
         self._escalations = escalations
         self._outputs = outputs
         self._clock = clock
-        self._recompute_deadlines = recompute_deadlines
-        self._outbox_lock = asyncio.Lock()
         self._retention = retention
+        topics = settings.topics
+        outbox_topics = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
+        self._relay = OutboxRelay(commands, outputs, outbox_topics, clock, _settle_outbox)
+        self._recovery = Recovery(self._relay, intake, outputs, clock, recompute_deadlines)
 
     async def start(
         self,
@@ -80,7 +88,7 @@ class Background:
         if watch is not None:
             app.add_future(every(Task.topics, TOPIC_CHECK_SECONDS, watch.check))
         await until_done(Task.republish, lambda _: self.republish(), None)
-        await until_done(Task.deadlines, lambda _: self.recount_deadlines(), None)
+        await until_done(Task.deadlines, lambda _: self._recovery.recount_deadlines(), None)
         for consumer in consumers:
             await app.add_runtime_dependency(consumer)
         if self._retention is not None:
@@ -89,50 +97,16 @@ class Background:
         await every(Task.escalations, interval, self.escalate, when=app.is_leader)
 
     async def publish_outbox(self) -> None:
-        """Publish what command handling wrote to the outbox (this batch's, and any a crashed
-        worker left), in the order it was written, then mark it published. One relay at a
-        time, so the order holds. A row the broker refuses for good (too large, say) is set
-        aside with an error in the log, and the rows after it go out."""
-        async with self._outbox_lock:
-            while rows := await asyncio.to_thread(self._commands.outbox):
-                await settle(Task.outbox, self._send_outbox_rows, rows, self._skip_outbox_row)
+        await self._relay.publish()
 
-    async def _send_outbox_rows(self, rows: Sequence[Any]) -> None:
-        topics = self._settings.topics
-        topics_by_name = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
-        send = self._outputs.send
-        pending = [
-            await send(topics_by_name[row["topic"]], row["key"].encode(), row["payload"].encode())
-            for row in rows
-        ]
-        await asyncio.gather(*pending)
-        await asyncio.to_thread(self._commands.published, [row["id"] for row in rows], self._clock())
-
-    async def _skip_outbox_row(self, row: Any, error: BaseException) -> None:
-        log.error(
-            "outbox_row_not_published", outbox_id=row["id"], topic=row["topic"], error=error_name(error)
-        )
-        await asyncio.to_thread(self._commands.published, [row["id"]], self._clock())
+    async def republish(self) -> None:
+        await self._recovery.republish()
 
     async def escalate(self) -> None:
-        """Leader only: fire what came due (each once), then publish what is not published yet."""
-        fired = await asyncio.to_thread(self._escalations.fire, self._clock())
-        messages = await asyncio.to_thread(self._escalations.pending)
-        if not messages:
-            return
-        pending = [
-            await self._outputs.send(
-                self._settings.topics.escalations,
-                message.recipient.encode(),
-                message.model_dump_json(by_alias=True).encode(),
-            )
-            for message in messages
-        ]
-        await asyncio.gather(*pending)
-        await asyncio.to_thread(self._escalations.published, messages, self._clock())
-        for message in messages:
+        """Leader only: fire and publish escalations, counted by level, unit and kind."""
+        topic = self._settings.topics.escalations
+        for message in await publish_escalations(self._escalations, self._outputs, topic, self._clock):
             metrics.record_escalation(message.level, message.unit, message.kind)
-        log.info("escalations_published", fired=fired, published=len(messages))
 
     async def purge(self) -> None:
         """Leader only: delete dead letters' originals past their retention."""
@@ -140,21 +114,3 @@ class Background:
             deleted = await asyncio.to_thread(self._retention.purge, self._clock())
             if deleted:
                 log.info("dead_letter_originals_purged", count=deleted)
-
-    async def republish(self) -> None:
-        """Publish what the database holds as not yet published: the outbox, orders stored
-        but never dispatched (a crash, or a broker that lost them)."""
-        await self.publish_outbox()
-        orders = await asyncio.to_thread(self._intake.undispatched)
-        if orders:
-            await self._outputs.publish(orders)
-            await asyncio.to_thread(self._intake.dispatched, orders, self._clock())
-            log.info("undispatched_orders_published", count=len(orders))
-
-    async def recount_deadlines(self) -> None:
-        if self._recompute_deadlines is None:
-            return
-        changed = await asyncio.to_thread(self._recompute_deadlines)
-        if changed:
-            await self._outputs.publish(changed)
-            log.info("provisional_deadlines_recomputed", count=len(changed))

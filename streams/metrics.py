@@ -27,8 +27,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from processors.escalation import EscalationLevel
-from schemas.commands import LifecycleEventName, Outcome, ReturnReason
+from schemas.commands import EscalationLevel, LifecycleEventName, Outcome, ReturnReason
 from schemas.signal import SignalKind
 from services.commands import CommandResult
 from services.intake import IntakeResult

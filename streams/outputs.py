@@ -34,6 +34,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from schemas.deadletter import DeadLetter
+from schemas.errors import ConfigurationError
 from schemas.workorder import WorkOrder
 from streams.kafka.producers import new_producer
 from streams.resilience import TopicsNotReady, close_quietly
@@ -180,7 +181,7 @@ class Outputs(mode.Service):
         await asyncio.gather(*pending)
 
 
-class TransactionsUnavailable(RuntimeError):
+class TransactionsUnavailable(ConfigurationError, RuntimeError):
     """The broker cannot run Kafka transactions (exactly-once mode cannot start)."""
 
 

@@ -25,6 +25,7 @@ from typing import TypeVar
 import structlog
 from prometheus_client import Counter, Gauge
 
+from schemas.errors import Interrupted
 from services.failures import error_name, transient, transient_detail
 
 log = structlog.get_logger(__name__)
@@ -67,7 +68,7 @@ class WaitingOn(StrEnum):
     unexpected = "unexpected"
 
 
-class TopicsNotReady(Exception):
+class TopicsNotReady(Interrupted):
     """The worker's topics are not as it expects: nothing may be produced or consumed."""
 
 
@@ -156,7 +157,7 @@ class Outage:
             self.on, self._cause = None, None
 
 
-class Stopped(Exception):
+class Stopped(Interrupted):
     """The worker is stopping: the work was left undone (it is done again later)."""
 
 

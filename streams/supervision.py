@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import faust
@@ -35,6 +35,7 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
+from services.clock import utc_now
 from streams.broker_probe import BrokerProbe
 from streams.resilience import Outage, Task
 
@@ -45,10 +46,6 @@ ORDER_LABELS = ["unit", "kind", "priority"]
 
 class OpenOrderStats(Protocol):
     def open_order_stats(self, now: datetime) -> list[dict[str, Any]]: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def faust_leader(app: faust.App) -> Callable[[], bool]:

@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, load_settings
 from processors.intake import Rejection
+from schemas.errors import WorkOrderError
 from schemas.times import for_people
 from services.policy_files import PolicyError, load_policy
 from wo.arguments import aware_time
-from wo.errors import Unreachable
+from wo.errors import EXIT_USAGE, exit_code
 from wo.logs import configure_logging
 
 if TYPE_CHECKING:
     from services.rules import Explanation
 
-log = structlog.get_logger(__name__)
+    #: What ``add_subparsers`` returns (the parsers of one level of commands).
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
-EXIT_UNAVAILABLE = 4
+log = structlog.get_logger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,15 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except SettingsError as exc:
-        print(f"wo: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging(settings.log_format, settings.log_level)
-    try:
+        configure_logging(settings.log_format, settings.log_level)
         command: int = args.command(settings, args)
-    except Unreachable as exc:
+    except WorkOrderError as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
         print(f"wo: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return code
     return command
 
 
@@ -53,12 +52,29 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Settings come from WO_* environment variables or the TOML file named by WO_CONFIG_FILE.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
     run = commands.add_parser(
         "run", help="run the whole pipeline (embedded broker unless WO_KAFKA_BOOTSTRAP)"
     )
     run.set_defaults(command=_run)
+    _add_publish(commands)
+    _add_rules(commands)
+    contracts = commands.add_parser("contracts", help="message contracts")
+    contracts_commands = contracts.add_subparsers(required=True, metavar="CONTRACTS_COMMAND")
+    export = contracts_commands.add_parser("export", help="write the JSON Schemas of every message")
+    export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
+    export.set_defaults(command=_contracts_export)
 
+    from wo import keys, orders
+
+    orders.add_commands(commands)
+    keys.add_commands(commands)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
+    migrate.set_defaults(command=_migrate)
+    return parser
+
+
+def _add_publish(commands: Subcommands) -> None:
     publish = commands.add_parser("publish", help="publish JSON-lines files of events to the inbound topics")
     publish.add_argument("files", nargs="+", type=Path, metavar="FILE")
     publish.add_argument(
@@ -68,11 +84,29 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--key", type=Path, help="sign commands with this key file (wo keys make)")
     publish.set_defaults(command=_publish)
 
+
+def _add_rules(commands: Subcommands) -> None:
     rules = commands.add_parser("rules", help="policy tools")
     rules_commands = rules.add_subparsers(required=True, metavar="RULES_COMMAND")
     check = rules_commands.add_parser("check", help="validate the policy files, reporting every error")
     check.add_argument("directory", nargs="?", type=Path, help="policy directory (default: WO_POLICY_DIR)")
     check.set_defaults(command=_rules_check)
+    _add_rules_explain(rules_commands)
+    replay_ = rules_commands.add_parser(
+        "replay", help="run stored signals through a candidate policy and show what would change"
+    )
+    replay_.add_argument(
+        "--from", dest="start", type=aware_time, required=True, help="received from (ISO 8601)"
+    )
+    replay_.add_argument(
+        "--to", dest="end", type=aware_time, required=True, help="received before (ISO 8601)"
+    )
+    replay_.add_argument("--rules", type=Path, required=True, help="the candidate policy directory")
+    replay_.add_argument("--limit", type=int, default=50, help="changed signals to list (default 50)")
+    replay_.set_defaults(command=_rules_replay)
+
+
+def _add_rules_explain(rules_commands: Subcommands) -> None:
     explain = rules_commands.add_parser(
         "explain", help="show what the pipeline would do with an event, step by step, and why"
     )
@@ -90,49 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--topic", help="as received on this inbound topic (default: the topic of the contract it names)"
     )
     explain.set_defaults(command=_rules_explain)
-    replay_ = rules_commands.add_parser(
-        "replay", help="run stored signals through a candidate policy and show what would change"
-    )
-    replay_.add_argument(
-        "--from", dest="start", type=aware_time, required=True, help="received from (ISO 8601)"
-    )
-    replay_.add_argument(
-        "--to", dest="end", type=aware_time, required=True, help="received before (ISO 8601)"
-    )
-    replay_.add_argument("--rules", type=Path, required=True, help="the candidate policy directory")
-    replay_.add_argument("--limit", type=int, default=50, help="changed signals to list (default 50)")
-    replay_.set_defaults(command=_rules_replay)
-
-    contracts = commands.add_parser("contracts", help="message contracts")
-    contracts_commands = contracts.add_subparsers(required=True, metavar="CONTRACTS_COMMAND")
-    export = contracts_commands.add_parser("export", help="write the JSON Schemas of every message")
-    export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
-    export.set_defaults(command=_contracts_export)
-
-    from wo import keys, orders
-
-    orders.add_commands(commands)
-    keys.add_commands(commands)
-
-    migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
-    migrate.set_defaults(command=_migrate)
-    return parser
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    from storage.database import DatabaseUnavailable
-    from streams.outputs import TransactionsUnavailable
     from wo.pipeline import run_pipeline
-    from wo.ports import CannotListen
 
-    try:
-        return run_pipeline(settings)
-    except (PolicyError, TransactionsUnavailable, CannotListen) as exc:
-        print(f"wo: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except DatabaseUnavailable as exc:
-        print(f"wo: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+    return run_pipeline(settings)
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:

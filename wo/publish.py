@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from config.settings import Settings
 from processors.command_signing import sign
+from schemas.errors import InputError
 from services.sender_keys import SigningKey
 from streams.kafka.producers import file_producer
 from streams.kafka.security import kafka_python_options
@@ -19,7 +20,7 @@ from wo.broker_keeper import partition_counts
 from wo.errors import Unreachable, first_reachable
 
 
-class PublishError(Exception):
+class PublishError(InputError):
     pass
 
 

@@ -18,6 +18,8 @@ import structlog
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from schemas.errors import BrokerError
+
 __all__ = ["TopicSetupError", "ensure_topics", "open_admin"]
 
 log = structlog.get_logger(__name__)
@@ -27,7 +29,7 @@ _POLL_INTERVAL_S = 0.05
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
-class TopicSetupError(RuntimeError):
+class TopicSetupError(BrokerError, RuntimeError):
     """Topics could not be created or did not show up in the broker's metadata."""
 
 
@@ -114,10 +116,7 @@ def ensure_topics(
     deadline = time.monotonic() + timeout_s
     created: list[str] = []
     last_error: BaseException | None = None
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
             admin = open_admin(bootstrap, remaining, client_options)
             try:
@@ -137,30 +136,43 @@ def ensure_topics(
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
             continue
         if not pending:
-            created_order = [n for n in names if n in created]
-            if created_order:
-                log.info(
-                    "topics created",
-                    bootstrap=bootstrap,
-                    topics=created_order,
-                    partitions=partitions,
-                    replication_factor=replication_factor,
-                )
-            for name, count in counts.items():
-                if name not in created and count != partitions:
-                    log.warning(
-                        "existing topic has a different partition count; left unchanged",
-                        topic=name,
-                        partitions=count,
-                        requested=partitions,
-                    )
-            return created_order
+            return _ready(bootstrap, names, created, counts, partitions, replication_factor)
         last_error = TopicSetupError(f"not ready in the metadata: {pending}")
         break
     raise TopicSetupError(
         f"could not set up topics {names} on Kafka at {bootstrap} within {timeout_s:g} s "
         f"(is the broker running and reachable?); last error: {last_error!r}"
     )
+
+
+def _ready(
+    bootstrap: str,
+    names: list[str],
+    created: list[str],
+    counts: Mapping[str, int],
+    partitions: int,
+    replication_factor: int,
+) -> list[str]:
+    """Log what was created and existing topics of another partition count; returns the
+    names created, in request order."""
+    created_order = [n for n in names if n in created]
+    if created_order:
+        log.info(
+            "topics created",
+            bootstrap=bootstrap,
+            topics=created_order,
+            partitions=partitions,
+            replication_factor=replication_factor,
+        )
+    for name, count in counts.items():
+        if name not in created and count != partitions:
+            log.warning(
+                "existing topic has a different partition count; left unchanged",
+                topic=name,
+                partitions=count,
+                requested=partitions,
+            )
+    return created_order
 
 
 def _create_missing(

@@ -5,7 +5,6 @@ replica (``acks="all"``) and none creates a topic with the broker's defaults."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +13,9 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from config.settings import Settings
-from processors.command_signing import sign
 from schemas.commands import WorkOrderCommand
 from services.ports import CommandNotPublished
-from services.sender_keys import SigningKey
+from services.sender_keys import SigningKey, signed_headers
 from streams.kafka.security import aiokafka_options, kafka_python_options
 
 #: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
@@ -110,7 +108,7 @@ class KafkaCommandPublisher:
                 )
             value = command.model_dump_json(by_alias=True, exclude_none=True).encode()
             # Signed over exactly the object sent (the worker checks what it reads).
-            headers = sign(json.loads(value), self._signing_key.key_id, self._signing_key.private_key)
+            headers = signed_headers(self._signing_key, value)
             self._producer.send(
                 self._topic, key=command.work_order_id.encode(), value=value, headers=headers
             ).get(timeout=self._timeout_s)

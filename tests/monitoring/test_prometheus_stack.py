@@ -35,9 +35,8 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Topics
-from processors.escalation import EscalationLevel
 from processors.routing import CONFLICT_OF_INTEREST_KEY
-from schemas.commands import CommandAction
+from schemas.commands import CommandAction, EscalationLevel
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
 from services.policy_files import load_policy

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from processors.escalation import LEADERSHIP, EscalationLevel, due_escalations
+from processors.escalation import LEADERSHIP, due_escalations
+from schemas.commands import EscalationLevel
 from schemas.policy import Deadlines, TimeLimit
 from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
