@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from config.settings import Settings, load_settings
 from processors.intake import Rejection
 from schemas.errors import WorkOrderError
 from schemas.times import for_people
+from services.clock import utc_now
 from services.policy_files import PolicyError, load_policy
 from wo.arguments import aware_time
 from wo.errors import EXIT_USAGE, exit_code
@@ -185,7 +185,7 @@ def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     repository = None if args.no_state else WorkOrderRepository(create_engine(settings.database_url))
-    now = args.at or datetime.now(UTC)
+    now = args.at or utc_now()
     contracts = settings.topics.inbound()
     if args.topic is not None and args.topic not in contracts:
         print(
@@ -251,7 +251,7 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     repository = WorkOrderRepository(create_engine(settings.database_url))
     limits = intake_limits(settings)
-    now = datetime.now(UTC)
+    now = utc_now()
     report = replay_stored(repository, args.start, args.end, current, candidate, reference, now, limits)
     print(f"{report.signals} stored signals received from {for_people(args.start)} to {for_people(args.end)}")
     print(f"{'':<12}{'current':>10}{'candidate':>11}")

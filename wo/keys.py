@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from config.settings import Settings
+from services.clock import utc_now
 from services.sender_keys import new_signing_key, write_signing_key
 
 
@@ -38,7 +38,7 @@ def _make(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wo keys make: {args.out} exists; a key file is never overwritten", file=sys.stderr)
         return 2
     slug = "".join(c if c.isalnum() else "-" for c in args.sender.lower()).strip("-") or "sender"
-    key_id = args.key_id or f"{slug}-{datetime.now(UTC):%Y%m%d}"
+    key_id = args.key_id or f"{slug}-{utc_now():%Y%m%d}"
     key = new_signing_key(key_id)
     write_signing_key(key, args.out)
     entry = key.public(args.sender, acts_as).model_dump(exclude_defaults=True)

@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ import httpx
 from api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
 from config.settings import Settings
 from schemas.times import for_people
+from services.clock import utc_now
 from wo.arguments import aware_time
 from wo.errors import Unreachable
 
@@ -189,7 +190,7 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
     if args.callback:
         body["callback"] = {
             "result": args.callback,
-            "at": datetime.now(UTC).isoformat(),
+            "at": utc_now().isoformat(),
             "attempts": args.attempts,
         }
     return _print_response(_request(settings, "POST", f"/orders/{args.order_id}/commands", json=body))
@@ -209,7 +210,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         print("wo api token: --days is 1 to 3650", file=sys.stderr)
         return 2
     token = new_token()
-    expires_at = (datetime.now(UTC) + timedelta(days=args.days)).replace(microsecond=0)
+    expires_at = (utc_now() + timedelta(days=args.days)).replace(microsecond=0)
     print(f"# token for {args.name} (shown once; give it to them, keep only the hash):", file=sys.stderr)
     print(f"#   {token}", file=sys.stderr)
     print(

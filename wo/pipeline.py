@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import faust
 import structlog
@@ -19,6 +19,7 @@ from api.app import create_app
 from api.auth import load_tokens
 from config.settings import ProcessingGuarantee, Settings
 from schemas.policy import ReferenceData
+from services.clock import utc_now
 from services.commands import CommandHandler
 from services.dead_letters import Retention
 from services.deadlines import recompute_provisional_deadlines
@@ -173,7 +174,7 @@ def _build_worker(
         commands,
         Escalations(repository, policy.deadlines),
         recompute_deadlines=lambda: recompute_provisional_deadlines(
-            repository, calendar, policy.deadlines, datetime.now(UTC)
+            repository, calendar, policy.deadlines, utc_now()
         ),
         expected_topics=expected,
         broker_child=EmbeddedBrokerChild(broker, settings) if broker is not None else None,
@@ -225,7 +226,7 @@ def _api_signing_key(settings: Settings) -> SigningKey | None:
         return read_signing_key(settings.api_signing_key_file)
     path = settings.data_dir / API_KEY_FILE
     if not path.exists():
-        write_signing_key(new_signing_key(f"api-{datetime.now(UTC):%Y%m%d%H%M%S}"), path)
+        write_signing_key(new_signing_key(f"api-{utc_now():%Y%m%d%H%M%S}"), path)
         log.info("api_signing_key_made", path=str(path))
     return read_signing_key(path)
 
