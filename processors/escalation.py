@@ -31,9 +31,21 @@ RUNNING = frozenset(
 
 
 class EscalationLevel(StrEnum):
+    """What fired (at most 16 characters: the escalation table's column)."""
+
     reminder = "reminder"
     overdue = "overdue"
     leadership = "leadership"
+    #: 签收时限 (processors/clocks.py): a reminder before it, to the unit; overdue, to the command center.
+    accept_reminder = "accept_reminder"
+    accept_overdue = "accept_overdue"
+    #: The command center did not re-route a returned order in time: to leadership.
+    reroute_overdue = "reroute_overdue"
+    #: Cards (processors/cards.py): marks on the unit, counted in its assessment.
+    yellow_card = "yellow_card"
+    red_card = "red_card"
+    #: Sent back for rework the policy's number of times (提级督办).
+    rework_escalated = "rework_escalated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,12 @@ def recipient(level: EscalationLevel, unit: str) -> str:
         EscalationLevel.reminder: unit,
         EscalationLevel.overdue: COMMAND_CENTER,
         EscalationLevel.leadership: LEADERSHIP,
+        EscalationLevel.accept_reminder: unit,
+        EscalationLevel.accept_overdue: COMMAND_CENTER,
+        EscalationLevel.reroute_overdue: LEADERSHIP,
+        EscalationLevel.yellow_card: unit,
+        EscalationLevel.red_card: unit,
+        EscalationLevel.rework_escalated: LEADERSHIP,
     }[level]
 
 

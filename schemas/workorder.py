@@ -83,6 +83,8 @@ class WorkOrder(BaseModel):
     closed_on_time: bool | None = None
     reopen_count: int = 0
     returned_seconds: float = 0.0
+    #: 签收时限: when the unit must accept it (restarts on reassignment); None: no clock.
+    accept_due_at: datetime | None = None
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(
@@ -104,6 +106,7 @@ class WorkOrder(BaseModel):
             suggested_disposition=self.suggested_disposition,
             related_work_order_ids=list(self.related_ids),
             copied_to=list(self.copied_to),
+            accept_due_at=self.accept_due_at,
         )
 
 
@@ -149,4 +152,9 @@ class DispatchedWorkOrder(BaseModel):
         default_factory=list,
         description="Units that get a copy for information (抄送); the message is also published "
         "keyed by each of them. `squad` is the unit responsible.",
+    )
+    accept_due_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the squad must accept the order (签收时限; it restarts on reassignment); "
+        "null or absent when the policy sets no acceptance limit",
     )

@@ -32,7 +32,7 @@ from schemas.commands import LifecycleEvent, LifecycleEventName, Outcome, Refusa
 from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
-from schemas.workorder import WorkOrder, WorkOrderStatus
+from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from services.dead_letters import Lettered, dead_letter
 from services.failures import error_name, transient
 from services.intake import InboundMessage, unprocessable_rejection
@@ -298,6 +298,7 @@ def _state(row: Any, units: frozenset[str]) -> OrderState:
     return OrderState(
         id=row["id"],
         kind=SignalKind(row["kind"]),
+        priority=Priority(row["priority"]),
         status=WorkOrderStatus(row["status"]),
         unit=row["unit"],
         due_at=row["due_at"],
@@ -308,6 +309,8 @@ def _state(row: Any, units: frozenset[str]) -> OrderState:
         returned_at=row["returned_at"],
         returned_seconds=row["returned_seconds"],
         reopen_count=row["reopen_count"],
+        deadline_provisional=row["deadline_provisional"],
+        working_days=row["working_days"],
     )
 
 
