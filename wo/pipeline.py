@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from api.app import create_app
 from api.auth import load_tokens
 from config.settings import ProcessingGuarantee, Settings
+from processors.lifecycle import Clocks
 from schemas.policy import ReferenceData
 from services.commands import CommandHandler
 from services.dead_letters import Retention
@@ -125,6 +126,7 @@ def run_pipeline(settings: Settings) -> int:
             policy.lifecycle,
             senders,
             settings.processing_guarantee,
+            Clocks(calendar, policy.deadlines.acceptance, policy.deadlines.cutoff),
         )
         worker_parts = build_app(
             settings,

@@ -75,7 +75,9 @@ def test_a_bad_command_field_names_the_option_in_one_line(
         monkeypatch, capsys, api_url, api.tokens["squad-1"], "return", order.id, "--reason", "bored"
     )
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and err.startswith("wo orders: --reason: Input should be 'misrouted'"), err
+    assert err.count("\n") == 1 and err.startswith(
+        "wo orders: --reason: Input should be 'not_our_jurisdiction'"
+    ), err
 
 
 def test_a_refused_command_says_its_refusal_and_reason_in_one_line(
