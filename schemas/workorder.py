@@ -85,6 +85,15 @@ class WorkOrder(BaseModel):
     returned_seconds: float = 0.0
     #: 签收时限: when the unit must accept it (restarts on reassignment); None: no clock.
     accept_due_at: datetime | None = None
+    #: Sent back to be done again (重办): rework asked, unsatisfied complainant, reopened.
+    rework_count: int = 0
+    #: 延期申请: requests made, the one waiting (working days or hours), granted in all.
+    extension_requests: int = 0
+    pending_extension_days: int | None = None
+    pending_extension_hours: float | None = None
+    extension_requested_at: datetime | None = None
+    extended_working_days: int = 0
+    extended_hours: float = 0.0
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(

@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from config.settings import Topics
 from processors.clocks import accept_due_at
+from processors.compiled_policy import compile_policy
 from processors.lifecycle import Clocks
 from services.calendar_files import load_calendar
 from services.commands import CommandHandler
+from services.escalations import Escalations
+from services.intake import InboundMessage, Intake
 from storage.database import create_engine, migrate
 from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT
@@ -97,6 +101,11 @@ def test_an_extension_asked_and_granted_in_part_moves_the_stored_deadline_on_the
         assert send(action, order.unit, now).outcome == "applied"
     asked = send("request_extension", order.unit, now, note="等待当事人到案", extension={"working_days": 3})
     assert asked.outcome == "applied", asked.refusal
+    waiting = repository.get(order.id)
+    assert waiting is not None and (waiting.pending_extension_days, waiting.extension_requested_at) == (
+        3,
+        now,
+    )
     again = send("request_extension", order.unit, now, note="再次", extension={"hours": 2})
     assert (again.outcome, again.refusal.code) == ("rejected", "extension_pending")
 
@@ -107,6 +116,11 @@ def test_an_extension_asked_and_granted_in_part_moves_the_stored_deadline_on_the
     stored = repository.get(order.id)
     assert stored is not None
     assert stored.due_at == CALENDAR.shift_working_days(order.due_at, 1).due_at
+    assert (stored.pending_extension_days, stored.extension_requests, stored.extended_working_days) == (
+        None,
+        1,
+        1,
+    )
     assert granted.redispatch and granted.event.due_at == stored.due_at
     history = [
         (row["type"], row["detail"].get("granted_working_days")) for row in repository.history(order.id)
@@ -130,9 +144,70 @@ def test_a_reworked_order_is_counted_and_closes_only_after_new_feedback(
     for action, fields in (("accept", {}), ("start", {}), ("feedback", {"disposition": "unfounded"})):
         assert send(action, order.unit, now, **fields).outcome == "applied"
     assert send("reopen", "command-center", now, note="照片缺失").event.event == "rework_requested"
+    assert (repository.get(order.id) or order).rework_count == 1
     refused = send("close", order.unit, now, disposition="unfounded")
     assert (refused.outcome, refused.refusal.code) == ("rejected", "needs_new_feedback")
     assert send("feedback", order.unit, now, disposition="case_filed").outcome == "applied"
     closed = send("close", order.unit, now)
     assert closed.outcome == "applied", closed.refusal
     assert [row["type"] for row in repository.history(order.id)].count("rework_requested") == 1
+
+
+def night_ban_alarm(repository: WorkOrderRepository, now: datetime) -> str:
+    """The sample night-ban coach alarm: P1, due 24 hours after it is created, squad-1's."""
+    line = (REPO_ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
+    intake = Intake(compile_policy(POLICY), repository, Topics().inbound())
+    (order,) = intake.handle(
+        [InboundMessage(Topics().vehicle_alarms, 0, 0, None, line.encode())], now
+    ).created
+    intake.dispatched([order], now)
+    return order.id
+
+
+def test_acceptance_clock_and_cards_fire_once_each_on_the_calendar(
+    repository: WorkOrderRepository, handler: CommandHandler
+) -> None:
+    created = datetime.fromisoformat("2026-11-23T08:00:00+08:00")  # a Monday
+    order_id = night_ban_alarm(repository, created)
+    escalations = Escalations(repository, POLICY.deadlines, CALENDAR)
+
+    def fire(at: datetime) -> list[tuple[str, str]]:
+        escalations.fire(at)
+        messages = escalations.pending()
+        escalations.published(messages, at)
+        return [(m.level, m.recipient) for m in messages]
+
+    # Due Tuesday 08:00, a limit of hours: one working day before it is the moment it was created.
+    assert fire(created + timedelta(minutes=29)) == [("yellow_card", "squad-1")]
+    assert fire(created + timedelta(minutes=30)) == [("accept_reminder", "squad-1")]
+    assert fire(created + timedelta(hours=1)) == [("accept_overdue", "command-center")]
+    assert fire(created + timedelta(hours=1, minutes=5)) == []
+    assert Sender(handler, order_id)("accept", "squad-1", created + timedelta(hours=2)).outcome == "applied"
+    assert fire(created + timedelta(hours=18)) == [("reminder", "squad-1")]
+    assert fire(created + timedelta(hours=24)) == [("overdue", "command-center")]
+    # Red on the first working day after the deadline: Wednesday 00:00 China time.
+    wednesday = datetime.fromisoformat("2026-11-25T00:00:00+08:00")
+    assert fire(wednesday - timedelta(seconds=1)) == []
+    assert fire(wednesday) == [("red_card", "squad-1")]
+    assert fire(wednesday + timedelta(hours=8)) == [("leadership", "leadership")]
+    assert fire(wednesday + timedelta(days=3)) == []
+    audit = [row["detail"].get("level") for row in repository.history(order_id) if row["type"] == "escalated"]
+    expected = ["yellow_card", "accept_reminder", "accept_overdue", "overdue", "red_card", "leadership"]
+    assert sorted(audit) == sorted(expected)
+
+
+def test_a_returned_order_not_rerouted_in_time_goes_to_leadership(
+    repository: WorkOrderRepository, handler: CommandHandler
+) -> None:
+    created = datetime.fromisoformat("2026-11-23T08:00:00+08:00")
+    order_id = night_ban_alarm(repository, created)
+    send = Sender(handler, order_id)
+    assert send("accept", "squad-1", created).outcome == "applied"
+    returned_at = created + timedelta(minutes=10)
+    assert send("return", "squad-1", returned_at, reason="unclear_ownership").outcome == "applied"
+    escalations = Escalations(repository, POLICY.deadlines, CALENDAR)
+    escalations.fire(returned_at + timedelta(hours=3, minutes=59))
+    assert [m.level for m in escalations.pending() if m.level == "reroute_overdue"] == []
+    escalations.fire(returned_at + timedelta(hours=4))
+    rerouted = [m for m in escalations.pending() if m.level == "reroute_overdue"]
+    assert [(m.recipient, m.unit) for m in rerouted] == [("leadership", "command-center")]
