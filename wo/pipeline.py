@@ -132,7 +132,7 @@ def run_pipeline(settings: Settings) -> int:
             settings,
             intake,
             commands,
-            Escalations(repository, policy.deadlines, calendar),
+            Escalations(repository, policy.deadlines, calendar, policy.lifecycle.reworks_to_leadership),
             recompute_deadlines=lambda: recompute_provisional_deadlines(
                 repository, calendar, policy.deadlines, datetime.now(UTC)
             ),
