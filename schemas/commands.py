@@ -189,7 +189,9 @@ class EscalationMessage(BaseModel):
     contract: Literal["workorder-escalation/1"] = Field(default="workorder-escalation/1", alias="schema")
     escalation_id: int
     work_order_id: str
-    #: reminder (to the unit), overdue (督办, to the command center), leadership (挂牌督办).
+    #: processors.escalation.EscalationLevel: reminder (to the unit), overdue (督办, to the
+    #: command center), leadership (挂牌督办), and the workflow's: accept_reminder,
+    #: accept_overdue, reroute_overdue, yellow_card, red_card, rework_escalated.
     level: str
     recipient: str
     unit: str

@@ -56,7 +56,7 @@ def fire_workflow_clocks(
     escalation table's key is the set already fired."""
     acceptance = deadlines.acceptance
     remind = timedelta(hours=acceptance.remind_before_hours if acceptance else 0)
-    horizon = now + _card_horizon(deadlines)
+    horizon = _card_horizon(deadlines, calendar, now)
     fired = 0
     for orders in orders_on_the_clock(repository.engine, horizon, now + remind, reworks_to_leadership):
         rows = []
@@ -69,10 +69,11 @@ def fire_workflow_clocks(
                 (due, due.at)
                 for due in due_reroute(status, unit, order["returned_at"], deadlines.reroute, calendar, now)
             ]
-            keyed += [
-                (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
-                for card in due_cards(status, order["due_at"], deadlines.cards, calendar, now)
-            ]
+            if order["due_at"] <= horizon:  # a candidate for another clock only: no card yet
+                keyed += [
+                    (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
+                    for card in due_cards(status, order["due_at"], deadlines.cards, calendar, now)
+                ]
             if reworks_to_leadership is not None and order["rework_count"] >= reworks_to_leadership:
                 level = EscalationLevel.rework_escalated
                 keyed.append((DueEscalation(level, recipient(level, unit), now), order["due_at"]))
@@ -93,15 +94,17 @@ def _acceptance(
     return due_acceptance(status, unit, order["accept_due_at"], acceptance, now) if acceptance else []
 
 
-def _card_horizon(deadlines: Deadlines) -> timedelta:
-    """How long before due_at a card can fire, at most: N working days are never more than
-    N weeks plus the longest holiday (Spring Festival, National Day: 8-9 days) away."""
-    before = [
-        timedelta(weeks=rule.working_days_before or 0, days=10 if rule.working_days_before else 0)
-        + timedelta(hours=rule.hours_before or 0)
-        for rule in deadlines.cards
-    ]
-    return max(before, default=timedelta(0))
+def _card_horizon(deadlines: Deadlines, calendar: WorkCalendar, now: datetime) -> datetime:
+    """The latest due_at whose earliest card may have come due by ``now`` (a card N working
+    days before due_at is due by now when due_at is at most N working days after now), plus a
+    day: the database narrows, the rules decide exactly."""
+    latest = now
+    for rule in deadlines.cards:
+        if rule.working_days_before is not None:
+            latest = max(latest, calendar.shift_working_days(now, rule.working_days_before).due_at)
+        elif rule.hours_before is not None:
+            latest = max(latest, now + timedelta(hours=rule.hours_before))
+    return latest + timedelta(days=1)
 
 
 def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]:
