@@ -5,9 +5,12 @@
                       |  +-reassign-+-- return --+   +-- rework ---+   reopen ----+
                       +--------> returned (command center re-routes) <-------+
 
-Who may do what is data (``RULES``): the order's unit acts in the field; the command
-center reassigns, extends and sends feedback back for rework. Every other command in
-every state is refused with a reason. Pure: time comes in with the command.
+Who may do what is data (``RULES``): the order's unit acts in the field and asks for
+extensions (processors/extensions.py); the command center reassigns, extends, decides
+extension requests and sends feedback back for rework. Every send-back (rework, an
+unsatisfied complainant, a reopening) is counted, raised to leadership at the policy's
+count, and the order closes only after new feedback. Every other command in every state
+is refused with a reason. Pure: time comes in with the command, the calendar with Clocks.
 
 Clocks: accepted_at (time to accept), first_feedback_at (time to first feedback),
 closed_at (time to close). The time an order spends returned, waiting for the command
