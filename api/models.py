@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.commands import Callback, CommandAction, Disposition, RefusalCode, ReturnReason
+from schemas.commands import Callback, CommandAction, Disposition, ExtensionAmount, RefusalCode, ReturnReason
 from schemas.inbound import Id
 from schemas.times import UtcDatetime
 from schemas.workorder import WorkOrder
@@ -29,6 +29,11 @@ class CommandRequest(BaseModel):
     to_unit: Id | None = None
     new_due_at: UtcDatetime | None = None
     reason: ReturnReason | None = None
+    extension: ExtensionAmount | None = Field(
+        default=None,
+        description="request_extension: the time asked (working_days or hours); "
+        "approve_extension: the time granted (default: all that was asked)",
+    )
 
 
 class AnswerOutcome(StrEnum):

@@ -86,9 +86,44 @@ class WorkCalendar:
         end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=CHINA_STANDARD_TIME)
         return Deadline(end, provisional)
 
+    def shift_working_days(self, moment: datetime, days: int) -> Deadline:
+        """``moment`` moved by ``days`` working days (negative: earlier) at the same China
+        clock time; a moment at 00:00 is the end (24:00) of the day before. Extending a
+        deadline by N working days, or a card N working days before it."""
+        day, clock = _day_and_clock(moment)
+        day, provisional = self._walk(day, days)
+        return Deadline(datetime.combine(day, time(0, 0), tzinfo=CHINA_STANDARD_TIME) + clock, provisional)
+
+    def working_day_start_after(self, moment: datetime, days: int) -> Deadline:
+        """The start (00:00 China time) of the ``days``-th working day after the day of
+        ``moment`` (a moment at 00:00 belongs to the day before): "on the first working day after"."""
+        if days < 1:
+            raise ValueError("count at least 1 working day")
+        day, provisional = self._walk(_day_and_clock(moment)[0], days)
+        return Deadline(datetime.combine(day, time(0, 0), tzinfo=CHINA_STANDARD_TIME), provisional)
+
+    def _walk(self, day: date, days: int) -> tuple[date, bool]:
+        step, provisional, counted = timedelta(days=1 if days > 0 else -1), False, 0
+        while counted < abs(days):
+            day += step
+            provisional = provisional or not self.has_schedule(day.year)
+            if self.is_working_day(day):
+                counted += 1
+        return day, provisional
+
     def working_days_in(self, year: int) -> int:
         start = date(year, 1, 1)
         return sum(
             self.is_working_day(start + timedelta(days=offset))
             for offset in range((date(year + 1, 1, 1) - start).days)
         )
+
+
+def _day_and_clock(moment: datetime) -> tuple[date, timedelta]:
+    """The China calendar day a moment falls in and its time into that day; 00:00 is 24:00
+    of the day before (a deadline at the end of a day belongs to that day)."""
+    local = moment.astimezone(CHINA_STANDARD_TIME)
+    clock = local - datetime.combine(local.date(), time(0, 0), tzinfo=CHINA_STANDARD_TIME)
+    if clock == timedelta(0):
+        return local.date() - timedelta(days=1), timedelta(days=1)
+    return local.date(), clock

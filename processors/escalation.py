@@ -44,6 +44,12 @@ def recipient(level: EscalationLevel, unit: str) -> str:
         EscalationLevel.reminder: unit,
         EscalationLevel.overdue: COMMAND_CENTER,
         EscalationLevel.leadership: LEADERSHIP,
+        EscalationLevel.accept_reminder: unit,
+        EscalationLevel.accept_overdue: COMMAND_CENTER,
+        EscalationLevel.reroute_overdue: LEADERSHIP,
+        EscalationLevel.yellow_card: unit,
+        EscalationLevel.red_card: unit,
+        EscalationLevel.rework_escalated: LEADERSHIP,
     }[level]
 
 

@@ -5,9 +5,12 @@
                       |  +-reassign-+-- return --+   +-- rework ---+   reopen ----+
                       +--------> returned (command center re-routes) <-------+
 
-Who may do what is data (``RULES``): the order's unit acts in the field; the command
-center reassigns, extends and sends feedback back for rework. Every other command in
-every state is refused with a reason. Pure: time comes in with the command.
+Who may do what is data (``RULES``): the order's unit acts in the field and asks for
+extensions (processors/extensions.py); the command center reassigns, extends, decides
+extension requests and sends feedback back for rework. Every send-back (rework, an
+unsatisfied complainant, a reopening) is counted, raised to leadership at the policy's
+count, and the order closes only after new feedback. Every other command in every state
+is refused with a reason. Pure: time comes in with the command, the calendar with Clocks.
 
 Clocks: accepted_at (time to accept), first_feedback_at (time to first feedback),
 closed_at (time to close). The time an order spends returned, waiting for the command
@@ -17,14 +20,16 @@ time, and returned_seconds keeps the total.
 
 from __future__ import annotations
 
-__all__ = ["RULES", "LifecyclePolicy", "OrderState", "Refusal", "Transition", "decide"]
+__all__ = ["RULES", "Clocks", "LifecyclePolicy", "OrderState", "Refusal", "Transition", "decide"]
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from processors.command_signing import SignatureRefusal
+from processors import extensions
+from processors.clocks import accept_due_at
+from processors.order_state import Clocks, OrderState, Refusal, Transition
 from schemas.commands import CallbackResult, CommandAction, LifecycleEventName, RefusalCode, WorkOrderCommand
 from schemas.policy import LifecyclePolicy
 from schemas.signal import SignalKind
@@ -58,51 +63,19 @@ RULES: dict[CommandAction, Rule] = {
     CommandAction.reopen: Rule(frozenset({S.feedback_submitted, S.closed}), Who.COMMAND_CENTER),
     CommandAction.reassign: Rule(OPEN - {S.feedback_submitted}, Who.COMMAND_CENTER),
     CommandAction.extend: Rule(OPEN, Who.COMMAND_CENTER),
+    CommandAction.request_extension: Rule(frozenset({S.accepted, S.in_progress}), Who.UNIT),
+    CommandAction.approve_extension: Rule(
+        frozenset({S.accepted, S.in_progress, S.feedback_submitted}), Who.COMMAND_CENTER
+    ),
+    CommandAction.reject_extension: Rule(
+        frozenset({S.accepted, S.in_progress, S.feedback_submitted}), Who.COMMAND_CENTER
+    ),
 }
 
 
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """What the state machine needs to know of an order."""
-
-    id: str
-    kind: SignalKind
-    status: WorkOrderStatus
-    unit: str
-    due_at: datetime
-    known_units: frozenset[str]
-    disposition: str | None = None
-    accepted_at: datetime | None = None
-    first_feedback_at: datetime | None = None
-    returned_at: datetime | None = None
-    returned_seconds: float = 0.0
-    reopen_count: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    event: LifecycleEventName
-    #: Column values to set on the order.
-    changes: dict[str, Any]
-    #: Audit detail (no personal data).
-    detail: dict[str, Any] = field(default_factory=dict)
-    #: The order must be published again to its (new) unit.
-    redispatch: bool = False
-
-    @property
-    def status(self) -> WorkOrderStatus:
-        status = self.changes["status"]
-        assert isinstance(status, WorkOrderStatus)
-        return status
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    code: RefusalCode | SignatureRefusal
-    reason: str
-
-
-def decide(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+def decide(
+    order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy, clocks: Clocks | None = None
+) -> Transition | Refusal:
     rule = RULES[command.action]
     actor = command.actor.unit
     allowed = {
@@ -120,6 +93,11 @@ def decide(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
             R.invalid_state,
             f"cannot {command.action.value} an order that is {order.status.value} (only when {states})",
         )
+    clocks = clocks or Clocks()
+    if command.action is CommandAction.approve_extension:
+        return extensions.approve_extension(order, command, policy, clocks)
+    if command.action is CommandAction.reassign:
+        return _reassign(order, command, clocks)
     return _HANDLERS[command.action](order, command, policy)
 
 
@@ -146,6 +124,9 @@ def _feedback(order: OrderState, command: WorkOrderCommand, policy: LifecyclePol
 
 
 def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    if order.status is S.in_progress and order.sent_back:
+        # Sent back (reworked, reopened, unsatisfied): what was done again is reported first.
+        return Refusal(R.needs_new_feedback, "a reopened or reworked order closes only after new feedback")
     disposition = command.disposition.value if command.disposition else order.disposition
     if disposition is None:
         return Refusal(R.missing_field, "closing needs a disposition (in this command or in the feedback)")
@@ -158,11 +139,13 @@ def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
             return Refusal(R.missing_field, "closing a complaint needs the callback to the complainant")
         detail["callback"] = callback.result.value
         if callback.result is CallbackResult.unsatisfied:
-            return Transition(
-                E.reopened,
-                {"status": S.in_progress, "reopen_count": order.reopen_count + 1, "disposition": disposition},
-                {**detail, "why": "the complainant is not satisfied"},
-            )
+            changes = {
+                "status": S.in_progress,
+                "reopen_count": order.reopen_count + 1,
+                "disposition": disposition,
+            }
+            why = {**detail, "why": "the complainant is not satisfied"}
+            return _sent_back(order, E.reopened, changes, why, policy)
         if (
             callback.result is CallbackResult.unreachable
             and callback.attempts < policy.unreachable_after_attempts
@@ -182,31 +165,47 @@ def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
     return Transition(E.closed, changes, {**detail, "on_time": on_time})
 
 
-def _return(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+def _sent_back(
+    order: OrderState,
+    event: LifecycleEventName,
+    changes: dict[str, Any],
+    detail: dict[str, Any],
+    policy: LifecyclePolicy,
+) -> Transition:
+    """Back to the unit to do it again (重办): counted; at the policy's count, to leadership."""
+    reworks = order.rework_count + 1
+    raised = reworks >= policy.reworks_to_leadership
+    detail = {**detail, "rework_count": reworks, **({"raised_to_leadership": True} if raised else {})}
+    return Transition(event, {**changes, "rework_count": reworks}, detail, raise_to_leadership=raised)
+
+
+def _return(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    allowed = ", ".join(sorted(policy.return_reasons))
     if command.reason is None:
+        return Refusal(R.missing_field, f"a return needs a reason: {allowed}")
+    if command.reason not in policy.return_reasons:
         return Refusal(
-            R.missing_field,
-            "a return needs a reason: misrouted, not_our_jurisdiction, duplicate or insufficient_information",
+            R.reason_not_allowed, f"return reason {command.reason.value} is not in the policy: {allowed}"
         )
     changes = {"status": S.returned, "unit": COMMAND_CENTER, "returned_at": command.at}
+    changes |= extensions.pending_cleared(order)
     return Transition(E.returned, changes, {"reason": command.reason.value, "returned_by": order.unit})
 
 
-def _reopen(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+def _reopen(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy) -> Transition | Refusal:
+    detail = {"note_given": command.note is not None}
     if order.status is S.feedback_submitted:
-        return Transition(
-            E.rework_requested, {"status": S.in_progress}, {"note_given": command.note is not None}
-        )
+        return _sent_back(order, E.rework_requested, {"status": S.in_progress}, detail, policy)
     changes = {
         "status": S.in_progress,
         "reopen_count": order.reopen_count + 1,
         "closed_at": None,
         "closed_on_time": None,
     }
-    return Transition(E.reopened, changes, {"note_given": command.note is not None})
+    return _sent_back(order, E.reopened, changes, detail, policy)
 
 
-def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) -> Transition | Refusal:
+def _reassign(order: OrderState, command: WorkOrderCommand, clocks: Clocks) -> Transition | Refusal:
     target = command.to_unit
     if target is None:
         return Refusal(R.missing_field, "reassign needs to_unit")
@@ -214,8 +213,14 @@ def _reassign(order: OrderState, command: WorkOrderCommand, _: LifecyclePolicy) 
         return Refusal(R.unknown_unit, f"no unit {target!r} in units.yaml")
     if target == order.unit and order.status is not S.returned:
         return Refusal(R.no_change, f"the order is already {target}'s")
-    changes: dict[str, Any] = {"status": S.dispatched, "unit": target}
+    changes: dict[str, Any] = {"status": S.dispatched, "unit": target, **extensions.pending_cleared(order)}
     detail: dict[str, Any] = {"from": order.unit, "to": target}
+    if clocks.acceptance is not None:  # the new unit's acceptance clock starts now
+        accept_by = accept_due_at(
+            command.at, order.kind, order.priority, clocks.acceptance, clocks.calendar, clocks.cutoff
+        )
+        changes["accept_due_at"] = accept_by
+        detail["accept_due_at"] = accept_by.isoformat()
     if order.returned_at is not None:
         # The clock stopped while the order waited for re-routing: not charged to anyone.
         # Clocks of squads and command center differ: a reassign stamped before the return
@@ -260,6 +265,7 @@ _HANDLERS = {
     CommandAction.close: _close,
     CommandAction.return_: _return,
     CommandAction.reopen: _reopen,
-    CommandAction.reassign: _reassign,
     CommandAction.extend: _extend,
+    CommandAction.request_extension: extensions.request_extension,
+    CommandAction.reject_extension: extensions.reject_extension,
 }

@@ -6,6 +6,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from processors.calendar import Deadline, WorkCalendar
+from processors.clocks import accept_due_at
 from processors.triage import TriageOutcome
 from schemas.policy import Deadlines
 from schemas.signal import Signal
@@ -70,4 +71,12 @@ def open_work_order(
         violation_key=outcome.violation_key,
         related_ids=outcome.related,
         copied_to=decision.copied_to,
+        # Dispatched as it is stored: the acceptance clock (签收时限) starts now.
+        accept_due_at=(
+            accept_due_at(
+                now, signal.kind, outcome.priority, deadlines.acceptance, calendar, deadlines.cutoff
+            )
+            if deadlines.acceptance is not None
+            else None
+        ),
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.inbound import Id, WireModel
 from schemas.times import UtcDatetime
@@ -28,6 +28,10 @@ class CommandAction(StrEnum):
     reopen = "reopen"
     reassign = "reassign"
     extend = "extend"
+    #: 延期申请: the unit asks for more time, before due_at.
+    request_extension = "request_extension"
+    approve_extension = "approve_extension"
+    reject_extension = "reject_extension"
 
 
 #: A signature's refusal is processors.command_signing.SignatureRefusal (never recorded).
@@ -43,6 +47,18 @@ class RefusalCode(StrEnum):
     too_few_officers = "too_few_officers"
     callback_incomplete = "callback_incomplete"
     unknown_unit = "unknown_unit"
+    #: An extension asked for at or after due_at.
+    too_late = "too_late"
+    extension_pending = "extension_pending"
+    no_extension_pending = "no_extension_pending"
+    #: Beyond the policy's number of requests or total extension.
+    over_limit = "over_limit"
+    #: An approval granting more, or in another unit, than was asked.
+    exceeds_request = "exceeds_request"
+    #: A return reason the policy does not list.
+    reason_not_allowed = "reason_not_allowed"
+    #: A reopened or reworked order closes only after new feedback.
+    needs_new_feedback = "needs_new_feedback"
     #: Its handling failed alone, for a reason a retry will not change.
     unprocessable = "unprocessable"
 
@@ -68,6 +84,9 @@ class LifecycleEventName(StrEnum):
     reopened = "reopened"
     reassigned = "reassigned"
     extended = "extended"
+    extension_requested = "extension_requested"
+    extension_approved = "extension_approved"
+    extension_rejected = "extension_rejected"
     command_rejected = "command_rejected"
 
 
@@ -80,15 +99,21 @@ class Disposition(StrEnum):
 
 
 class ReturnReason(StrEnum):
-    misrouted = "misrouted"
-    not_our_jurisdiction = "not_our_jurisdiction"
-    duplicate = "duplicate"
-    insufficient_information = "insufficient_information"
+    """退单 reason codes of practice; which of them units may use is policy (lifecycle.yaml).
+    The vocabulary is fixed in code because figures and metrics count returns by it."""
+
+    not_our_jurisdiction = "not_our_jurisdiction"  # 属地不符
+    unclear_ownership = "unclear_ownership"  # 权属不清
+    overlapping_duties = "overlapping_duties"  # 职能交叉
+    insufficient_information = "insufficient_information"  # 信息不全
+    duplicate = "duplicate"  # 重复
+    misrouted = "misrouted"  # 派发错误: kept, commands already use it
 
 
 class CallbackResult(StrEnum):
-    satisfied = "satisfied"
-    unsatisfied = "unsatisfied"
+    satisfied = "satisfied"  # 满意
+    basically_satisfied = "basically_satisfied"  # 基本满意
+    unsatisfied = "unsatisfied"  # 不满意: sent back for rework (重办)
     unreachable = "unreachable"
 
 
@@ -106,6 +131,19 @@ class Callback(WireModel):
     attempts: int = Field(default=1, ge=1, le=100)
 
 
+class ExtensionAmount(WireModel):
+    """How much more time: working days on the official calendar, or hours of the clock."""
+
+    working_days: int | None = Field(default=None, ge=1, le=366)
+    hours: float | None = Field(default=None, gt=0, le=24 * 366)
+
+    @model_validator(mode="after")
+    def _exactly_one_unit(self) -> ExtensionAmount:
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give either 'hours' or 'working_days'")
+        return self
+
+
 class WorkOrderCommand(WireModel):
     contract: Literal["workorder-command/1"] = Field(default="workorder-command/1", alias="schema")
     command_id: Id
@@ -119,6 +157,8 @@ class WorkOrderCommand(WireModel):
     to_unit: Id | None = None
     new_due_at: UtcDatetime | None = None
     reason: ReturnReason | None = None
+    #: request_extension: what the unit asks; approve_extension: what is granted (default: all asked).
+    extension: ExtensionAmount | None = None
 
 
 class LifecycleEvent(BaseModel):
@@ -144,6 +184,16 @@ class EscalationLevel(StrEnum):
     reminder = "reminder"
     overdue = "overdue"
     leadership = "leadership"
+    #: 签收时限 (processors/clocks.py): a reminder before it, to the unit; overdue, to the command center.
+    accept_reminder = "accept_reminder"
+    accept_overdue = "accept_overdue"
+    #: The command center did not re-route a returned order in time: to leadership.
+    reroute_overdue = "reroute_overdue"
+    #: Cards (processors/cards.py): marks on the unit, counted in its assessment.
+    yellow_card = "yellow_card"
+    red_card = "red_card"
+    #: Sent back for rework the policy's number of times (提级督办).
+    rework_escalated = "rework_escalated"
 
 
 class EscalationMessage(BaseModel):
@@ -157,7 +207,9 @@ class EscalationMessage(BaseModel):
     contract: Literal["workorder-escalation/1"] = Field(default="workorder-escalation/1", alias="schema")
     escalation_id: int
     work_order_id: str
-    #: reminder (to the unit), overdue (督办, to the command center), leadership (挂牌督办).
+    #: processors.escalation.EscalationLevel: reminder (to the unit), overdue (督办, to the
+    #: command center), leadership (挂牌督办), and the workflow's: accept_reminder,
+    #: accept_overdue, reroute_overdue, yellow_card, red_card, rework_escalated.
     level: str
     recipient: str
     unit: str

@@ -20,9 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.commands import ReturnReason
 from schemas.inbound import EnterpriseId
 from schemas.plates import Plate
 from schemas.signal import FieldValue, SignalKind
+from schemas.workflow import DEFAULT_CARDS, AcceptanceLimits, CardRule, ExtensionLimits
+from schemas.workflow import TimeLimit as TimeLimit  # re-exported: it lived here first
 from schemas.workorder import COMMAND_CENTER, Priority
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=64)]
@@ -149,22 +152,6 @@ class RoutingTree(PolicyModel):
 # ---------------------------------------------------------------- deadlines
 
 
-class TimeLimit(PolicyModel):
-    """Hours of the clock for urgent matters, or working days on China's official calendar."""
-
-    hours: float | None = Field(default=None, gt=0, le=24 * 366)
-    working_days: int | None = Field(default=None, ge=1, le=366)
-
-    @model_validator(mode="after")
-    def _exactly_one_unit(self) -> TimeLimit:
-        if (self.hours is None) == (self.working_days is None):
-            raise ValueError("give either 'hours' or 'working_days'")
-        return self
-
-    def __str__(self) -> str:
-        return f"{self.hours:g} h" if self.hours is not None else f"{self.working_days} working days"
-
-
 class Deadlines(PolicyModel):
     """How long a unit has to close an order, by priority, optionally per kind; and when to
     remind and escalate."""
@@ -177,6 +164,21 @@ class Deadlines(PolicyModel):
     reminder_at: float = Field(default=0.75, gt=0, lt=1)
     #: Overdue by more than this: level 2 escalation to leadership (挂牌督办).
     escalation_grace_hours: float = Field(default=24, gt=0, le=24 * 366)
+    #: 签收时限; none: orders have no acceptance deadline.
+    acceptance: AcceptanceLimits | None = None
+    #: The command center's own time to re-route an order a unit returned (退单).
+    reroute: TimeLimit | None = None
+    #: Yellow and red cards relative to due_at; each level at most once.
+    cards: tuple[CardRule, ...] = DEFAULT_CARDS
+
+    @field_validator("cards")
+    @classmethod
+    def _one_rule_per_card(cls, cards: tuple[CardRule, ...]) -> tuple[CardRule, ...]:
+        levels = [rule.level.value for rule in cards]
+        repeated = sorted({level for level in levels if levels.count(level) > 1})
+        if repeated:
+            raise ValueError(f"one rule per card level; repeated: {', '.join(repeated)}")
+        return cards
 
     @model_validator(mode="after")
     def _every_priority_has_a_default(self) -> Deadlines:
@@ -199,6 +201,19 @@ class LifecyclePolicy(PolicyModel):
     min_officers: int = Field(default=2, ge=1, le=20)
     #: A complaint may be closed as "unreachable" after this many call attempts.
     unreachable_after_attempts: int = Field(default=3, ge=1, le=100)
+    #: 延期申请 limits per order.
+    extensions: ExtensionLimits = ExtensionLimits()
+    #: Reason codes a unit may give for a return (退单); the vocabulary is ReturnReason.
+    return_reasons: frozenset[ReturnReason] = frozenset(ReturnReason)
+    #: An order sent back for rework this many times is raised to leadership (提级督办).
+    reworks_to_leadership: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("return_reasons")
+    @classmethod
+    def _some_reason_allowed(cls, reasons: frozenset[ReturnReason]) -> frozenset[ReturnReason]:
+        if not reasons:
+            raise ValueError("list at least one return reason, or units could never return an order")
+        return reasons
 
 
 # ---------------------------------------------------------------- triage

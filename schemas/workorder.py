@@ -83,6 +83,17 @@ class WorkOrder(BaseModel):
     closed_on_time: bool | None = None
     reopen_count: int = 0
     returned_seconds: float = 0.0
+    #: 签收时限: when the unit must accept it (restarts on reassignment); None: no clock.
+    accept_due_at: datetime | None = None
+    #: Sent back to be done again (重办): rework asked, unsatisfied complainant, reopened.
+    rework_count: int = 0
+    #: 延期申请: requests made, the one waiting (working days or hours), granted in all.
+    extension_requests: int = 0
+    pending_extension_days: int | None = None
+    pending_extension_hours: float | None = None
+    extension_requested_at: datetime | None = None
+    extended_working_days: int = 0
+    extended_hours: float = 0.0
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(
@@ -104,6 +115,7 @@ class WorkOrder(BaseModel):
             suggested_disposition=self.suggested_disposition,
             related_work_order_ids=list(self.related_ids),
             copied_to=list(self.copied_to),
+            accept_due_at=self.accept_due_at,
         )
 
 
@@ -149,4 +161,9 @@ class DispatchedWorkOrder(BaseModel):
         default_factory=list,
         description="Units that get a copy for information (抄送); the message is also published "
         "keyed by each of them. `squad` is the unit responsible.",
+    )
+    accept_due_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the squad must accept the order (签收时限; it restarts on reassignment); "
+        "null or absent when the policy sets no acceptance limit",
     )

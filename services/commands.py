@@ -27,12 +27,12 @@ import structlog
 from config.settings import ProcessingGuarantee
 from processors.command_signing import SignatureRefusal, check
 from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
-from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
+from processors.lifecycle import Clocks, LifecyclePolicy, OrderState, Refusal, Transition, decide
 from schemas.commands import LifecycleEvent, LifecycleEventName, Outcome, RefusalCode, WorkOrderCommand
 from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
-from schemas.workorder import WorkOrder, WorkOrderStatus
+from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from services.dead_letters import Lettered, dead_letter
 from services.failures import error_name, transient
 from services.intake import InboundMessage, unprocessable_rejection
@@ -80,8 +80,11 @@ class CommandHandler:
         policy: LifecyclePolicy,
         senders: SenderKeys,
         guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
+        clocks: Clocks | None = None,
     ) -> None:
         self._repository = repository
+        #: The calendar and acceptance limits decisions count on (default: provisional calendar).
+        self._clocks = clocks or Clocks()
         self._units = units
         self._policy = policy
         self._senders = senders
@@ -213,7 +216,7 @@ class CommandHandler:
             _announce(batch, event)
             return CommandOutcome(command, Outcome.rejected, event, refusal)
         state = _state(row, self._units)
-        decision = decide(state, command, self._policy)
+        decision = decide(state, command, self._policy, self._clocks)
         if isinstance(decision, Refusal):
             detail = {"command_id": command.command_id, "action": command.action.value, "code": decision.code}
             batch.refused(state.id, actor, {**detail, "reason": decision.reason})
@@ -298,6 +301,7 @@ def _state(row: Any, units: frozenset[str]) -> OrderState:
     return OrderState(
         id=row["id"],
         kind=SignalKind(row["kind"]),
+        priority=Priority(row["priority"]),
         status=WorkOrderStatus(row["status"]),
         unit=row["unit"],
         due_at=row["due_at"],
@@ -308,6 +312,16 @@ def _state(row: Any, units: frozenset[str]) -> OrderState:
         returned_at=row["returned_at"],
         returned_seconds=row["returned_seconds"],
         reopen_count=row["reopen_count"],
+        deadline_provisional=row["deadline_provisional"],
+        working_days=row["working_days"],
+        accept_due_at=row["accept_due_at"],
+        rework_count=row["rework_count"],
+        extension_requests=row["extension_requests"],
+        pending_extension_days=row["pending_extension_days"],
+        pending_extension_hours=row["pending_extension_hours"],
+        extension_requested_at=row["extension_requested_at"],
+        extended_working_days=row["extended_working_days"],
+        extended_hours=row["extended_hours"],
     )
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from processors.escalation import due_escalations, recipient
+from processors.calendar import WorkCalendar
+from processors.cards import due_cards
+from processors.clocks import due_acceptance, due_reroute
+from processors.escalation import DueEscalation, due_escalations, recipient
 from schemas.commands import EscalationLevel, EscalationMessage
 from schemas.policy import Deadlines
+from schemas.workflow import AcceptanceLimits, CardLevel
 from schemas.workorder import WorkOrderStatus
+from storage.clock_orders import orders_on_the_clock
 from storage.repository import WorkOrderRepository
 
 
@@ -37,6 +43,70 @@ def fire_due_escalations(repository: WorkOrderRepository, deadlines: Deadlines, 
     return fired
 
 
+def fire_workflow_clocks(
+    repository: WorkOrderRepository,
+    deadlines: Deadlines,
+    calendar: WorkCalendar,
+    now: datetime,
+    reworks_to_leadership: int | None = None,
+) -> int:
+    """Record the acceptance reminders and escalations, the command center's re-route
+    escalations, the yellow and red cards due by ``now``, and orders reworked the policy's
+    number of times (提级督办), each once per order, level and the deadline it is about: the
+    escalation table's key is the set already fired."""
+    acceptance = deadlines.acceptance
+    remind = timedelta(hours=acceptance.remind_before_hours if acceptance else 0)
+    horizon = _card_horizon(deadlines, calendar, now)
+    fired = 0
+    for orders in orders_on_the_clock(repository.engine, horizon, now + remind, reworks_to_leadership):
+        rows = []
+        for order in orders:
+            status, unit = WorkOrderStatus(order["status"]), order["unit"]
+            keyed = [
+                (due, order["accept_due_at"]) for due in _acceptance(status, unit, order, acceptance, now)
+            ]
+            keyed += [
+                (due, due.at)
+                for due in due_reroute(status, unit, order["returned_at"], deadlines.reroute, calendar, now)
+            ]
+            if order["due_at"] <= horizon:  # a candidate for another clock only: no card yet
+                keyed += [
+                    (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
+                    for card in due_cards(status, order["due_at"], deadlines.cards, calendar, now)
+                ]
+            if reworks_to_leadership is not None and order["rework_count"] >= reworks_to_leadership:
+                level = EscalationLevel.rework_escalated
+                keyed.append((DueEscalation(level, recipient(level, unit), now), order["due_at"]))
+            rows += [
+                {"work_order_id": order["id"], "level": due.level.value, "due_at": key, "unit": unit}
+                for due, key in keyed
+            ]
+        fired += repository.record_escalations(rows, now)
+    return fired
+
+
+_CARD_LEVELS = {CardLevel.yellow: EscalationLevel.yellow_card, CardLevel.red: EscalationLevel.red_card}
+
+
+def _acceptance(
+    status: WorkOrderStatus, unit: str, order: Any, acceptance: AcceptanceLimits | None, now: datetime
+) -> list[DueEscalation]:
+    return due_acceptance(status, unit, order["accept_due_at"], acceptance, now) if acceptance else []
+
+
+def _card_horizon(deadlines: Deadlines, calendar: WorkCalendar, now: datetime) -> datetime:
+    """The latest due_at whose earliest card may have come due by ``now`` (a card N working
+    days before due_at is due by now when due_at is at most N working days after now), plus a
+    day: the database narrows, the rules decide exactly."""
+    latest = now
+    for rule in deadlines.cards:
+        if rule.working_days_before is not None:
+            latest = max(latest, calendar.shift_working_days(now, rule.working_days_before).due_at)
+        elif rule.hours_before is not None:
+            latest = max(latest, now + timedelta(hours=rule.hours_before))
+    return latest + timedelta(days=1)
+
+
 def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]:
     """Escalations recorded but not yet published (published, then marked: at least once)."""
     messages = []
@@ -60,14 +130,28 @@ def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]
 
 
 class Escalations:
-    """The escalation service the worker's timer drives."""
+    """The escalation service the worker's timer drives. Given the calendar, the workflow's
+    clocks (acceptance, re-route, cards) fire too."""
 
-    def __init__(self, repository: WorkOrderRepository, deadlines: Deadlines) -> None:
+    def __init__(
+        self,
+        repository: WorkOrderRepository,
+        deadlines: Deadlines,
+        calendar: WorkCalendar | None = None,
+        reworks_to_leadership: int | None = None,
+    ) -> None:
         self._repository = repository
         self._deadlines = deadlines
+        self._calendar = calendar
+        self._reworks = reworks_to_leadership
 
     def fire(self, now: datetime) -> int:
-        return fire_due_escalations(self._repository, self._deadlines, now)
+        fired = fire_due_escalations(self._repository, self._deadlines, now)
+        if self._calendar is not None:
+            fired += fire_workflow_clocks(
+                self._repository, self._deadlines, self._calendar, now, self._reworks
+            )
+        return fired
 
     def pending(self) -> list[EscalationMessage]:
         return pending_messages(self._repository)

@@ -73,6 +73,15 @@ work_order = sa.Table(
     sa.Column("reopen_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("returned_at", UtcDateTime(), nullable=True),
     sa.Column("returned_seconds", sa.Float(), nullable=False, server_default="0"),
+    # The workflow of issue 18 (processors/clocks.py, processors/extensions.py).
+    sa.Column("accept_due_at", UtcDateTime(), nullable=True),
+    sa.Column("rework_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("extension_requests", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("pending_extension_days", sa.Integer(), nullable=True),
+    sa.Column("pending_extension_hours", sa.Float(), nullable=True),
+    sa.Column("extension_requested_at", UtcDateTime(), nullable=True),
+    sa.Column("extended_working_days", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("extended_hours", sa.Float(), nullable=False, server_default="0"),
     #: Units with a copy of the order, comma-separated (routes with ``continue``).
     sa.Column("copied_to", sa.String(512), nullable=False, server_default=""),
     #: Open orders on the same plate or enterprise when it was registered, sorted, comma-separated.

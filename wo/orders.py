@@ -19,6 +19,12 @@ from wo.arguments import aware_time
 from wo.errors import Unreachable
 
 ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
+#: 延期申请: sub-command -> the API's action.
+EXTENSION_ACTIONS = {
+    "request-extension": "request_extension",
+    "approve-extension": "approve_extension",
+    "reject-extension": "reject_extension",
+}
 
 
 def add_commands(commands: Any) -> None:
@@ -35,21 +41,29 @@ def add_commands(commands: Any) -> None:
     show = sub.add_parser("show", help="one order with its full history")
     show.add_argument("order_id")
     show.set_defaults(command=_show)
-    for action in ACTIONS:
-        act = sub.add_parser(action, help=f"send a {action} command as your token's unit")
+    for name, action in {**{a: a for a in ACTIONS}, **EXTENSION_ACTIONS}.items():
+        act = sub.add_parser(name, help=f"send a {action} command as your token's unit")
         act.add_argument("order_id")
         act.add_argument("--officers", default="", help="comma-separated officer ids (feedback, close)")
         act.add_argument(
             "--disposition", help="case_filed, rectification_ordered, warning_minor_violation, ..."
         )
         act.add_argument("--note")
-        act.add_argument("--callback", choices=["satisfied", "unsatisfied", "unreachable"])
+        act.add_argument(
+            "--callback", choices=["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
+        )
         act.add_argument("--attempts", type=int, default=1, help="call attempts, with --callback")
         act.add_argument("--to", dest="to_unit", help="reassign: the unit to give the order to")
         act.add_argument(
             "--until", dest="new_due_at", type=_time, help="extend: the new due time (ISO 8601 with offset)"
         )
-        act.add_argument("--reason", help="return: misrouted, not_our_jurisdiction, duplicate, ...")
+        act.add_argument(
+            "--reason", help="return: not_our_jurisdiction, unclear_ownership, overlapping_duties, ..."
+        )
+        act.add_argument(
+            "--working-days", type=int, help="request/approve-extension: working days asked or granted"
+        )
+        act.add_argument("--hours", type=float, help="request/approve-extension: hours asked or granted")
         act.add_argument("--command-id", help="re-send a command with its id (no second effect)")
         act.set_defaults(command=_act, action=action)
 
@@ -124,6 +138,9 @@ _OPTIONS = {
     "callback.result": "--callback",
     "callback.at": "--callback",
     "callback.attempts": "--attempts",
+    "extension": "--working-days",
+    "extension.working_days": "--working-days",
+    "extension.hours": "--hours",
 }
 
 
@@ -187,6 +204,9 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
     for name in ("disposition", "note", "to_unit", "new_due_at", "reason", "command_id"):
         if getattr(args, name):
             body[name] = getattr(args, name)
+    extension = {"working_days": args.working_days, "hours": args.hours}
+    if any(value is not None for value in extension.values()):
+        body["extension"] = {key: value for key, value in extension.items() if value is not None}
     if args.callback:
         body["callback"] = {
             "result": args.callback,

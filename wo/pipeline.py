@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from api.app import create_app
 from api.auth import load_tokens
 from config.settings import ProcessingGuarantee, Settings
+from processors.lifecycle import Clocks
 from schemas.policy import ReferenceData
 from services.clock import utc_now
 from services.commands import CommandHandler
@@ -166,13 +167,18 @@ def _build_worker(
         # listing, retired or not, decides).
         senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
     commands = CommandHandler(
-        repository, frozenset(policy.units.ids()), policy.lifecycle, senders, settings.processing_guarantee
+        repository,
+        frozenset(policy.units.ids()),
+        policy.lifecycle,
+        senders,
+        settings.processing_guarantee,
+        Clocks(calendar, policy.deadlines.acceptance, policy.deadlines.cutoff),
     )
     return build_app(
         settings,
         intake,
         commands,
-        Escalations(repository, policy.deadlines),
+        Escalations(repository, policy.deadlines, calendar, policy.lifecycle.reworks_to_leadership),
         recompute_deadlines=lambda: recompute_provisional_deadlines(
             repository, calendar, policy.deadlines, utc_now()
         ),

@@ -35,6 +35,13 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
     RefusalCode.callback_incomplete: 422,
     RefusalCode.unknown_unit: 422,
     RefusalCode.unprocessable: 422,
+    RefusalCode.too_late: 409,
+    RefusalCode.extension_pending: 409,
+    RefusalCode.no_extension_pending: 409,
+    RefusalCode.over_limit: 422,
+    RefusalCode.exceeds_request: 422,
+    RefusalCode.reason_not_allowed: 422,
+    RefusalCode.needs_new_feedback: 409,
 }
 
 router = APIRouter()

@@ -171,12 +171,15 @@ class ApiWorld:
     def orders(self) -> list[WorkOrder]:
         return self.repository.list_orders(now=datetime.now(UTC), limit=500)
 
-    def claim(self, unit: str, kind: SignalKind | None = None) -> WorkOrder:
-        """A dispatched order of ``unit`` no other test of the module has claimed."""
+    def claim(self, unit: str, kind: SignalKind | None = None, overdue: bool = False) -> WorkOrder:
+        """A dispatched order of ``unit`` no other test of the module has claimed (``overdue``:
+        one already past its deadline)."""
+        now = datetime.now(UTC)
         for order in sorted(self.orders(), key=lambda o: o.id):
             if (
                 order.unit == unit
                 and (kind is None or order.kind is kind)
+                and (not overdue or order.due_at < now)
                 and order.status is WorkOrderStatus.dispatched
                 and order.id not in self._claimed
             ):

@@ -75,7 +75,9 @@ def test_a_bad_command_field_names_the_option_in_one_line(
         monkeypatch, capsys, api_url, api.tokens["squad-1"], "return", order.id, "--reason", "bored"
     )
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and err.startswith("wo orders: --reason: Input should be 'misrouted'"), err
+    assert err.count("\n") == 1 and err.startswith(
+        "wo orders: --reason: Input should be 'not_our_jurisdiction'"
+    ), err
 
 
 def test_a_refused_command_says_its_refusal_and_reason_in_one_line(
@@ -123,3 +125,45 @@ def test_an_order_shown_gives_its_times_in_china_time_to_the_second(
     assert shown["order"]["due_at"].endswith("+08:00")
     assert shown["history"] and all(entry["at"].endswith("+08:00") for entry in shown["history"])
     assert "Z" not in "".join(str(entry["at"]) for entry in shown["history"])
+
+
+def test_an_extension_asked_after_the_deadline_is_refused_in_one_line_in_china_time(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An order past its deadline (the samples' complaints were due in November): the request
+    reaches the state machine with its amount and reason, and the refusal names the deadline
+    as people read it."""
+    order = api.claim("squad-1", overdue=True)
+    squad = api.tokens["squad-1"]
+    assert wo_orders(monkeypatch, capsys, api_url, squad, "accept", order.id)[0] == 0
+    code, out, err = wo_orders(
+        monkeypatch,
+        capsys,
+        api_url,
+        squad,
+        "request-extension",
+        order.id,
+        "--hours",
+        "6",
+        "--note",
+        "等待车主到案",
+    )
+    assert (code, out) == (1, "")
+    deadline = for_people(order.due_at)
+    assert err == f"wo orders: refused, too_late: an extension is asked before the deadline {deadline}\n"
+    code, out, err = wo_orders(
+        monkeypatch, capsys, api_url, api.tokens["command_center"], "approve-extension", order.id
+    )
+    assert (code, out) == (1, "")
+    assert err == "wo orders: refused, no_extension_pending: no extension request is waiting\n"
+
+
+def test_an_extension_without_its_amount_names_the_option(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order = api.claim("squad-1")
+    code, out, err = wo_orders(
+        monkeypatch, capsys, api_url, api.tokens["squad-1"], "request-extension", order.id, "--hours", "0"
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith("wo orders: --hours: Input should be greater than 0"), err

@@ -30,7 +30,11 @@ def levels(now: datetime, status: WorkOrderStatus = WorkOrderStatus.accepted) ->
         pytest.param(99.9, [EscalationLevel.reminder], id="still-only-reminder"),
         pytest.param(100, [EscalationLevel.reminder, EscalationLevel.overdue], id="overdue-at-due"),
         pytest.param(123.9, [EscalationLevel.reminder, EscalationLevel.overdue], id="within-grace"),
-        pytest.param(124, list(EscalationLevel), id="leadership-after-grace"),
+        pytest.param(
+            124,
+            [EscalationLevel.reminder, EscalationLevel.overdue, EscalationLevel.leadership],
+            id="leadership-after-grace",
+        ),
     ],
 )
 def test_escalations_come_due_at_the_policy_times(hours: float, expected: list[EscalationLevel]) -> None:

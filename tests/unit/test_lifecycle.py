@@ -15,7 +15,7 @@ from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transitio
 from schemas.commands import CallbackResult, CommandAction, Disposition, ReturnReason, WorkOrderCommand
 from schemas.signal import SignalKind
 from schemas.times import for_people
-from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
+from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
 S = WorkOrderStatus
 A = CommandAction
@@ -38,6 +38,7 @@ def order(status: WorkOrderStatus = S.dispatched, **overrides: Any) -> OrderStat
     fields: dict[str, Any] = {
         "id": "WO-1",
         "kind": SignalKind.vehicle_alarm,
+        "priority": Priority.P2,
         "status": status,
         "unit": "squad-1",
         "due_at": DUE,
@@ -90,6 +91,7 @@ def complete_command(
         to_unit="squad-2",
         new_due_at=DUE + timedelta(days=2),
         reason=ReturnReason.misrouted.value,
+        extension={"working_days": 1},
     )
 
 
@@ -145,13 +147,23 @@ ALLOWED: dict[tuple[WorkOrderStatus, CommandAction], WorkOrderStatus] = {
     (S.feedback_submitted, A.close): S.closed,
     (S.feedback_submitted, A.reopen): S.in_progress,
     (S.feedback_submitted, A.extend): S.feedback_submitted,
+    (S.accepted, A.request_extension): S.accepted,
+    (S.in_progress, A.request_extension): S.in_progress,
+    (S.accepted, A.approve_extension): S.accepted,
+    (S.in_progress, A.approve_extension): S.in_progress,
+    (S.feedback_submitted, A.approve_extension): S.feedback_submitted,
+    (S.accepted, A.reject_extension): S.accepted,
+    (S.in_progress, A.reject_extension): S.in_progress,
+    (S.feedback_submitted, A.reject_extension): S.feedback_submitted,
     (S.returned, A.reassign): S.dispatched,
     (S.returned, A.extend): S.returned,
     (S.closed, A.reopen): S.in_progress,
 }
 
 #: Who sends each action in the matrix: the order's unit, or the command center.
-BY_COMMAND_CENTER = {A.reopen, A.reassign, A.extend}
+BY_COMMAND_CENTER = {A.reopen, A.reassign, A.extend, A.approve_extension, A.reject_extension}
+#: Deciding on an extension needs one asked for.
+NEEDS_PENDING = {A.approve_extension, A.reject_extension}
 
 MATRIX = [
     pytest.param(
@@ -166,14 +178,14 @@ MATRIX = [
 
 
 def test_matrix_covers_every_status_and_action() -> None:
-    assert len(MATRIX) == len(WorkOrderStatus) * len(CommandAction) == 56
+    assert len(MATRIX) == len(WorkOrderStatus) * len(CommandAction) == 77
 
 
 @pytest.mark.parametrize(("status", "action", "expected"), MATRIX)
 def test_every_state_and_action_moves_to_the_diagram_status_or_is_refused(
     status: WorkOrderStatus, action: CommandAction, expected: WorkOrderStatus | None
 ) -> None:
-    state = order(status)
+    state = order(status, pending_extension_days=2) if action in NEEDS_PENDING else order(status)
     actor = COMMAND_CENTER if action in BY_COMMAND_CENTER else state.unit
     result = decide(state, complete_command(action, actor), POLICY)
     if expected is None:
@@ -216,6 +228,9 @@ STATE_ALLOWING = {
     A.reopen: S.closed,
     A.reassign: S.in_progress,
     A.extend: S.in_progress,
+    A.request_extension: S.in_progress,
+    A.approve_extension: S.in_progress,
+    A.reject_extension: S.in_progress,
 }
 
 
@@ -316,14 +331,17 @@ def test_other_kinds_close_without_a_callback(kind: SignalKind) -> None:
     assert transition(decide(state, command(A.close), POLICY)).status is S.closed
 
 
-@pytest.mark.parametrize("status", [S.in_progress, S.feedback_submitted], ids=str)
-def test_an_unsatisfied_complainant_reopens_the_complaint(status: WorkOrderStatus) -> None:
-    state = order(status, kind=SignalKind.complaint, reopen_count=2, disposition="unfounded")
+@pytest.mark.parametrize(
+    ("status", "reopen_count"), [(S.in_progress, 0), (S.feedback_submitted, 0), (S.feedback_submitted, 2)]
+)
+def test_an_unsatisfied_complainant_reopens_the_complaint(status: WorkOrderStatus, reopen_count: int) -> None:
+    state = order(status, kind=SignalKind.complaint, reopen_count=reopen_count, disposition="unfounded")
     cmd = command(A.close, COMMAND_CENTER, callback=callback(CallbackResult.unsatisfied))
     reopened = transition(decide(state, cmd, POLICY))
     assert reopened.event == "reopened"
     assert reopened.status is S.in_progress
-    assert reopened.changes["reopen_count"] == 3
+    assert reopened.changes["reopen_count"] == reopen_count + 1
+    assert reopened.changes["rework_count"] == 1
     assert "closed_at" not in reopened.changes
 
 
@@ -550,8 +568,8 @@ def test_reopening_feedback_requests_rework() -> None:
     state = order(S.feedback_submitted, reopen_count=1)
     done = transition(decide(state, command(A.reopen, COMMAND_CENTER, note="photos missing"), POLICY))
     assert done.event == "rework_requested"
-    assert done.changes == {"status": S.in_progress}
-    assert done.detail == {"note_given": True}
+    assert done.changes == {"status": S.in_progress, "rework_count": 1}
+    assert done.detail == {"note_given": True, "rework_count": 1}
 
 
 def test_reopening_a_closed_order_clears_its_closing() -> None:
@@ -563,8 +581,9 @@ def test_reopening_a_closed_order_clears_its_closing() -> None:
         "reopen_count": 2,
         "closed_at": None,
         "closed_on_time": None,
+        "rework_count": 1,
     }
-    assert done.detail == {"note_given": False}
+    assert done.detail == {"note_given": False, "rework_count": 1}
 
 
 # ---------------------------------------------------------------- property: any sequence of commands

@@ -219,7 +219,7 @@ def test_a_negative_max_related_names_its_line(policy_dir: Path) -> None:
 
 
 def test_unknown_kind_in_deadlines_names_its_line(policy_dir: Path) -> None:
-    edit(policy_dir, "deadlines.yaml", "  complaint:\n", "  complaints:\n")
+    edit(policy_dir, "deadlines.yaml", "by_kind:\n  complaint:\n", "by_kind:\n  complaints:\n")
     problem = the_problem(policy_dir)
     assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'complaints:')}:" in str(problem)
 
@@ -245,3 +245,38 @@ def test_every_problem_is_reported_at_once(policy_dir: Path) -> None:
     text = str(caught.value)
     assert f"routes.yaml:{line_of(policy_dir, 'routes.yaml', 'unit: squad-9')}:" in text
     assert "deadlines.yaml:" in text
+
+
+def test_a_card_rule_with_two_offsets_names_its_line(policy_dir: Path) -> None:
+    edit(
+        policy_dir,
+        "deadlines.yaml",
+        "{level: red, working_days_after: 1}",
+        "{level: red, working_days_after: 1, hours_after: 2}",
+    )
+    problem = the_problem(policy_dir)
+    assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'level: red')}:" in str(problem)
+    assert "exactly one of" in str(problem)
+
+
+def test_two_rules_for_one_card_level_are_refused(policy_dir: Path) -> None:
+    edit(
+        policy_dir,
+        "deadlines.yaml",
+        "{level: red, working_days_after: 1}",
+        "{level: yellow, hours_before: 2}",
+    )
+    assert "repeated: yellow" in str(the_problem(policy_dir))
+
+
+def test_an_unknown_return_reason_names_its_line(policy_dir: Path) -> None:
+    edit(policy_dir, "lifecycle.yaml", "  - overlapping_duties\n", "  - overlaping_duties\n")
+    problem = the_problem(policy_dir)
+    assert f"lifecycle.yaml:{line_of(policy_dir, 'lifecycle.yaml', 'overlaping_duties')}:" in str(problem)
+
+
+def test_an_acceptance_limit_missing_a_priority_names_its_line(policy_dir: Path) -> None:
+    edit(policy_dir, "deadlines.yaml", "    P2: {hours: 4}\n", "")
+    problem = the_problem(policy_dir)
+    assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'acceptance:')}:" in str(problem)
+    assert "missing ['P2']" in str(problem)

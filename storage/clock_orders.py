@@ -1,0 +1,55 @@
+"""Orders the workflow's clocks may have something to fire for (processors/clocks.py and
+processors/cards.py): the database narrows them, the pure rules decide exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, RowMapping
+
+from schemas.workorder import WorkOrderStatus
+from storage.tables import work_order
+
+_RUNNING = [
+    WorkOrderStatus.dispatched.value,
+    WorkOrderStatus.accepted.value,
+    WorkOrderStatus.in_progress.value,
+    WorkOrderStatus.feedback_submitted.value,
+]
+
+
+def orders_on_the_clock(
+    engine: Engine, due_by: datetime, accept_by: datetime, reworks: int | None = None, chunk: int = 5000
+) -> Iterator[list[RowMapping]]:
+    """id, unit, status, due_at, accept_due_at, returned_at and rework_count, ``chunk`` at a
+    time (by id), of running orders due by ``due_by`` (the cards' horizon), dispatched orders
+    to accept by ``accept_by``, every returned order (the command center's clock) and open
+    orders sent back ``reworks`` times or more."""
+    c = work_order.c
+    clauses = [
+        sa.and_(c.status.in_(_RUNNING), c.due_at <= due_by),
+        sa.and_(c.status == WorkOrderStatus.dispatched.value, c.accept_due_at <= accept_by),
+        c.status == WorkOrderStatus.returned.value,
+    ]
+    if reworks is not None:
+        clauses.append(sa.and_(c.status != WorkOrderStatus.closed.value, c.rework_count >= reworks))
+    candidates = sa.or_(*clauses)
+    after = ""
+    while True:
+        with engine.connect() as conn:
+            rows = list(
+                conn.execute(
+                    sa.select(
+                        c.id, c.unit, c.status, c.due_at, c.accept_due_at, c.returned_at, c.rework_count
+                    )
+                    .where(candidates, c.id > after)
+                    .order_by(c.id)
+                    .limit(chunk)
+                ).mappings()
+            )
+        if not rows:
+            return
+        yield rows
+        after = rows[-1]["id"]
