@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from schemas.workorder import PipelineEventName
+from schemas.workorder import PipelineEventName, WorkOrderStatus
 from storage import audit_trail
 from storage.bulk import chunks
 from storage.tables import UtcDateTime, escalation, work_order
@@ -38,7 +38,8 @@ class EscalationStore:
         or take a minute (the caller decides exactly). The database does that arithmetic:
         reading every running order each check cost ~10 ms per 1,000 of the leader's CPU.
         """
-        running = ["dispatched", "accepted", "in_progress", "feedback_submitted"]
+        s = WorkOrderStatus
+        running = [s.dispatched.value, s.accepted.value, s.in_progress.value, s.feedback_submitted.value]
         c = work_order.c
         after = ""
         while True:
