@@ -90,6 +90,13 @@ class LifecycleEventName(StrEnum):
     command_rejected = "command_rejected"
 
 
+class OutboxTopic(StrEnum):
+    """Where an outbox row goes (resolved to a topic name by the worker)."""
+
+    lifecycle = "lifecycle"
+    dispatched = "dispatched"
+
+
 class Disposition(StrEnum):
     case_filed = "case_filed"  # 立案查处
     rectification_ordered = "rectification_ordered"  # 责令整改

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -16,6 +17,28 @@ class SignalKind(StrEnum):
     suspect = "suspect"
     checkin_failure = "checkin_failure"
     complaint = "complaint"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKey:
+    """A signal's identity across publishers: its kind and the publisher's id for it (unique
+    within the kind). Stored as ``kind:source_id`` (the ``source_key`` columns)."""
+
+    kind: SignalKind
+    source_id: str
+
+    @classmethod
+    def of(cls, signal: Signal) -> SourceKey:
+        return cls(signal.kind, signal.source_id)
+
+    @classmethod
+    def parse(cls, stored: str) -> SourceKey:
+        """The key of a stored ``kind:source_id`` (a source id may contain colons itself)."""
+        kind, _, source_id = stored.partition(":")
+        return cls(SignalKind(kind), source_id)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.source_id}"
 
 
 class Signal(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -29,6 +30,31 @@ class WorkOrderStatus(StrEnum):
     feedback_submitted = "feedback_submitted"
     returned = "returned"
     closed = "closed"
+
+
+class PipelineEventName(StrEnum):
+    """The type of a row the pipeline writes in an order's history (commands write
+    schemas.commands.LifecycleEventName)."""
+
+    registered = "registered"
+    merged = "merged"
+    dispatched = "dispatched"
+    reminder_sent = "reminder_sent"
+    escalated = "escalated"
+    deadline_changed = "deadline_changed"
+
+
+#: Who the pipeline's own rows of an order's history name as their actor.
+PIPELINE_ACTOR = "pipeline"
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrences:
+    """Signals merged into one order: how many, and when the first and the last occurred."""
+
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
 
 
 class Subject(BaseModel):

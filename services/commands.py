@@ -36,8 +36,8 @@ from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from services.dead_letters import Lettered, dead_letter
 from services.failures import error_name, transient
 from services.intake import InboundMessage, unprocessable_rejection
-from services.ports import OutboxTopic
-from storage.repository import CommandBatch, WorkOrderRepository
+from services.ports import Announcement, CommandBatch, CommandStore, OutboxTopic
+from services.unit_of_work import once_more_if_raced
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class CommandResult:
     applied: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     #: Exactly once: (outbox topic, key, payload) to publish with the commands' offsets.
-    announcements: list[tuple[str, str, str]] = field(default_factory=list)
+    announcements: list[Announcement] = field(default_factory=list)
 
     @property
     def events(self) -> list[LifecycleEvent]:
@@ -75,14 +75,14 @@ log = structlog.get_logger(__name__)
 class CommandHandler:
     def __init__(
         self,
-        repository: WorkOrderRepository,
+        store: CommandStore,
         units: frozenset[str],
         policy: LifecyclePolicy,
         senders: SenderKeys,
         guarantee: ProcessingGuarantee = ProcessingGuarantee.at_least_once,
         clocks: Clocks | None = None,
     ) -> None:
-        self._repository = repository
+        self._store = store
         #: The calendar and acceptance limits decisions count on (default: provisional calendar).
         self._clocks = clocks or Clocks()
         self._units = units
@@ -130,7 +130,7 @@ class CommandHandler:
         it (the API waits for a verdict) learns it and a re-delivery changes nothing."""
         lettered = _dead_letter(message, unprocessable_rejection(error), now)
         if lettered.original is not None:  # kept before the letter is published
-            self._repository.keep_originals([lettered.original])
+            self._store.keep_originals([lettered.original])
         result = CommandResult(dead_letters=[lettered.letter])
         result.rejected[RefusalCode.unprocessable] += 1
         command = decode_command(message.value)
@@ -139,19 +139,20 @@ class CommandHandler:
         refusal = Refusal(RefusalCode.unprocessable, f"the command could not be handled ({error})")
         at = position(message) if self._exactly_once else None
 
-        def work(batch: CommandBatch) -> list[tuple[str, str, str]]:
-            # Exactly once, a command whose announcements are stored was handled: what failed
-            # was publishing them, and would fail again. The dead letter says so.
-            if at is not None and batch.outbox_at([at]):
-                return []
-            batch.position = at
-            if not batch.processed([command.command_id]):
-                batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
-                _announce(batch, _refusal_event(command, refusal, None, batch.now))
-            return batch.written
+        def refuse() -> list[Announcement]:
+            with self._store.command_batch(now) as batch:
+                # Exactly once, a command whose announcements are stored was handled: what
+                # failed was publishing them, and would fail again. The dead letter says so.
+                if at is not None and batch.outbox_at([at]):
+                    return []
+                batch.position = at
+                if not batch.processed([command.command_id]):
+                    batch.record(command.command_id, command.work_order_id, refusal.code, refusal.reason)
+                    _announce(batch, _refusal_event(command, refusal, None, batch.now))
+                return batch.written
 
         try:
-            result.announcements = self._repository.run_commands(work, now)
+            result.announcements = once_more_if_raced(refuse)
         except Exception as exc:
             if transient(exc) is not None:
                 raise  # waited out by the caller
@@ -162,10 +163,10 @@ class CommandHandler:
 
     def outbox(self) -> list[Any]:
         """Announcements written but not yet published (id, topic, key, payload)."""
-        return self._repository.unpublished_outbox()
+        return list(self._store.unpublished_outbox())
 
     def published(self, ids: Sequence[int], now: datetime) -> None:
-        self._repository.mark_outbox_published(ids, now)
+        self._store.mark_outbox_published(ids, now)
 
     def execute(self, commands: Sequence[WorkOrderCommand], now: datetime) -> list[CommandOutcome]:
         """Decide and record each command, in order, in one transaction."""
@@ -177,12 +178,22 @@ class CommandHandler:
         now: datetime,
         positions: Sequence[str | None],
         originals: Sequence[KeptOriginal] = (),
-    ) -> tuple[list[CommandOutcome], list[tuple[str, str, str]]]:
+    ) -> tuple[list[CommandOutcome], list[Announcement]]:
         """The outcomes, and (exactly once) the announcements to publish: those of the commands
         handled, and those stored before from the positions of commands that came again.
         ``originals``: of the batch's redacted dead letters, kept in its transaction."""
 
-        def work(batch: CommandBatch) -> tuple[list[CommandOutcome], list[tuple[str, str, str]]]:
+        return once_more_if_raced(lambda: self._execute_once(commands, now, positions, originals))
+
+    def _execute_once(
+        self,
+        commands: Sequence[WorkOrderCommand | Refused],
+        now: datetime,
+        positions: Sequence[str | None],
+        originals: Sequence[KeptOriginal],
+    ) -> tuple[list[CommandOutcome], list[Announcement]]:
+        """One attempt at the batch, in one transaction."""
+        with self._store.command_batch(now) as batch:
             batch.keep_originals(originals)
             batch.lock_orders([c.work_order_id for c in commands])
             seen = batch.processed([c.command_id for c in commands if isinstance(c, WorkOrderCommand)])
@@ -204,8 +215,6 @@ class CommandHandler:
                 outcomes.append(self._execute_one(batch, command))
             return outcomes, batch.written
 
-        return self._repository.run_commands(work, now)
-
     def _execute_one(self, batch: CommandBatch, command: WorkOrderCommand) -> CommandOutcome:
         row = batch.order_row(command.work_order_id)
         actor = command.actor.unit
@@ -226,7 +235,7 @@ class CommandHandler:
             _announce(batch, event)
             return CommandOutcome(command, Outcome.rejected, event, decision, order)
         detail = _audit(command, decision)
-        batch.apply(state.id, state.status.value, decision.changes, decision.event, actor, detail)
+        batch.apply(state.id, state.status, decision.changes, decision.event, actor, detail)
         batch.record(command.command_id, state.id, Outcome.applied, decision.event)
         order = batch.order(state.id)
         event = LifecycleEvent(

@@ -1,23 +1,24 @@
 """The intake service: a batch of inbound messages in, orders to dispatch and dead letters out.
 
-It ties the pure processors (decode, normalize, route, open an order) to the repository,
-and knows nothing of Kafka or metrics: the stream agent hands it messages and publishes
-what it returns.
+It ties the pure processors (decode, normalize, route, open an order) to a unit of work
+(services.ports.IntakeStore), and knows nothing of Kafka or metrics: the stream agent hands
+it messages and publishes what it returns.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from config.settings import ProcessingGuarantee, Settings
 from processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
 from processors.calendar import WorkCalendar
 from processors.compiled_policy import CompiledPolicy
 from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
+from processors.merging import BatchMerges
 from processors.triage import (
     Action,
     BatchTriageState,
@@ -30,11 +31,12 @@ from processors.triage import (
 from processors.workorders import open_work_order, work_order_id
 from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
 from schemas.policy import ReferenceData
-from schemas.signal import Signal, SignalKind
-from schemas.workorder import WorkOrder
+from schemas.signal import Signal, SignalKind, SourceKey
+from schemas.workorder import PipelineEventName, WorkOrder
 from services.calendar_files import package_schedules
 from services.dead_letters import Lettered, dead_letter
-from storage.repository import IntakeBatch, Result, source_key
+from services.ports import IntakeBatch, IntakeStore
+from services.unit_of_work import once_more_if_raced
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +61,6 @@ def intake_limits(settings: Settings) -> Limits:
         timedelta(days=settings.max_event_age_days),
         timedelta(minutes=settings.max_event_lead_minutes),
     )
-
-
-class WorkOrderStore(Protocol):
-    def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result: ...
-    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
-    def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
-    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -99,15 +94,25 @@ class _Valid:
         return self.admitted.signal
 
     @property
-    def source_key(self) -> str:
-        return source_key(self.signal.kind, self.signal.source_id)
+    def source_key(self) -> SourceKey:
+        return SourceKey.of(self.signal)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What triage of one signal reads and adds to, within one attempt at a batch."""
+
+    reference: ReferenceIndex
+    state: BatchTriageState
+    merges: BatchMerges
+    result: IntakeResult
 
 
 class Intake:
     def __init__(
         self,
         policy: CompiledPolicy,
-        store: WorkOrderStore,
+        store: IntakeStore,
         contracts_by_topic: Mapping[str, str],
         reference: Callable[[], ReferenceData] = ReferenceData,
         calendar: WorkCalendar | None = None,
@@ -130,83 +135,93 @@ class Intake:
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
         """Validate, triage and record a batch: every message ends as an order, a merge, a
         recorded suppression, a known re-delivery or a dead letter."""
-        result = IntakeResult()
+        admitted = IntakeResult()
         reference = self.reference_index()
         valid: list[_Valid] = []
         for message in messages:
-            admitted = admit(message.value, self._contracts[message.topic], reference, now, self.limits)
-            if isinstance(admitted, Rejection):
-                result.rejected[admitted.reason] += 1
-                _add_letter(result, self._dead_letter(message, admitted, now))
+            outcome = admit(message.value, self._contracts[message.topic], reference, now, self.limits)
+            if isinstance(outcome, Rejection):
+                admitted.rejected[outcome.reason] += 1
+                _add_letter(admitted, self._dead_letter(message, outcome, now))
                 continue
-            signal = admitted.signal
-            result.received[signal.kind] += 1
+            signal = outcome.signal
+            admitted.received[signal.kind] += 1
             platform, at = publishing_platform(signal), signal.occurred_at
-            result.platforms[platform] = max(at, result.platforms.get(platform, at))
-            valid.append(_Valid(message, admitted))
-        self._store.run_batch(lambda batch: self._triage_batch(batch, valid, reference, result), now)
+            admitted.platforms[platform] = max(at, admitted.platforms.get(platform, at))
+            valid.append(_Valid(message, outcome))
+        return once_more_if_raced(lambda: self._record(admitted, valid, reference, now))
+
+    def _record(
+        self, admitted: IntakeResult, valid: list[_Valid], reference: ReferenceIndex, now: datetime
+    ) -> IntakeResult:
+        """One attempt at recording the batch, in one transaction: its own result, on top of
+        what admission found (a failed attempt's counts are dropped with it)."""
+        result = replace(
+            admitted,
+            created=[],
+            to_dispatch=[],
+            merged=Counter(),
+            suppressed=Counter(),
+            late=Counter(),
+            redelivered=Counter(),
+        )
+        with self._store.intake_batch(now) as batch:
+            # Before the dead letters are published (a re-delivery keeps them once).
+            batch.keep_originals(result.originals)
+            known = batch.known_sources([item.source_key for item in valid])
+            fresh: dict[SourceKey, _Valid] = {}
+            for item in valid:
+                if item.source_key in known or item.source_key in fresh:
+                    result.redelivered[item.signal.kind] += 1
+                else:
+                    fresh[item.source_key] = item
+            state = self.load_state(batch, [item.signal for item in fresh.values()])
+            merges = BatchMerges()
+            for item in fresh.values():
+                self._triage_one(batch, item, _Context(reference, state, merges, result))
+            # As stored: signals merged later in the batch changed orders created earlier in it.
+            result.created = merges.registered()
+            batch.add_orders(result.created)
+            batch.add_occurrences(merges.into_earlier())
+            result.to_dispatch = result.created + self._republished(batch, valid, known)
+            if self._guarantee is ProcessingGuarantee.exactly_once:
+                # Published in the Kafka transaction that commits this batch's offsets, or the
+                # batch comes again and publishes them again (see _republished).
+                batch.mark_dispatched(result.to_dispatch)
         return result
 
-    def _triage_batch(
-        self, batch: IntakeBatch, valid: list[_Valid], reference: ReferenceIndex, result: IntakeResult
-    ) -> None:
-        # Before the dead letters are published (a re-delivery keeps them once).
-        batch.keep_originals(result.originals)
-        # A retried transaction starts over: forget what the failed attempt counted.
-        result.created, result.to_dispatch = [], []
-        result.merged, result.suppressed, result.redelivered = Counter(), Counter(), Counter()
-        result.late = Counter()
-        known = batch.known_sources([item.source_key for item in valid])
-        fresh: dict[str, _Valid] = {}
-        for item in valid:
-            if item.source_key in known or item.source_key in fresh:
-                result.redelivered[item.signal.kind] += 1
-            else:
-                fresh[item.source_key] = item
-        state = self.load_state(batch, [item.signal for item in fresh.values()])
-        for key, item in fresh.items():
-            outcome = decide(item.admitted, self.policy, reference, state, batch.now)
-            payload = item.admitted.event.model_dump(mode="json", by_alias=True)
-            position = _position(item.message)
-            if item.admitted.timing is EventTime.late and outcome.action is not Action.suppress:
-                result.late[item.signal.kind] += 1
-            if outcome.action is Action.create:
-                order = self.open_order(outcome, batch.now)
-                detail = _audit(outcome, position, due_at=order.due_at)
-                batch.add_order(order, key, payload, detail, position)
-                state.record(outcome, order.id, batch.now)
-                result.created.append(order)
-            elif outcome.action is Action.merge and outcome.merge_into is not None:
-                detail = _audit(outcome, position)
-                batch.merge(
-                    outcome.merge_into.id,
-                    key,
-                    item.signal.kind,
-                    item.signal.occurred_at,
-                    payload,
-                    detail,
-                    position,
-                )
-                state.record(outcome, None, batch.now)
-                result.merged[item.signal.kind] += 1
-            elif outcome.suppression is not None:
-                batch.suppress(_suppressed_row(key, item.signal, outcome, payload))
-                state.record(outcome, None, batch.now)
-                result.suppressed[outcome.suppression.reason] += 1
-        # As stored: signals merged later in the batch changed orders created earlier in it.
-        result.created = batch.created()
-        result.to_dispatch = result.created + self._republished(batch, valid, known)
-        if self._guarantee is ProcessingGuarantee.exactly_once:
-            # Published in the Kafka transaction that commits this batch's offsets, or the batch
-            # comes again and publishes them again (see _republished).
-            batch.mark_dispatched(result.to_dispatch)
+    def _triage_one(self, batch: IntakeBatch, item: _Valid, context: _Context) -> None:
+        """Decide what a fresh signal makes: an order, a merge into one, or a suppression."""
+        state, result, key, kind = context.state, context.result, item.source_key, item.signal.kind
+        outcome = decide(item.admitted, self.policy, context.reference, state, batch.now)
+        payload = item.admitted.event.model_dump(mode="json", by_alias=True)
+        position = _position(item.message)
+        if item.admitted.timing is EventTime.late and outcome.action is not Action.suppress:
+            result.late[kind] += 1
+        if outcome.action is Action.create:
+            order = self.open_order(outcome, batch.now)
+            detail = _audit(outcome, position, due_at=order.due_at)
+            batch.record_signal(key, order.id, payload, position, PipelineEventName.registered, detail)
+            context.merges.register(order, key.source_id)
+            state.record(outcome, order.id, batch.now)
+        elif outcome.action is Action.merge and outcome.merge_into is not None:
+            target = outcome.merge_into.id
+            detail = _audit(outcome, position)
+            batch.record_signal(key, target, payload, position, PipelineEventName.merged, detail)
+            context.merges.merge(target, key.source_id, item.signal.occurred_at)
+            state.record(outcome, None, batch.now)
+            result.merged[kind] += 1
+        elif outcome.suppression is not None:
+            batch.suppress(key, _suppressed_row(item.signal, outcome, payload))
+            state.record(outcome, None, batch.now)
+            result.suppressed[outcome.suppression.reason] += 1
 
     def open_order(self, outcome: TriageOutcome, now: datetime) -> WorkOrder:
         """The order ``outcome`` creates, with its deadline from ``now`` (the receipt)."""
         return open_work_order(outcome, self.policy.source.deadlines, self.calendar, now)
 
     def _republished(
-        self, batch: IntakeBatch, valid: list[_Valid], known: dict[str, str | None]
+        self, batch: IntakeBatch, valid: list[_Valid], known: dict[SourceKey, str | None]
     ) -> list[WorkOrder]:
         """Stored orders a re-delivered or re-sent signal must publish again.
 
@@ -341,12 +356,9 @@ def _audit(outcome: TriageOutcome, position: str, due_at: datetime | None = None
     return detail
 
 
-def _suppressed_row(
-    key: str, signal: Signal, outcome: TriageOutcome, payload: dict[str, Any]
-) -> dict[str, Any]:
+def _suppressed_row(signal: Signal, outcome: TriageOutcome, payload: dict[str, Any]) -> dict[str, Any]:
     assert outcome.suppression is not None
     return {
-        "source_key": key,
         "kind": signal.kind.value,
         "reason": outcome.suppression.reason.value,
         "rule_key": outcome.suppression.rule_key,

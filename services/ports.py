@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from schemas.commands import WorkOrderCommand
+from schemas.commands import LifecycleEventName, WorkOrderCommand
+from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
 from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
-from schemas.workorder import WorkOrder
+from schemas.signal import SourceKey
+from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+
+#: (outbox topic, key, payload) of one announcement.
+Announcement = tuple[str, str, str]
 
 
 class CommandPublisher(Protocol):
@@ -21,13 +28,6 @@ class CommandPublisher(Protocol):
 
 class CommandNotPublished(UnavailableError):
     pass
-
-
-class OutboxTopic(StrEnum):
-    """Where an outbox row goes (resolved to a topic name by the worker)."""
-
-    lifecycle = "lifecycle"
-    dispatched = "dispatched"
 
 
 class OrderReads(Protocol):
@@ -73,3 +73,96 @@ class DeadLetterArchive(Protocol):
 
 class ApiStore(OrderReads, PersonalDataLog, CommandLedger, DeadLetterArchive, Protocol):
     """Everything the HTTP API reads and records."""
+
+
+# --- the units of work of the intake and of lifecycle commands ----------------------------
+#
+# A service opens one per batch (``with store.intake_batch(now) as batch:``): what the block
+# writes commits when it ends normally, and nothing of it when it raises. A unit of work
+# that lost a race on a unique index raises storage.transaction.LostRace: the service runs
+# the whole unit again, once (services.unit_of_work.once_more_if_raced).
+
+
+class IntakeBatch(Protocol):
+    """One intake batch's reads and writes (the writes are buffered until the block ends)."""
+
+    now: datetime
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
+        """Source keys already recorded -> their order id (None for a suppressed signal)."""
+
+    def source_positions(self, keys: Sequence[SourceKey]) -> dict[SourceKey, tuple[str, str | None]]:
+        """Source key -> (its order id, the topic/partition/offset it was recorded from)."""
+
+    def orders(self, ids: Sequence[str]) -> list[WorkOrder]: ...
+    def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
+        """Those of ``ids`` registered earlier but never published."""
+
+    def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
+        """Dedupe key -> (order id, unit, last seen) of its most recently seen open order."""
+
+    def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]: ...
+    def open_orders_by_subject(self, subjects: Sequence[str]) -> dict[str, list[str]]: ...
+    def record_signal(
+        self,
+        source: SourceKey,
+        order_id: str,
+        payload: dict[str, Any],
+        position: str,
+        event: PipelineEventName,
+        detail: dict[str, Any],
+    ) -> None:
+        """Keep a signal as its order's evidence, with the row of the order's history it makes."""
+
+    def add_orders(self, orders: Sequence[WorkOrder]) -> None:
+        """The orders the batch registers, as they are once every signal of it is merged."""
+
+    def add_occurrences(self, merged: Mapping[str, Occurrences]) -> None:
+        """Signals the batch merged into orders registered before it, by order id."""
+
+    def suppress(self, source: SourceKey, record: dict[str, Any]) -> None: ...
+    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None: ...
+
+
+class IntakeStore(Protocol):
+    def intake_batch(self, now: datetime) -> AbstractContextManager[IntakeBatch]: ...
+    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
+    def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+
+
+class CommandBatch(Protocol):
+    """A batch of lifecycle commands' reads and writes."""
+
+    now: datetime
+    #: Exactly once: the position of the command being handled (its announcements are stored
+    #: with it, as published, and listed in ``written``).
+    position: str | None
+    written: list[Announcement]
+
+    def outbox_at(self, positions: Sequence[str]) -> dict[str, list[Announcement]]: ...
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def processed(self, command_ids: Sequence[str]) -> set[str]: ...
+    def lock_orders(self, order_ids: Sequence[str]) -> None: ...
+    def order_row(self, order_id: str) -> Mapping[str, Any] | None: ...
+    def apply(
+        self,
+        order_id: str,
+        expected_status: WorkOrderStatus,
+        changes: dict[str, Any],
+        event: LifecycleEventName,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> None: ...
+    def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None: ...
+    def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None: ...
+    def record(self, command_id: str, order_id: str, outcome: StrEnum, reason: str) -> None: ...
+    def order(self, order_id: str) -> WorkOrder: ...
+
+
+class CommandStore(Protocol):
+    def command_batch(self, now: datetime) -> AbstractContextManager[CommandBatch]: ...
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def unpublished_outbox(self, limit: int = 1000) -> Sequence[Mapping[str, Any]]: ...
+    def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None: ...

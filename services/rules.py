@@ -17,10 +17,10 @@ from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOu
 from processors.workorders import open_work_order
 from schemas.inbound import CONTRACTS
 from schemas.policy import Policy, ReferenceData
-from schemas.signal import Signal
+from schemas.signal import Signal, SourceKey
 from schemas.workorder import WorkOrder
 from services.intake import Intake
-from storage.repository import IntakeBatch, WorkOrderRepository, source_key
+from storage.repository import WorkOrderRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,9 @@ def explain(
         outcome = decide_with(BatchTriageState())
     else:
         intake = Intake(policy, repository, {}, reference=lambda: reference, calendar=calendar)
-        key = source_key(signal.kind, signal.source_id)
-
-        def look(batch: IntakeBatch) -> tuple[TriageOutcome, dict[str, str | None]]:
-            return decide_with(intake.load_state(batch, [signal])), batch.known_sources([key])
-
-        outcome, known = repository.read_only(look, now)
+        key = SourceKey.of(signal)
+        with repository.read_only(now) as batch:
+            outcome, known = decide_with(intake.load_state(batch, [signal])), batch.known_sources([key])
         if key in known:
             recorded = known[key] or "suppressed"
     if outcome.action is not Action.create:

@@ -83,3 +83,8 @@ def _converter(column: sa.Column[Any], dialect: Dialect) -> Convert:
     # SQLite, and then compares below the same time bound as a query parameter.
     processor: Convert = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor
+
+
+def chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """Keep IN lists within every backend's parameter limits."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -3,16 +3,21 @@ and no broker. The storage and Kafka adapters keep their own tests on the real t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from schemas.commands import WorkOrderCommand
+from processors.merging import with_occurrences
+from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import KeptOriginal
 from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
-from schemas.workorder import WorkOrder, WorkOrderStatus
-from services.ports import CommandNotPublished
+from schemas.signal import SourceKey
+from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+from services.ports import Announcement, CommandNotPublished
+from storage.transaction import LostRace
 
 _CLOSED = {WorkOrderStatus.closed}
 
@@ -108,3 +113,257 @@ class FakeWorker:
         decided = self.verdict(command)
         if decided is not None:
             self.store.verdicts.setdefault(command.command_id, decided)
+
+
+# --- the units of work (services.ports.IntakeStore, CommandStore) ---------------------------
+
+
+@dataclass
+class InMemoryIntakeStore:
+    """services.ports.IntakeStore over dicts. A batch's writes are applied when its block
+    ends normally; ``races``: how many commits first lose a race (raise LostRace) instead."""
+
+    orders: dict[str, WorkOrder] = field(default_factory=dict)
+    #: Source key -> (its order id, the position it was read from).
+    sources: dict[SourceKey, tuple[str, str]] = field(default_factory=dict)
+    suppressed: dict[SourceKey, dict[str, Any]] = field(default_factory=dict)
+    #: (order id, event name, detail) of every history row, in order.
+    history: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    dispatched: set[str] = field(default_factory=set)
+    originals: dict[str, KeptOriginal] = field(default_factory=dict)
+    races: int = 0
+    commits: int = 0
+
+    @contextmanager
+    def intake_batch(self, now: datetime) -> Iterator[InMemoryIntakeBatch]:
+        batch = InMemoryIntakeBatch(self, now)
+        yield batch
+        if self.races:
+            self.races -= 1
+            raise LostRace(RuntimeError("another worker committed first"))
+        batch.commit()
+        self.commits += 1
+
+    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
+        for order in orders:
+            if order.id not in self.dispatched:
+                self.dispatched.add(order.id)
+                self.history.append((order.id, PipelineEventName.dispatched, {"unit": order.unit}))
+
+    def undispatched(self, limit: int = 1000) -> list[WorkOrder]:
+        return [o for o in self.orders.values() if o.id not in self.dispatched][:limit]
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        for original in originals:
+            self.originals.setdefault(original.id, original)
+
+    def open_orders(self) -> list[WorkOrder]:
+        found = [o for o in self.orders.values() if o.status is not WorkOrderStatus.closed]
+        return sorted(found, key=lambda o: (o.created_at, o.id))
+
+
+class InMemoryIntakeBatch:
+    """services.ports.IntakeBatch of an InMemoryIntakeStore."""
+
+    def __init__(self, store: InMemoryIntakeStore, now: datetime) -> None:
+        self._store = store
+        self.now = now
+        self._originals: list[KeptOriginal] = []
+        self._signals: list[tuple[SourceKey, str, str, str, dict[str, Any]]] = []
+        self._orders: list[WorkOrder] = []
+        self._occurrences: dict[str, Occurrences] = {}
+        self._suppressed: dict[SourceKey, dict[str, Any]] = {}
+        self._dispatching: list[WorkOrder] = []
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        self._originals += originals
+
+    def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
+        found: dict[SourceKey, str | None] = {
+            k: self._store.sources[k][0] for k in keys if k in self._store.sources
+        }
+        return found | {k: None for k in keys if k in self._store.suppressed}
+
+    def source_positions(self, keys: Sequence[SourceKey]) -> dict[SourceKey, tuple[str, str | None]]:
+        return {k: self._store.sources[k] for k in keys if k in self._store.sources}
+
+    def orders(self, ids: Sequence[str]) -> list[WorkOrder]:
+        return [self._store.orders[i] for i in ids if i in self._store.orders]
+
+    def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
+        return [o for o in self.orders(ids) if o.id not in self._store.dispatched]
+
+    def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
+        found: dict[str, tuple[str, str, datetime]] = {}
+        for o in sorted(self._store.open_orders(), key=lambda o: o.last_seen_at):
+            if o.dedupe_key is not None and o.dedupe_key in keys:
+                found[o.dedupe_key] = (o.id, o.unit, o.last_seen_at)
+        return found
+
+    def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        found: dict[str, list[datetime]] = {}
+        recorded = [(o.violation_key, o.created_at) for o in self._store.orders.values()]
+        recorded += [(r["violation_key"], r["received_at"]) for r in self._store.suppressed.values()]
+        for key, at in recorded:
+            if key is not None and key in keys and at >= since:
+                found.setdefault(key, []).append(at)
+        return found
+
+    def open_orders_by_subject(self, subjects: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for o in self._store.open_orders():
+            for subject in {o.subject.plate, o.subject.enterprise_id} & set(subjects):
+                found.setdefault(str(subject), []).append(o.id)
+        return found
+
+    def record_signal(
+        self,
+        source: SourceKey,
+        order_id: str,
+        payload: dict[str, Any],
+        position: str,
+        event: PipelineEventName,
+        detail: dict[str, Any],
+    ) -> None:
+        self._signals.append((source, order_id, position, event, detail))
+
+    def add_orders(self, orders: Sequence[WorkOrder]) -> None:
+        self._orders += orders
+
+    def add_occurrences(self, merged: Mapping[str, Occurrences]) -> None:
+        self._occurrences.update(merged)
+
+    def suppress(self, source: SourceKey, record: dict[str, Any]) -> None:
+        self._suppressed[source] = {**record, "received_at": self.now}
+
+    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None:
+        self._dispatching += orders
+
+    def commit(self) -> None:
+        store = self._store
+        store.keep_originals(self._originals)
+        store.orders |= {o.id: o for o in self._orders}
+        for order_id, merged in self._occurrences.items():
+            store.orders[order_id] = with_occurrences(store.orders[order_id], merged)
+        for source, order_id, position, event, detail in self._signals:
+            store.sources[source] = (order_id, position)
+            store.history.append((order_id, event, detail))
+        store.suppressed |= self._suppressed
+        store.mark_dispatched(self._dispatching, self.now)
+
+
+@dataclass
+class InMemoryCommandStore:
+    """services.ports.CommandStore over dicts: each order as its work_order row (columns
+    by name), the processed command ids, the outbox. ``races`` as InMemoryIntakeStore's."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    processed: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: (topic, key, payload, position, published) of every announcement, in order.
+    outbox: list[tuple[str, str, str, str | None, bool]] = field(default_factory=list)
+    history: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    originals: dict[str, KeptOriginal] = field(default_factory=dict)
+    races: int = 0
+
+    def add(self, order: WorkOrder) -> WorkOrder:
+        self.rows[order.id] = {**order.model_dump(), "returned_at": None, "returned_seconds": 0.0}
+        return order
+
+    def order(self, order_id: str) -> WorkOrder:
+        row = self.rows[order_id]
+        return WorkOrder.model_validate({k: v for k, v in row.items() if k in WorkOrder.model_fields})
+
+    @contextmanager
+    def command_batch(self, now: datetime) -> Iterator[InMemoryCommandBatch]:
+        # Copies: a block that raises leaves the store as it was (a rollback).
+        batch = InMemoryCommandBatch(
+            InMemoryCommandStore(
+                {k: dict(v) for k, v in self.rows.items()},
+                dict(self.processed),
+                list(self.outbox),
+                list(self.history),
+                dict(self.originals),
+            ),
+            now,
+        )
+        yield batch
+        if self.races:
+            self.races -= 1
+            raise LostRace(RuntimeError("another worker committed first"))
+        done = batch.store
+        self.rows, self.processed, self.outbox = done.rows, done.processed, done.outbox
+        self.history, self.originals = done.history, done.originals
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        for original in originals:
+            self.originals.setdefault(original.id, original)
+
+    def unpublished_outbox(self, limit: int = 1000) -> list[dict[str, Any]]:
+        unpublished = [(i, row) for i, row in enumerate(self.outbox) if not row[4]]
+        return [{"id": i, "topic": t, "key": k, "payload": p} for i, (t, k, p, _, _) in unpublished][:limit]
+
+    def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None:
+        for i in ids:
+            topic, key, payload, position, _ = self.outbox[i]
+            self.outbox[i] = (topic, key, payload, position, True)
+
+
+class InMemoryCommandBatch:
+    """services.ports.CommandBatch over a copy of an InMemoryCommandStore."""
+
+    def __init__(self, store: InMemoryCommandStore, now: datetime) -> None:
+        self.store = store
+        self.now = now
+        self.position: str | None = None
+        self.written: list[Announcement] = []
+
+    def outbox_at(self, positions: Sequence[str]) -> dict[str, list[Announcement]]:
+        found: dict[str, list[Announcement]] = {}
+        for topic, key, payload, position, _ in self.store.outbox:
+            if position is not None and position in positions:
+                found.setdefault(position, []).append((topic, key, payload))
+        return found
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        self.store.keep_originals(originals)
+
+    def processed(self, command_ids: Sequence[str]) -> set[str]:
+        return set(command_ids) & set(self.store.processed)
+
+    def lock_orders(self, order_ids: Sequence[str]) -> None:
+        pass  # one worker: nothing to wait for
+
+    def order_row(self, order_id: str) -> dict[str, Any] | None:
+        row = self.store.rows.get(order_id)
+        return None if row is None else dict(row)
+
+    def apply(
+        self,
+        order_id: str,
+        expected_status: WorkOrderStatus,
+        changes: dict[str, Any],
+        event: LifecycleEventName,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> None:
+        row = self.store.rows[order_id]
+        if row["status"] != expected_status:
+            raise RuntimeError(f"order {order_id} changed under command handling")
+        row.update(changes)
+        self.store.history.append((order_id, event, actor, detail))
+
+    def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None:
+        self.store.history.append((order_id, LifecycleEventName.command_rejected, actor, detail))
+
+    def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None:
+        self.store.outbox.append((topic, key, payload, self.position, self.position is not None))
+        if self.position is not None:
+            self.written.append((topic, key, payload))
+
+    def record(self, command_id: str, order_id: str, outcome: StrEnum, reason: str) -> None:
+        if command_id in self.store.processed:
+            raise LostRace(RuntimeError("command_id recorded already"))
+        self.store.processed[command_id] = (order_id, outcome.value, reason)
+
+    def order(self, order_id: str) -> WorkOrder:
+        return self.store.order(order_id)

@@ -18,9 +18,9 @@ from processors.signals import to_signal
 from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
 from processors.workorders import work_order_id
 from schemas.policy import Policy
+from schemas.signal import SourceKey
 from schemas.workorder import COMMAND_CENTER
 from services.policy_files import ReferenceFiles
-from storage.repository import source_key
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def build_workload(config: CrashConfig, topics: Topics, policy: Policy, now: dat
                 if judged != (EventTime.on_time, ""):
                     raise AssertionError(f"generated an event time not on time: {signal_.occurred_at}")
                 outcome = triage(signal_, compiled, index, state, now)
-                key = source_key(signal_.kind, signal_.source_id)
+                key = str(SourceKey.of(signal_))
                 if outcome.action is Action.create:
                     order_id = work_order_id(signal_)
                     state.record(outcome, order_id, now)

@@ -9,8 +9,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from storage.command_uow import CommandBatch
 from storage.database import create_engine, migrate
-from storage.repository import CommandBatch, WorkOrderRepository
+from storage.repository import WorkOrderRepository
 from storage.tables import work_order
 from tests.integration.test_repository import alarm_message, make_intake
 

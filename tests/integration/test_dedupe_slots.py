@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,13 +26,16 @@ from sqlalchemy.exc import IntegrityError
 
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
+from schemas.commands import LifecycleEventName
+from schemas.deadletter import KeptOriginal
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import WaitingFor, transient
 from services.intake import InboundMessage, Intake, IntakeResult, combined
 from services.policy_files import load_policy, load_reference
 from storage.database import MIGRATIONS, create_engine
 from storage.dedupe_slots import DedupeSlotTaken, slot_taken
-from storage.repository import IntakeBatch, Result, WorkOrderRepository
+from storage.intake_uow import IntakeBatch
+from storage.repository import WorkOrderRepository
 from storage.tables import work_order, work_order_source
 from streams.resilience import Task
 from streams.retry import settle
@@ -88,11 +92,9 @@ def close(repository: WorkOrderRepository, order_id: str, now: datetime = NOW) -
     order = repository.get(order_id)
     assert order is not None
 
-    def work(batch: Any) -> None:
-        changes = {"status": WorkOrderStatus.closed, "closed_at": now, "disposition": "handled"}
-        batch.apply(order_id, order.status.value, changes, "closed", "test", {})
-
-    repository.run_commands(work, now)
+    changes = {"status": WorkOrderStatus.closed, "closed_at": now, "disposition": "handled"}
+    with repository.command_batch(now) as batch:
+        batch.apply(order_id, order.status, changes, LifecycleEventName.closed, "test", {})
 
 
 class Interleaved:
@@ -103,14 +105,15 @@ class Interleaved:
         self._repository = repository
         self._interlopers = interlopers
 
-    def run_batch(self, work: Callable[[IntakeBatch], Result], now: datetime) -> Result:
-        def racing(batch: IntakeBatch) -> Result:
-            result = work(batch)
+    @contextmanager
+    def intake_batch(self, now: datetime) -> Iterator[IntakeBatch]:
+        with self._repository.intake_batch(now) as batch:
+            yield batch
             if self._interlopers:
                 self._interlopers.pop(0)()
-            return result
 
-        return self._repository.run_batch(racing, now)
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        self._repository.keep_originals(originals)
 
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         self._repository.mark_dispatched(orders, now)

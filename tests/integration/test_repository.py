@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
+from schemas.signal import SignalKind, SourceKey
 from schemas.workorder import WorkOrder
 from services.intake import InboundMessage, Intake, IntakeResult
 from services.policy_files import load_policy, load_reference
@@ -632,12 +633,15 @@ def test_recorded_publisher_ids_name_their_order_or_none_when_suppressed(
     intake: Intake, repository: WorkOrderRepository, engine: Engine
 ) -> None:
     intake.handle(sample_messages(), T0)
-    sources = {row["source_key"]: row["work_order_id"] for row in rows(engine, work_order_source)}
-    suppressed = {row["source_key"]: None for row in rows(engine, suppressed_signal)}
+    sources = {
+        SourceKey.parse(row["source_key"]): row["work_order_id"] for row in rows(engine, work_order_source)
+    }
+    suppressed = {SourceKey.parse(row["source_key"]): None for row in rows(engine, suppressed_signal)}
     assert sources and suppressed
-    asked = [*sources, *suppressed, "vehicle_alarm:never-sent/1"]
+    asked = [*sources, *suppressed, SourceKey(SignalKind.vehicle_alarm, "never-sent/1")]
 
-    known = repository.read_only(lambda batch: batch.known_sources(asked), T1)
+    with repository.read_only(T1) as batch:
+        known = batch.known_sources(asked)
 
     assert known == {**sources, **suppressed}
 
@@ -674,8 +678,9 @@ def test_earlier_violations_are_read_from_orders_and_suppressed_signals(
                 expected.setdefault(row["violation_key"], []).append(row[at])
     keys = sorted(expected)
 
-    found = repository.read_only(lambda batch: batch.violations([*keys, "never"], T0 - timedelta(days=1)), T2)
-    later = repository.read_only(lambda batch: batch.violations(keys, T2), T2)
+    with repository.read_only(T2) as batch:
+        found = batch.violations([*keys, "never"], T0 - timedelta(days=1))
+        later = batch.violations(keys, T2)
 
     assert {key: sorted(times) for key, times in found.items()} == {
         key: sorted(times) for key, times in expected.items()

@@ -14,6 +14,7 @@ from processors.compiled_policy import compile_policy
 from processors.intake import Rejection, decode_command, decode_event
 from schemas.deadletter import RejectionReason
 from schemas.inbound import CONTRACTS, VehicleAlarm
+from tests.fakes import InMemoryIntakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -108,19 +109,9 @@ def test_event_times_beyond_the_clock_skew_are_dead_lettered() -> None:
     from services.intake import InboundMessage, Intake
     from services.policy_files import load_policy
 
-    class NoStore:
-        """Nothing reaches storage in this test: every message is rejected before it."""
-
-        def run_batch(self, work: Any, now: datetime) -> None:
-            return None
-
-        def mark_dispatched(self, orders: Any, now: datetime) -> None: ...
-
-        def undispatched(self, limit: int = 1000) -> list[Any]:
-            return []
-
+    store = InMemoryIntakeStore()
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    intake = Intake(compile_policy(load_policy(ROOT / "policy")), NoStore(), {"alarms": "vehicle-alarm/1"})  # type: ignore[arg-type]
+    intake = Intake(compile_policy(load_policy(ROOT / "policy")), store, {"alarms": "vehicle-alarm/1"})
     messages = []
     # Old events are not bad input (tests/unit/test_event_times.py); clock errors are.
     for offset, when in enumerate((now + timedelta(hours=2), now + timedelta(days=3650))):
@@ -131,6 +122,7 @@ def test_event_times_beyond_the_clock_skew_are_dead_lettered() -> None:
     ahead = "more than 1:00:00 ahead of 2026-11-23 20:00:00+08:00"
     assert all(ahead in letter.detail for letter in result.dead_letters)
     assert sum(result.received.values()) == 0
+    assert store.orders == {} and store.history == []
 
 
 def test_a_time_with_no_utc_equivalent_is_rejected_not_crashing() -> None:

@@ -1,0 +1,70 @@
+"""Which orders reached their squads: ``work_order.dispatched_at`` and the ``dispatched`` row
+of each order's history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
+from storage import audit_trail
+from storage.one_of import one_of
+from storage.order_rows import with_sources
+from storage.tables import work_order
+
+_c = work_order.c
+
+# Rows locked in id order, as intake merges lock them (PostgreSQL found deadlocks with the
+# scan order when a worker merged into orders another transaction was marking).
+_MARK_DISPATCHED = (
+    sa.update(work_order)
+    .where(
+        _c.id.in_(
+            sa.select(_c.id)
+            .where(one_of(_c.id, "ids"), _c.dispatched_at.is_(None))
+            .order_by(_c.id)
+            .with_for_update()
+        )
+    )
+    .values(
+        dispatched_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+        status=WorkOrderStatus.dispatched.value,
+    )
+    .returning(_c.id, _c.unit)
+)
+
+
+def record_dispatched(conn: Connection, ids: list[str], now: datetime) -> None:
+    """Mark ``ids`` dispatched (those not marked yet) with one ``dispatched`` event each."""
+    newly = conn.execute(_MARK_DISPATCHED, {"ids": ids, "now": now}).all()
+    entries = [
+        audit_trail.entry(row.id, now, PipelineEventName.dispatched, {"unit": row.unit}) for row in newly
+    ]
+    audit_trail.append(conn, entries)
+
+
+class DispatchMarks:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
+        """Record that these orders were published to their squads (once per order)."""
+        if not orders:
+            return
+        with self._engine.begin() as conn:
+            record_dispatched(conn, [order.id for order in orders], now)
+
+    def undispatched(self, limit: int = 1000) -> list[WorkOrder]:
+        """Registered orders not yet published (e.g. the worker died between the two steps)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(work_order)
+                .where(work_order.c.dispatched_at.is_(None))
+                .order_by(work_order.c.created_at)
+                .limit(limit)
+            ).mappings()
+            return with_sources(conn, list(rows))

@@ -1,0 +1,229 @@
+"""The intake's unit of work: one batch's reads and writes, in one transaction.
+
+The service opens it (``with repository.intake_batch(now) as batch:``); the batch's writes
+are buffered and written when the block ends normally, one multi-row statement per table,
+then committed. A unique index refusing a row another worker committed first raises
+storage.transaction.LostRace: the service does the whole batch again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from schemas.deadletter import KeptOriginal
+from schemas.signal import SourceKey
+from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+from storage import audit_trail, dead_letters, intake_queries
+from storage.bulk import chunks, insert_rows
+from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
+from storage.dispatch_marks import record_dispatched
+from storage.order_rows import order_row, with_sources
+from storage.tables import suppressed_signal, work_order, work_order_source
+from storage.transaction import races_reported
+
+
+@contextmanager
+def intake_unit(engine: Engine, now: datetime, commit: bool = True) -> Iterator[IntakeBatch]:
+    """An intake batch in a transaction: written and committed when the block ends normally
+    (``commit=False``: rolled back whatever it wrote, for a look at the current state)."""
+    if not commit:
+        with engine.connect() as conn:
+            try:
+                yield IntakeBatch(conn, now)
+            finally:
+                conn.rollback()
+        return
+    with races_reported(_what_losing_twice_means), engine.begin() as conn:
+        batch = IntakeBatch(conn, now)
+        yield batch
+        batch.flush()
+
+
+def _what_losing_twice_means(exc: IntegrityError) -> Exception:
+    """Losing the dedupe race again is a conflict the caller retries (services.failures),
+    not a failure of the batch's messages."""
+    if not slot_taken(exc):
+        return exc
+    taken = DedupeSlotTaken()
+    taken.__cause__ = exc
+    return taken
+
+
+class IntakeBatch:
+    """services.ports.IntakeBatch over one database connection."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self.now = now
+        # What the batch decided, written by flush() in one statement per table.
+        self._orders: list[WorkOrder] = []
+        self._merges: dict[str, Occurrences] = {}
+        self._sources: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._suppressed: list[dict[str, Any]] = []
+        self._dispatching: list[str] = []
+        #: Dedupe key -> the order seen holding its slot (a new order takes it over).
+        self._slot_holders: dict[str, str] = {}
+
+    def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
+        """Keep masked dead letters' originals, in this batch's transaction."""
+        dead_letters.keep(self._conn, originals)
+
+    def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
+        """Source keys already recorded -> their order id (None for a suppressed signal)."""
+        asked = {str(key): key for key in keys}
+        known: dict[SourceKey, str | None] = {}
+        for chunk in chunks(list(asked)):
+            for stored, order_id in self._conn.execute(intake_queries.KNOWN_SOURCES, {"keys": chunk}):
+                if order_id is None:  # suppressed: it made no order, whatever else says so
+                    known[asked[stored]] = None
+                else:
+                    known.setdefault(asked[stored], order_id)
+        return known
+
+    def source_positions(self, keys: Sequence[SourceKey]) -> dict[SourceKey, tuple[str, str | None]]:
+        """Source key -> (its order id, the topic/partition/offset it was recorded from)."""
+        asked = {str(key): key for key in keys}
+        found: dict[SourceKey, tuple[str, str | None]] = {}
+        for chunk in chunks(list(asked)):
+            for stored, order_id, position in self._conn.execute(
+                intake_queries.SOURCE_POSITIONS, {"keys": chunk}
+            ):
+                found[asked[stored]] = (order_id, position)
+        return found
+
+    def orders(self, ids: Sequence[str]) -> list[WorkOrder]:
+        """The stored orders of ``ids`` (those that exist)."""
+        found: list[RowMapping] = []
+        for chunk in chunks(list(ids)):
+            found += self._conn.execute(intake_queries.ORDERS_OF, {"ids": chunk}).mappings()
+        return with_sources(self._conn, found)
+
+    def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
+        """Those of ``ids`` registered earlier but never published."""
+        found: list[RowMapping] = []
+        for chunk in chunks(list(ids)):
+            found += self._conn.execute(intake_queries.UNDISPATCHED_OF, {"ids": chunk}).mappings()
+        return with_sources(self._conn, found)
+
+    def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
+        """Dedupe key -> (order id, unit, last seen) of its most recently seen open order.
+        Also notes which order holds each key's slot: a new order for the key takes it over."""
+        found: dict[str, tuple[str, str, datetime]] = {}
+        for chunk in chunks(list(keys)):
+            for row in self._conn.execute(intake_queries.OPEN_ORDERS_BY_DEDUPE_KEY, {"keys": chunk}):
+                if row.dedupe_slot is not None:
+                    self._slot_holders[row.dedupe_slot] = row.id
+                if row.status != WorkOrderStatus.closed.value:
+                    found[row.dedupe_key] = (row.id, row.unit, row.last_seen_at)
+        return found
+
+    def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        """Violation key -> when each earlier violation under it was recorded, since ``since``."""
+        found: dict[str, list[datetime]] = {}
+        for chunk in chunks(list(keys)):
+            for key, at in self._conn.execute(intake_queries.VIOLATIONS, {"keys": chunk, "since": since}):
+                found.setdefault(key, []).append(at)
+        return found
+
+    def open_orders_by_subject(self, subjects: Sequence[str]) -> dict[str, list[str]]:
+        """Plate or enterprise id -> ids of open orders about it, oldest first."""
+        found: dict[str, list[str]] = {}
+        for chunk in chunks(list(subjects)):
+            wanted = set(chunk)
+            for row in self._conn.execute(intake_queries.OPEN_ORDERS_BY_SUBJECT, {"subjects": chunk}):
+                for subject in {row.plate, row.enterprise_id} & wanted:
+                    found.setdefault(subject, []).append(row.id)
+        return found
+
+    def record_signal(
+        self,
+        source: SourceKey,
+        order_id: str,
+        payload: dict[str, Any],
+        position: str,
+        event: PipelineEventName,
+        detail: dict[str, Any],
+    ) -> None:
+        """Keep a signal as its order's evidence, with the row of the order's history it makes
+        (``position``: the topic/partition/offset it was read from)."""
+        self._sources.append(
+            {
+                "source_key": str(source),
+                "work_order_id": order_id,
+                "kind": source.kind.value,
+                "received_at": self.now,
+                "payload": payload,
+                "position": position,
+            }
+        )
+        self._events.append(audit_trail.entry(order_id, self.now, event, detail))
+
+    def add_orders(self, orders: Sequence[WorkOrder]) -> None:
+        """The orders the batch registers, as they are once every signal of it is merged."""
+        self._orders += orders
+
+    def add_occurrences(self, merged: Mapping[str, Occurrences]) -> None:
+        """Signals the batch merged into orders registered before it, by order id."""
+        self._merges.update(merged)
+
+    def suppress(self, source: SourceKey, record: dict[str, Any]) -> None:
+        """Record a signal triage decided makes no order (other columns of suppressed_signal)."""
+        self._suppressed.append({"source_key": str(source), **record, "received_at": self.now})
+
+    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None:
+        """Record these orders as dispatched in this transaction (when the batch flushes)."""
+        self._dispatching += [order.id for order in orders]
+
+    def flush(self) -> None:
+        """Write what the batch decided: one multi-row statement per table (orders first: the
+        other rows refer to them), merges into earlier orders as one UPDATE per order."""
+        self._insert_orders()
+        if self._merges:
+            # Sorted: concurrent workers lock the rows they update in the same order.
+            self._conn.execute(
+                intake_queries.MERGE_INTO_ORDER,
+                [
+                    _merge_parameters(order_id, merged, self.now)
+                    for order_id, merged in sorted(self._merges.items())
+                ],
+            )
+        insert_rows(self._conn, work_order_source, self._sources)
+        audit_trail.append(self._conn, self._events)
+        insert_rows(self._conn, suppressed_signal, self._suppressed)
+        if self._dispatching:
+            record_dispatched(self._conn, self._dispatching, self.now)
+        self._orders, self._merges, self._dispatching = [], {}, []
+        self._sources, self._events, self._suppressed = [], [], []
+
+    def _insert_orders(self) -> None:
+        """Insert the new orders; each key's last new order takes its slot from the holder
+        this batch saw (an earlier one of the batch was superseded within it)."""
+        slots: dict[str, str] = {}  # key -> the order that takes its slot (the last one wins)
+        for order in self._orders:
+            if order.dedupe_key is not None:
+                slots[order.dedupe_key] = order.id
+        free_slots(self._conn, self._slot_holders, list(slots))
+        rows = [order_row(order, self.now) for order in self._orders]
+        for row in rows:
+            row["dedupe_slot"] = row["dedupe_key"] if slots.get(row["dedupe_key"]) == row["id"] else None
+        # Slots in key order: two workers inserting the same keys wait for each other in one
+        # order (in batch order they could deadlock).
+        insert_rows(self._conn, work_order, sorted(rows, key=lambda row: row["dedupe_slot"] or ""))
+        self._slot_holders.update(slots)
+
+
+def _merge_parameters(order_id: str, merged: Occurrences, now: datetime) -> dict[str, Any]:
+    return {
+        "m_id": order_id,
+        "m_count": merged.count,
+        "m_first": merged.first_seen_at,
+        "m_last": merged.last_seen_at,
+        "m_now": now,
+    }

@@ -1,0 +1,149 @@
+"""Reads of work orders, their history, their signals and the commands decided about them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from schemas.workorder import WorkOrder, WorkOrderStatus
+from storage.order_rows import with_sources
+from storage.tables import (
+    processed_command,
+    suppressed_signal,
+    work_order,
+    work_order_event,
+    work_order_source,
+)
+
+
+class OrderReads:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, order_id: str) -> WorkOrder | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(work_order).where(work_order.c.id == order_id)).mappings().first()
+            return with_sources(conn, [row])[0] if row else None
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's audit trail, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(work_order_event)
+                .where(work_order_event.c.work_order_id == order_id)
+                .order_by(work_order_event.c.id)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def list_orders(
+        self,
+        *,
+        now: datetime,
+        unit: str | None = None,
+        visible_to: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        priority: str | None = None,
+        overdue: bool | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkOrder]:
+        """Orders matching every filter given, newest first. Overdue: open and past due_at.
+        ``visible_to``: the unit's own orders and those copied to it."""
+        c = work_order.c
+        query = sa.select(work_order)
+        if visible_to is not None:
+            copied = sa.func.instr("," + c.copied_to + ",", f",{visible_to},") > 0
+            if self._engine.dialect.name == "postgresql":
+                copied = sa.func.strpos("," + c.copied_to + ",", f",{visible_to},") > 0
+            query = query.where(sa.or_(c.unit == visible_to, copied))
+        for column, value in ((c.unit, unit), (c.status, status), (c.kind, kind), (c.priority, priority)):
+            if value is not None:
+                query = query.where(column == value)
+        if overdue is not None:
+            late = sa.and_(c.status != WorkOrderStatus.closed.value, c.due_at < now)
+            query = query.where(late if overdue else sa.not_(late))
+        if created_from is not None:
+            query = query.where(c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(c.created_at < created_to)
+        query = query.order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
+        with self._engine.connect() as conn:
+            return with_sources(conn, list(conn.execute(query).mappings()))
+
+    def command_outcome(self, command_id: str) -> dict[str, Any] | None:
+        """How a command was handled: outcome (applied or a refusal code), reason, order id."""
+        with self._engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(processed_command).where(processed_command.c.command_id == command_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        """The signals merged into the order, as received (extra fields included), oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(work_order_source)
+                .where(work_order_source.c.work_order_id == order_id)
+                .order_by(work_order_source.c.received_at, work_order_source.c.source_key)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def suppressed(self) -> list[dict[str, Any]]:
+        """Signals triage recorded as making no order, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(suppressed_signal).order_by(
+                    suppressed_signal.c.received_at, suppressed_signal.c.source_key
+                )
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(work_order)).scalar_one())
+
+    def stored_signals(
+        self, received_from: datetime, received_to: datetime
+    ) -> list[tuple[dict[str, Any], datetime]]:
+        """Every valid signal received in [from, to), with when: the payloads of orders'
+        sources and of suppressed signals, as received."""
+        rows: list[tuple[dict[str, Any], datetime]] = []
+        with self._engine.connect() as conn:
+            for table in (work_order_source, suppressed_signal):
+                rows += [
+                    (row.payload, row.received_at)
+                    for row in conn.execute(
+                        sa.select(table.c.payload, table.c.received_at).where(
+                            table.c.received_at >= received_from, table.c.received_at < received_to
+                        )
+                    )
+                ]
+        return rows
+
+    def open_order_stats(self, now: datetime) -> list[dict[str, Any]]:
+        """Open (not closed) orders by unit, kind and priority: ``open``, ``overdue`` (past
+        due_at, as ``list_orders(overdue=True)`` counts them) and ``oldest_created_at``."""
+        c = work_order.c
+        open_statuses = [status.value for status in WorkOrderStatus if status is not WorkOrderStatus.closed]
+        query = (
+            sa.select(
+                c.unit,
+                c.kind,
+                c.priority,
+                sa.func.count().label("open"),
+                sa.func.coalesce(sa.func.sum(sa.case((c.due_at < now, 1), else_=0)), 0).label("overdue"),
+                sa.func.min(c.created_at).label("oldest_created_at"),
+            )
+            .where(c.status.in_(open_statuses))
+            .group_by(c.unit, c.kind, c.priority)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
