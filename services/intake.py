@@ -152,6 +152,7 @@ class Intake:
     ) -> None:
         # Before the dead letters are published (a re-delivery keeps them once).
         batch.keep_originals(result.originals)
+        batch.record_platforms(result.platforms)  # silence is judged on it (streams/platform_watch)
         # A retried transaction starts over: forget what the failed attempt counted.
         result.created, result.to_dispatch = [], []
         result.merged, result.suppressed, result.redelivered = Counter(), Counter(), Counter()

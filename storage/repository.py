@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from schemas.deadletter import KeptOriginal
 from schemas.signal import SignalKind
 from schemas.workorder import Subject, WorkOrder, WorkOrderStatus
-from storage import dead_letters
+from storage import dead_letters, platforms_seen
 from storage.bulk import insert_rows
 from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
 from storage.one_of import one_of
@@ -422,6 +422,10 @@ class IntakeBatch:
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
         dead_letters.keep(self._conn, originals)
+
+    def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
+        """Each publishing platform's newest event time, in this batch's transaction."""
+        platforms_seen.record(self._conn, platforms, self.now)
 
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""

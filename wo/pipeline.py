@@ -30,8 +30,10 @@ from services.sender_keys import SigningKey, new_signing_key, read_signing_key, 
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
+from storage.order_gauges import OrderGauges
+from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
-from streams import metrics, supervision
+from streams import metrics, platform_watch, supervision
 from streams.app import build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
@@ -144,10 +146,13 @@ def run_pipeline(settings: Settings) -> int:
         metrics.initialise(policy.units.ids())
         supervision.register(
             app,
-            repository,
+            OrderGauges(repository.engine),
             policy.units.ids(),
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
+        )
+        platform_watch.register(
+            PlatformsSeen(repository.engine), loaded.platforms, calendar, supervision.faust_leader(app)
         )
         api = _start_api(settings, repository, api_key) if api_key is not None else None
         try:
