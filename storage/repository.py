@@ -315,7 +315,8 @@ class WorkOrderRepository:
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkOrder]:
-        """Orders matching every filter given, newest first. Overdue: open and past due_at.
+        """Orders matching every filter given, newest first. Overdue: open, not returned (its
+        clock stopped) and past due_at.
         ``visible_to``: the unit's own orders and those copied to it."""
         c = work_order.c
         query = sa.select(work_order)
@@ -328,7 +329,9 @@ class WorkOrderRepository:
             if value is not None:
                 query = query.where(column == value)
         if overdue is not None:
-            late = sa.and_(c.status != WorkOrderStatus.closed.value, c.due_at < now)
+            # A returned order's clock is stopped (see storage/order_gauges.py): never overdue.
+            running = c.status.notin_([WorkOrderStatus.closed.value, WorkOrderStatus.returned.value])
+            late = sa.and_(running, c.due_at < now)
             query = query.where(late if overdue else sa.not_(late))
         if created_from is not None:
             query = query.where(c.created_at >= created_from)

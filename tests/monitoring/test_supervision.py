@@ -172,6 +172,9 @@ def test_a_returned_order_is_open_at_the_command_center_but_never_overdue(
     others_open, _ = expected(repository, long_after)
     assert gauges["wo_work_orders_open"][key] == others_open[key] >= 1
     assert gauges["wo_work_orders_overdue"][key] == gauges["wo_work_orders_open"][key] - 1
+    # `wo orders list --overdue` (the API's overdue filter) says the same.
+    listed = {o.id for o in repository.list_orders(now=long_after, overdue=True, limit=10_000)}
+    assert order.id not in listed
     # Re-routed, its clock runs again (its due_at moved by the time it waited).
     reassign = WorkOrderCommand.model_validate(
         {
@@ -189,6 +192,7 @@ def test_a_returned_order_is_open_at_the_command_center_but_never_overdue(
     )
     key = ("squad-1", order.kind.value, order.priority.value)
     assert gauges["wo_work_orders_overdue"][key] == gauges["wo_work_orders_open"][key]
+    assert order.id in {o.id for o in repository.list_orders(now=long_after, overdue=True, limit=10_000)}
 
 
 def test_a_database_error_fails_no_scrape(repository: WorkOrderRepository) -> None:
