@@ -4,6 +4,8 @@ check`` call load_policy_set), every mistake reported at its file, line and fiel
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from datetime import time
 from pathlib import Path
 
@@ -13,9 +15,10 @@ from schemas.platforms import Cadence, Days
 from services.platform_files import PLATFORMS_FILE
 from services.policy_files import PolicyError
 from services.policy_set import load_policy_set
-from wo.cli import main
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
+REPO = POLICY_DIR.parent
+RUN_WO = "import sys; from wo.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture
@@ -103,9 +106,17 @@ def test_a_mistake_is_reported_at_its_line_and_field(
     assert words in problem.message
 
 
-def test_wo_rules_check_refuses_what_wo_run_refuses(
-    policy_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_wo_rules_check_refuses_what_wo_run_refuses(policy_dir: Path) -> None:
     write(policy_dir, "  - {id: a, name: A, cadence: daily, by: 9:00}\n")
-    assert main(["rules", "check", str(policy_dir)]) == 1
-    assert f"{policy_dir / PLATFORMS_FILE}:2: platforms.0.by:" in capsys.readouterr().err
+    # A process of its own: the command line sets up logging for the whole process.
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_WO, "rules", "check", str(policy_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"{policy_dir / PLATFORMS_FILE}:2: platforms.0.by:" in done.stderr
