@@ -1,9 +1,10 @@
 """The newest event time of each publishing platform (``platform_seen``).
 
-Written in the intake batch's own transaction (IntakeBatch.record_platforms), so it is
-exactly as durable as the signals. Every batch of every worker would otherwise update the
-same few rows and queue behind each other's locks until commit: a row is only written when
-it is new or its time moves on by at least ``MIN_ADVANCE`` (read first, without a lock). The
+Written in the intake batch's own transaction, as its last statement (IntakeBatch.flush),
+so it is exactly as durable as the signals. Every batch of every worker would otherwise
+update the same few rows and queue behind each other's locks until commit: a row is only
+written when it is new or its time moves on by at least ``MIN_ADVANCE`` (read first,
+without a lock). The
 stored time may thus be up to a minute behind the newest signal; silence is judged in
 minutes to days.
 """

@@ -421,14 +421,16 @@ class IntakeBatch:
         self._dispatching: list[str] = []
         #: Dedupe key -> the order seen holding its slot (a new order takes it over).
         self._slot_holders: dict[str, str] = {}
+        self._platforms: dict[str, datetime] = {}
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
         dead_letters.keep(self._conn, originals)
 
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
-        """Each publishing platform's newest event time, in this batch's transaction."""
-        platforms_seen.record(self._conn, platforms, self.now)
+        """Each publishing platform's newest event time, written by flush() in this batch's
+        transaction, last: the rows every worker updates are locked until commit only."""
+        self._platforms = dict(platforms)
 
     def known_sources(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
@@ -549,7 +551,8 @@ class IntakeBatch:
             insert_rows(self._conn, table, rows)
         if self._dispatching:
             _record_dispatched(self._conn, self._dispatching, self.now)
-        self._new, self._merges, self._dispatching = {}, {}, []
+        platforms_seen.record(self._conn, self._platforms, self.now)
+        self._new, self._merges, self._dispatching, self._platforms = {}, {}, [], {}
         self._sources, self._events, self._suppressed = [], [], []
 
     def _insert_orders(self) -> None:

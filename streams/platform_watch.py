@@ -76,7 +76,7 @@ class PlatformSilenceCollector(Collector):
             silent.add_metric(labels, 0.0 if state is PlatformState.heard else 1.0)
             limit.add_metric(labels, allowance_seconds(platform))
             if at is not None:
-                last.add_metric([platform.id], at.timestamp())
+                last.add_metric(labels, at.timestamp())
         yield from (silent, last, limit)
 
     @staticmethod
@@ -92,7 +92,7 @@ class PlatformSilenceCollector(Collector):
                 "wo_platform_last_seen_timestamp_seconds",
                 "Newest event time the database holds for an expected publishing platform (absent: "
                 "never heard of). Leader only.",
-                labels=["platform"],
+                labels=["platform", "cadence"],
             ),
             GaugeMetricFamily(
                 "wo_platform_silence_allowed_seconds",
