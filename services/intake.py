@@ -168,6 +168,7 @@ class Intake:
         with self._store.intake_batch(now) as batch:
             # Before the dead letters are published (a re-delivery keeps them once).
             batch.keep_originals(result.originals)
+            batch.record_platforms(result.platforms)  # silence is judged on it (streams/platform_watch)
             known = batch.known_sources([item.source_key for item in valid])
             fresh: dict[SourceKey, _Valid] = {}
             for item in valid:

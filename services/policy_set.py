@@ -11,9 +11,11 @@ from typing import TypeVar
 
 from processors.calendar import WorkCalendar
 from processors.compiled_policy import CompiledPolicy, compile_policy
+from schemas.platforms import PlatformRegistry
 from schemas.policy import Policy, ReferenceData
 from schemas.senders import SenderKeys
 from services.calendar_files import load_calendar
+from services.platform_files import load_platforms
 from services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
 from services.sender_keys import load_senders
 
@@ -28,10 +30,13 @@ class PolicySet:
     reference: ReferenceData
     calendar: WorkCalendar
     senders: SenderKeys
+    #: The publishing platforms expected and their cadence (platform silence).
+    platforms: PlatformRegistry
 
 
 def load_policy_set(directory: Path) -> PolicySet:
-    """Policy, reference lists, calendar and senders' keys; one PolicyError listing every problem."""
+    """Policy, reference lists, calendar, senders' keys and expected platforms; one
+    PolicyError listing every problem."""
     problems: list[PolicyProblem] = []
 
     def attempt(load: Callable[[Path], Loaded]) -> Loaded | None:
@@ -42,8 +47,11 @@ def load_policy_set(directory: Path) -> PolicySet:
             return None
 
     policy, reference, calendar = attempt(load_policy), attempt(load_reference), attempt(load_calendar)
+    platforms = attempt(load_platforms)
     # Checked against the units only once they loaded: otherwise every unit would look unknown.
     senders = attempt(lambda found: load_senders(found, policy.units.ids())) if policy is not None else None
     if problems or policy is None or reference is None or calendar is None or senders is None:
         raise PolicyError(problems)
-    return PolicySet(policy, compile_policy(policy), reference, calendar, senders)
+    if platforms is None:
+        raise PolicyError(problems)
+    return PolicySet(policy, compile_policy(policy), reference, calendar, senders, platforms)

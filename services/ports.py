@@ -89,6 +89,9 @@ class IntakeBatch(Protocol):
     now: datetime
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
+        """Each publishing platform's newest event time in this batch (silence is judged on it)."""
+
     def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
 

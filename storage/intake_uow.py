@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from schemas.deadletter import KeptOriginal
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
-from storage import audit_trail, dead_letters, intake_queries
+from storage import audit_trail, dead_letters, intake_queries, platforms_seen
 from storage.bulk import chunks, insert_rows
 from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
 from storage.dispatch_marks import record_dispatched
@@ -70,10 +70,16 @@ class IntakeBatch:
         self._dispatching: list[str] = []
         #: Dedupe key -> the order seen holding its slot (a new order takes it over).
         self._slot_holders: dict[str, str] = {}
+        self._platforms: dict[str, datetime] = {}
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
         dead_letters.keep(self._conn, originals)
+
+    def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
+        """Each publishing platform's newest event time, written by flush() in this batch's
+        transaction, last: the rows every worker updates are locked until commit only."""
+        self._platforms = dict(platforms)
 
     def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
         """Source keys already recorded -> their order id (None for a suppressed signal)."""
@@ -199,7 +205,8 @@ class IntakeBatch:
         insert_rows(self._conn, suppressed_signal, self._suppressed)
         if self._dispatching:
             record_dispatched(self._conn, self._dispatching, self.now)
-        self._orders, self._merges, self._dispatching = [], {}, []
+        platforms_seen.record(self._conn, self._platforms, self.now)
+        self._orders, self._merges, self._dispatching, self._platforms = [], {}, [], {}
         self._sources, self._events, self._suppressed = [], [], []
 
     def _insert_orders(self) -> None:

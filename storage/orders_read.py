@@ -66,7 +66,9 @@ class OrderReads:
             if value is not None:
                 query = query.where(column == value)
         if overdue is not None:
-            late = sa.and_(c.status != WorkOrderStatus.closed.value, c.due_at < now)
+            # A returned order's clock is stopped (see storage/order_gauges.py): never overdue.
+            running = c.status.notin_([WorkOrderStatus.closed.value, WorkOrderStatus.returned.value])
+            late = sa.and_(running, c.due_at < now)
             query = query.where(late if overdue else sa.not_(late))
         if created_from is not None:
             query = query.where(c.created_at >= created_from)
@@ -127,23 +129,3 @@ class OrderReads:
                     )
                 ]
         return rows
-
-    def open_order_stats(self, now: datetime) -> list[dict[str, Any]]:
-        """Open (not closed) orders by unit, kind and priority: ``open``, ``overdue`` (past
-        due_at, as ``list_orders(overdue=True)`` counts them) and ``oldest_created_at``."""
-        c = work_order.c
-        open_statuses = [status.value for status in WorkOrderStatus if status is not WorkOrderStatus.closed]
-        query = (
-            sa.select(
-                c.unit,
-                c.kind,
-                c.priority,
-                sa.func.count().label("open"),
-                sa.func.coalesce(sa.func.sum(sa.case((c.due_at < now, 1), else_=0)), 0).label("overdue"),
-                sa.func.min(c.created_at).label("oldest_created_at"),
-            )
-            .where(c.status.in_(open_statuses))
-            .group_by(c.unit, c.kind, c.priority)
-        )
-        with self._engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]

@@ -245,3 +245,15 @@ dead_letter_original = sa.Table(
     sa.Column("dead_lettered_at", UtcDateTime(), nullable=False),
     sa.Index("ix_dead_letter_original_at", "dead_lettered_at"),
 )
+
+
+#: The newest event time heard from each publishing platform (storage/platforms_seen.py):
+#: platform silence is judged on it, so it survives worker restarts (migration 0016).
+platform_seen = sa.Table(
+    "platform_seen",
+    metadata,
+    sa.Column("platform", sa.String(64), primary_key=True),
+    #: Newest event time of a valid signal, never later than its receipt.
+    sa.Column("last_event_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -47,6 +47,7 @@ class Task(StrEnum):
     deadlines = "deadlines"
     retention = "retention"
     order_gauges = "order_gauges"
+    platform_gauges = "platform_gauges"
     topics = "topics"
     lag = "lag"
     embedded_broker = "embedded_broker"

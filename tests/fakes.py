@@ -174,9 +174,13 @@ class InMemoryIntakeBatch:
         self._occurrences: dict[str, Occurrences] = {}
         self._suppressed: dict[SourceKey, dict[str, Any]] = {}
         self._dispatching: list[WorkOrder] = []
+        self.platforms: dict[str, datetime] = {}
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self._originals += originals
+
+    def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
+        self.platforms = dict(platforms)
 
     def known_sources(self, keys: Sequence[SourceKey]) -> dict[SourceKey, str | None]:
         found: dict[SourceKey, str | None] = {

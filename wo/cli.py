@@ -161,7 +161,8 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
     routes = len(policy.routing.route.walk())
     print(
         f"{directory}: ok ({len(policy.units.units)} units, {routes} routes, "
-        f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision)"
+        f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision, "
+        f"{len(loaded.platforms.platforms)} platforms expected)"
     )
     return 0
 

@@ -26,14 +26,17 @@ from services.dead_letters import Retention
 from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake, intake_limits
+from services.platform_silence import silence_judge
 from services.policy_files import ReferenceFiles
 from services.policy_set import PolicySet, load_policy_set
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
+from storage.order_gauges import OrderGauges
+from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
-from streams import metrics, supervision
+from streams import metrics, platform_watch, supervision
 from streams.app import Worker, build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
@@ -77,10 +80,16 @@ def run_pipeline(settings: Settings) -> int:
         metrics.initialise(units)
         supervision.register(
             worker_parts.app,
-            repository,
+            OrderGauges(repository.engine),
             units,
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
+        )
+        platform_watch.register(
+            PlatformsSeen(repository.engine),
+            loaded.platforms,
+            silence_judge(loaded.calendar),
+            supervision.faust_leader(worker_parts.app),
         )
         api = _start_api(settings, repository, api_key) if api_key is not None else None
         return _serve(settings, worker_parts.app, api)

@@ -216,6 +216,7 @@ ALLOWED_LABELS = {
     "route",
     "level",
     "platform",
+    "cadence",
     "topic",
     "on_time",
     "action",

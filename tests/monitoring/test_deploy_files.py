@@ -12,6 +12,8 @@ from prometheus_client import REGISTRY
 
 import streams.metrics
 import streams.topic_watch
+from schemas.platforms import PlatformRegistry
+from streams.platform_watch import PlatformSilenceCollector
 from streams.supervision import ConsumerLagCollector, SupervisionCollector
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.monitoring.support import (
@@ -36,9 +38,10 @@ METRIC_MODULES = (streams.metrics, streams.topic_watch)
 def exported_names() -> set[str]:
     """Every sample name our metrics can have (histograms: _bucket, _sum, _count)."""
     names: set[str] = set()
-    collectors: list[SupervisionCollector | ConsumerLagCollector] = [
+    collectors: list[SupervisionCollector | ConsumerLagCollector | PlatformSilenceCollector] = [
         SupervisionCollector(None, [], lambda: False),  # type: ignore[arg-type]
         ConsumerLagCollector([], []),
+        PlatformSilenceCollector(None, PlatformRegistry(), None, lambda: False),  # type: ignore[arg-type]
     ]
     families = [*REGISTRY.collect(), *(f for collector in collectors for f in collector.describe())]
     for family in families:

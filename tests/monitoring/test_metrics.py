@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.settings import Settings
 from processors.lifecycle import Refusal
 from schemas.commands import (
     Actor,
@@ -294,8 +295,52 @@ def test_exposition_passes_promtool_check_metrics() -> None:
     ).decode()
 
 
-def test_order_clock_buckets_reach_from_minutes_to_weeks() -> None:
-    buckets = metrics.ORDER_CLOCK_BUCKETS
-    assert list(buckets) == sorted(buckets)
-    assert buckets[0] <= 60 and buckets[-1] >= 30 * metrics.DAY
-    assert {metrics.HOUR, metrics.DAY, 7 * metrics.DAY} <= set(buckets)
+def quantile_read(buckets: tuple[float, ...], value: float, q: float = 0.5) -> float:
+    """What histogram_quantile answers for observations all equal to ``value`` (Prometheus'
+    linear interpolation inside the bucket; the last finite bound beyond it)."""
+    for lower, upper in zip((0.0, *buckets), buckets, strict=False):
+        if value <= upper:
+            return lower + (upper - lower) * q
+    return buckets[-1]
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [
+        20,
+        66,
+        100,
+        150,
+        4 * 60,
+        6 * 60,
+        40 * 60,
+        5 * 3600,
+        20 * 3600,
+        1.2 * 86400,
+        6 * 86400,
+        40 * 86400,
+        80 * 86400,
+    ],
+)
+def test_time_to_accept_and_close_read_within_a_quarter_of_the_truth(seconds: float) -> None:
+    read = quantile_read(metrics.ORDER_CLOCK_BUCKETS, seconds)
+    assert abs(read - seconds) <= 0.25 * seconds, f"{seconds} s reads as {read} s"
+
+
+def test_an_accept_in_66_seconds_no_longer_reads_as_180() -> None:
+    assert 60 < quantile_read(metrics.ORDER_CLOCK_BUCKETS, 66) <= 75
+
+
+@pytest.mark.parametrize("seconds", [0.3, 3, 66, 200, 700, 5 * 3600, 2.5 * 86400, 5 * 86400, 45 * 86400])
+def test_pipeline_latency_is_not_capped_below_the_oldest_event_taken_in(seconds: float) -> None:
+    buckets = metrics.LATENCY_BUCKETS
+    assert buckets[-1] >= Settings().max_event_age_days * metrics.DAY
+    read = quantile_read(buckets, seconds)
+    assert seconds / 3 <= read <= 3 * seconds, f"{seconds} s reads as {read} s"
+    if seconds <= metrics.HOUR:
+        assert abs(read - seconds) <= 0.5 * seconds, f"{seconds} s reads as {read} s"
+
+
+def test_buckets_rise() -> None:
+    for buckets in (metrics.ORDER_CLOCK_BUCKETS, metrics.LATENCY_BUCKETS):
+        assert list(buckets) == sorted(set(buckets))

@@ -35,10 +35,15 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Topics
+from processors.calendar import WorkCalendar
+from processors.platform_silence import PlatformState, judge
 from processors.routing import CONFLICT_OF_INTEREST_KEY
 from schemas.commands import CommandAction, EscalationLevel
+from schemas.platforms import Cadence
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
+from services.calendar_files import package_schedules
+from services.platform_files import PLATFORMS_FILE, load_platforms
 from services.policy_files import load_policy
 from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
 from streams.metrics import PLATFORM_ID
@@ -76,6 +81,12 @@ OFFICERS = ["JS0682-0117", "JS0682-0342"]
 SAMPLE_FILES = ["vehicle-alarms.jsonl", "suspects.jsonl", "checkin-failures.jsonl", "complaints.jsonl"]
 INVALID_FILES = ["invalid.jsonl"]
 WINDOWS = ("1d", "7d", "30d")
+#: An expected platform no sample comes from (appended to the policy's platforms.yaml).
+NEVER_SENDS = """  - id: sz-never-sends
+    name: 从未接入的平台
+    cadence: continuous
+    silent_after_minutes: 15
+"""
 
 Json = dict[str, Any]
 
@@ -87,11 +98,16 @@ def utc(value: str) -> datetime:
 
 
 def overdue_complaints(now: datetime) -> list[Json]:
-    """Two tickets received three days ago whose upstream deadline passed two hours ago."""
+    """Three tickets received three days ago whose upstream deadline passed two hours ago."""
     template = next(json_lines(SAMPLES / "complaints.jsonl"))
     tickets = []
     for n, (name, phone, plate) in enumerate(
-        [("测试甲", "13900000001", "苏F7Q8W1"), ("测试乙", "13900000002", "苏F7Q8W2")], start=1
+        [
+            ("测试甲", "13900000001", "苏F7Q8W1"),
+            ("测试乙", "13900000002", "苏F7Q8W2"),
+            ("测试丙", "13900000003", "苏F7Q8W3"),
+        ],
+        start=1,
     ):
         ticket = json.loads(json.dumps(template))
         ticket["ticket_id"] = f"JS12328-MON-{uuid.uuid4().hex[:8]}-{n}"
@@ -211,13 +227,20 @@ def run_scenario(stack: Stack, now: datetime) -> int:
 
     late, late_unit = pick("complaint", overdue=True, marker="MON-")
     left, _ = pick("complaint", overdue=True, marker="MON-", skip=(late,))
+    returned, returned_unit = pick("complaint", overdue=True, marker="MON-", skip=(late, left))
     alarm, alarm_unit = pick("vehicle_alarm", overdue=False)
     accepted, accepted_unit = pick("vehicle_alarm", overdue=False, skip=(alarm,))
     suspect, suspect_unit = pick("suspect", overdue=False)
     checkin, checkin_unit = pick("checkin_failure", overdue=False)
     reopened, reopened_unit = pick("complaint", overdue=None, marker="NT12345")  # a sample ticket
     stack.scenario.update(
-        late=late, left_overdue=left, on_time=alarm, suspect=suspect, returned=checkin, reopened=reopened
+        late=late,
+        left_overdue=left,
+        on_time=alarm,
+        suspect=suspect,
+        returned=checkin,
+        returned_overdue=returned,
+        reopened=reopened,
     )
     callback = {"result": "satisfied", "at": now.isoformat()}
     close = {"disposition": "rectification_ordered"}
@@ -234,6 +257,9 @@ def run_scenario(stack: Stack, now: datetime) -> int:
         command(suspect, "close", suspect_unit, now),  # on time, with the feedback's disposition
         command(checkin, "accept", checkin_unit, now),
         command(checkin, "return", checkin_unit, now, reason="misrouted"),
+        # Past its due_at, returned: its clock stops, it is not overdue at the command center.
+        command(returned, "accept", returned_unit, now),
+        command(returned, "return", returned_unit, now, reason="not_our_jurisdiction"),
         command(reopened, "accept", reopened_unit, now),
         command(reopened, "start", reopened_unit, now),
         command(  # the complainant is not satisfied: reopened
@@ -262,6 +288,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     broker_port, metrics_port, second_port, prometheus_port = sorted(ports)
     database = tmp / "wo.db"
     signing_key = policy_dir_with_sender(REPO_ROOT / "policy", tmp / "policy", "monitoring test", ("*",))
+    with (tmp / "policy" / PLATFORMS_FILE).open("a", encoding="utf-8") as platforms:
+        platforms.write(NEVER_SENDS)
     env = clean_env(
         WO_POLICY_DIR=str(tmp / "policy"),
         WO_EMBEDDED_BROKER_PORT=str(broker_port),
@@ -424,14 +452,16 @@ def test_scenario_closed_orders_on_time_and_late_and_left_some_overdue(stack: St
     statuses = dict(stack.db("SELECT id, status FROM work_order"))
     assert statuses[stack.scenario["late"]] == "closed"
     assert statuses[stack.scenario["returned"]] == "returned"
+    assert statuses[stack.scenario["returned_overdue"]] == "returned"
     assert statuses[stack.scenario["reopened"]] == "in_progress"
     now = datetime.now(UTC)
     overdue = [
         order_id
         for order_id, status, due_at in stack.db("SELECT id, status, due_at FROM work_order")
-        if status != "closed" and utc(due_at) < now
+        if status not in ("closed", "returned") and utc(due_at) < now
     ]
     assert stack.scenario["left_overdue"] in overdue
+    assert stack.scenario["returned_overdue"] not in overdue
 
 
 def test_closure_rates_equal_the_database(stack: Stack) -> None:
@@ -473,12 +503,15 @@ def test_open_and_overdue_orders_per_unit_equal_the_database(stack: Stack) -> No
     now = datetime.now(UTC)
     open_: Counter[tuple[str]] = Counter()
     overdue: Counter[tuple[str]] = Counter()
+    returned_overdue = 0
     for unit, status, due_at in stack.db("SELECT unit, status, due_at FROM work_order"):
         if status != "closed":
             open_[(unit,)] += 1
-            overdue[(unit,)] += 1 if utc(due_at) < now else 0
+            # A returned order's clock is stopped: open at the command center, not overdue.
+            overdue[(unit,)] += 1 if status != "returned" and utc(due_at) < now else 0
+            returned_overdue += status == "returned" and utc(due_at) < now
     units = {(unit,) for unit in load_policy(REPO_ROOT / "policy").units.ids()}
-    assert sum(overdue.values()) >= 1
+    assert sum(overdue.values()) >= 1 and returned_overdue >= 1
     wait_equal(stack, "sum by (unit) (wo_work_orders_open)", ("unit",), {u: float(open_[u]) for u in units})
     wait_equal(
         stack, "sum by (unit) (wo_work_orders_overdue)", ("unit",), {u: float(overdue[u]) for u in units}
@@ -486,6 +519,39 @@ def test_open_and_overdue_orders_per_unit_equal_the_database(stack: Stack) -> No
     # Orders the scenario did not close are the oldest open ones of their unit: minutes old.
     ages = stack.prometheus.values("max by (unit) (wo_work_orders_oldest_open_age_seconds)", "unit")
     assert ages.keys() == {u for u in open_ if open_[u]} and all(0 <= age < 3600 for age in ages.values())
+
+
+def test_platform_silence_in_prometheus_is_the_judgement_of_the_database(stack: Stack) -> None:
+    registry = load_platforms(stack.tmp / "policy")
+    rows = stack.db("SELECT platform, last_event_at FROM platform_seen")
+    seen = {platform: utc(at) for platform, at in rows}
+    assert "sz-never-sends" not in seen
+    assert {"js-key-vehicles", "rectification", "complaint-12345"} <= seen.keys()
+    calendar = WorkCalendar(package_schedules())
+    now = datetime.now(UTC)
+    expected = {
+        (p.id,): 0.0 if judge(p, seen.get(p.id), now, calendar) is PlatformState.heard else 1.0
+        for p in registry.platforms
+    }
+    assert expected[("sz-never-sends",)] == 1.0 and expected[("js-key-vehicles",)] == 1.0  # samples days old
+    wait_equal(stack, "max by (platform) (wo_platform_silent)", ("platform",), expected)
+    last_seen = {(p.id,): seen[p.id].timestamp() for p in registry.platforms if p.id in seen}
+    wait_equal(stack, "max by (platform) (wo_platform_last_seen_timestamp_seconds)", ("platform",), last_seen)
+    alerts: dict[str, set[str]] = {}
+
+    def both_alerts_pending() -> bool:
+        alerts.clear()
+        for alert in stack.prometheus.api("alerts")["alerts"]:
+            alerts.setdefault(alert["labels"]["alertname"], set()).add(alert["labels"].get("platform", ""))
+        return "sz-never-sends" in alerts.get("PublishingPlatformNeverSent", set()) and (
+            "js-key-vehicles" in alerts.get("PublishingPlatformSilent", set())
+        )
+
+    try:
+        wait_for(both_alerts_pending, TIMEOUT_S, "the silence alerts to be pending", interval_s=1)
+    except AssertionError as exc:
+        raise AssertionError(f"alerts: {alerts}\n{exc}") from None
+    assert "sz-never-sends" not in alerts.get("PublishingPlatformSilent", set())
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
@@ -558,6 +624,7 @@ def label_problems(text: str, personal: set[str]) -> list[str]:
         "action": {a.value for a in CommandAction},
         "task": {task.value for task in Task},
         "on": {cause.value for cause in WaitingOn},
+        "cadence": {cadence.value for cadence in Cadence},
     }
     problems = []
     for family in text_string_to_metric_families(text):

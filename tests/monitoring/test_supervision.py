@@ -1,5 +1,5 @@
-"""streams/supervision.py: the database gauges (leader only) on SQLite and PostgreSQL, and
-the consumer lag, without a broker.
+"""streams/supervision.py and streams/platform_watch.py: the database gauges (leader only)
+on SQLite and PostgreSQL, and the consumer lag, without a broker.
 
 Orders are made by the real intake from the bundled samples and moved by the real
 command handler, never hand-written rows.
@@ -27,6 +27,7 @@ from services.commands import CommandHandler
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
 from storage.database import create_engine, migrate
+from storage.order_gauges import OrderGauges
 from storage.repository import WorkOrderRepository
 from streams.supervision import (
     ConsumerLagCollector,
@@ -107,16 +108,21 @@ def expected(repository: WorkOrderRepository, now: datetime) -> tuple[Counter[tu
         if order.status.value != "closed":
             key = (order.unit, order.kind.value, order.priority.value)
             open_[key] += 1
-            overdue[key] += 1 if order.due_at < now else 0
+            running = order.status.value != "returned"  # a returned order's clock is stopped
+            overdue[key] += 1 if running and order.due_at < now else 0
     return open_, overdue
 
 
 def test_only_the_leader_exports_the_database_gauges(repository: WorkOrderRepository) -> None:
-    follower = scrape(SupervisionCollector(repository, UNITS, lambda: False, clock=lambda: NOW))
+    follower = scrape(
+        SupervisionCollector(OrderGauges(repository.engine), UNITS, lambda: False, clock=lambda: NOW)
+    )
     assert set(follower) == {"wo_worker_is_leader", "wo_supervision_query_failures_total"}
     assert follower["wo_worker_is_leader"] == {(): 0.0}
 
-    leader = scrape(SupervisionCollector(repository, UNITS, lambda: True, clock=lambda: NOW))
+    leader = scrape(
+        SupervisionCollector(OrderGauges(repository.engine), UNITS, lambda: True, clock=lambda: NOW)
+    )
     assert leader["wo_worker_is_leader"] == {(): 1.0}
     assert leader["wo_supervision_query_failures_total"] == {(): 0.0}
     open_, overdue = expected(repository, NOW)
@@ -134,9 +140,59 @@ def test_only_the_leader_exports_the_database_gauges(repository: WorkOrderReposi
 
 def test_overdue_follows_the_clock(repository: WorkOrderRepository) -> None:
     later = NOW + timedelta(days=30)
-    gauges = scrape(SupervisionCollector(repository, UNITS, lambda: True, clock=lambda: later))
+    gauges = scrape(
+        SupervisionCollector(OrderGauges(repository.engine), UNITS, lambda: True, clock=lambda: later)
+    )
     assert gauges["wo_work_orders_overdue"] == gauges["wo_work_orders_open"]
     assert set(gauges["wo_work_orders_oldest_open_age_seconds"].values()) == {30 * 86400.0}
+
+
+def test_a_returned_order_is_open_at_the_command_center_but_never_overdue(
+    repository: WorkOrderRepository,
+) -> None:
+    order = next(o for o in repository.list_orders(now=NOW, limit=100) if o.status.value == "dispatched")
+    handler = CommandHandler(repository, frozenset(UNITS), POLICY.lifecycle, SenderKeys())
+    at = NOW + timedelta(minutes=5)
+    returned = WorkOrderCommand.model_validate(
+        {
+            "command_id": "s-return",
+            "work_order_id": order.id,
+            "action": "return",
+            "reason": "misrouted",
+            "actor": {"unit": order.unit, "officer_ids": ["o-1"]},
+            "at": at,
+        }
+    )
+    assert [o.outcome for o in handler.execute([returned], at)] == ["applied"]
+    key = ("command-center", order.kind.value, order.priority.value)
+    long_after = order.due_at + timedelta(days=30)
+    gauges = scrape(
+        SupervisionCollector(OrderGauges(repository.engine), UNITS, lambda: True, clock=lambda: long_after)
+    )
+    others_open, _ = expected(repository, long_after)
+    assert gauges["wo_work_orders_open"][key] == others_open[key] >= 1
+    assert gauges["wo_work_orders_overdue"][key] == gauges["wo_work_orders_open"][key] - 1
+    # `wo orders list --overdue` (the API's overdue filter) says the same.
+    listed = {o.id for o in repository.list_orders(now=long_after, overdue=True, limit=10_000)}
+    assert order.id not in listed
+    # Re-routed, its clock runs again (its due_at moved by the time it waited).
+    reassign = WorkOrderCommand.model_validate(
+        {
+            "command_id": "s-reassign",
+            "work_order_id": order.id,
+            "action": "reassign",
+            "to_unit": "squad-1",
+            "actor": {"unit": "command-center", "officer_ids": ["o-9"]},
+            "at": at + timedelta(hours=1),
+        }
+    )
+    assert [o.outcome for o in handler.execute([reassign], at + timedelta(hours=1))] == ["applied"]
+    gauges = scrape(
+        SupervisionCollector(OrderGauges(repository.engine), UNITS, lambda: True, clock=lambda: long_after)
+    )
+    key = ("squad-1", order.kind.value, order.priority.value)
+    assert gauges["wo_work_orders_overdue"][key] == gauges["wo_work_orders_open"][key]
+    assert order.id in {o.id for o in repository.list_orders(now=long_after, overdue=True, limit=10_000)}
 
 
 def test_a_database_error_fails_no_scrape(repository: WorkOrderRepository) -> None:
