@@ -113,3 +113,12 @@ def database_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+@pytest.fixture(autouse=True)
+def _cli_leaves_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test calling ``wo.cli.main`` in this process must not install the CLI's logging:
+    its handler on stderr and its cached loggers would outlive the test, so a later test's
+    captured logs come back empty and a stray library warning lands in another test's
+    stderr. The CLI's logging itself is tested in processes of their own."""
+    monkeypatch.setattr("wo.cli.configure_logging", lambda *_args, **_kwargs: None)
