@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -41,8 +42,11 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 
 def for_people(moment: datetime) -> str:
-    """China Standard Time with its offset, to the second: ``2026-12-05 00:00:00+08:00``."""
-    return moment.astimezone(CHINA_STANDARD_TIME).replace(microsecond=0).isoformat(sep=" ")
+    """China Standard Time with its offset, to the second: ``2026-12-05 00:00:00+08:00``.
+    A moment China time cannot write (past year 9999 there) keeps its own offset."""
+    with contextlib.suppress(OverflowError):
+        moment = moment.astimezone(CHINA_STANDARD_TIME)
+    return moment.replace(microsecond=0).isoformat(sep=" ")
 
 
 #: A timestamp that arrived with an offset (``+08:00`` or ``Z``), kept in UTC.

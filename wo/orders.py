@@ -107,12 +107,23 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2
 def _for_people(value: Any) -> Any:
     """The API's answer with every timestamp in China Standard Time, to the second."""
     if isinstance(value, dict):
-        return {key: _for_people(item) for key, item in value.items()}
+        return {
+            key: _time_for_people(item) if _is_time(key) else _for_people(item) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_for_people(item) for item in value]
+    return value
+
+
+def _is_time(key: str) -> bool:
+    """The API names its times ``at`` or ``…_at``; free text (a note) is shown as written."""
+    return key == "at" or key.endswith("_at")
+
+
+def _time_for_people(value: Any) -> Any:
     if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
         return for_people(datetime.fromisoformat(value))
-    return value
+    return _for_people(value)
 
 
 def _print_response(response: httpx.Response) -> int:

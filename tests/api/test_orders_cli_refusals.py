@@ -167,3 +167,17 @@ def test_an_extension_without_its_amount_names_the_option(
     )
     assert (code, out) == (1, "")
     assert err.startswith("wo orders: --hours: Input should be greater than 0"), err
+
+
+def test_a_note_that_looks_like_a_time_is_shown_as_written_and_breaks_no_answer(
+    api: ApiWorld, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An officer's note is free text: neither converted nor a reason for `show` to fail
+    (a time China time cannot write, past year 9999 there, once crashed it)."""
+    order = api.claim("squad-2")
+    note = "9999-12-31T23:59:59-12:00"
+    squad = api.tokens["squad-2"]
+    assert wo_orders(monkeypatch, capsys, api_url, squad, "accept", order.id, "--note", note)[0] == 0
+    code, out, err = wo_orders(monkeypatch, capsys, api_url, squad, "show", order.id)
+    assert (code, err) == (0, "")
+    assert note in out

@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.plates import Plate, mask_plate, normalize_plate
-from schemas.times import UtcDatetime
+from schemas.times import UtcDatetime, for_people
 
 PLATE = TypeAdapter(Plate)
 UTC_TIME = TypeAdapter(UtcDatetime)
@@ -187,3 +187,9 @@ def test_times_for_people_are_china_time_with_offset_to_the_second() -> None:
     from schemas.times import for_people
 
     assert for_people(datetime(2026, 12, 4, 16, 0, 0, 123456, tzinfo=UTC)) == "2026-12-05 00:00:00+08:00"
+
+
+def test_a_time_china_time_cannot_write_is_shown_with_its_own_offset_not_a_crash() -> None:
+    # 9999-12-31 20:00 UTC is already year 10000 in China: shown as it is, never an error.
+    last = datetime(9999, 12, 31, 20, 0, tzinfo=UTC)
+    assert for_people(last) == "9999-12-31 20:00:00+00:00"
