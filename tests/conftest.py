@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import psycopg
 import pytest
@@ -31,8 +31,12 @@ POSTGRES_ADMIN_DSN = (
 )
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
+def skip_unless_ci(reason: str) -> NoReturn:
+    """A test's outside requirement is missing: skipped with the reason on a laptop, a
+    failure under ``CI=true``, where no test may be skipped silently."""
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run, not be skipped)")
+    pytest.skip(reason)
 
 
 def require_java_and_maven() -> None:
@@ -42,10 +46,7 @@ def require_java_and_maven() -> None:
 
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
-        reason = f"Apache Kafka needs {' and '.join(missing)} on PATH"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: broker tests must not be skipped)")
-        pytest.skip(reason)
+        skip_unless_ci(f"Apache Kafka needs {' and '.join(missing)} on PATH")
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +89,7 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True)
     except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}: {exc}".strip()
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must not be skipped)")
-        pytest.skip(reason)
+        skip_unless_ci(f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}: {exc}".strip())
     try:
         with admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

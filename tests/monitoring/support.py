@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
+from tests.conftest import skip_unless_ci
 from tests.integration.pipeline_support import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -32,22 +31,15 @@ JOB = "workorder-pipeline"
 Json = dict[str, Any]
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
 def require_binary(name: str) -> str:
     """The path of ``name`` (promtool, prometheus: Debian's ``prometheus`` package). Missing:
     skipped with the reason, except under ``CI=true`` (deploy/check.sh installs it there)."""
     path = shutil.which(name)
     if path is None:
-        reason = (
+        skip_unless_ci(
             f"{name!r} is not installed: install Debian's 'prometheus' package "
             "(apt-get install prometheus; deploy/check.sh does it in CI)"
         )
-        if in_ci():
-            pytest.fail(f"{reason} (CI=true: the monitoring tests must not be skipped)")
-        pytest.skip(reason)
     return path
 
 
