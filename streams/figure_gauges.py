@@ -25,7 +25,8 @@ from services.ports import FigureFactsReader
 from streams.resilience import Outage, Task
 
 FIGURE_LABELS = ["unit", "kind", "figure", "period"]
-#: Two months of orders are read at most this often (scrapes come every 15 s).
+#: Two months of orders are read at most this often (scrapes come every 15 s); the
+#: worker's is WO_FIGURES_REFRESH_SECONDS.
 REFRESH_SECONDS = 60.0
 
 Computed = dict[str, list[UnitFigures]]
@@ -121,6 +122,7 @@ def register(
     reader: FigureFactsReader,
     weights: ScoreWeights,
     is_leader: Callable[[], bool],
+    refresh_seconds: float = REFRESH_SECONDS,
     registry: CollectorRegistry = REGISTRY,
 ) -> None:
-    registry.register(FigureCollector(reader, weights, is_leader))
+    registry.register(FigureCollector(reader, weights, is_leader, refresh_seconds=refresh_seconds))

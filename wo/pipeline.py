@@ -90,6 +90,7 @@ def run_pipeline(settings: Settings) -> int:
             FigureFacts(repository.engine),
             loaded.policy.figures.score,
             supervision.faust_leader(worker_parts.app),
+            refresh_seconds=settings.figures_refresh_seconds,
         )
         platform_watch.register(
             PlatformsSeen(repository.engine),
