@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
@@ -18,7 +19,22 @@ from storage.tables import work_order, work_order_event
 
 E = LifecycleEventName
 _GRANTED = (E.extension_approved.value, E.extended.value)
-_DETAILED = (E.accepted.value, E.closed.value, E.reopened.value)
+_CALLBACKS = (E.closed.value, E.reopened.value)
+#: Of the order's own row, what the figures need (not its text, subject or sources).
+_COLUMNS = (
+    "id",
+    "unit",
+    "kind",
+    "priority",
+    "status",
+    "created_at",
+    "accept_due_at",
+    "accepted_at",
+    "due_at",
+    "closed_at",
+    "closed_on_time",
+    "rework_count",
+)
 
 
 class FigureFacts:
@@ -27,38 +43,60 @@ class FigureFacts:
 
     def order_facts(self, start: datetime, end: datetime) -> list[OrderFacts]:
         """One OrderFacts per order created in [start, end)."""
-        o, ev = work_order.c, work_order_event.c
-        cohort = sa.and_(o.created_at >= start, o.created_at < end)
-        counted = (
-            sa.select(
-                ev.work_order_id,
-                _count(ev.type == E.returned.value).label("returns"),
-                _count(ev.type.in_(_GRANTED)).label("grants"),
-                sa.func.max(sa.case((ev.type == E.reassigned.value, ev.id))).label("last_reassign"),
-            )
-            .join(work_order, o.id == ev.work_order_id)
-            .where(cohort, ev.type.in_((E.returned.value, E.reassigned.value, *_GRANTED)))
-            .group_by(ev.work_order_id)
-            .subquery()
-        )
-        orders = sa.select(work_order, counted.c.returns, counted.c.grants, counted.c.last_reassign).where(
-            cohort
-        )
-        orders = orders.outerjoin_from(work_order, counted, counted.c.work_order_id == o.id)
-        detailed = (
-            sa.select(
-                ev.work_order_id, ev.id, ev.type, ev.at, ev.detail["callback"].as_string().label("callback")
-            )
-            .join(work_order, o.id == ev.work_order_id)
-            .where(cohort, ev.type.in_(_DETAILED))
-            .order_by(ev.work_order_id, ev.id)
-        )
+        cohort = sa.and_(work_order.c.created_at >= start, work_order.c.created_at < end)
         with self._engine.connect() as conn:
-            rows = list(conn.execute(orders).mappings())
+            rows = list(conn.execute(_orders(cohort)).mappings())
             events: dict[str, list[RowMapping]] = {}
-            for event in conn.execute(detailed).mappings():
+            for event in conn.execute(_events(cohort)).mappings():
                 events.setdefault(event["work_order_id"], []).append(event)
         return [_facts(row, events.get(row["id"], ())) for row in rows]
+
+
+def _orders(cohort: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The cohort's orders with their returns, extensions granted and last reassignment."""
+    o, ev = work_order.c, work_order_event.c
+    counted = (
+        sa.select(
+            ev.work_order_id,
+            _count(ev.type == E.returned.value).label("returns"),
+            _count(ev.type.in_(_GRANTED)).label("grants"),
+            sa.func.max(sa.case((ev.type == E.reassigned.value, ev.id))).label("last_reassign"),
+        )
+        .join(work_order, o.id == ev.work_order_id)
+        .where(cohort, ev.type.in_((E.returned.value, E.reassigned.value, *_GRANTED)))
+        .group_by(ev.work_order_id)
+        .subquery()
+    )
+    return (
+        sa.select(
+            *(getattr(o, name) for name in _COLUMNS),
+            counted.c.returns,
+            counted.c.grants,
+            counted.c.last_reassign,
+        )
+        .outerjoin_from(work_order, counted, counted.c.work_order_id == o.id)
+        .where(cohort)
+    )
+
+
+def _events(cohort: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The events whose detail or time matters, oldest first: callbacks (closures and
+    unsatisfied reopenings), and the acceptances of reassigned orders."""
+    o, ev = work_order.c, work_order_event.c
+    callback = ev.detail["callback"].as_string()
+    reassigned = sa.select(ev.work_order_id).where(ev.type == E.reassigned.value)
+    return (
+        sa.select(ev.work_order_id, ev.id, ev.type, ev.at, callback.label("callback"))
+        .join(work_order, o.id == ev.work_order_id)
+        .where(
+            cohort,
+            sa.or_(
+                sa.and_(ev.type.in_(_CALLBACKS), callback.is_not(None)),
+                sa.and_(ev.type == E.accepted.value, ev.work_order_id.in_(reassigned)),
+            ),
+        )
+        .order_by(ev.work_order_id, ev.id)
+    )
 
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:

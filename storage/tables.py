@@ -96,6 +96,8 @@ work_order = sa.Table(
     sa.Index("ix_work_order_status_due_at", "status", "due_at"),
     sa.Index("ix_work_order_plate", "plate"),
     sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
+    #: The figures read a period's cohort: the orders created in it (migration 0018).
+    sa.Index("ix_work_order_created_at", "created_at"),
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
 )
 
