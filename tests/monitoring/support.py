@@ -214,4 +214,6 @@ ALLOWED_LABELS = {
     "action",
     "task",  # streams/resilience.Task
     "on",  # streams/resilience.WaitingOn
+    "figure",  # processors/figures.Figure
+    "period",  # services/figures.MonthPeriod
 }

@@ -36,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Topics
 from processors.calendar import WorkCalendar
+from processors.figures import Figure
 from processors.platform_silence import PlatformState, judge
 from processors.routing import CONFLICT_OF_INTEREST_KEY
 from schemas.commands import CommandAction, EscalationLevel
@@ -44,6 +45,7 @@ from schemas.signal import SignalKind
 from schemas.times import CHINA_STANDARD_TIME as CHINA
 from schemas.workorder import Priority
 from services.calendar_files import package_schedules
+from services.figures import MonthPeriod
 from services.platform_files import PLATFORMS_FILE, load_platforms
 from services.policy_files import load_policy
 from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
@@ -599,6 +601,8 @@ def label_problems(text: str, personal: set[str]) -> list[str]:
         "task": {task.value for task in Task},
         "on": {cause.value for cause in WaitingOn},
         "cadence": {cadence.value for cadence in Cadence},
+        "figure": {figure.value for figure in Figure},
+        "period": {period.value for period in MonthPeriod},
     }
     problems = []
     for family in text_string_to_metric_families(text):
