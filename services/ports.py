@@ -13,7 +13,13 @@ from schemas.commands import LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import (
+    DecidedCommand,
+    ExtensionRequestQuery,
+    OrderQuery,
+    PendingExtension,
+    PersonalDataRead,
+)
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 
@@ -44,6 +50,11 @@ class OrderReads(Protocol):
         """The complainant's data as the order's first signal gave it ({} without any)."""
 
 
+class ExtensionRequestReads(Protocol):
+    def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
+        """Extension requests waiting for the command center, the order due first first."""
+
+
 class PersonalDataLog(Protocol):
     def record_read(self, read: PersonalDataRead) -> None:
         """Remember a read of personal data."""
@@ -71,7 +82,9 @@ class DeadLetterArchive(Protocol):
         its retention)."""
 
 
-class ApiStore(OrderReads, PersonalDataLog, CommandLedger, DeadLetterArchive, Protocol):
+class ApiStore(
+    OrderReads, ExtensionRequestReads, PersonalDataLog, CommandLedger, DeadLetterArchive, Protocol
+):
     """Everything the HTTP API reads and records."""
 
 

@@ -13,7 +13,13 @@ from typing import Any
 from processors.merging import with_occurrences
 from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import KeptOriginal
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import (
+    DecidedCommand,
+    ExtensionRequestQuery,
+    OrderQuery,
+    PendingExtension,
+    PersonalDataRead,
+)
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 from services.ports import Announcement, CommandNotPublished
@@ -51,6 +57,18 @@ class InMemoryApiStore:
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(order_id, []))
 
+    def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
+        found = [
+            _pending(order, self.histories.get(order.id, []))
+            for order in self.orders_by_id.values()
+            if order.extension_requested_at is not None
+            and order.status not in _CLOSED
+            and (query.unit is None or order.unit == query.unit)
+            and (query.kind is None or order.kind is query.kind)
+        ]
+        found.sort(key=lambda p: (p.due_at, p.work_order_id))
+        return found[query.offset : query.offset + query.limit]
+
     def complainant(self, order_id: str) -> dict[str, Any]:
         return dict(self.complainants.get(order_id, {}))
 
@@ -80,6 +98,22 @@ class InMemoryApiStore:
 
     def sent_about(self, command_id: str) -> str | None:
         return self.sent.get(command_id)
+
+
+def _pending(order: WorkOrder, history: list[dict[str, Any]]) -> PendingExtension:
+    assert order.extension_requested_at is not None
+    requests = [e for e in history if e.get("type") == LifecycleEventName.extension_requested]
+    return PendingExtension(
+        work_order_id=order.id,
+        unit=order.unit,
+        kind=order.kind,
+        priority=order.priority,
+        requested_at=order.extension_requested_at,
+        working_days=order.pending_extension_days,
+        hours=order.pending_extension_hours,
+        reason=requests[-1]["detail"].get("note", "") if requests else "",
+        due_at=order.due_at,
+    )
 
 
 def _matches(order: WorkOrder, query: OrderQuery, now: datetime) -> bool:
