@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from schemas.commands import LifecycleEventName, WorkOrderCommand
+from schemas.commands import EscalationLevel, LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
@@ -172,6 +172,10 @@ class CommandBatch(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
     def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None: ...
+    def escalate_once(self, order_id: str, level: EscalationLevel, unit: str, due_at: datetime) -> bool:
+        """Record the escalation in the batch's transaction, once per order and level (False:
+        it was recorded before); the leader's escalation check publishes it."""
+
     def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None: ...
     def record(self, command_id: str, order_id: str, outcome: StrEnum, reason: str) -> None: ...
     def order(self, order_id: str) -> WorkOrder: ...

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from processors.merging import with_occurrences
-from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
+from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import KeptOriginal
 from schemas.records import (
     DecidedCommand,
@@ -301,6 +301,8 @@ class InMemoryCommandStore:
     outbox: list[tuple[str, str, str, str | None, bool]] = field(default_factory=list)
     history: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     originals: dict[str, KeptOriginal] = field(default_factory=dict)
+    #: (order id, level, unit, due_at) of every escalation recorded with a command.
+    escalations: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     races: int = 0
 
     def add(self, order: WorkOrder) -> WorkOrder:
@@ -321,6 +323,7 @@ class InMemoryCommandStore:
                 list(self.outbox),
                 list(self.history),
                 dict(self.originals),
+                list(self.escalations),
             ),
             now,
         )
@@ -331,6 +334,7 @@ class InMemoryCommandStore:
         done = batch.store
         self.rows, self.processed, self.outbox = done.rows, done.processed, done.outbox
         self.history, self.originals = done.history, done.originals
+        self.escalations = done.escalations
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         for original in originals:
@@ -392,6 +396,12 @@ class InMemoryCommandBatch:
 
     def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None:
         self.store.history.append((order_id, LifecycleEventName.command_rejected, actor, detail))
+
+    def escalate_once(self, order_id: str, level: EscalationLevel, unit: str, due_at: datetime) -> bool:
+        if any(e[:2] == (order_id, level.value) for e in self.store.escalations):
+            return False
+        self.store.escalations.append((order_id, level.value, unit, due_at))
+        return True
 
     def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None:
         self.store.outbox.append((topic, key, payload, self.position, self.position is not None))

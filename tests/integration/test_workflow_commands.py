@@ -211,26 +211,3 @@ def test_a_returned_order_not_rerouted_in_time_goes_to_leadership(
     escalations.fire(returned_at + timedelta(hours=4))
     rerouted = [m for m in escalations.pending() if m.level == "reroute_overdue"]
     assert [(m.recipient, m.unit) for m in rerouted] == [("leadership", "command-center")]
-
-
-def test_the_third_rework_raises_the_order_to_leadership_once(
-    repository: WorkOrderRepository, handler: CommandHandler
-) -> None:
-    created = datetime.fromisoformat("2026-11-23T08:00:00+08:00")
-    order_id = night_ban_alarm(repository, created)
-    send = Sender(handler, order_id)
-    escalations = Escalations(repository, POLICY.deadlines, CALENDAR, POLICY.lifecycle.reworks_to_leadership)
-    for action in ("accept", "start"):
-        assert send(action, "squad-1", created).outcome == "applied"
-    raised = []
-    for round_ in range(1, 4):
-        at = created + timedelta(minutes=round_)
-        assert send("feedback", "squad-1", at, disposition="unfounded").outcome == "applied"
-        reworked = send("reopen", "command-center", at, note="照片缺失")
-        raised.append(reworked.event.detail.get("raised_to_leadership", False))
-        escalations.fire(at)
-    assert raised == [False, False, True]
-    levels = [(m.level, m.recipient) for m in escalations.pending() if m.level == "rework_escalated"]
-    assert levels == [("rework_escalated", "leadership")]
-    escalations.fire(created + timedelta(minutes=10))
-    assert len([m for m in escalations.pending() if m.level == "rework_escalated"]) == 1
