@@ -11,8 +11,8 @@ from processors.clocks import due_acceptance, due_reroute
 from processors.escalation import DueEscalation, due_escalations, recipient
 from schemas.commands import EscalationLevel, EscalationMessage
 from schemas.policy import Deadlines
-from schemas.workflow import AcceptanceLimits, CardLevel
-from schemas.workorder import WorkOrderStatus
+from schemas.workflow import AcceptanceLimits, CardLevel, CardRule
+from schemas.workorder import Priority, WorkOrderStatus
 from storage.clock_orders import orders_on_the_clock
 from storage.repository import WorkOrderRepository
 
@@ -58,6 +58,10 @@ def fire_workflow_clocks(
     remind = timedelta(hours=acceptance.remind_before_hours if acceptance else 0)
     horizon = _card_horizon(deadlines, calendar, now)
     fired = 0
+
+    def cards(order: Any) -> tuple[CardRule, ...]:
+        return deadlines.cards_for(Priority(order["priority"]))
+
     for orders in orders_on_the_clock(repository.engine, horizon, now + remind):
         rows = []
         for order in orders:
@@ -72,7 +76,7 @@ def fire_workflow_clocks(
             if order["due_at"] <= horizon:  # a candidate for another clock only: no card yet
                 keyed += [
                     (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
-                    for card in due_cards(status, order["due_at"], deadlines.cards, calendar, now)
+                    for card in due_cards(status, order["due_at"], cards(order), calendar, now)
                 ]
             rows += [
                 {"work_order_id": order["id"], "level": due.level.value, "due_at": key, "unit": unit}
@@ -96,7 +100,7 @@ def _card_horizon(deadlines: Deadlines, calendar: WorkCalendar, now: datetime) -
     days before due_at is due by now when due_at is at most N working days after now), plus a
     day: the database narrows, the rules decide exactly."""
     latest = now
-    for rule in deadlines.cards:
+    for rule in deadlines.all_cards():
         if rule.working_days_before is not None:
             latest = max(latest, calendar.shift_working_days(now, rule.working_days_before).due_at)
         elif rule.hours_before is not None:

@@ -23,7 +23,7 @@ _RUNNING = [
 def orders_on_the_clock(
     engine: Engine, due_by: datetime, accept_by: datetime, chunk: int = 5000
 ) -> Iterator[list[RowMapping]]:
-    """id, unit, status, due_at, accept_due_at and returned_at, ``chunk`` at a time (by id),
+    """id, unit, status, priority, due_at, accept_due_at and returned_at, ``chunk`` at a time (by id),
     of running orders due by ``due_by`` (the cards' horizon), dispatched orders to accept by
     ``accept_by`` and every returned order (the command center's clock)."""
     c = work_order.c
@@ -38,7 +38,7 @@ def orders_on_the_clock(
         with engine.connect() as conn:
             rows = list(
                 conn.execute(
-                    sa.select(c.id, c.unit, c.status, c.due_at, c.accept_due_at, c.returned_at)
+                    sa.select(c.id, c.unit, c.status, c.priority, c.due_at, c.accept_due_at, c.returned_at)
                     .where(candidates, c.id > after)
                     .order_by(c.id)
                     .limit(chunk)
