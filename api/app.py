@@ -20,7 +20,15 @@ from api.auth import Tokens
 from api.deps import Parts
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
-from api.routes import commands, dead_letters, figures, health, orders, personal_data
+from api.routes import (
+    commands,
+    dead_letters,
+    extension_requests,
+    figures,
+    health,
+    orders,
+    personal_data,
+)
 from schemas.figures import ScoreWeights
 from services.clock import utc_now
 from services.ports import ApiStore, CommandPublisher
@@ -49,7 +57,7 @@ def create_app(
     app.state.auth_failures = AuthFailures()
     app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights())
     # In this order, so the OpenAPI document lists the paths as it always has.
-    for module in (health, orders, personal_data, commands, dead_letters, figures):
+    for module in (health, orders, personal_data, commands, dead_letters, figures, extension_requests):
         app.include_router(module.router)
     app.add_exception_handler(ValueError, _value_error)
     return app

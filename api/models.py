@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.commands import Callback, CommandAction, Disposition, ExtensionAmount, RefusalCode, ReturnReason
 from schemas.inbound import Id
+from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
-from schemas.workorder import WorkOrder
+from schemas.workorder import Priority, WorkOrder
 
 
 class CommandRequest(BaseModel):
@@ -115,3 +116,18 @@ class FiguresOut(BaseModel):
     end: datetime = Field(description="First moment after the period (UTC)")
     computed_at: datetime
     units: list[UnitFiguresOut]
+
+
+class ExtensionRequestRow(BaseModel):
+    """An extension request (延期申请) waiting for the command center."""
+
+    work_order_id: str
+    unit: str
+    kind: SignalKind
+    priority: Priority
+    requested_at: UtcDatetime
+    working_days: int | None = Field(description="Working days asked (or null when hours were)")
+    hours: float | None = Field(description="Hours asked (or null when working days were)")
+    reason: str = Field(description="The reason the unit gave")
+    due_at: UtcDatetime
+    seconds_left: int = Field(description="Until due_at; negative once it has passed")

@@ -7,14 +7,23 @@ bootstrap address set, no embedded broker is started.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from string import Formatter
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +46,9 @@ CHECKOUT_VAR = "WO_CHECKOUT"
 POLICY_DIR_NAME = "policy"
 DATA_DIR_NAME = "var"
 DATABASE_FILE = "workorders.db"
+#: Variables with the settings' prefix that are not settings: read by bin/wo, the test
+#: runner and the tests' Kafka cluster. Any other ``WO_`` variable is refused at start.
+NOT_SETTINGS = frozenset({CONFIG_FILE_VAR, CHECKOUT_VAR, "WO_KAFKA_LIB_DIR", "WO_TEST_POSTGRES_PORT"})
 
 
 def _sqlite_in(data_dir: Path) -> str:
@@ -80,6 +92,9 @@ class ProcessingGuarantee(StrEnum):
 
 class Topics(BaseModel):
     """Topic names. Defaults are the contract's; every one can be renamed."""
+
+    # A misspelt topic (WO_TOPICS__DISPATCH, or in the settings file) is an error, not ignored.
+    model_config = ConfigDict(extra="forbid")
 
     vehicle_alarms: str = "monitoring.vehicle-alarms"
     suspects: str = "rectification.suspects"
@@ -301,11 +316,29 @@ def load_settings() -> Settings:
     config_file = os.environ.get(CONFIG_FILE_VAR)
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"{CONFIG_FILE_VAR}={config_file}: no such file")
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError("unknown settings (a misspelt name would be ignored):\n" + "\n".join(unknown))
     try:
         return Settings()
     except ValidationError as exc:
         lines = [_error_line(error, config_file) for error in exc.errors()]
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per ``WO_`` variable that names no setting (nor a nested one, ``WO_TOPICS__X``),
+    with the nearest setting names."""
+    known = {_env_name(name) for name in Settings.model_fields} | NOT_SETTINGS
+    known |= {f"WO_TOPICS__{name.upper()}" for name in Topics.model_fields}
+    lines = []
+    for variable in sorted(environ):
+        name = variable.upper()  # the settings' names are not case-sensitive
+        if name.startswith("WO_") and name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.75)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            lines.append(f"  {variable}: no such setting{hint}")
+    return lines
 
 
 def _env_name(field: str) -> str:

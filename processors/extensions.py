@@ -18,7 +18,8 @@ from schemas.times import for_people
 
 E = LifecycleEventName
 R = RefusalCode
-#: The columns of the pending request, cleared when it is decided or the order leaves its unit.
+#: The columns of the pending request, cleared when it is decided or the order leaves its
+#: unit or closes.
 NO_PENDING: dict[str, Any] = {
     "pending_extension_days": None,
     "pending_extension_hours": None,
@@ -124,5 +125,5 @@ def reject_extension(
 
 
 def pending_cleared(order: OrderState) -> dict[str, Any]:
-    """Changes that drop a pending request when the order leaves the unit that asked."""
+    """Changes that drop a pending request when the order leaves the unit that asked, or closes."""
     return dict(NO_PENDING) if order.pending_extension is not None else {}

@@ -161,6 +161,8 @@ def _close(order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy
         "closed_at": command.at,
         "closed_on_time": on_time,
         "disposition": disposition,
+        # A closed order has no deadline left to move: a request still waiting is dropped.
+        **extensions.pending_cleared(order),
     }
     return Transition(E.closed, changes, {**detail, "on_time": on_time})
 

@@ -25,7 +25,14 @@ from schemas.figures import FiguresPolicy
 from schemas.inbound import EnterpriseId
 from schemas.plates import Plate
 from schemas.signal import FieldValue, SignalKind
-from schemas.workflow import DEFAULT_CARDS, AcceptanceLimits, CardRule, ExtensionLimits
+from schemas.workflow import (
+    DEFAULT_CARDS,
+    AcceptanceLimits,
+    CardRule,
+    ExtensionLimits,
+    early_card,
+    one_rule_per_level,
+)
 from schemas.workflow import TimeLimit as TimeLimit  # re-exported: it lived here first
 from schemas.workorder import COMMAND_CENTER, Priority
 
@@ -171,15 +178,46 @@ class Deadlines(PolicyModel):
     reroute: TimeLimit | None = None
     #: Yellow and red cards relative to due_at; each level at most once.
     cards: tuple[CardRule, ...] = DEFAULT_CARDS
+    #: The cards of a priority, instead of ``cards`` (urgent orders count hours).
+    cards_by_priority: dict[Priority, tuple[CardRule, ...]] = {}
 
     @field_validator("cards")
     @classmethod
     def _one_rule_per_card(cls, cards: tuple[CardRule, ...]) -> tuple[CardRule, ...]:
-        levels = [rule.level.value for rule in cards]
-        repeated = sorted({level for level in levels if levels.count(level) > 1})
-        if repeated:
-            raise ValueError(f"one rule per card level; repeated: {', '.join(repeated)}")
-        return cards
+        return one_rule_per_level(cards)
+
+    @field_validator("cards_by_priority")
+    @classmethod
+    def _one_rule_per_card_of_a_priority(
+        cls, cards: dict[Priority, tuple[CardRule, ...]]
+    ) -> dict[Priority, tuple[CardRule, ...]]:
+        return {priority: one_rule_per_level(rules) for priority, rules in cards.items()}
+
+    @model_validator(mode="after")
+    def _no_card_at_opening(self) -> Deadlines:
+        """A warning that fires when the order is opened warns of nothing: refused at start."""
+        limits: list[tuple[str, Priority, TimeLimit]] = [("", p, limit) for p, limit in self.default.items()]
+        limits += [(f"{k.value} ", p, limit) for k, by in self.by_kind.items() for p, limit in by.items()]
+        for of, priority, limit in limits:
+            for rule in self.cards_for(priority):
+                why = early_card(rule, limit)
+                if why is None:
+                    continue
+                own = priority in self.cards_by_priority
+                where = f"cards_by_priority.{priority.value}" if own else "cards"
+                raise ValueError(
+                    f"{where}: the {rule.level.value} card {why}: it would fire when a {of}"
+                    f"{priority.value} order is opened; give {priority.value} its cards in "
+                    "cards_by_priority (hours_before for a limit in hours)"
+                )
+        return self
+
+    def cards_for(self, priority: Priority) -> tuple[CardRule, ...]:
+        return self.cards_by_priority.get(priority, self.cards)
+
+    def all_cards(self) -> list[CardRule]:
+        """Every card rule of every priority."""
+        return [*self.cards, *(rule for rules in self.cards_by_priority.values() for rule in rules)]
 
     @model_validator(mode="after")
     def _every_priority_has_a_default(self) -> Deadlines:

@@ -54,3 +54,31 @@ class DecidedCommand:
     refusal: RefusalCode | None
     #: The refusal's reason; for an applied command, its lifecycle event.
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionRequestQuery:
+    """Pending extension requests (延期申请待审批) matching every filter given (None: any),
+    the order due first first."""
+
+    unit: str | None = None
+    kind: SignalKind | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExtension:
+    """An extension request waiting for the command center, with the order it is about."""
+
+    work_order_id: str
+    unit: str
+    kind: SignalKind
+    priority: Priority
+    requested_at: datetime
+    #: What was asked: working days or hours (one of them).
+    working_days: int | None
+    hours: float | None
+    #: The reason the unit gave (the request's note).
+    reason: str
+    due_at: datetime

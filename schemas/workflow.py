@@ -91,6 +91,30 @@ DEFAULT_CARDS = (
 )
 
 
+def one_rule_per_level(cards: tuple[CardRule, ...]) -> tuple[CardRule, ...]:
+    levels = [rule.level.value for rule in cards]
+    repeated = sorted({level for level in levels if levels.count(level) > 1})
+    if repeated:
+        raise ValueError(f"one rule per card level; repeated: {', '.join(repeated)}")
+    return cards
+
+
+def early_card(rule: CardRule, limit: TimeLimit) -> str | None:
+    """Why ``rule`` would fire as soon as an order with ``limit`` is opened (or could, on a
+    weekend); None when it leaves the unit time first. A deadline in working days ends a
+    working day at least ``working_days`` * 24 h after the order is opened."""
+    if rule.working_days_before is not None:
+        if limit.working_days is None:
+            return "counts working days back from a deadline in hours (a weekend can put it before the order)"
+        if rule.working_days_before >= limit.working_days:
+            return f"is {rule.working_days_before} working days before a deadline of {limit}"
+    if rule.hours_before is not None:
+        allowed = limit.hours if limit.hours is not None else 24 * (limit.working_days or 0)
+        if rule.hours_before >= allowed:
+            return f"is {rule.hours_before:g} h before a deadline of {limit}"
+    return None
+
+
 class ExtensionLimits(_Model):
     """延期申请: how often, and by how much in all, a unit may ask for more time on one order."""
 

@@ -28,7 +28,14 @@ from config.settings import ProcessingGuarantee
 from processors.command_signing import SignatureRefusal, check
 from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
 from processors.lifecycle import Clocks, LifecyclePolicy, OrderState, Refusal, Transition, decide
-from schemas.commands import LifecycleEvent, LifecycleEventName, Outcome, RefusalCode, WorkOrderCommand
+from schemas.commands import (
+    EscalationLevel,
+    LifecycleEvent,
+    LifecycleEventName,
+    Outcome,
+    RefusalCode,
+    WorkOrderCommand,
+)
 from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
@@ -238,6 +245,9 @@ class CommandHandler:
         batch.apply(state.id, state.status, decision.changes, decision.event, actor, detail)
         batch.record(command.command_id, state.id, Outcome.applied, decision.event)
         order = batch.order(state.id)
+        if decision.raise_to_leadership:
+            # 提级督办 with the command that caused it, not at the next escalation check.
+            batch.escalate_once(order.id, EscalationLevel.rework_escalated, order.unit, order.due_at)
         event = LifecycleEvent(
             work_order_id=order.id,
             event=decision.event,

@@ -11,8 +11,8 @@ from processors.clocks import due_acceptance, due_reroute
 from processors.escalation import DueEscalation, due_escalations, recipient
 from schemas.commands import EscalationLevel, EscalationMessage
 from schemas.policy import Deadlines
-from schemas.workflow import AcceptanceLimits, CardLevel
-from schemas.workorder import WorkOrderStatus
+from schemas.workflow import AcceptanceLimits, CardLevel, CardRule
+from schemas.workorder import Priority, WorkOrderStatus
 from storage.clock_orders import orders_on_the_clock
 from storage.repository import WorkOrderRepository
 
@@ -48,17 +48,21 @@ def fire_workflow_clocks(
     deadlines: Deadlines,
     calendar: WorkCalendar,
     now: datetime,
-    reworks_to_leadership: int | None = None,
 ) -> int:
     """Record the acceptance reminders and escalations, the command center's re-route
-    escalations, the yellow and red cards due by ``now``, and orders reworked the policy's
-    number of times (提级督办), each once per order, level and the deadline it is about: the
-    escalation table's key is the set already fired."""
+    escalations and the yellow and red cards due by ``now``, each once per order, level and
+    the deadline it is about: the escalation table's key is the set already fired. (An order
+    reworked the policy's number of times, 提级督办, is escalated by the command that sent
+    it back, in its own transaction: services.commands.)"""
     acceptance = deadlines.acceptance
     remind = timedelta(hours=acceptance.remind_before_hours if acceptance else 0)
     horizon = _card_horizon(deadlines, calendar, now)
     fired = 0
-    for orders in orders_on_the_clock(repository.engine, horizon, now + remind, reworks_to_leadership):
+
+    def cards(order: Any) -> tuple[CardRule, ...]:
+        return deadlines.cards_for(Priority(order["priority"]))
+
+    for orders in orders_on_the_clock(repository.engine, horizon, now + remind):
         rows = []
         for order in orders:
             status, unit = WorkOrderStatus(order["status"]), order["unit"]
@@ -72,11 +76,8 @@ def fire_workflow_clocks(
             if order["due_at"] <= horizon:  # a candidate for another clock only: no card yet
                 keyed += [
                     (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
-                    for card in due_cards(status, order["due_at"], deadlines.cards, calendar, now)
+                    for card in due_cards(status, order["due_at"], cards(order), calendar, now)
                 ]
-            if reworks_to_leadership is not None and order["rework_count"] >= reworks_to_leadership:
-                level = EscalationLevel.rework_escalated
-                keyed.append((DueEscalation(level, recipient(level, unit), now), order["due_at"]))
             rows += [
                 {"work_order_id": order["id"], "level": due.level.value, "due_at": key, "unit": unit}
                 for due, key in keyed
@@ -99,7 +100,7 @@ def _card_horizon(deadlines: Deadlines, calendar: WorkCalendar, now: datetime) -
     days before due_at is due by now when due_at is at most N working days after now), plus a
     day: the database narrows, the rules decide exactly."""
     latest = now
-    for rule in deadlines.cards:
+    for rule in deadlines.all_cards():
         if rule.working_days_before is not None:
             latest = max(latest, calendar.shift_working_days(now, rule.working_days_before).due_at)
         elif rule.hours_before is not None:
@@ -138,19 +139,15 @@ class Escalations:
         repository: WorkOrderRepository,
         deadlines: Deadlines,
         calendar: WorkCalendar | None = None,
-        reworks_to_leadership: int | None = None,
     ) -> None:
         self._repository = repository
         self._deadlines = deadlines
         self._calendar = calendar
-        self._reworks = reworks_to_leadership
 
     def fire(self, now: datetime) -> int:
         fired = fire_due_escalations(self._repository, self._deadlines, now)
         if self._calendar is not None:
-            fired += fire_workflow_clocks(
-                self._repository, self._deadlines, self._calendar, now, self._reworks
-            )
+            fired += fire_workflow_clocks(self._repository, self._deadlines, self._calendar, now)
         return fired
 
     def pending(self) -> list[EscalationMessage]:

@@ -9,12 +9,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from schemas.commands import LifecycleEventName, WorkOrderCommand
+from schemas.commands import EscalationLevel, LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
 from schemas.figures import OrderFacts
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import (
+    DecidedCommand,
+    ExtensionRequestQuery,
+    OrderQuery,
+    PendingExtension,
+    PersonalDataRead,
+)
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 
@@ -43,6 +49,11 @@ class OrderReads(Protocol):
 
     def complainant(self, order_id: str) -> dict[str, Any]:
         """The complainant's data as the order's first signal gave it ({} without any)."""
+
+
+class ExtensionRequestReads(Protocol):
+    def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
+        """Extension requests waiting for the command center, the order due first first."""
 
 
 class PersonalDataLog(Protocol):
@@ -77,7 +88,15 @@ class FigureFactsReader(Protocol):
         """What each order created in [start, end) contributes to the figures, one per order."""
 
 
-class ApiStore(OrderReads, PersonalDataLog, CommandLedger, DeadLetterArchive, FigureFactsReader, Protocol):
+class ApiStore(
+    OrderReads,
+    ExtensionRequestReads,
+    PersonalDataLog,
+    CommandLedger,
+    DeadLetterArchive,
+    FigureFactsReader,
+    Protocol,
+):
     """Everything the HTTP API reads and records."""
 
 
@@ -165,6 +184,10 @@ class CommandBatch(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
     def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None: ...
+    def escalate_once(self, order_id: str, level: EscalationLevel, unit: str, due_at: datetime) -> bool:
+        """Record the escalation in the batch's transaction, once per order and level (False:
+        it was recorded before); the leader's escalation check publishes it."""
+
     def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None: ...
     def record(self, command_id: str, order_id: str, outcome: StrEnum, reason: str) -> None: ...
     def order(self, order_id: str) -> WorkOrder: ...

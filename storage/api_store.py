@@ -10,9 +10,16 @@ from sqlalchemy.engine import Engine
 from schemas.commands import Outcome, RefusalCode
 from schemas.deadletter import KeptOriginal
 from schemas.figures import OrderFacts
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import (
+    DecidedCommand,
+    ExtensionRequestQuery,
+    OrderQuery,
+    PendingExtension,
+    PersonalDataRead,
+)
 from schemas.workorder import WorkOrder
 from storage.dead_letters import DeadLetterOriginals
+from storage.extension_requests_read import pending_extensions
 from storage.figures_read import FigureFacts
 from storage.personal_data import PersonalDataReads
 from storage.repository import WorkOrderRepository
@@ -21,6 +28,7 @@ from storage.sent_commands import SentCommands
 
 class ApiStore:
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._repository = WorkOrderRepository(engine)
         self._reads = PersonalDataReads(engine)
         self._sent = SentCommands(engine)
@@ -47,6 +55,9 @@ class ApiStore:
             limit=query.limit,
             offset=query.offset,
         )
+
+    def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
+        return pending_extensions(self._engine, query)
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return self._repository.history(order_id)

@@ -21,29 +21,24 @@ _RUNNING = [
 
 
 def orders_on_the_clock(
-    engine: Engine, due_by: datetime, accept_by: datetime, reworks: int | None = None, chunk: int = 5000
+    engine: Engine, due_by: datetime, accept_by: datetime, chunk: int = 5000
 ) -> Iterator[list[RowMapping]]:
-    """id, unit, status, due_at, accept_due_at, returned_at and rework_count, ``chunk`` at a
-    time (by id), of running orders due by ``due_by`` (the cards' horizon), dispatched orders
-    to accept by ``accept_by``, every returned order (the command center's clock) and open
-    orders sent back ``reworks`` times or more."""
+    """id, unit, status, priority, due_at, accept_due_at and returned_at, ``chunk`` at a time (by id),
+    of running orders due by ``due_by`` (the cards' horizon), dispatched orders to accept by
+    ``accept_by`` and every returned order (the command center's clock)."""
     c = work_order.c
     clauses = [
         sa.and_(c.status.in_(_RUNNING), c.due_at <= due_by),
         sa.and_(c.status == WorkOrderStatus.dispatched.value, c.accept_due_at <= accept_by),
         c.status == WorkOrderStatus.returned.value,
     ]
-    if reworks is not None:
-        clauses.append(sa.and_(c.status != WorkOrderStatus.closed.value, c.rework_count >= reworks))
     candidates = sa.or_(*clauses)
     after = ""
     while True:
         with engine.connect() as conn:
             rows = list(
                 conn.execute(
-                    sa.select(
-                        c.id, c.unit, c.status, c.due_at, c.accept_due_at, c.returned_at, c.rework_count
-                    )
+                    sa.select(c.id, c.unit, c.status, c.priority, c.due_at, c.accept_due_at, c.returned_at)
                     .where(candidates, c.id > after)
                     .order_by(c.id)
                     .limit(chunk)

@@ -18,11 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.commands import LifecycleEventName, OutboxTopic
+from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from storage import audit_trail, dead_letters, outbox
 from storage.bulk import chunks
+from storage.escalation_store import escalated_before, record_escalation
 from storage.one_of import one_of
 from storage.order_rows import with_sources
 from storage.outbox import Announcement
@@ -119,6 +120,16 @@ class CommandBatch:
         """A refused command is part of the order's history too (执法全过程记录)."""
         entry = audit_trail.entry(order_id, self.now, LifecycleEventName.command_rejected, detail, actor)
         audit_trail.append(self._conn, [entry])
+
+    def escalate_once(self, order_id: str, level: EscalationLevel, unit: str, due_at: datetime) -> bool:
+        """Record an escalation of the order at ``level`` (and its history entry) in this
+        transaction, unless the order was ever escalated at that level: once per order and
+        level, whatever deadline it had then. The order is locked (order_row): two commands
+        on it do not both find none."""
+        if escalated_before(self._conn, order_id, level):
+            return False
+        row = {"work_order_id": order_id, "level": level.value, "due_at": due_at, "unit": unit}
+        return record_escalation(self._conn, row, self.now)
 
     def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None:
         outbox.put(self._conn, topic, key, payload, self.now, self.position)

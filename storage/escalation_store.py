@@ -63,27 +63,9 @@ class EscalationStore:
         new = 0
         with self._engine.begin() as conn:
             recorded = _recorded(conn, rows)
-            dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             for row in rows:
-                if (row["work_order_id"], row["level"], row["due_at"]) in recorded:
-                    continue
-                inserted = conn.execute(
-                    dialect_insert(escalation)
-                    .values(**row, fired_at=now, published_at=None)
-                    .on_conflict_do_nothing(index_elements=["work_order_id", "level", "due_at"])
-                    .returning(escalation.c.id)
-                ).first()
-                if inserted is None:
-                    continue
-                new += 1
-                reminder = row["level"] == EscalationLevel.reminder
-                detail = {
-                    "level": row["level"],
-                    "recipient": row["unit"] if reminder else None,
-                    "escalation_id": inserted.id,
-                }
-                name = PipelineEventName.reminder_sent if reminder else PipelineEventName.escalated
-                audit_trail.append(conn, [audit_trail.entry(row["work_order_id"], now, name, detail)])
+                if (row["work_order_id"], row["level"], row["due_at"]) not in recorded:
+                    new += record_escalation(conn, row, now)
         return new
 
     def unpublished_escalations(self, limit: int = 1000) -> list[dict[str, Any]]:
@@ -104,6 +86,38 @@ class EscalationStore:
                 conn.execute(
                     sa.update(escalation).where(escalation.c.id.in_(list(ids))).values(published_at=now)
                 )
+
+
+def record_escalation(conn: Connection, row: dict[str, Any], now: datetime) -> bool:
+    """Insert one escalation (work_order_id, level, due_at, unit) and its entry in the order's
+    history, in the caller's transaction; False when it was recorded already."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted = conn.execute(
+        dialect_insert(escalation)
+        .values(**row, fired_at=now, published_at=None)
+        .on_conflict_do_nothing(index_elements=["work_order_id", "level", "due_at"])
+        .returning(escalation.c.id)
+    ).first()
+    if inserted is None:
+        return False
+    reminder = row["level"] == EscalationLevel.reminder
+    detail = {
+        "level": row["level"],
+        "recipient": row["unit"] if reminder else None,
+        "escalation_id": inserted.id,
+    }
+    name = PipelineEventName.reminder_sent if reminder else PipelineEventName.escalated
+    audit_trail.append(conn, [audit_trail.entry(row["work_order_id"], now, name, detail)])
+    return True
+
+
+def escalated_before(conn: Connection, order_id: str, level: EscalationLevel) -> bool:
+    """Whether the order was escalated at ``level`` already, about any deadline."""
+    c = escalation.c
+    found = conn.execute(
+        sa.select(c.id).where(c.work_order_id == order_id, c.level == level.value).limit(1)
+    ).first()
+    return found is not None
 
 
 def _recorded(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str, datetime]]:

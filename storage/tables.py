@@ -101,6 +101,20 @@ work_order = sa.Table(
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
 )
 
+#: An order with an extension request waiting for the command center (延期申请待审批).
+PENDING_EXTENSION = work_order.c.extension_requested_at.is_not(None)
+#: Only the orders with a pending request, by unit and due_at: the command center's list of
+#: them (storage/extension_requests_read.py) reads these rows, not every order (by unit: a
+#: unit's list is read in order, with no sort, and the planner prefers it to the unit's
+#: index of every order).
+sa.Index(
+    "ix_work_order_pending_extension",
+    work_order.c.unit,
+    work_order.c.due_at,
+    sqlite_where=PENDING_EXTENSION,
+    postgresql_where=PENDING_EXTENSION,
+)
+
 #: Every publisher id merged into an order: the idempotence guard (one row per signal).
 work_order_source = sa.Table(
     "work_order_source",

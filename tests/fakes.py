@@ -11,10 +11,16 @@ from enum import StrEnum
 from typing import Any
 
 from processors.merging import with_occurrences
-from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
+from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import KeptOriginal
 from schemas.figures import OrderFacts
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import (
+    DecidedCommand,
+    ExtensionRequestQuery,
+    OrderQuery,
+    PendingExtension,
+    PersonalDataRead,
+)
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 from services.ports import Announcement, CommandNotPublished
@@ -51,6 +57,18 @@ class InMemoryApiStore:
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(order_id, []))
+
+    def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
+        found = [
+            _pending(order, self.histories.get(order.id, []))
+            for order in self.orders_by_id.values()
+            if order.extension_requested_at is not None
+            and order.status not in _CLOSED
+            and (query.unit is None or order.unit == query.unit)
+            and (query.kind is None or order.kind is query.kind)
+        ]
+        found.sort(key=lambda p: (p.due_at, p.work_order_id))
+        return found[query.offset : query.offset + query.limit]
 
     def complainant(self, order_id: str) -> dict[str, Any]:
         return dict(self.complainants.get(order_id, {}))
@@ -105,6 +123,22 @@ class InMemoryApiStore:
             for o in self.orders_by_id.values()
             if start <= o.created_at < end
         ]
+
+
+def _pending(order: WorkOrder, history: list[dict[str, Any]]) -> PendingExtension:
+    assert order.extension_requested_at is not None
+    requests = [e for e in history if e.get("type") == LifecycleEventName.extension_requested]
+    return PendingExtension(
+        work_order_id=order.id,
+        unit=order.unit,
+        kind=order.kind,
+        priority=order.priority,
+        requested_at=order.extension_requested_at,
+        working_days=order.pending_extension_days,
+        hours=order.pending_extension_hours,
+        reason=requests[-1]["detail"].get("note", "") if requests else "",
+        due_at=order.due_at,
+    )
 
 
 def _matches(order: WorkOrder, query: OrderQuery, now: datetime) -> bool:
@@ -292,6 +326,8 @@ class InMemoryCommandStore:
     outbox: list[tuple[str, str, str, str | None, bool]] = field(default_factory=list)
     history: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     originals: dict[str, KeptOriginal] = field(default_factory=dict)
+    #: (order id, level, unit, due_at) of every escalation recorded with a command.
+    escalations: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     races: int = 0
 
     def add(self, order: WorkOrder) -> WorkOrder:
@@ -312,6 +348,7 @@ class InMemoryCommandStore:
                 list(self.outbox),
                 list(self.history),
                 dict(self.originals),
+                list(self.escalations),
             ),
             now,
         )
@@ -322,6 +359,7 @@ class InMemoryCommandStore:
         done = batch.store
         self.rows, self.processed, self.outbox = done.rows, done.processed, done.outbox
         self.history, self.originals = done.history, done.originals
+        self.escalations = done.escalations
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         for original in originals:
@@ -383,6 +421,12 @@ class InMemoryCommandBatch:
 
     def refused(self, order_id: str, actor: str, detail: dict[str, Any]) -> None:
         self.store.history.append((order_id, LifecycleEventName.command_rejected, actor, detail))
+
+    def escalate_once(self, order_id: str, level: EscalationLevel, unit: str, due_at: datetime) -> bool:
+        if any(e[:2] == (order_id, level.value) for e in self.store.escalations):
+            return False
+        self.store.escalations.append((order_id, level.value, unit, due_at))
+        return True
 
     def to_outbox(self, topic: OutboxTopic, key: str, payload: str) -> None:
         self.store.outbox.append((topic, key, payload, self.position, self.position is not None))

@@ -38,6 +38,13 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--overdue", action="store_true", help="only open orders past their due time")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(command=_list)
+    waiting = sub.add_parser(
+        "extensions", help="extension requests waiting for the command center, the order due first first"
+    )
+    waiting.add_argument("--unit")
+    waiting.add_argument("--kind")
+    waiting.add_argument("--limit", type=int, default=100)
+    waiting.set_defaults(command=_extensions)
     show = sub.add_parser("show", help="one order with its full history")
     show.add_argument("order_id")
     show.set_defaults(command=_show)
@@ -201,6 +208,43 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             f"{order['summary'][:60]}"
         )
     return 0
+
+
+def _extensions(settings: Settings, args: argparse.Namespace) -> int:
+    """延期申请待审批, one line each, in Chinese, times in China time."""
+    params: dict[str, Any] = {"limit": args.limit}
+    params |= {name: getattr(args, name) for name in ("unit", "kind") if getattr(args, name) is not None}
+    response = _request(settings, "GET", "/extension-requests", params=params)
+    if response.status_code != 200:
+        return _print_response(response)
+    rows = response.json()
+    if not rows:
+        print("没有待审批的延期申请")
+        return 0
+    print(f"待审批的延期申请 {len(rows)} 件（按办结时限排序，最早的在前）：")
+    for row in rows:
+        asked = (
+            f"{row['working_days']} 个工作日" if row["working_days"] is not None else f"{row['hours']:g} 小时"
+        )
+        print(
+            f"{row['work_order_id']}  {row['unit']}  {row['kind']}  "
+            f"申请于 {for_people(datetime.fromisoformat(row['requested_at']))}  申请延期 {asked}  "
+            f"办结时限 {for_people(datetime.fromisoformat(row['due_at']))}"
+            f"（{time_left(row['seconds_left'])}）  "
+            f"理由：{row['reason']}"
+        )
+    return 0
+
+
+def time_left(seconds: int) -> str:
+    """剩余 1 天 2 小时 3 分钟, or 已超时 … once the deadline has passed (to the minute)."""
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} 天"] if days else []
+    parts += [f"{hours} 小时"] if hours or days else []
+    parts.append(f"{minutes} 分钟")
+    return ("剩余 " if seconds >= 0 else "已超时 ") + " ".join(parts)
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:

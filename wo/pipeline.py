@@ -194,7 +194,7 @@ def _build_worker(
         settings,
         intake,
         commands,
-        Escalations(repository, policy.deadlines, calendar, policy.lifecycle.reworks_to_leadership),
+        Escalations(repository, policy.deadlines, calendar),
         recompute_deadlines=lambda: recompute_provisional_deadlines(
             repository, calendar, policy.deadlines, utc_now()
         ),

@@ -14,7 +14,10 @@ from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 CREATED = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 DUE = CREATED + timedelta(hours=100)
 POLICY = Deadlines(
-    default={p: TimeLimit(hours=100) for p in Priority}, reminder_at=0.75, escalation_grace_hours=24
+    default={p: TimeLimit(hours=100) for p in Priority},
+    reminder_at=0.75,
+    escalation_grace_hours=24,
+    cards=(),  # cards are tests/unit/test_cards.py's
 )
 
 

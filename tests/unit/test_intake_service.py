@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import gc
+import itertools
 import json
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
@@ -42,20 +46,36 @@ SAMPLE_TOPICS = {
 }
 
 
+#: Every store of this module's tests lives here, removed when the test process ends (one
+#: directory per store, never removed, once left ~50,000 of them in /tmp).
+_STORES = tempfile.TemporaryDirectory(prefix="wo-intake-")
+_STORE_NUMBERS = itertools.count()
+
+
 def _migrated_template() -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="wo-intake-template-"))
-    migrate(f"sqlite:///{directory / 'wo.db'}")
-    return directory / "wo.db"
+    template = Path(_STORES.name) / "template.db"
+    migrate(f"sqlite:///{template}")
+    return template
 
 
 TEMPLATE_DB = _migrated_template()
 
 
 def new_store() -> WorkOrderRepository:
-    """A real repository on a fresh SQLite file (a copy of one migrated template: fast)."""
-    directory = Path(tempfile.mkdtemp(prefix="wo-intake-"))
-    shutil.copy(TEMPLATE_DB, directory / "wo.db")
-    return WorkOrderRepository(create_engine(f"sqlite:///{directory / 'wo.db'}"))
+    """A real repository on a fresh SQLite file (a copy of one migrated template: fast). Its
+    file is deleted once nothing uses the repository any more."""
+    path = Path(_STORES.name) / f"store-{next(_STORE_NUMBERS)}.db"
+    shutil.copy(TEMPLATE_DB, path)
+    engine = create_engine(f"sqlite:///{path}")
+    repository = WorkOrderRepository(engine)
+    weakref.finalize(repository, _drop, engine, path)
+    return repository
+
+
+def _drop(engine: Engine, path: Path) -> None:
+    engine.dispose()
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def messages_from(*files: str, first_offset: int = 0) -> list[InboundMessage]:
@@ -323,3 +343,14 @@ def test_stored_complaints_keep_the_complainant_for_the_callback_but_orders_do_n
         text = order.dispatch_message().model_dump_json(by_alias=True)
         assert "顾晓明" not in text
         assert "13962718304" not in text
+
+
+def test_a_store_no_longer_used_leaves_no_file_behind() -> None:
+    store = new_store()
+    database = Path(str(store.engine.url.database))
+    handle(ALL_SAMPLES[:3], store)
+    assert database.is_file()
+    del store
+    gc.collect()
+    assert not database.exists()
+    assert database.parent.name.startswith("wo-intake-")  # the one directory, removed at exit

@@ -311,3 +311,52 @@ def test_without_figures_yaml_the_default_weights_apply(policy_dir: Path) -> Non
     shipped = load_policy(policy_dir).figures
     (policy_dir / "figures.yaml").unlink()
     assert load_policy(policy_dir).figures == shipped
+
+
+def test_the_shipped_cards_warn_an_urgent_order_in_hours_and_the_others_in_working_days() -> None:
+    deadlines = load_policy(POLICY_DIR).deadlines
+    (yellow,) = [rule for rule in deadlines.cards_for(Priority.P1) if rule.level.value == "yellow"]
+    assert (yellow.hours_before, yellow.working_days_before) == (4, None)
+    for priority in (Priority.P2, Priority.P3):
+        (yellow,) = [rule for rule in deadlines.cards_for(priority) if rule.level.value == "yellow"]
+        assert (yellow.working_days_before, yellow.hours_before) == (1, None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        pytest.param(
+            "    - {level: yellow, hours_before: 4}",
+            "    - {level: yellow, working_days_before: 1}",
+            "cards_by_priority.P1: the yellow card counts working days back from a deadline in hours",
+            id="p1-in-working-days",
+        ),
+        pytest.param(
+            "    - {level: yellow, hours_before: 4}",
+            "    - {level: yellow, hours_before: 24}",
+            "cards_by_priority.P1: the yellow card is 24 h before a deadline of 24 h",
+            id="p1-as-long-as-its-deadline",
+        ),
+        pytest.param(
+            "  - {level: yellow, working_days_before: 1}",
+            "  - {level: yellow, working_days_before: 2}",
+            "cards: the yellow card is 2 working days before a deadline of 2 working days: it would "
+            "fire when a complaint P2 order is opened",
+            id="complaint-p2-has-two-days",
+        ),
+        pytest.param(
+            "cards_by_priority:\n  P1:\n    - {level: yellow, hours_before: 4}\n"
+            "    - {level: red, hours_after: 0}\n",
+            "",
+            "cards: the yellow card counts working days back from a deadline in hours",
+            id="p1-without-its-own-cards",
+        ),
+    ],
+)
+def test_a_card_that_would_fire_when_the_order_is_opened_is_refused_at_start(
+    policy_dir: Path, old: str, new: str, said: str
+) -> None:
+    edit(policy_dir, "deadlines.yaml", old, new)
+    problem = the_problem(policy_dir)
+    assert "deadlines.yaml:" in str(problem)
+    assert said in str(problem), str(problem)

@@ -123,3 +123,73 @@ def test_a_rule_across_settings_also_names_them_as_the_settings_file_does(
         .splitlines()[1]
         .endswith(f"or use at_least_once (in {config}: processing_guarantee, kafka_bootstrap)")
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "said"),
+    [
+        pytest.param("WO_TOPICS__X", "  WO_TOPICS__X: no such setting", id="nested"),
+        pytest.param(
+            "WO_TOPICS__DISPATCH",
+            "  WO_TOPICS__DISPATCH: no such setting (did you mean WO_TOPICS__DISPATCHED?)",
+            id="nested-misspelt",
+        ),
+        pytest.param(
+            "WO_KAFKA_BOOTSTRAPS",
+            "  WO_KAFKA_BOOTSTRAPS: no such setting (did you mean WO_KAFKA_BOOTSTRAP?)",
+            id="top-level-misspelt",
+        ),
+        pytest.param("wo_metrics_prot", "  wo_metrics_prot: no such setting (did you mean", id="lower-case"),
+        pytest.param("WO_", "  WO_: no such setting", id="the-prefix-alone"),
+    ],
+)
+def test_an_unknown_setting_is_refused_at_start_by_its_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, said: str
+) -> None:
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert said in str(caught.value)
+    assert str(caught.value).count("no such setting") == 1
+
+
+def test_every_unknown_setting_is_named_at_once_and_the_known_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WO_TOPICS__X", "x")
+    monkeypatch.setenv("WO_COLOUR", "blue")
+    monkeypatch.setenv("WO_TOPICS__COMMANDS", "cmds")
+    monkeypatch.setenv("WO_METRICS_PORT", "9101")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    lines = str(caught.value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == ["WO_COLOUR", "WO_TOPICS__X"]
+
+
+def test_variables_of_the_launcher_and_the_test_runner_are_not_settings_but_allowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in ("WO_CHECKOUT", "WO_KAFKA_LIB_DIR", "WO_TEST_POSTGRES_PORT"):
+        monkeypatch.setenv(variable, str(tmp_path))
+    monkeypatch.setenv("WO_TOPICS__COMMANDS", "ops.commands")
+    assert load_settings().topics.commands == "ops.commands"
+
+
+def test_an_unknown_topic_in_the_settings_file_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "wo.toml"
+    config.write_text('[topics]\ndispatch = "x"\n', encoding="utf-8")
+    monkeypatch.setenv("WO_CONFIG_FILE", str(config))
+    with pytest.raises(SettingsError, match=r"WO_TOPICS__DISPATCH \(or topics__dispatch in .*wo.toml\)"):
+        load_settings()
+
+
+def test_the_command_line_stops_on_an_unknown_setting_with_the_configuration_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wo.cli import main
+
+    monkeypatch.setenv("WO_TOPICS__X", "x")
+    assert main(["orders", "list"]) == 3
+    assert "WO_TOPICS__X: no such setting" in capsys.readouterr().err

@@ -102,6 +102,7 @@ routing:
         unit: squad-1
 deadlines:
   default: {P1: {hours: 24}, P2: {hours: 72}, P3: {hours: 168}}
+  cards: []
 triage:
   dedupe:
     vehicle_alarm: {key: [plate, alarm_type], window_hours: 24}

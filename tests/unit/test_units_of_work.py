@@ -186,3 +186,34 @@ def test_a_command_refused_is_in_the_orders_history_and_announced_but_changes_no
     [announced] = store.unpublished_outbox()
     assert json.loads(announced["payload"])["event"] == LifecycleEventName.command_rejected
     assert store.processed["cmd-1"][1] == RefusalCode.forbidden.value
+
+
+def _command(order: WorkOrder, action: str, unit: str, n: int, **fields: Any) -> WorkOrderCommand:
+    document = {
+        "schema": "workorder-command/1",
+        "command_id": f"cmd-{n}",
+        "work_order_id": order.id,
+        "action": action,
+        "actor": {"unit": unit, "officer_ids": ["officer-1", "officer-2"]},
+        "at": (NOW + timedelta(minutes=5 + n)).isoformat(),
+        **fields,
+    }
+    return WorkOrderCommand.model_validate(document)
+
+
+def test_the_rework_escalation_of_a_batch_done_again_after_a_lost_race_is_recorded_once() -> None:
+    """The escalation is part of the command's unit of work: the lost attempt's is rolled
+    back with it, the second attempt records it once."""
+    store = InMemoryCommandStore(races=1)
+    order = store.add(dispatched_order())
+    commands = [_command(order, "accept", order.unit, 1), _command(order, "start", order.unit, 2)]
+    for n in range(3, 9, 2):
+        commands.append(_command(order, "feedback", order.unit, n, disposition="unfounded"))
+        commands.append(_command(order, "reopen", "command-center", n + 1, note="redo"))
+
+    outcomes = handler_over(store).execute(commands, NOW + timedelta(minutes=20))
+
+    assert [o.outcome for o in outcomes] == [Outcome.applied] * 8
+    assert [(order_id, level, unit) for order_id, level, unit, _ in store.escalations] == [
+        (order.id, "rework_escalated", order.unit)
+    ]
