@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from wo.errors import EXIT_USAGE, exit_code
 from wo.logs import configure_logging
 
 if TYPE_CHECKING:
+    from schemas.notifications import NotificationPolicy
     from services.rules import Explanation
 
     #: What ``add_subparsers`` returns (the parsers of one level of commands).
@@ -164,7 +166,19 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision, "
         f"{len(loaded.platforms.platforms)} platforms expected)"
     )
+    _print_notifications(loaded.notifications)
     return 0
+
+
+def _print_notifications(notifications: NotificationPolicy | None) -> None:
+    from services.notification_files import unset_secrets
+
+    if notifications is None:
+        print("notifications: none (no notifications.yaml): nobody is notified")
+        return
+    print(f"notifications: {len(notifications.receivers)} receivers")
+    for unset in unset_secrets(notifications, os.environ):
+        print(f"  warning: secret not set here, deliveries through it fail: {unset}")
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
