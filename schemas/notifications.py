@@ -48,6 +48,31 @@ class NotificationLevel(StrEnum):
     delivery_failed = "delivery_failed"
 
 
+class NotificationStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    #: The policy's attempts ran out: the command center's receiver is told.
+    failed = "failed"
+
+
+class AttemptOutcome(StrEnum):
+    """An attempt's result (``outcome`` label of wo_notifications_total)."""
+
+    #: Recorded before the send: still so after a crash, it becomes ``interrupted``.
+    sending = "sending"
+    delivered = "delivered"
+    #: The platform answered and refused (HTTP 4xx, a robot's errcode other than 0, an SMTP 5xx).
+    rejected = "rejected"
+    #: No answer, a timeout, HTTP 5xx, an SMTP 4xx.
+    unreachable = "unreachable"
+    #: A secret's environment variable is not set.
+    misconfigured = "misconfigured"
+    #: The worker died mid-send: the platform may or may not have it (at least once).
+    interrupted = "interrupted"
+    #: Not an attempt: the attempts ran out, the notification is failed.
+    gave_up = "gave_up"
+
+
 class ChannelType(StrEnum):
     wecom = "wecom"
     dingtalk = "dingtalk"
@@ -138,6 +163,8 @@ class EmailReceiver(NotifyModel):
     starttls: bool = True
     username: str | None = None
     password_env: EnvName | None = None
+    #: A private CA's certificate (PEM) the server's is checked against; default: the system's.
+    ca_file: str | None = None
     sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     to: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
 

@@ -12,6 +12,7 @@ from schemas.deadletter import KeptOriginal
 from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
 from schemas.workorder import WorkOrder
 from storage.dead_letters import DeadLetterOriginals
+from storage.notifications import NotificationStore
 from storage.personal_data import PersonalDataReads
 from storage.repository import WorkOrderRepository
 from storage.sent_commands import SentCommands
@@ -23,6 +24,7 @@ class ApiStore:
         self._reads = PersonalDataReads(engine)
         self._sent = SentCommands(engine)
         self._originals = DeadLetterOriginals(engine)
+        self._notifications = NotificationStore(engine)
 
     def order(self, order_id: str) -> WorkOrder | None:
         return self._repository.get(order_id)
@@ -44,6 +46,9 @@ class ApiStore:
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return self._repository.history(order_id)
+
+    def notifications(self, order_id: str) -> list[dict[str, Any]]:
+        return self._notifications.history(order_id)
 
     def complainant(self, order_id: str) -> dict[str, Any]:
         payload: dict[str, Any] = next((s["payload"] for s in self._repository.sources(order_id)), {})

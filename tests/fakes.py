@@ -51,6 +51,9 @@ class InMemoryApiStore:
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(order_id, []))
 
+    def notifications(self, order_id: str) -> list[dict[str, Any]]:
+        return []
+
     def complainant(self, order_id: str) -> dict[str, Any]:
         return dict(self.complainants.get(order_id, {}))
 

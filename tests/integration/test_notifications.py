@@ -1,0 +1,317 @@
+"""Reminders and escalations reach people: every channel against a real receiver on
+127.0.0.1 (robots checking their documented formats, DingTalk's signature as the platform
+computes it, the webhook's HMAC, an SMTP server with STARTTLS and AUTH), each attempt
+recorded, retries, failure escalated, quiet hours across midnight China time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from api.models import NotificationOut
+from processors.notify_routing import NotifyRouter
+from schemas.notifications import AttemptOutcome, ChannelType, NotificationPolicy
+from services.escalations import Escalations
+from services.notifications import Notifier, Sent
+from storage.api_store import ApiStore
+from storage.database import create_engine
+from storage.notifications import NotificationStore
+from storage.repository import WorkOrderRepository
+from streams.channels import build_channels
+from tests.integration.notify_support import (
+    DINGTALK_TOKEN,
+    SMS_TOKEN,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    WEBHOOK_SECRET,
+    WECOM_KEY,
+    Mailbox,
+    Robots,
+    RobotServer,
+    dingtalk_secret_whose_sign_needs_escaping,
+    smtp_server,
+)
+from tests.integration.test_escalations import POLICY, dispatched_order
+
+pytestmark = pytest.mark.integration
+
+CREATED = datetime.fromisoformat("2026-11-23T08:00:00+08:00")
+#: Reminder, overdue and leadership have all fired by then (P1, due in 24 hours).
+LATER = CREATED + timedelta(hours=60)
+PLATE = "苏F"  # the sample alarm's plate starts so; show_plate is off
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    engine: Engine
+    robots: Robots
+    server: RobotServer
+    mailbox: Mailbox
+    env: dict[str, str]
+    cert: Path
+    clock: Clock
+
+    def policy(self, **overrides: Any) -> NotificationPolicy:
+        base = f"http://127.0.0.1:{self.server.port}"
+        receivers = [
+            {"id": "wecom", "via": {"channel": "wecom", "url_env": "T_WECOM_URL"}},
+            {"id": "wecom-text", "via": {"channel": "wecom", "url_env": "T_WECOM_URL", "msgtype": "text"}},
+            {
+                "id": "dingtalk",
+                "via": {"channel": "dingtalk", "url_env": "T_DING_URL", "secret_env": "T_DING_SEC"},
+            },
+            {
+                "id": "sms",
+                "via": {
+                    "channel": "sms",
+                    "url": f"{base}/sms",
+                    "credentials": {"token": "T_SMS_TOKEN"},
+                    "headers": {"Authorization": "Bearer {token}"},
+                    "body": {"mobile": "{phone}", "content": "{text}", "sign": "交通执法"},
+                    "phones": ["13800000001"],
+                    "success": {"status": [200], "json_field": "code", "equals": "0"},
+                },
+            },
+            {
+                "id": "hook",
+                "via": {"channel": "webhook", "url": f"{base}/hook", "secret_env": "T_HOOK_SECRET"},
+            },
+            {
+                "id": "mail",
+                "via": {
+                    "channel": "email",
+                    "host": "127.0.0.1",
+                    "port": self.mailbox_port,
+                    "username": SMTP_USER,
+                    "password_env": "T_SMTP_PASSWORD",
+                    "ca_file": str(self.cert),
+                    "sender": "wo@example.gov.cn",
+                    "to": ["zhihui@example.gov.cn"],
+                },
+                "quiet_hours": {"start": "22:00", "end": "07:30"},
+            },
+        ]
+        document: dict[str, Any] = {
+            "console_url": "https://console.example/orders/{order_id}",
+            "receivers": receivers,
+            "route": {"routes": [{"match": {"level": ["leadership"]}, "receivers": ["wecom", "dingtalk"]}]},
+            "backoff": {"first_seconds": 30, "max_seconds": 120},
+            "attempts": 5,
+            **overrides,
+        }
+        return NotificationPolicy.model_validate(document)
+
+    mailbox_port: int = 0
+
+    def notifier(self, policy: NotificationPolicy, engine: Engine | None = None) -> Notifier:
+        channels = build_channels(self.env, self.clock, timeout_s=5)
+        names = {"squad-1": "执法一中队", "command-center": "指挥中心"}
+        return Notifier(
+            NotificationStore(engine or self.engine), policy, NotifyRouter(policy), channels, names
+        )
+
+    def run(self, notifier: Notifier) -> list[Sent]:
+        return asyncio.run(notifier.run(self.clock))
+
+
+@pytest.fixture
+def world(engine: Engine, tmp_path: Path) -> Iterator[World]:
+    probe = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+    robots = Robots(dingtalk_secret=dingtalk_secret_whose_sign_needs_escaping(int(probe.timestamp() * 1000)))
+    server = RobotServer(robots).start()
+    mailbox = Mailbox()
+    controller, cert = smtp_server(tmp_path, mailbox)
+    env = {
+        "T_WECOM_URL": f"{server.base}/cgi-bin/webhook/send?key={WECOM_KEY}",
+        "T_DING_URL": f"{server.base}/robot/send?access_token={DINGTALK_TOKEN}",
+        "T_DING_SEC": robots.dingtalk_secret,
+        "T_SMS_TOKEN": SMS_TOKEN,
+        "T_HOOK_SECRET": WEBHOOK_SECRET,
+        "T_SMTP_PASSWORD": SMTP_PASSWORD,
+    }
+    found = World(engine, robots, server, mailbox, env, cert, Clock(probe))
+    found.mailbox_port = controller.port
+    yield found
+    controller.stop()
+    server.stop()
+
+
+def escalate(world: World, created: datetime = CREATED, at: datetime = LATER) -> str:
+    repository = WorkOrderRepository(world.engine)
+    order_id = dispatched_order(repository, created)
+    Escalations(repository, POLICY.deadlines).fire(at)
+    return order_id
+
+
+def attempt_log(world: World, order_id: str) -> dict[str, list[tuple[str, str | None]]]:
+    return {
+        n["receiver"]: [(a["outcome"], a["response_code"]) for a in n["attempt_log"]]
+        for n in ApiStore(world.engine).notifications(order_id)
+    }
+
+
+def test_every_channel_delivers_its_documented_format_once(world: World) -> None:
+    everyone = ["wecom", "wecom-text", "dingtalk", "sms", "hook", "mail"]
+    policy = world.policy(route={"routes": [{"match": {"level": ["leadership"]}, "receivers": everyone}]})
+    order_id = escalate(world)
+    world.clock.now = LATER.astimezone(UTC)  # 20:00 China time: nobody's quiet hours
+    sent = world.run(world.notifier(policy))
+    assert sorted((s.channel, s.outcome) for s in sent) == sorted(
+        [
+            (ChannelType(c), AttemptOutcome.delivered)
+            for c in ("wecom", "wecom", "dingtalk", "sms", "webhook", "email")
+        ]
+    )
+    assert world.run(world.notifier(policy)) == []  # sent once
+
+    wecom = [r.json() for r in world.robots.of("/cgi-bin/webhook/send")]
+    assert sorted(m["msgtype"] for m in wecom) == ["markdown", "text"]
+    markdown = next(m["markdown"]["content"] for m in wecom if m["msgtype"] == "markdown")
+    assert markdown.startswith("**【挂牌督办】**工单 " + order_id)
+    assert f"[{order_id}](https://console.example/orders/{order_id})" in markdown
+    (ding,) = world.robots.of("/robot/send")
+    assert ding.query["timestamp"] == [str(int(world.clock.now.timestamp() * 1000))]
+    assert ding.json()["markdown"]["title"] == "挂牌督办"
+    (sms,) = world.robots.of("/sms")
+    assert sms.json()["mobile"] == "13800000001" and "已超期 1天12小时" in sms.json()["content"]
+    (hook,) = world.robots.of("/hook")
+    assert hook.headers["x-wo-notification-id"] == hook.json()["notification_id"]
+    assert hook.json()["work_order_id"] == order_id and hook.json()["level"] == "leadership"
+    (mail,) = world.mailbox.messages
+    assert world.mailbox.tls == [True] and world.mailbox.logins == [SMTP_USER]
+    assert mail["Subject"] == f"挂牌督办 {order_id}"
+    assert "办理期限 2026-11-24 08:00（北京时间）" in mail.get_content()
+    bodies = b"".join(r.body for r in world.robots.received).decode() + mail.get_content()
+    assert PLATE not in bodies
+
+    log = attempt_log(world, order_id)
+    assert log["dingtalk"] == [("delivered", "0")] and log["hook"] == [("delivered", "202")]
+    assert log["mail"] == [("delivered", "250")]
+    for shown in ApiStore(world.engine).notifications(order_id):
+        assert NotificationOut.model_validate(shown).status == "sent"
+
+
+def test_a_robot_answering_http_200_with_an_errcode_is_a_failure_retried(world: World) -> None:
+    world.env["T_WECOM_URL"] = f"{world.server.base}/cgi-bin/webhook/send?key=wrong"
+    world.env["T_DING_SEC"] = "SECnot-the-robots-secret"
+    order_id = escalate(world)
+    world.clock.now = LATER.astimezone(UTC)
+    sent = world.run(world.notifier(world.policy()))
+    assert {s.outcome for s in sent} == {AttemptOutcome.rejected}
+    log = attempt_log(world, order_id)
+    assert log == {"wecom": [("rejected", "93000")], "dingtalk": [("rejected", "310000")]}
+    world.clock.now += timedelta(seconds=29)
+    assert world.run(world.notifier(world.policy())) == []  # backing off
+    world.env["T_WECOM_URL"] = f"{world.server.base}/cgi-bin/webhook/send?key={WECOM_KEY}"
+    world.clock.now += timedelta(seconds=1)
+    world.run(world.notifier(world.policy()))
+    assert attempt_log(world, order_id)["wecom"] == [("rejected", "93000"), ("delivered", "0")]
+
+
+def test_a_receiver_down_then_back_gets_each_notification_once_late(world: World) -> None:
+    policy = world.policy(route={"receivers": ["hook"]})  # reminder, overdue, leadership
+    order_id = escalate(world)
+    start = LATER.astimezone(UTC)
+    world.server.stop()
+    for seconds in (0, 30, 90):  # backoff 30 s, 60 s, then 120 s (the cap)
+        world.clock.now = start + timedelta(seconds=seconds)
+        assert {s.outcome for s in world.run(world.notifier(policy))} == {AttemptOutcome.unreachable}
+    world.server.start()  # back after a minute and a half: the next attempt is at 210 s
+    world.clock.now = start + timedelta(seconds=209)
+    assert world.run(world.notifier(policy)) == []
+    world.clock.now = start + timedelta(seconds=210)
+    assert [s.outcome for s in world.run(world.notifier(policy))] == [AttemptOutcome.delivered] * 3
+    world.clock.now += timedelta(minutes=10)
+    assert world.run(world.notifier(policy)) == []
+    hooks = world.robots.of("/hook")
+    assert len(hooks) == 3 and len({h.json()["notification_id"] for h in hooks}) == 3
+    for shown in ApiStore(world.engine).notifications(order_id):
+        outcomes = [a["outcome"] for a in shown["attempt_log"]]
+        assert outcomes == ["unreachable"] * 3 + ["delivered"]
+        assert shown["sent_at"] - shown["created_at"] == timedelta(seconds=210)
+
+
+def test_after_the_policys_attempts_the_command_center_is_told(world: World) -> None:
+    policy = world.policy(
+        attempts=2,
+        command_center_receiver="wecom-text",
+        route={"routes": [{"match": {"level": ["leadership"]}, "receivers": ["hook"]}]},
+    )
+    order_id = escalate(world)
+    world.server.robots.forced["/hook"] = (500, {"error": "down"})
+    world.clock.now = LATER.astimezone(UTC)
+    world.run(world.notifier(policy))
+    world.clock.now += timedelta(seconds=30)
+    sent = world.run(world.notifier(policy))
+    assert [(s.channel, s.outcome) for s in sent] == [
+        (ChannelType.webhook, AttemptOutcome.unreachable),
+        (ChannelType.webhook, AttemptOutcome.gave_up),
+    ]
+    sent = world.run(world.notifier(policy))  # the notice is urgent and due now
+    assert [(s.channel, s.outcome) for s in sent] == [(ChannelType.wecom, AttemptOutcome.delivered)]
+    (notice,) = world.robots.of("/cgi-bin/webhook/send")
+    assert notice.json()["text"]["content"].startswith(
+        f"【通知发送失败】工单 {order_id} 的挂牌督办通知未能送达接收方 hook（2 次尝试）"
+    )
+    statuses = {n["receiver"]: n["status"] for n in ApiStore(world.engine).notifications(order_id)}
+    assert statuses == {"hook": "failed", "wecom-text": "sent"}
+
+
+@pytest.mark.parametrize("urgent", [False, True])
+def test_quiet_hours_across_midnight_china_time_hold_all_but_urgent(world: World, urgent: bool) -> None:
+    # Created 05:10 China time, due in 24 h: the reminder (75%) fires at 23:10 that night.
+    created = datetime.fromisoformat("2026-11-23T05:10:00+08:00")
+    reminder = datetime.fromisoformat("2026-11-23T23:10:00+08:00")
+    policy = world.policy(
+        route={"receivers": ["mail"]}, urgent={"levels": [], "priorities": ["P1"] if urgent else []}
+    )
+    order_id = escalate(world, created, reminder)
+    world.clock.now = reminder
+    world.run(world.notifier(policy))
+    if urgent:
+        assert len(world.mailbox.messages) == 1
+        return
+    for moment in ("2026-11-23T23:59:59+08:00", "2026-11-24T00:00:00+08:00", "2026-11-24T07:29:59+08:00"):
+        world.clock.now = datetime.fromisoformat(moment)
+        world.run(world.notifier(policy))
+        assert world.mailbox.messages == [], moment
+    world.clock.now = datetime.fromisoformat("2026-11-24T07:30:00+08:00")
+    world.run(world.notifier(policy))
+    (mail,) = world.mailbox.messages
+    # Held past the deadline itself (05:10): the text says so, counted when it is sent.
+    assert mail["Subject"] == f"办理提醒 {order_id}" and "已超期 2小时20分" in mail.get_content()
+
+
+def test_two_workers_planning_and_sending_together_tell_each_receiver_once(
+    world: World, database_url: str
+) -> None:
+
+    policy = world.policy(route={"receivers": ["hook", "wecom"]})
+    order_id = escalate(world)
+    world.clock.now = LATER.astimezone(UTC)
+    other = create_engine(database_url)
+    first, second = world.notifier(policy), world.notifier(policy, other)
+
+    async def both() -> list[list[Sent]]:
+        return list(await asyncio.gather(first.run(world.clock), second.run(world.clock)))
+
+    results = asyncio.run(both())
+    other.dispose()
+    assert sum(len(r) for r in results) == 6  # 3 levels x 2 receivers, each sent by one worker
+    assert len(world.robots.of("/hook")) == 3 and len(world.robots.of("/cgi-bin/webhook/send")) == 3
+    assert len(ApiStore(world.engine).notifications(order_id)) == 6
