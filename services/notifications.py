@@ -43,6 +43,9 @@ from storage.notifications import NotificationStore
 
 log = structlog.get_logger(__name__)
 
+#: New urgent orders are looked for among those dispatched this long ago at most: a worker
+#: down longer does not tell of orders that are a day old.
+NEW_ORDER_WINDOW = timedelta(hours=24)
 #: How long a worker holds a notification it is sending: longer than any channel's timeout.
 LEASE = timedelta(minutes=2)
 
@@ -99,7 +102,22 @@ class Notifier:
         escalations = self._store.unnotified_escalations()
         rows = [row for escalation in escalations for row in self._for_escalation(escalation, now)]
         new = self._store.plan(rows, [e["id"] for e in escalations], now)
-        return new + self._plan_repeats(now)
+        return new + self._plan_new_orders(now) + self._plan_repeats(now)
+
+    def _plan_new_orders(self, now: datetime) -> int:
+        """A new urgent order (of a priority the policy marks urgent), once per receiver."""
+        priorities = [p.value for p in self._policy.urgent.priorities]
+        if not priorities:
+            return 0
+        rows = []
+        for order in self._store.new_orders_unnotified(now - NEW_ORDER_WINDOW, priorities):
+            level = NotificationLevel.new_urgent_order
+            event = NotifyEvent(order["unit"], level, Priority(order["priority"]), SignalKind(order["kind"]))
+            rows += [
+                self._row(order["work_order_id"], level, order["due_at"], receiver, True, now)
+                for receiver in self._router.receivers(event)
+            ]
+        return self._store.insert(rows)
 
     def _for_escalation(self, escalation: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
         level = ESCALATION_NOTIFIES[EscalationLevel(escalation["level"])]

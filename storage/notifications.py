@@ -44,6 +44,30 @@ class NotificationStore:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def new_orders_unnotified(
+        self, since: datetime, priorities: Sequence[str], limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Orders of ``priorities`` dispatched since ``since`` and still running, with no
+        new_urgent_order notification yet (an order no route sends it to is looked at again:
+        cheap, and a policy change then reaches it)."""
+        w, n = work_order.c, notification.c
+        told = sa.select(n.id).where(
+            n.work_order_id == w.id, n.level == NotificationLevel.new_urgent_order.value
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(w.id.label("work_order_id"), w.unit, w.kind, w.priority, w.due_at)
+                .where(
+                    w.dispatched_at >= since,
+                    w.priority.in_(list(priorities)),
+                    w.status.in_(_RUNNING),
+                    ~sa.exists(told),
+                )
+                .order_by(w.dispatched_at)
+                .limit(limit)
+            ).mappings()
+            return [dict(row) for row in rows]
+
     def plan(self, rows: Sequence[dict[str, Any]], escalation_ids: Sequence[int], now: datetime) -> int:
         """Insert the notifications not planned yet (by id) and mark the escalations they
         came from, in one transaction. Returns how many were new."""

@@ -283,8 +283,9 @@ def test_quiet_hours_across_midnight_china_time_hold_all_but_urgent(world: World
     order_id = escalate(world, created, reminder)
     world.clock.now = reminder
     world.run(world.notifier(policy))
-    if urgent:
-        assert len(world.mailbox.messages) == 1
+    if urgent:  # a P1 order: its reminder, and the new urgent order itself (dispatched today)
+        subjects = sorted(m["Subject"] for m in world.mailbox.messages)
+        assert subjects == [f"办理提醒 {order_id}", f"紧急工单 {order_id}"]
         return
     for moment in ("2026-11-23T23:59:59+08:00", "2026-11-24T00:00:00+08:00", "2026-11-24T07:29:59+08:00"):
         world.clock.now = datetime.fromisoformat(moment)
@@ -315,3 +316,18 @@ def test_two_workers_planning_and_sending_together_tell_each_receiver_once(
     assert sum(len(r) for r in results) == 6  # 3 levels x 2 receivers, each sent by one worker
     assert len(world.robots.of("/hook")) == 3 and len(world.robots.of("/cgi-bin/webhook/send")) == 3
     assert len(ApiStore(world.engine).notifications(order_id)) == 6
+
+
+def test_a_new_urgent_order_is_told_once_to_its_receivers(world: World) -> None:
+    policy = world.policy(
+        route={"routes": [{"match": {"level": ["new_urgent_order"]}, "receivers": ["wecom-text"]}]}
+    )
+    order_id = escalate(world, CREATED, CREATED)  # dispatched, nothing escalated yet
+    world.clock.now = (CREATED + timedelta(minutes=1)).astimezone(UTC)
+    assert [s.outcome for s in world.run(world.notifier(policy))] == [AttemptOutcome.delivered]
+    world.clock.now += timedelta(minutes=5)
+    assert world.run(world.notifier(policy)) == []
+    (told,) = world.robots.of("/cgi-bin/webhook/send")
+    assert told.json()["text"]["content"].startswith(
+        f"【紧急工单】工单 {order_id}（车辆报警，执法一中队）剩余 23小时59分"
+    )
