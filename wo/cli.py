@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +19,9 @@ from services.policy_files import PolicyError, load_policy
 from wo.arguments import aware_time
 from wo.errors import EXIT_USAGE, exit_code
 from wo.logs import configure_logging
+from wo.notify_rules import add_rules_notify, print_notifications
 
 if TYPE_CHECKING:
-    from schemas.notifications import NotificationPolicy
     from services.rules import Explanation
 
     #: What ``add_subparsers`` returns (the parsers of one level of commands).
@@ -94,6 +93,7 @@ def _add_rules(commands: Subcommands) -> None:
     check.add_argument("directory", nargs="?", type=Path, help="policy directory (default: WO_POLICY_DIR)")
     check.set_defaults(command=_rules_check)
     _add_rules_explain(rules_commands)
+    add_rules_notify(rules_commands)
     replay_ = rules_commands.add_parser(
         "replay", help="run stored signals through a candidate policy and show what would change"
     )
@@ -166,19 +166,8 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision, "
         f"{len(loaded.platforms.platforms)} platforms expected)"
     )
-    _print_notifications(loaded.notifications)
+    print_notifications(loaded.notifications)
     return 0
-
-
-def _print_notifications(notifications: NotificationPolicy | None) -> None:
-    from services.notification_files import unset_secrets
-
-    if notifications is None:
-        print("notifications: none (no notifications.yaml): nobody is notified")
-        return
-    print(f"notifications: {len(notifications.receivers)} receivers")
-    for unset in unset_secrets(notifications, os.environ):
-        print(f"  warning: secret not set here, deliveries through it fail: {unset}")
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:

@@ -136,3 +136,22 @@ def test_unset_secrets_name_receiver_and_variable() -> None:
     everything = {name.split(": ")[1]: "x" for name in unset_secrets(loaded.notifications, {})}
     assert unset_secrets(loaded.notifications, everything) == []
     assert "leadership-dingtalk: WO_NOTIFY_DINGTALK_LEADERS_SECRET" in unset_secrets(loaded.notifications, {})
+
+
+def test_rules_notify_shows_receivers_and_when_quiet_hours_let_them_be_told(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    night = "2026-12-06T23:10:00+08:00"
+    args = ["rules", "notify", "--unit", "squad-1", "--priority", "P2", "--kind", "complaint", "--at", night]
+    assert main([*args, "--level", "reminder", "--rules", str(POLICY_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "squads-wecom" in out and "sent 2026-12-07 07:30:00+08:00" in out
+    assert main([*args, "--level", "leadership", "--rules", str(POLICY_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "urgent      yes" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("  ")] == [
+        "leadership-dingtalk",
+        "duty-sms",
+        "command-center-wecom",
+    ]
+    assert out.count("sent now") == 3  # P2 leadership is urgent by level: through the night
