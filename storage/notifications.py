@@ -85,11 +85,20 @@ class NotificationStore:
         """Sent notifications of orders still running, last sent by ``sent_by``, of a round
         below ``below_round``: candidates for a repeat (the caller decides which round)."""
         n = notification.c
+        later = notification.alias("later")
+        repeated = sa.select(later.c.id).where(
+            later.c.work_order_id == n.work_order_id,
+            later.c.level == n.level,
+            later.c.deadline == n.deadline,
+            later.c.receiver == n.receiver,
+            later.c.round > n.round,
+        )
         with self._engine.connect() as conn:
             rows = conn.execute(
                 sa.select(notification)
                 .join(work_order, work_order.c.id == n.work_order_id)
                 .where(
+                    ~sa.exists(repeated),  # only the latest round of each
                     n.status == NotificationStatus.sent.value,
                     n.sent_at <= sent_by,
                     n.round < below_round,

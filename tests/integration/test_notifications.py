@@ -331,3 +331,22 @@ def test_a_new_urgent_order_is_told_once_to_its_receivers(world: World) -> None:
     assert told.json()["text"]["content"].startswith(
         f"【紧急工单】工单 {order_id}（车辆报警，执法一中队）剩余 23小时59分"
     )
+
+
+def test_what_stays_unresolved_is_repeated_at_the_policys_interval_at_most_so_often(world: World) -> None:
+    policy = world.policy(
+        repeat_every_minutes=60,
+        repeat_at_most=2,
+        route={"routes": [{"match": {"level": ["leadership"]}, "receivers": ["wecom-text"]}]},
+    )
+    order_id = escalate(world)
+    start = LATER.astimezone(UTC)
+    told = []
+    for minutes in (0, 59, 60, 119, 120, 180, 240):
+        world.clock.now = start + timedelta(minutes=minutes)
+        told += [minutes for _ in world.run(world.notifier(policy))]
+    assert told == [0, 60, 120]  # the first and two repeats, an hour apart
+    rounds = sorted(n["round"] for n in ApiStore(world.engine).notifications(order_id))
+    assert rounds == [0, 1, 2]
+    texts = [r.json()["text"]["content"] for r in world.robots.of("/cgi-bin/webhook/send")]
+    assert [t.split("已超期 ")[1].split("，")[0] for t in texts] == ["1天12小时", "1天13小时", "1天14小时"]
