@@ -75,7 +75,12 @@ class NotificationOut(BaseModel):
     channel: ChannelType
     round: int = Field(description="0; 1, 2… for repeats while the order stays unresolved")
     status: NotificationStatus
-    send_after: datetime = Field(description="Next attempt's earliest time (quiet hours, backoff)")
+    #: Named ``…_at``, as every time of the API (``wo orders show`` shows them in China time).
+    deadline_at: datetime = Field(validation_alias="deadline", description="The deadline it is about")
+    created_at: datetime
+    next_attempt_at: datetime = Field(
+        validation_alias="send_after", description="Next attempt's earliest time (quiet hours, backoff)"
+    )
     attempts: int
     sent_at: datetime | None
     failed_at: datetime | None

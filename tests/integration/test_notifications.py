@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.app import create_app
+from api.auth import Role, TokenEntry, Tokens, hash_token
 from api.models import NotificationOut
 from processors.notify_routing import NotifyRouter
 from schemas.notifications import AttemptOutcome, ChannelType, NotificationPolicy
@@ -350,3 +353,37 @@ def test_what_stays_unresolved_is_repeated_at_the_policys_interval_at_most_so_of
     assert rounds == [0, 1, 2]
     texts = [r.json()["text"]["content"] for r in world.robots.of("/cgi-bin/webhook/send")]
     assert [t.split("已超期 ")[1].split("，")[0] for t in texts] == ["1天12小时", "1天13小时", "1天14小时"]
+
+
+class Unused:
+    def publish(self, command: Any) -> None:
+        raise AssertionError("no command is sent here")
+
+
+def test_the_orders_api_answer_lists_notifications_with_their_attempts(world: World) -> None:
+    policy = world.policy(route={"routes": [{"match": {"level": ["leadership"]}, "receivers": ["hook"]}]})
+    order_id = escalate(world)
+    world.server.stop()
+    world.clock.now = LATER.astimezone(UTC)
+    world.run(world.notifier(policy))
+    token = "duty-officer-token"
+    entry = TokenEntry(
+        name="duty",
+        role=Role.command_center,
+        sha256=hash_token(token),
+        expires_at=LATER + timedelta(days=365),
+    )
+    app = create_app(ApiStore(world.engine), Tokens([entry]), Unused(), clock=world.clock)
+    client = TestClient(app)
+    answer = client.get(f"/orders/{order_id}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    (shown,) = answer.json()["notifications"]
+    assert (shown["receiver"], shown["channel"], shown["status"], shown["level"]) == (
+        "hook",
+        "webhook",
+        "pending",
+        "leadership",
+    )
+    (attempt,) = shown["attempt_log"]
+    assert attempt["outcome"] == "unreachable" and attempt["finished_at"] is not None
+    assert datetime.fromisoformat(shown["next_attempt_at"]) == world.clock.now + timedelta(seconds=30)
