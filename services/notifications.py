@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 #: New urgent orders are looked for among those dispatched this long ago at most: a worker
 #: down longer does not tell of orders that are a day old.
 NEW_ORDER_WINDOW = timedelta(hours=24)
+#: Notifications sent per run at most: the periodic job comes back for the rest.
+PER_RUN = 200
 #: How long a worker holds a notification it is sending: longer than any channel's timeout.
 LEASE = timedelta(minutes=2)
 
@@ -173,11 +175,15 @@ class Notifier:
         return self._store.insert(rows)
 
     async def deliver(self, clock: Callable[[], datetime]) -> list[Sent]:
-        """Send what is due, each through its receiver's channel, one at a time."""
-        claimed = await asyncio.to_thread(self._store.claim, clock(), LEASE)
-        results = []
-        for row in claimed:
-            results += await self._attempt(row, clock)
+        """Send what is due, each through its receiver's channel, claiming one at a time:
+        a slow platform never lets the lease of a notification still waiting expire, and a
+        worker killed mid-send holds only the one in flight."""
+        results: list[Sent] = []
+        for _ in range(PER_RUN):
+            claimed = await asyncio.to_thread(self._store.claim, clock(), LEASE, 1)
+            if not claimed:
+                break
+            results += await self._attempt(claimed[0], clock)
         return results
 
     async def run(self, clock: Callable[[], datetime]) -> list[Sent]:

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from schemas.notifications import AttemptOutcome, EmailReceiver
 from services.notifications import Outgoing, Receipt
-from streams.channels.http import missing
+from streams.channels.http import missing, wrong_channel
 
 
 def compose(message: Outgoing, via: EmailReceiver) -> EmailMessage:
@@ -33,7 +33,8 @@ class EmailChannel:
 
     async def send(self, message: Outgoing) -> Receipt:
         via = message.receiver.via
-        assert isinstance(via, EmailReceiver)
+        if not isinstance(via, EmailReceiver):
+            return wrong_channel(message)
         password = None
         if via.password_env is not None:
             password = self._environ.get(via.password_env)

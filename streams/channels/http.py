@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from schemas.notifications import AttemptOutcome
-from services.notifications import Receipt
+from services.notifications import Outgoing, Receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +57,10 @@ def dumps(payload: Any) -> bytes:
 
 def missing(name: str) -> Receipt:
     return Receipt(AttemptOutcome.misconfigured, None, f"environment variable {name} is not set")
+
+
+def wrong_channel(message: Outgoing) -> Receipt:
+    """A receiver handed to another channel's transport: a wiring bug, never sent."""
+    return Receipt(
+        AttemptOutcome.misconfigured, None, f"receiver {message.receiver.id} is not of this channel"
+    )

@@ -21,7 +21,7 @@ from typing import Any
 
 from schemas.notifications import AttemptOutcome, DingtalkReceiver, WecomReceiver
 from services.notifications import Outgoing, Receipt
-from streams.channels.http import Answer, HttpSender, by_status, dumps, missing
+from streams.channels.http import Answer, HttpSender, by_status, dumps, missing, wrong_channel
 
 RATE_LIMITED = frozenset({45009, 130101})
 
@@ -55,7 +55,8 @@ class WecomChannel:
 
     async def send(self, message: Outgoing) -> Receipt:
         via = message.receiver.via
-        assert isinstance(via, WecomReceiver)
+        if not isinstance(via, WecomReceiver):
+            return wrong_channel(message)
         url = self._environ.get(via.url_env)
         if not url:
             return missing(via.url_env)
@@ -75,7 +76,8 @@ class DingtalkChannel:
 
     async def send(self, message: Outgoing) -> Receipt:
         via = message.receiver.via
-        assert isinstance(via, DingtalkReceiver)
+        if not isinstance(via, DingtalkReceiver):
+            return wrong_channel(message)
         url, secret = self._environ.get(via.url_env), self._environ.get(via.secret_env)
         if not url:
             return missing(via.url_env)

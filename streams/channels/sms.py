@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.notifications import AttemptOutcome, SmsReceiver
 from services.notifications import Outgoing, Receipt
-from streams.channels.http import Answer, HttpSender, by_status, dumps, missing
+from streams.channels.http import Answer, HttpSender, by_status, dumps, missing, wrong_channel
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_.\-]+)\}")
 
@@ -53,7 +53,8 @@ class SmsChannel:
 
     async def send(self, message: Outgoing) -> Receipt:
         via = message.receiver.via
-        assert isinstance(via, SmsReceiver)
+        if not isinstance(via, SmsReceiver):
+            return wrong_channel(message)
         values = {"text": message.text.text}
         for name, variable in via.credentials.items():
             secret = self._environ.get(variable)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from schemas.notifications import AttemptOutcome, WebhookReceiver
 from services.notifications import Outgoing, Receipt
-from streams.channels.http import HttpSender, by_status, dumps, missing
+from streams.channels.http import HttpSender, by_status, dumps, missing, wrong_channel
 
 CONTRACT = "workorder-notification/1"
 
@@ -30,7 +30,8 @@ class WebhookChannel:
 
     async def send(self, message: Outgoing) -> Receipt:
         via = message.receiver.via
-        assert isinstance(via, WebhookReceiver)
+        if not isinstance(via, WebhookReceiver):
+            return wrong_channel(message)
         secret = self._environ.get(via.secret_env)
         if not secret:
             return missing(via.secret_env)
