@@ -39,7 +39,7 @@ from schemas.notifications import (
 )
 from schemas.signal import SignalKind
 from schemas.workorder import Priority
-from storage.notifications import NotificationStore
+from storage.notifications import RUNNING_STATUSES, NotificationStore
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +102,13 @@ class Notifier:
         """Notifications for the escalations recorded since the last plan, and repeats of
         what stays unresolved. Returns how many are new."""
         escalations = self._store.unnotified_escalations()
-        rows = [row for escalation in escalations for row in self._for_escalation(escalation, now)]
+        # An order resolved since its escalation fired (the worker was down) needs no notice.
+        rows = [
+            row
+            for escalation in escalations
+            if escalation["status"] in RUNNING_STATUSES
+            for row in self._for_escalation(escalation, now)
+        ]
         new = self._store.plan(rows, [e["id"] for e in escalations], now)
         return new + self._plan_new_orders(now) + self._plan_repeats(now)
 

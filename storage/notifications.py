@@ -23,7 +23,10 @@ from storage.tables import escalation, notification, notification_attempt, work_
 
 _S = WorkOrderStatus
 #: Orders whose clock runs: what stays unresolved is notified again.
-_RUNNING = [_S.dispatched.value, _S.accepted.value, _S.in_progress.value, _S.feedback_submitted.value]
+RUNNING_STATUSES = frozenset(
+    {_S.dispatched.value, _S.accepted.value, _S.in_progress.value, _S.feedback_submitted.value}
+)
+_RUNNING = sorted(RUNNING_STATUSES)
 _ORDER_FIELDS = (work_order.c.kind, work_order.c.priority, work_order.c.plate, work_order.c.due_at)
 
 
@@ -36,7 +39,9 @@ class NotificationStore:
         e = escalation.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(e.id, e.work_order_id, e.level, e.due_at, e.unit, *_ORDER_FIELDS[:2])
+                sa.select(
+                    e.id, e.work_order_id, e.level, e.due_at, e.unit, *_ORDER_FIELDS[:2], work_order.c.status
+                )
                 .join(work_order, work_order.c.id == e.work_order_id)
                 .where(e.notified_at.is_(None))
                 .order_by(e.id)

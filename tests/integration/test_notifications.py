@@ -386,3 +386,17 @@ def test_the_orders_api_answer_lists_notifications_with_their_attempts(world: Wo
     (attempt,) = shown["attempt_log"]
     assert attempt["outcome"] == "unreachable" and attempt["finished_at"] is not None
     assert datetime.fromisoformat(shown["next_attempt_at"]) == world.clock.now + timedelta(seconds=30)
+
+
+def test_an_escalation_of_an_order_closed_before_it_was_planned_tells_nobody(world: World) -> None:
+    import sqlalchemy as sa
+
+    from storage.tables import work_order
+
+    policy = world.policy(route={"receivers": ["hook"]})
+    order_id = escalate(world)  # fired while the notifier was not running...
+    with world.engine.begin() as conn:  # ...and the order was closed meanwhile
+        conn.execute(sa.update(work_order).where(work_order.c.id == order_id).values(status="closed"))
+    world.clock.now = LATER.astimezone(UTC)
+    assert world.run(world.notifier(policy)) == []
+    assert world.robots.received == [] and ApiStore(world.engine).notifications(order_id) == []

@@ -1,5 +1,6 @@
 """Notifications (issue 21): one row per receiver and message, every attempt recorded;
-escalations remember when their notifications were planned.
+escalations remember when their notifications were planned (those fired before the
+upgrade count as planned).
 
 Revision ID: 0021
 Revises: 0017
@@ -23,6 +24,9 @@ def upgrade() -> None:
     with op.batch_alter_table("escalation") as table:
         table.add_column(sa.Column("notified_at", UtcDateTime(), nullable=True))
         table.create_index("ix_escalation_unnotified", ["notified_at"])
+    # Escalations fired before notifications existed are not notified now: an upgrade must
+    # not send a backlog of old reminders (about orders long closed).
+    op.execute(sa.text("UPDATE escalation SET notified_at = fired_at"))
     op.create_table(
         "notification",
         sa.Column("id", sa.String(40), primary_key=True),
