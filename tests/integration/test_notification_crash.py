@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from storage.api_store import ApiStore
-from tests.integration.test_notifications import LATER, World, escalate
-from tests.integration.test_notifications import world as world  # the fixture
+from tests.integration.notify_world import LATER, World, escalate
+from tests.integration.notify_world import world as world  # the fixture
 
 pytestmark = pytest.mark.integration
 
