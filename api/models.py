@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.commands import Callback, CommandAction, Disposition, ExtensionAmount, RefusalCode, ReturnReason
 from schemas.inbound import Id
+from schemas.notifications import AttemptOutcome, ChannelType, NotificationLevel, NotificationStatus
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 from schemas.workorder import Priority, WorkOrder
@@ -56,9 +57,41 @@ class CommandResponse(BaseModel):
     order: WorkOrder | None = None
 
 
+class NotificationAttemptOut(BaseModel):
+    attempt: int
+    channel: ChannelType
+    outcome: AttemptOutcome = Field(description="sending until known; interrupted: the worker died mid-send")
+    response_code: str | None = Field(description="HTTP status, the robot's errcode or the SMTP reply code")
+    detail: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class NotificationOut(BaseModel):
+    """A notification to one receiver (issue 21) and every attempt to send it."""
+
+    id: str
+    level: NotificationLevel
+    receiver: str
+    channel: ChannelType
+    round: int = Field(description="0; 1, 2… for repeats while the order stays unresolved")
+    status: NotificationStatus
+    #: Named ``…_at``, as every time of the API (``wo orders show`` shows them in China time).
+    deadline_at: datetime = Field(validation_alias="deadline", description="The deadline it is about")
+    created_at: datetime
+    next_attempt_at: datetime = Field(
+        validation_alias="send_after", description="Next attempt's earliest time (quiet hours, backoff)"
+    )
+    attempts: int
+    sent_at: datetime | None
+    failed_at: datetime | None
+    attempt_log: list[NotificationAttemptOut]
+
+
 class OrderDetail(BaseModel):
     order: WorkOrder
     history: list[dict[str, Any]]
+    notifications: list[NotificationOut] = []
 
 
 class PersonalDataReadOut(BaseModel):

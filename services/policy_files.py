@@ -212,13 +212,16 @@ class _YamlSource:
         return ()
 
     def line_of(self, loc: Path_) -> int:
-        """The line of the deepest part of ``loc`` that exists in the file."""
-        for end in range(len(loc), -1, -1):
+        """The line of the deepest part of ``loc`` that exists in the file. A part the file
+        does not hold is skipped: pydantic puts a tagged union's tag (``sms``) into the
+        location, between the key and the fields the file does hold."""
+        found: Path_ = ()
+        for part in loc:
             # Compared as text: a YAML key "2027" and pydantic's location 2027 are one place.
-            prefix = tuple(str(part) for part in loc[:end])
-            if prefix in self.lines:
-                return self.lines[prefix]
-        return 1
+            longer = (*found, str(part))
+            if longer in self.lines:
+                found = longer
+        return self.lines.get(found, 1)
 
 
 class _PolicyLoader(yaml.SafeLoader):

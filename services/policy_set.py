@@ -11,10 +11,13 @@ from typing import TypeVar
 
 from processors.calendar import WorkCalendar
 from processors.compiled_policy import CompiledPolicy, compile_policy
+from processors.notify_routing import NotifyRouter
+from schemas.notifications import NotificationPolicy
 from schemas.platforms import PlatformRegistry
 from schemas.policy import Policy, ReferenceData
 from schemas.senders import SenderKeys
 from services.calendar_files import load_calendar
+from services.notification_files import load_notifications
 from services.platform_files import load_platforms
 from services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
 from services.sender_keys import load_senders
@@ -32,11 +35,15 @@ class PolicySet:
     senders: SenderKeys
     #: The publishing platforms expected and their cadence (platform silence).
     platforms: PlatformRegistry
+    #: policy/notifications.yaml (None: the file is absent, nobody is notified) and its
+    #: routes compiled once.
+    notifications: NotificationPolicy | None = None
+    notify_router: NotifyRouter | None = None
 
 
 def load_policy_set(directory: Path) -> PolicySet:
-    """Policy, reference lists, calendar, senders' keys and expected platforms; one
-    PolicyError listing every problem."""
+    """Policy, reference lists, calendar, senders' keys, expected platforms and who is
+    notified; one PolicyError listing every problem."""
     problems: list[PolicyProblem] = []
 
     def attempt(load: Callable[[Path], Loaded]) -> Loaded | None:
@@ -50,8 +57,13 @@ def load_policy_set(directory: Path) -> PolicySet:
     platforms = attempt(load_platforms)
     # Checked against the units only once they loaded: otherwise every unit would look unknown.
     senders = attempt(lambda found: load_senders(found, policy.units.ids())) if policy is not None else None
+    notifications = (
+        attempt(lambda found: load_notifications(found, policy.units.ids())) if policy is not None else None
+    )
     if problems or policy is None or reference is None or calendar is None or senders is None:
         raise PolicyError(problems)
     if platforms is None:
         raise PolicyError(problems)
-    return PolicySet(policy, compile_policy(policy), reference, calendar, senders, platforms)
+    router = NotifyRouter(notifications) if notifications is not None else None
+    compiled = compile_policy(policy)
+    return PolicySet(policy, compiled, reference, calendar, senders, platforms, notifications, router)

@@ -47,6 +47,9 @@ class OrderReads(Protocol):
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's audit trail, oldest first."""
 
+    def notifications(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's notifications, oldest first, each with its ``attempt_log``."""
+
     def complainant(self, order_id: str) -> dict[str, Any]:
         """The complainant's data as the order's first signal gave it ({} without any)."""
 

@@ -21,6 +21,7 @@ from schemas.workorder import WorkOrder
 from storage.dead_letters import DeadLetterOriginals
 from storage.extension_requests_read import pending_extensions
 from storage.figures_read import FigureFacts
+from storage.notifications import NotificationStore
 from storage.personal_data import PersonalDataReads
 from storage.repository import WorkOrderRepository
 from storage.sent_commands import SentCommands
@@ -34,6 +35,7 @@ class ApiStore:
         self._sent = SentCommands(engine)
         self._originals = DeadLetterOriginals(engine)
         self._figures = FigureFacts(engine)
+        self._notifications = NotificationStore(engine)
 
     def order_facts(self, start: datetime, end: datetime) -> list[OrderFacts]:
         return self._figures.order_facts(start, end)
@@ -61,6 +63,9 @@ class ApiStore:
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return self._repository.history(order_id)
+
+    def notifications(self, order_id: str) -> list[dict[str, Any]]:
+        return self._notifications.history(order_id)
 
     def complainant(self, order_id: str) -> dict[str, Any]:
         payload: dict[str, Any] = next((s["payload"] for s in self._repository.sources(order_id)), {})

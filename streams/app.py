@@ -29,6 +29,7 @@ from services.dead_letters import Retention
 from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import InboundMessage, Intake
+from services.notifications import Notifier
 from streams import metrics, transport
 from streams.background import Background
 from streams.broker_probe import BrokerProbe
@@ -62,16 +63,18 @@ def build_app(
     expected_topics: Mapping[str, int] | None = None,
     broker_child: BrokerChild | None = None,
     retention: Retention | None = None,
+    notifier: Notifier | None = None,
 ) -> Worker:
     """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines);
     ``expected_topics``: partitions of each topic as set up at start (checked periodically,
-    streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies."""
+    streams/topic_watch); ``broker_child``: the embedded broker, restarted if it dies;
+    ``notifier``: sends the notifications (the leader's, services/notifications)."""
     app = _faust_app(settings)
     outputs = Outputs(settings, loop=app.loop, beacon=app.beacon)
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
     consumers: list[BatchConsumer] = [intake_consumer]
     background = Background(
-        settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention
+        settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention, notifier
     )
     commands_assigned = _commands_path(app, settings, commands, outputs, background, clock, consumers)
     probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)

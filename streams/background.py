@@ -18,6 +18,7 @@ from services.commands import CommandHandler
 from services.dead_letters import Retention
 from services.escalations import Escalations
 from services.intake import Intake
+from services.notifications import Notifier
 from services.ports import OutboxTopic
 from services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
 from streams import metrics
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 #: How often the outbox is looked at besides after each command batch (rows a failed or
 #: crashed worker left behind).
 OUTBOX_RELAY_SECONDS = 10.0
+#: How often the leader plans notifications and sends those due (retries, quiet hours' end).
+NOTIFY_SECONDS = 5.0
 #: How often the leader deletes dead letters' originals past their retention.
 RETENTION_PURGE_SECONDS = 3600.0
 
@@ -57,8 +60,10 @@ class Background:
         clock: Callable[[], datetime],
         recompute_deadlines: Callable[[], list[WorkOrder]] | None,
         retention: Retention | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._settings = settings
+        self._notifier = notifier
         self._escalations = escalations
         self._outputs = outputs
         self._clock = clock
@@ -93,6 +98,8 @@ class Background:
             await app.add_runtime_dependency(consumer)
         if self._retention is not None:
             app.add_future(every(Task.retention, RETENTION_PURGE_SECONDS, self.purge, when=app.is_leader))
+        if self._notifier is not None:
+            app.add_future(every(Task.notifications, NOTIFY_SECONDS, self.notify, when=app.is_leader))
         interval = self._settings.escalation_check_seconds
         await every(Task.escalations, interval, self.escalate, when=app.is_leader)
 
@@ -107,6 +114,13 @@ class Background:
         topic = self._settings.topics.escalations
         for message in await publish_escalations(self._escalations, self._outputs, topic, self._clock):
             metrics.record_escalation(message.level, message.unit, message.kind)
+
+    async def notify(self) -> None:
+        """Leader only: plan notifications for what escalated, send those due, count them by
+        channel and outcome."""
+        if self._notifier is not None:
+            for sent in await self._notifier.run(self._clock):
+                metrics.record_notification(sent.channel, sent.outcome)
 
     async def purge(self) -> None:
         """Leader only: delete dead letters' originals past their retention."""

@@ -28,6 +28,7 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from schemas.commands import EscalationLevel, LifecycleEventName, Outcome, ReturnReason
+from schemas.notifications import AttemptOutcome, ChannelType
 from schemas.signal import SignalKind
 from services.commands import CommandResult
 from services.intake import IntakeResult
@@ -284,6 +285,14 @@ def _record_platform_event(platform: str, event_time: float) -> None:
 # --- recording ---------------------------------------------------------------------------
 
 
+NOTIFICATIONS = Counter(
+    "wo_notifications_total",
+    "Notification attempts by channel and outcome (delivered, rejected, unreachable, "
+    "misconfigured); gave_up: a notification failed for good, the command center told.",
+    ["channel", "outcome"],
+)
+
+
 def initialise(units: Iterable[str]) -> None:
     """Create at zero the series supervisors' ratios and quantiles are computed from, for
     every unit of the policy and every kind (see the module's docstring)."""
@@ -302,6 +311,10 @@ def initialise(units: Iterable[str]) -> None:
                 WORK_ORDERS_RETURNED.labels(kind=kind, unit=unit, reason=reason.value)
             for level in EscalationLevel:
                 ESCALATIONS.labels(level=level.value, unit=unit, kind=kind)
+    for channel in ChannelType:
+        for outcome in AttemptOutcome:
+            if outcome not in (AttemptOutcome.sending, AttemptOutcome.interrupted):
+                NOTIFICATIONS.labels(channel=channel.value, outcome=outcome.value)
 
 
 def record_intake(result: IntakeResult, now: datetime) -> None:
@@ -376,3 +389,7 @@ def record_commands(result: CommandResult) -> None:
 
 def record_escalation(level: str, unit: str, kind: str) -> None:
     ESCALATIONS.labels(level=level, unit=unit, kind=kind).inc()
+
+
+def record_notification(channel: ChannelType, outcome: AttemptOutcome) -> None:
+    NOTIFICATIONS.labels(channel=channel.value, outcome=outcome.value).inc()

@@ -42,6 +42,7 @@ class Task(StrEnum):
     intake = "intake"
     commands = "commands"
     escalations = "escalations"
+    notifications = "notifications"
     outbox = "outbox"
     republish = "republish"
     deadlines = "deadlines"

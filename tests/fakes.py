@@ -70,6 +70,9 @@ class InMemoryApiStore:
         found.sort(key=lambda p: (p.due_at, p.work_order_id))
         return found[query.offset : query.offset + query.limit]
 
+    def notifications(self, order_id: str) -> list[dict[str, Any]]:
+        return []
+
     def complainant(self, order_id: str) -> dict[str, Any]:
         return dict(self.complainants.get(order_id, {}))
 

@@ -19,6 +19,7 @@ from services.policy_files import PolicyError, load_policy
 from wo.arguments import aware_time
 from wo.errors import EXIT_USAGE, exit_code
 from wo.logs import configure_logging
+from wo.notify_rules import add_rules_notify, print_notifications
 
 if TYPE_CHECKING:
     from services.rules import Explanation
@@ -93,6 +94,7 @@ def _add_rules(commands: Subcommands) -> None:
     check.add_argument("directory", nargs="?", type=Path, help="policy directory (default: WO_POLICY_DIR)")
     check.set_defaults(command=_rules_check)
     _add_rules_explain(rules_commands)
+    add_rules_notify(rules_commands)
     replay_ = rules_commands.add_parser(
         "replay", help="run stored signals through a candidate policy and show what would change"
     )
@@ -165,6 +167,7 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
         f"{len(reference.whitelist)} whitelisted, {len(reference.key_supervision)} under key supervision, "
         f"{len(loaded.platforms.platforms)} platforms expected)"
     )
+    print_notifications(loaded.notifications)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from datetime import timedelta
 
 import faust
@@ -26,6 +27,7 @@ from services.dead_letters import Retention
 from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake, intake_limits
+from services.notifications import Notifier
 from services.platform_silence import silence_judge
 from services.policy_files import ReferenceFiles
 from services.policy_set import PolicySet, load_policy_set
@@ -34,11 +36,13 @@ from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
 from storage.figures_read import FigureFacts
+from storage.notifications import NotificationStore
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
 from streams import figure_gauges, metrics, platform_watch, supervision
 from streams.app import Worker, build_app
+from streams.channels import build_channels
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
 from streams.outputs import check_transactions
@@ -203,7 +207,19 @@ def _build_worker(
         retention=Retention(
             DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
         ),
+        notifier=_notifier(loaded, repository),
     )
+
+
+def _notifier(loaded: PolicySet, repository: WorkOrderRepository) -> Notifier | None:
+    """Who is told of escalations (policy/notifications.yaml); None: nobody."""
+    if loaded.notifications is None or loaded.notify_router is None:
+        return None
+    # A unit's name up to its note: "执法一中队", not "执法一中队 (…)".
+    names = {unit.id: unit.name.split(" (")[0] for unit in loaded.policy.units.units}
+    channels = build_channels(os.environ, utc_now)
+    store = NotificationStore(repository.engine)
+    return Notifier(store, loaded.notifications, loaded.notify_router, channels, names)
 
 
 def _serve(settings: Settings, app: faust.App, api: uvicorn.Server | None) -> int:

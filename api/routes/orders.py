@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.auth import Principal, Role
 from api.deps import Api, Caller
-from api.models import OrderDetail
+from api.models import NotificationOut, OrderDetail
 from schemas.records import OrderQuery
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
@@ -69,6 +69,8 @@ def list_orders(
     responses={404: {"description": "No such order, or not one the caller may read"}},
 )
 def show_order(order_id: str, caller: Caller, api: Api) -> OrderDetail:
-    """The order and its full history (every step, command and refusal)."""
+    """The order and its full history (every step, command and refusal), and every
+    notification about it with each attempt's result."""
     order = visible_order(api.store, order_id, caller)
-    return OrderDetail(order=order, history=api.store.history(order_id))
+    notifications = [NotificationOut.model_validate(n) for n in api.store.notifications(order_id)]
+    return OrderDetail(order=order, history=api.store.history(order_id), notifications=notifications)

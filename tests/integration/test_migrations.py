@@ -53,3 +53,49 @@ def test_a_sqlite_time_stored_on_a_whole_second_before_the_fix_is_found_after_up
             assert list(found) == ["k"]
     finally:
         engine.dispose()
+
+
+def test_escalations_fired_before_the_notifications_upgrade_are_not_notified_after_it(
+    database_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from processors.notify_routing import NotifyRouter
+    from schemas.notifications import NotificationPolicy
+    from services.escalations import Escalations
+    from services.notifications import Notifier
+    from storage.notifications import NotificationStore
+    from storage.repository import WorkOrderRepository
+    from tests.integration.test_escalations import POLICY, dispatched_order
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    engine = create_engine(database_url)
+    created = datetime(2026, 11, 23, tzinfo=UTC)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0017")
+            connection.commit()
+        repository = WorkOrderRepository(engine)
+        dispatched_order(repository, created)
+        assert Escalations(repository, POLICY.deadlines).fire(created + timedelta(days=3)) == 3
+        migrate(database_url)
+        policy = NotificationPolicy.model_validate(
+            {
+                "console_url": "https://console.example/orders/{order_id}",
+                "receivers": [
+                    {
+                        "id": "hook",
+                        "via": {"channel": "webhook", "url": "http://127.0.0.1:9/x", "secret_env": "S"},
+                    }
+                ],
+                "route": {"receivers": ["hook"]},
+                "urgent": {"priorities": []},
+            }
+        )
+        notifier = Notifier(NotificationStore(engine), policy, NotifyRouter(policy), {}, {})
+        assert notifier.plan(created + timedelta(days=3)) == 0
+    finally:
+        engine.dispose()

@@ -1,0 +1,32 @@
+"""The notification channels: one narrow transport each (services.notifications.Channel).
+Each sends, never raises, and says what happened: delivered, rejected by the platform,
+unreachable (retried) or misconfigured (a secret's environment variable is unset)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from schemas.notifications import ChannelType
+from services.notifications import Channel
+from streams.channels.email import EmailChannel
+from streams.channels.http import HttpSender
+from streams.channels.robots import DingtalkChannel, WecomChannel
+from streams.channels.sms import SmsChannel
+from streams.channels.webhook import WebhookChannel
+
+#: Seconds a channel waits for a platform's answer (well within services.notifications.LEASE).
+TIMEOUT_S = 15.0
+
+
+def build_channels(
+    environ: Mapping[str, str], clock: Callable[[], datetime], timeout_s: float = TIMEOUT_S
+) -> dict[ChannelType, Channel]:
+    http = HttpSender(timeout_s)
+    return {
+        ChannelType.wecom: WecomChannel(http, environ),
+        ChannelType.dingtalk: DingtalkChannel(http, environ, clock),
+        ChannelType.sms: SmsChannel(http, environ),
+        ChannelType.email: EmailChannel(environ, timeout_s),
+        ChannelType.webhook: WebhookChannel(http, environ, clock),
+    }

@@ -1,0 +1,72 @@
+"""An SMS gateway through a configured HTTP request: the body is the policy's JSON
+template with ``{text}``, ``{phone}`` and the credentials filled in (JSON-escaped, as
+values of the structure, never spliced into text), one request per phone; the policy's
+success check says whether the gateway took it. A retry sends to every phone again: a
+phone that got the first attempt may get the message twice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.notifications import AttemptOutcome, SmsReceiver
+from services.notifications import Outgoing, Receipt
+from streams.channels.http import Answer, HttpSender, by_status, dumps, missing, wrong_channel
+
+_PLACEHOLDER = re.compile(r"\{([a-z0-9_.\-]+)\}")
+
+
+def fill(template: Any, values: Mapping[str, str]) -> Any:
+    """``template`` with every ``{name}`` in its strings replaced."""
+    if isinstance(template, str):
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    if isinstance(template, dict):
+        return {key: fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, values) for value in template]
+    return template
+
+
+def accepted(via: SmsReceiver, answer: Answer) -> Receipt:
+    code = str(answer.status)
+    if answer.status not in via.success.status:
+        failed = by_status(answer)
+        return failed or Receipt(AttemptOutcome.rejected, code, "status not in the success check")
+    field = via.success.json_field
+    if field is None:
+        return Receipt(AttemptOutcome.delivered, code, "ok")
+    value = answer.body.get(field) if isinstance(answer.body, dict) else None
+    if value is not None and str(value) == str(via.success.equals):
+        return Receipt(AttemptOutcome.delivered, str(value), "ok")
+    return Receipt(
+        AttemptOutcome.rejected,
+        None if value is None else str(value)[:32],
+        f"{field} is not the success value",
+    )
+
+
+class SmsChannel:
+    def __init__(self, http: HttpSender, environ: Mapping[str, str]) -> None:
+        self._http = http
+        self._environ = environ
+
+    async def send(self, message: Outgoing) -> Receipt:
+        via = message.receiver.via
+        if not isinstance(via, SmsReceiver):
+            return wrong_channel(message)
+        values = {"text": message.text.text}
+        for name, variable in via.credentials.items():
+            secret = self._environ.get(variable)
+            if not secret:
+                return missing(variable)
+            values[name] = secret
+        receipt = Receipt(AttemptOutcome.delivered)
+        for phone in via.phones:
+            filled = {**values, "phone": phone}
+            headers = {key: fill(value, filled) for key, value in via.headers.items()}
+            answer = await self._http.send(via.method, str(via.url), dumps(fill(via.body, filled)), headers)
+            receipt = answer if isinstance(answer, Receipt) else accepted(via, answer)
+            if receipt.outcome is not AttemptOutcome.delivered:
+                return receipt
+        return receipt
