@@ -12,7 +12,6 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.auth import Role
 from api.deps import Api, Caller, Parts
 from api.guard import validation_errors
 from api.models import AnswerOutcome, CommandRequest, CommandResponse
@@ -66,8 +65,8 @@ async def send_command(
     order_id: str, body: CommandRequest, caller: Caller, api: Api, request: Request, response: Response
 ) -> CommandResponse:
     """Send a lifecycle command as the caller's unit (the command center for its role)."""
-    if caller.role is Role.supervisor:
-        raise HTTPException(403, "supervisors read; they do not act on orders")
+    if not caller.may_act:
+        raise HTTPException(403, f"{caller.role.value}s read; they do not act on orders")
     visible_order(api.store, order_id, caller)
     acting = caller.acting_unit
     assert acting is not None
