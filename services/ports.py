@@ -45,6 +45,9 @@ class OrderReads(Protocol):
     def complainant(self, order_id: str) -> dict[str, Any]:
         """The complainant's data as the order's first signal gave it ({} without any)."""
 
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        """The signals merged into the order (source_key, kind, received_at, payload), oldest first."""
+
 
 class PersonalDataLog(Protocol):
     def record_read(self, read: PersonalDataRead) -> None:
