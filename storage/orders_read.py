@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from schemas.inbound import Channel
 from schemas.signal import SignalKind, SourceKey
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from storage.order_rows import with_sources
@@ -26,6 +27,8 @@ def _found_by(term: str) -> sa.ColumnElement[bool]:
     c = work_order.c
     term = term.strip()
     keys = [str(SourceKey(kind, term)) for kind in SignalKind]
+    # A complaint's signal id is channel/ticket (processors/signals.py): a bare ticket finds it.
+    keys += [str(SourceKey(SignalKind.complaint, f"{channel.value}/{term}")) for channel in Channel]
     by_signal = sa.select(work_order_source.c.work_order_id).where(work_order_source.c.source_key.in_(keys))
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return sa.or_(

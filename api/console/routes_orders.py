@@ -22,7 +22,7 @@ from api.console.views import deadline_notes, offered_actions, order_view
 from api.deps import Api
 from api.sending import build_command, send_and_wait
 from processors.lifecycle import may_act
-from schemas.commands import CommandAction
+from schemas.commands import CommandAction, LifecycleEventName
 from schemas.records import OrderQuery
 from schemas.signal import SourceKey
 from schemas.times import for_people
@@ -161,8 +161,8 @@ def _history_row(row: dict[str, Any], units: dict[str, str], names: dict[str, st
         for key, table in _DETAIL_NAMES
         if isinstance(detail.get(key), str | int)
     ]
-    if isinstance(detail.get("to_unit"), str):
-        text.append(f"改派至{units.get(detail['to_unit'], detail['to_unit'])}")
+    if row["type"] == LifecycleEventName.reassigned and isinstance(detail.get("to"), str):
+        text.append(f"改派至{units.get(detail['to'], detail['to'])}")
 
     def officer(certificate_no: Any) -> str:
         return (

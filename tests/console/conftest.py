@@ -73,9 +73,10 @@ def csrf_of(html: str) -> str:
 
 def sign_in(client: TestClient, certificate_no: str, password: str) -> httpx.Response:
     token = csrf_of(client.get("/console/login").text)
-    return client.post(
+    response: httpx.Response = client.post(
         "/console/login", data={"certificate_no": certificate_no, "password": password, "csrf_token": token}
     )
+    return response
 
 
 def _console(engine: Engine) -> ConsoleParts:
