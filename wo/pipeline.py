@@ -35,11 +35,12 @@ from services.sender_keys import SigningKey, new_signing_key, read_signing_key, 
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
+from storage.figures_read import FigureFacts
 from storage.officer_store import OfficerStore
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
-from streams import metrics, platform_watch, supervision
+from streams import figure_gauges, metrics, platform_watch, supervision
 from streams.app import Worker, build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
@@ -87,6 +88,12 @@ def run_pipeline(settings: Settings) -> int:
             units,
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
+        )
+        figure_gauges.register(
+            FigureFacts(repository.engine),
+            loaded.policy.figures.score,
+            supervision.faust_leader(worker_parts.app),
+            refresh_seconds=settings.figures_refresh_seconds,
         )
         platform_watch.register(
             PlatformsSeen(repository.engine),
@@ -262,7 +269,12 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
     )
     console = ConsoleParts(Officers(OfficerStore(repository.engine)), loaded.policy, loaded.calendar, utc_now)
     app = create_app(
-        ApiStore(repository.engine), tokens, publisher, wait_s=settings.api_command_wait_s, console=console
+        ApiStore(repository.engine),
+        tokens,
+        publisher,
+        wait_s=settings.api_command_wait_s,
+        weights=loaded.policy.figures.score,
+        console=console,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)

@@ -12,7 +12,9 @@ from prometheus_client import REGISTRY
 
 import streams.metrics
 import streams.topic_watch
+from schemas.figures import ScoreWeights
 from schemas.platforms import PlatformRegistry
+from streams.figure_gauges import FigureCollector
 from streams.platform_watch import PlatformSilenceCollector
 from streams.supervision import ConsumerLagCollector, SupervisionCollector
 from tests.integration.pipeline_support import REPO_ROOT
@@ -38,10 +40,13 @@ METRIC_MODULES = (streams.metrics, streams.topic_watch)
 def exported_names() -> set[str]:
     """Every sample name our metrics can have (histograms: _bucket, _sum, _count)."""
     names: set[str] = set()
-    collectors: list[SupervisionCollector | ConsumerLagCollector | PlatformSilenceCollector] = [
+    collectors: list[
+        SupervisionCollector | ConsumerLagCollector | PlatformSilenceCollector | FigureCollector
+    ] = [
         SupervisionCollector(None, [], lambda: False),  # type: ignore[arg-type]
         ConsumerLagCollector([], []),
         PlatformSilenceCollector(None, PlatformRegistry(), None, lambda: False),  # type: ignore[arg-type]
+        FigureCollector(None, ScoreWeights(), lambda: False),  # type: ignore[arg-type]
     ]
     families = [*REGISTRY.collect(), *(f for collector in collectors for f in collector.describe())]
     for family in families:
@@ -71,7 +76,7 @@ def test_every_rule_is_unit_tested() -> None:
     alerts = [rule["alert"] for group in rule_groups() for rule in group["rules"] if "alert" in rule]
     assert alerts and [a for a in alerts if f"alertname: {a}" not in tested] == []
     ratios = [name for name in recorded_names() if ":ratio" in name]
-    assert len(ratios) == 6 and [r for r in ratios if r not in tested] == []
+    assert len(ratios) == 3 and [r for r in ratios if r not in tested] == []
 
 
 def test_rules_and_dashboard_use_only_metrics_that_exist() -> None:
@@ -82,13 +87,15 @@ def test_rules_and_dashboard_use_only_metrics_that_exist() -> None:
     assert unknown == set()
 
 
-def test_recording_rules_cover_closure_and_on_time_rates_per_unit_and_kind() -> None:
+def test_recording_rules_divide_summed_numerators_by_summed_denominators_once() -> None:
     by_name = {rule["record"]: rule for group in rule_groups() for rule in group["rules"] if "record" in rule}
-    for window in ("1d", "7d", "30d"):
-        for rate in ("closed_per_created", "closed_on_time_per_closed"):
-            assert f"unit_kind:wo_work_orders_{rate}:ratio{window}" in by_name
-        assert f"[{window}]" in by_name[f"unit_kind:wo_work_orders_created:increase{window}"]["expr"]
-        assert "sum by (unit, kind)" in by_name[f"unit_kind:wo_work_orders_closed:increase{window}"]["expr"]
+    for level in ("unit_kind", "unit", "figure"):
+        expr = " ".join(by_name[f"{level}:wo_figure:ratio"]["expr"].split())
+        assert expr.count(" / ") == 1 and "> 0)" in expr, expr  # 0 / 0: no sample, not NaN
+    assert "max by (unit, kind, figure, period)" in by_name["unit_kind:wo_figure_numerator:max"]["expr"]
+    assert "sum by (unit, figure, period)" in by_name["unit:wo_figure_denominator:sum"]["expr"]
+    # The closure rate of a window (closures / creations, credited to different units) is gone.
+    assert not [name for name in by_name if "closed_per_created" in name]
 
 
 def test_dashboard_has_what_supervisors_watch_and_filters_by_unit_and_kind() -> None:
@@ -100,9 +107,9 @@ def test_dashboard_has_what_supervisors_watch_and_filters_by_unit_and_kind() -> 
             variables[name]["multi"] and variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
         )
     titles = " | ".join(title.lower() for title, _ in dashboard_targets(board))
+    for label in ("办结率", "按时办结率", "按时签收率", "满意率", "发回重办率", "退单率", "延期率", "评分"):
+        assert f"({label}) per unit: this month vs last month" in titles, label
     for needed in (
-        "closure rate per unit",
-        "on-time closure rate per unit",
         "open orders per unit",
         "overdue orders per unit",
         "time to close p50 / p90",
@@ -115,8 +122,21 @@ def test_dashboard_has_what_supervisors_watch_and_filters_by_unit_and_kind() -> 
         assert needed in titles, needed
     # Every query of a panel about orders honours the unit and kind filters.
     for title, expr in dashboard_targets(board):
-        if "wo_work_order" in expr or "wo_escalations" in expr:
+        if "wo_work_order" in expr or "wo_escalations" in expr or "wo_figure_numerator" in expr:
             assert '$unit"' in expr and '$kind"' in expr, title
+
+
+def test_every_figure_panel_compares_this_month_with_last_month_without_nan_bars() -> None:
+    panels = [p for p in dashboard()["panels"] if "this month vs last month" in str(p["title"])]
+    assert len(panels) == 8
+    for panel in panels:
+        exprs = [str(t["expr"]) for t in panel["targets"]]
+        assert [('period="this_month"' in e, 'period="last_month"' in e) for e in exprs] == [
+            (True, False),
+            (False, True),
+        ], panel["title"]
+        for expr in exprs:
+            assert "wo_figure_score" in expr or " > 0)" in expr, panel["title"]  # 0 / 0 draws no bar
 
 
 def test_dashboard_queries_the_provisioned_datasource() -> None:
