@@ -90,6 +90,11 @@ class Principal(BaseModel):
         return self.role in (Role.unit, Role.command_center)
 
     @property
+    def may_read_figures(self) -> bool:
+        """The figures units are judged by: the command center and supervisors."""
+        return self.role in (Role.command_center, Role.supervisor)
+
+    @property
     def may_administer(self) -> bool:
         return self.role is Role.administrator
 

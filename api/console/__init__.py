@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import routes_admin, routes_auth, routes_center, routes_orders
+from api.console import routes_admin, routes_auth, routes_center, routes_figures, routes_orders
 from api.console.render import ConsoleError, error_page
 from api.console.session import ConsoleParts, NotSignedIn
 
@@ -21,7 +21,7 @@ STATIC = Path(__file__).parent / "static"
 def mount_console(app: FastAPI, parts: ConsoleParts) -> None:
     app.state.console = parts
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (routes_auth, routes_orders, routes_center, routes_admin):
+    for module in (routes_auth, routes_orders, routes_center, routes_figures, routes_admin):
         app.include_router(module.router)
     app.add_exception_handler(NotSignedIn, _sign_in_first)
     app.add_exception_handler(ConsoleError, _console_error)

@@ -25,8 +25,12 @@ TEMPLATES.env.autoescape = True  # every template, whatever its name ends with
 #: Each role's pages in the navigation; the first is its start page.
 NAV: dict[Role, tuple[tuple[str, str], ...]] = {
     Role.unit: (("/console/orders", "本单位工单"),),
-    Role.command_center: (("/console/center", "指挥中心待办"), ("/console/orders", "全部工单")),
-    Role.supervisor: (("/console/orders", "全部工单"),),
+    Role.command_center: (
+        ("/console/center", "指挥中心待办"),
+        ("/console/orders", "全部工单"),
+        ("/console/figures", "考核指标"),
+    ),
+    Role.supervisor: (("/console/figures", "考核指标"), ("/console/orders", "全部工单")),
     Role.administrator: (("/console/admin/officers", "账号与名册"), ("/console/orders", "全部工单")),
 }
 

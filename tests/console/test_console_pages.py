@@ -4,6 +4,7 @@ text, search, sign-in answers; and what the command center's page lists."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from api.console import labels
@@ -179,3 +180,23 @@ def test_every_vocabulary_has_a_chinese_name() -> None:
     assert set(labels.EVENT) == set(LifecycleEventName) | set(PipelineEventName)
     grouped = [s for _, _, statuses in labels.SQUAD_GROUPS for s in statuses]
     assert len(grouped) == len(set(grouped))
+
+
+def test_a_supervisor_drills_from_a_rate_to_the_orders_behind_it(console: ConsoleWorld) -> None:
+    client = console.signed_in("supervisor")
+    start = client.get("/console")
+    assert start.headers["location"] == "/console/figures"
+    html = client.get("/console/figures").text
+    assert "办结率" in html and "本月" in html and "上月" in html
+    link = re.search(
+        r'href="(/console/figures/orders\?period=this_month&amp;unit=squad-1&amp;figure=closed&amp;part=denominator)"'
+        r"[^>]*>(\d+)</a>",
+        html,
+    )
+    assert link, "squad-1's 办结率 this month links to its orders"
+    listing = client.get(link.group(1).replace("&amp;", "&")).text
+    ids = set(re.findall(r'<a href="/console/orders/([^"?]+)"', listing))
+    assert len(ids) == int(link.group(2)) > 0
+    orders = [console.api.repository.get(order_id) for order_id in ids]
+    assert all(o is not None and o.unit == "squad-1" for o in orders)
+    assert "办结率" in listing and "参与考核的工单（分母）" in listing

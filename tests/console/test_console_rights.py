@@ -25,6 +25,16 @@ RIGHTS: dict[str, tuple[int, ...]] = {
     "/console/orders/WO-NONE": (303, 404, 404, 404, 404, 404),
     "/console/center": (303, 403, 403, 200, 403, 403),
     "/console/admin/officers": (303, 403, 403, 403, 403, 200),
+    "/console/figures": (303, 403, 403, 200, 200, 403),
+    "/console/figures/orders?period=this_month&unit=squad-1&figure=closed&part=denominator": (
+        303,
+        403,
+        403,
+        200,
+        200,
+        403,
+    ),
+    "/console/figures/orders?period=next_year&unit=squad-1&figure=closed": (303, 403, 403, 404, 404, 403),
     "/console/static/console.css": (200, 200, 200, 200, 200, 200),
 }
 #: Sending ``accept`` about squad-1's dispatched order: only squad-1 may (303 to its page).
@@ -44,6 +54,8 @@ def _expected(console: ConsoleWorld, role: str, url: str) -> int:
         return 200 if order is not None and (not squad or unit in (order.unit, *order.copied_to)) else 404
     if url.startswith("/console/orders?"):
         url = "/console/orders"
+    if url.startswith("/console/figures/orders?"):
+        url = "/console/figures"
     if url not in RIGHTS:
         raise AssertionError(f"{url} is not in the rights table")
     return dict(zip(ROLES, RIGHTS[url], strict=True))[role]
