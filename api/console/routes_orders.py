@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.auth import Role
+from api.auth import Role, officer_principal
 from api.console import labels
 from api.console.forms import command_request
 from api.console.render import ConsoleError, page
@@ -87,7 +87,12 @@ def order_page(request: Request, parts: Parts, api: Api, who: Reader, order_id: 
     colleagues = []
     if acting is not None and who.principal.may_act:
         roster = parts.officers.roster(acting, now)
-        colleagues = [o for o in roster if o.certificate_no != who.officer.certificate_no]
+        # Colleagues in a field action: the unit's officers whose role acts (not its readers).
+        colleagues = [
+            o
+            for o in roster
+            if o.certificate_no != who.officer.certificate_no and officer_principal(o).may_act
+        ]
     allowed = parts.policy.lifecycle.return_reasons
     units = {unit.id: unit.name for unit in parts.policy.units.units}
     names = {o.certificate_no: o.name for o in parts.officers.officers(None, now)}

@@ -44,6 +44,7 @@ ACCOUNTS = {
     "squad-1-leader": Account("JS0682-0342", "赵敏", "squad-1", OfficerRole.squad_leader),
     "squad-2": Account("JS0683-0001", "李娜", "squad-2", OfficerRole.officer),
     "duty": Account("ZH-0001", "陈刚", "command-center", OfficerRole.duty_officer),
+    "duty-2": Account("ZH-0002", "吴军", "command-center", OfficerRole.duty_officer),
     "supervisor": Account("DC-0001", "孙丽", "command-center", OfficerRole.supervisor),
     "admin": Account("GL-0001", "周涛", "command-center", OfficerRole.administrator),
 }

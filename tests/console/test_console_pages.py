@@ -7,6 +7,8 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
+
 from api.console import labels
 from processors.compiled_policy import compile_policy
 from schemas.commands import (
@@ -19,7 +21,7 @@ from schemas.commands import (
 )
 from schemas.signal import SignalKind
 from schemas.workflow import CardLevel
-from schemas.workorder import PipelineEventName, Priority, WorkOrderStatus
+from schemas.workorder import PipelineEventName, Priority, WorkOrder, WorkOrderStatus
 from services.intake import InboundMessage, Intake
 from tests.api.conftest import POLICY, REFERENCE, TOPICS
 from tests.console.conftest import ACCOUNTS, PASSWORD, ConsoleWorld, csrf_of, sign_in
@@ -200,3 +202,65 @@ def test_a_supervisor_drills_from_a_rate_to_the_orders_behind_it(console: Consol
     orders = [console.api.repository.get(order_id) for order_id in ids]
     assert all(o is not None and o.unit == "squad-1" for o in orders)
     assert "办结率" in listing and "参与考核的工单（分母）" in listing
+
+
+def _send(client: TestClient, order_id: str, action: str, **form: str) -> str:
+    """Post the order page's form for ``action``; where the answer leads (its outcome)."""
+    token = csrf_of(client.get(f"/console/orders/{order_id}").text)
+    answer = client.post(f"/console/orders/{order_id}/{action}", data={"csrf_token": token, **form})
+    assert answer.status_code == 303, answer.text[:300]
+    location: str = answer.headers["location"]
+    return location
+
+
+def _open_order_not_due_soon(console: ConsoleWorld, unit: str) -> WorkOrder:
+    """A dispatched order of ``unit`` due in more than a day, no other test has claimed."""
+    world, soon = console.api, datetime.now(UTC) + timedelta(days=1)
+    for order in sorted(world.orders(), key=lambda o: o.id):
+        free = order.id not in world._claimed and order.status is WorkOrderStatus.dispatched
+        if free and order.unit == unit and order.due_at > soon:
+            world._claimed.add(order.id)
+            return order
+    raise LookupError(f"no order of {unit} due later than a day from now in the samples")
+
+
+def _listed_under(html: str, section: str, next_section: str, order_id: str) -> bool:
+    return (
+        f"/console/orders/{order_id}"
+        in html[html.index(f'id="{section}"') : html.index(f'id="{next_section}"')]
+    )
+
+
+def test_the_duty_officer_approves_an_extension_request(console: ConsoleWorld) -> None:
+    order = _open_order_not_due_soon(console, "squad-1")
+    squad, duty = console.signed_in("squad-1"), console.signed_in("duty")
+    assert _send(squad, order.id, "accept").endswith("done=accept")
+    field = "working_days" if order.working_days is not None else "hours"
+    asked = _send(squad, order.id, "request_extension", **{field: "2"}, note="需调取监控")
+    assert asked.endswith("done=request_extension"), asked
+    assert _listed_under(duty.get("/console/center").text, "extensions", "callbacks", order.id)
+    assert "待审批延期" in duty.get(f"/console/orders/{order.id}").text
+    assert _send(duty, order.id, "approve_extension").endswith("done=approve_extension")
+    history = duty.get(f"/console/orders/{order.id}").text
+    assert "批准延期" in history and "陈刚（ZH-0001）" in history
+    assert not _listed_under(duty.get("/console/center").text, "extensions", "callbacks", order.id)
+    stored = console.api.repository.get(order.id)
+    assert stored is not None and (stored.extended_working_days, stored.extended_hours) in ((2, 0), (0, 2))
+
+
+def test_the_duty_officer_records_the_callback_and_closes_the_complaint(console: ConsoleWorld) -> None:
+    order = console.api.claim("squad-1", kind=SignalKind.complaint)
+    squad, duty = console.signed_in("squad-1"), console.signed_in("duty")
+    for action in ("accept", "start"):
+        assert _send(squad, order.id, action).endswith(f"done={action}")
+    given = _send(squad, order.id, "feedback", disposition="unfounded", colleague="JS0682-0342")
+    assert given.endswith("done=feedback"), given
+    assert _listed_under(duty.get("/console/center").text, "callbacks", "overdue", order.id)
+    page = duty.get(f"/console/orders/{order.id}").text
+    assert "吴军（ZH-0002）" in page and "孙丽" not in page  # colleagues: officers who act, not readers
+    closed = _send(duty, order.id, "close", callback="satisfied", attempts="1", colleague="ZH-0002")
+    assert closed.endswith("done=close"), closed
+    history = duty.get(closed).text
+    assert "办结" in history and "满意" in history and "陈刚（ZH-0001）" in history
+    stored = console.api.repository.get(order.id)
+    assert stored is not None and stored.status is WorkOrderStatus.closed
