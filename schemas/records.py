@@ -35,6 +35,8 @@ class OrderQuery:
     search: str | None = None
     #: An extension request waits for the command center's decision (or not).
     extension_pending: bool | None = None
+    #: Only these orders (e.g. those behind a figure).
+    ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

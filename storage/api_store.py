@@ -49,6 +49,7 @@ class ApiStore:
             statuses=[status.value for status in query.statuses],
             search=query.search,
             extension_pending=query.extension_pending,
+            ids=query.ids,
         )
 
     def sources(self, order_id: str) -> list[dict[str, Any]]:

@@ -76,6 +76,7 @@ class OrderReads:
         statuses: Sequence[str] = (),
         search: str | None = None,
         extension_pending: bool | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[WorkOrder]:
         """Orders matching every filter given, newest first. Overdue: open and past due_at.
         ``visible_to``: the unit's own orders and those copied to it. ``search``: see
@@ -106,6 +107,8 @@ class OrderReads:
             query = query.where(c.created_at < created_to)
         if search:
             query = query.where(_found_by(search))
+        if ids is not None:
+            query = query.where(c.id.in_(list(ids)))
         query = query.order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
         with self._engine.connect() as conn:
             return with_sources(conn, list(conn.execute(query).mappings()))

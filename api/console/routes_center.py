@@ -18,6 +18,8 @@ from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 router = APIRouter(prefix="/console")
 
 S = WorkOrderStatus
+#: Orders shown per queue, newest first: the page stays quick however many wait.
+QUEUE_LIMIT = 50
 #: The command center's queues: (anchor, heading, which orders).
 QUEUES: tuple[tuple[str, str, OrderQuery], ...] = (
     (

@@ -10,6 +10,7 @@ from api.console.render import ConsoleError, page
 from api.console.session import Parts, Reader, SignedInOfficer
 from api.console.views import order_view
 from api.deps import Api
+from schemas.records import OrderQuery
 from services.figures import (
     ALL_UNITS,
     MONTH_PERIODS,
@@ -21,7 +22,7 @@ from services.figures import (
 
 router = APIRouter(prefix="/console")
 #: Orders listed behind one number, at most.
-BEHIND_LIMIT = 500
+BEHIND_LIMIT = 200
 
 
 def _reader(who: SignedInOfficer) -> None:
@@ -70,7 +71,7 @@ def figure_orders(
         raise ConsoleError(404, "没有这项指标", who)
     chosen, which = periods[period], Figure(figure)
     ids = orders_of_figure(api.store, chosen, unit, which, part == "numerator", now)
-    orders = [o for o in (api.store.order(i) for i in ids[:BEHIND_LIMIT]) if o is not None]
+    orders = api.store.orders(OrderQuery(ids=tuple(ids[:BEHIND_LIMIT]), limit=BEHIND_LIMIT), now)
     unit_text = "全部单位" if unit == ALL_UNITS else unit
     part_text = "计入分子的工单" if part == "numerator" else "参与考核的工单（分母）"
     context = {

@@ -8,9 +8,9 @@ import contextlib
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Role, officer_principal
@@ -36,7 +36,7 @@ GROUPS = (
     ("closed", "已办结", (WorkOrderStatus.closed,)),
     ("all", "全部", ()),
 )
-LIST_LIMIT = 200
+LIST_LIMIT = 100
 _LINK = re.compile(r"^https?://", re.IGNORECASE)
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 #: Fields of a signal never shown on the order page (personal data: the complainant).
@@ -45,20 +45,28 @@ _HIDDEN_FIELDS = frozenset({"complainant", "schema", "evidence"})
 
 @router.get("/orders", include_in_schema=False)
 def order_list(
-    request: Request, parts: Parts, api: Api, who: Reader, group: str = "pending", q: str = ""
+    request: Request,
+    parts: Parts,
+    api: Api,
+    who: Reader,
+    group: str = "pending",
+    q: str = "",
+    page_no: Annotated[int, Query(alias="page", ge=0, le=10_000)] = 0,
 ) -> Response:
-    found = {key: statuses for key, _, statuses in GROUPS}
-    if group not in found:
+    grouped = {key: statuses for key, _, statuses in GROUPS}
+    if group not in grouped:
         group = "pending"
     principal = who.principal
     query = OrderQuery(
         visible_to=principal.unit if principal.role is Role.unit else None,
-        statuses=found[group],
+        statuses=grouped[group],
         search=q.strip()[:128] or None,
-        limit=LIST_LIMIT,
+        limit=LIST_LIMIT + 1,  # one more: is there a next page?
+        offset=page_no * LIST_LIMIT,
     )
     now = parts.clock()
-    rows = [order_view(o, now, parts.policy, parts.calendar) for o in api.store.orders(query, now)]
+    found = api.store.orders(query, now)
+    rows = [order_view(o, now, parts.policy, parts.calendar) for o in found[:LIST_LIMIT]]
     heading = "本单位工单" if principal.role is Role.unit else "全部工单"
     context = {
         "heading": heading,
@@ -67,6 +75,8 @@ def order_list(
         "q": q,
         "rows": rows,
         "caption": dict((key, text) for key, text, _ in GROUPS)[group],
+        "page_no": page_no,
+        "next_page": len(found) > LIST_LIMIT,
     }
     return page(request, parts, who, "orders.html", context)
 
