@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import Tokens
+from api.console import mount_console
+from api.console.session import ConsoleParts
 from api.deps import Parts
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
@@ -41,8 +43,10 @@ def create_app(
     wait_s: float = 10.0,
     clock: Callable[[], datetime] = utc_now,
     weights: ScoreWeights | None = None,
+    console: ConsoleParts | None = None,
 ) -> FastAPI:
-    """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go)."""
+    """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go);
+    with ``console``, the web console under /console too."""
     app = FastAPI(
         title="Work orders of the transport law-enforcement command center",
         version="1.0.0",
@@ -60,6 +64,8 @@ def create_app(
     for module in (health, orders, personal_data, commands, dead_letters, figures, extension_requests):
         app.include_router(module.router)
     app.add_exception_handler(ValueError, _value_error)
+    if console is not None:
+        mount_console(app, console)
     return app
 
 

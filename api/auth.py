@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.officers import Officer, OfficerRole
 from schemas.times import UtcDatetime
 from schemas.workorder import COMMAND_CENTER, WorkOrder
 
@@ -33,6 +34,19 @@ class Role(StrEnum):
     command_center = "command_center"
     #: Leadership and supervision: reads everything, acts on nothing.
     supervisor = "supervisor"
+    #: Keeps the console's accounts: reads everything, acts on no order.
+    administrator = "administrator"
+
+
+#: The console's officers' roles on the API's rights: one table for both ways in. A squad
+#: leader has an officer's rights on orders (the same unit's); the console tells them apart.
+OFFICER_RIGHTS: dict[OfficerRole, Role] = {
+    OfficerRole.officer: Role.unit,
+    OfficerRole.squad_leader: Role.unit,
+    OfficerRole.duty_officer: Role.command_center,
+    OfficerRole.supervisor: Role.supervisor,
+    OfficerRole.administrator: Role.administrator,
+}
 
 
 class TokenEntry(BaseModel):
@@ -70,13 +84,37 @@ class Principal(BaseModel):
         """The unit commands are sent as: the squad's own, or the command center's."""
         return COMMAND_CENTER if self.role is Role.command_center else self.unit
 
+    @property
+    def may_act(self) -> bool:
+        """Whether it sends commands at all (which ones, on which orders: processors.lifecycle)."""
+        return self.role in (Role.unit, Role.command_center)
+
+    @property
+    def may_read_figures(self) -> bool:
+        """The figures units are judged by: the command center and supervisors."""
+        return self.role in (Role.command_center, Role.supervisor)
+
+    @property
+    def may_administer(self) -> bool:
+        return self.role is Role.administrator
+
     def may_see(self, order: WorkOrder) -> bool:
         """Its own orders and those copied to it (抄送: read only); other roles see all."""
         return self.role is not Role.unit or self.unit == order.unit or self.unit in order.copied_to
 
+    def may_read_personal_data(self, order: WorkOrder) -> bool:
+        """The complainant's data: for the callback, the assigned unit and the command center."""
+        return self.may_act and self.is_assigned(order)
+
     def is_assigned(self, order: WorkOrder) -> bool:
         """The order's own unit, or a role that sees every order (not a unit it was copied to)."""
         return self.role is not Role.unit or self.unit == order.unit
+
+
+def officer_principal(officer: Officer) -> Principal:
+    """The rights of a signed-in officer (its certificate number names it)."""
+    role = OFFICER_RIGHTS[officer.role]
+    return Principal(name=officer.certificate_no, role=role, unit=officer.unit if role is Role.unit else None)
 
 
 class Tokens:

@@ -40,6 +40,19 @@ CSP_DOCS = "; ".join(
     )
 )
 
+#: The console's pages load their own styles and scripts only, and post forms to themselves.
+CSP_CONSOLE = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    )
+)
+
 
 class AuthFailures:
     """Bad-token attempts per client address, in a sliding window (per worker process)."""
@@ -80,8 +93,11 @@ def guard(app: FastAPI) -> None:
             response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        docs = request.url.path == "/docs" or request.url.path.startswith("/docs-assets")
-        response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else CSP_JSON)
+        path = request.url.path
+        docs = path == "/docs" or path.startswith("/docs-assets")
+        console = path == "/console" or path.startswith("/console/")
+        csp = CSP_DOCS if docs else CSP_CONSOLE if console else CSP_JSON
+        response.headers.setdefault("Content-Security-Policy", csp)
         return response
 
     @app.middleware("http")

@@ -41,6 +41,7 @@ __all__ = [
     "ScoreWeights",
     "UnitFigures",
     "contributions",
+    "orders_behind",
     "score",
     "unit_figures",
 ]
@@ -201,6 +202,22 @@ def unit_figures(
         rates = {figure: Rate(row[2 * i], row[2 * i + 1]) for i, figure in enumerate(Figure)}
         result.append(UnitFigures(unit, kind, rates, score(rates, weights)))
     return result
+
+
+def orders_behind(
+    facts: Iterable[OrderFacts], period: Period, unit: str, figure: Figure, numerator: bool, now: datetime
+) -> list[str]:
+    """The ids of the orders a unit's (or ALL_UNITS') figure counts: in its numerator, or in
+    its denominator (those judged); the orders a supervisor drills down to from a number."""
+    latest = {order.id: order for order in facts}
+    found = []
+    for order in latest.values():
+        if order.created_at not in period or unit not in (order.unit, ALL_UNITS):
+            continue
+        rate = contributions(order, now)[figure]
+        if rate.numerator if numerator else rate.denominator:
+            found.append(order.id)
+    return sorted(found)
 
 
 def _keys(unit: str, kind: SignalKind) -> tuple[tuple[str, SignalKind | None], ...]:

@@ -20,7 +20,17 @@ time, and returned_seconds keeps the total.
 
 from __future__ import annotations
 
-__all__ = ["RULES", "Clocks", "LifecyclePolicy", "OrderState", "Refusal", "Transition", "decide"]
+__all__ = [
+    "RULES",
+    "Clocks",
+    "LifecyclePolicy",
+    "OrderState",
+    "Refusal",
+    "Transition",
+    "decide",
+    "may_act",
+    "offered",
+]
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,17 +83,26 @@ RULES: dict[CommandAction, Rule] = {
 }
 
 
+def may_act(action: CommandAction, actor_unit: str, order_unit: str) -> bool:
+    """Whether ``actor_unit`` may send ``action`` about an order of ``order_unit`` (whatever
+    its state): the rights table the worker decides by and the console offers actions by."""
+    return {
+        Who.UNIT: actor_unit == order_unit,
+        Who.COMMAND_CENTER: actor_unit == COMMAND_CENTER,
+        Who.UNIT_OR_COMMAND_CENTER: actor_unit in (order_unit, COMMAND_CENTER),
+    }[RULES[action].who]
+
+
+def offered(action: CommandAction, actor_unit: str, order_unit: str, status: WorkOrderStatus) -> bool:
+    """Whether the action may be sent now: by this actor and in the order's state."""
+    return may_act(action, actor_unit, order_unit) and status in RULES[action].states
+
+
 def decide(
     order: OrderState, command: WorkOrderCommand, policy: LifecyclePolicy, clocks: Clocks | None = None
 ) -> Transition | Refusal:
     rule = RULES[command.action]
-    actor = command.actor.unit
-    allowed = {
-        Who.UNIT: actor == order.unit,
-        Who.COMMAND_CENTER: actor == COMMAND_CENTER,
-        Who.UNIT_OR_COMMAND_CENTER: actor in (order.unit, COMMAND_CENTER),
-    }[rule.who]
-    if not allowed:
+    if not may_act(command.action, command.actor.unit, order.unit):
         return Refusal(
             R.forbidden, f"only {rule.who.value} may {command.action.value} this order ({order.unit})"
         )

@@ -1,7 +1,7 @@
 """Commands squads and the command center send about work orders, and the events they cause.
 
 ``workorder-command/1`` is the contract of ../shared/contracts.md; ``reason`` (the code of
-a return) and ``callback.attempts`` are our documented extensions of it.
+a return), ``callback.attempts`` and ``actor.officer_id`` are our documented extensions of it.
 """
 
 from __future__ import annotations
@@ -127,6 +127,9 @@ class CallbackResult(StrEnum):
 class Actor(WireModel):
     unit: Id
     officer_ids: list[Id] = Field(default_factory=list, max_length=50)
+    #: Our extension: the officer who sent the command (signed in to the web console), named
+    #: in the order's history as the one who acted for the unit.
+    officer_id: Id | None = None
 
 
 class Callback(WireModel):

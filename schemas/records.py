@@ -28,6 +28,15 @@ class OrderQuery:
     created_to: datetime | None = None
     limit: int = 100
     offset: int = 0
+    #: Any of these statuses (with ``status``: both must hold).
+    statuses: tuple[WorkOrderStatus, ...] = ()
+    #: An order id, a plate, an enterprise's id, a signal's id (a ticket number), exactly; or
+    #: a part of an enterprise's name.
+    search: str | None = None
+    #: An extension request waits for the command center's decision (or not).
+    extension_pending: bool | None = None
+    #: Only these orders (e.g. those behind a figure).
+    ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

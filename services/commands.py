@@ -352,6 +352,8 @@ def _audit(command: WorkOrderCommand, transition: Transition) -> dict[str, Any]:
         "officer_ids": sorted(set(command.actor.officer_ids)),
         **transition.detail,
     }
+    if command.actor.officer_id:
+        detail["actor_officer"] = command.actor.officer_id
     if command.note:
         detail["note"] = command.note
     return detail

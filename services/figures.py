@@ -12,6 +12,7 @@ __all__ = [
     "UnitFigures",
     "figures_for_period",
     "month_periods",
+    "orders_of_figure",
     "period_named",
 ]
 
@@ -19,7 +20,16 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from processors.figures import ALL_UNITS, Figure, Period, Rate, ScoreWeights, UnitFigures, unit_figures
+from processors.figures import (
+    ALL_UNITS,
+    Figure,
+    Period,
+    Rate,
+    ScoreWeights,
+    UnitFigures,
+    orders_behind,
+    unit_figures,
+)
 from services.ports import FigureFactsReader
 
 
@@ -39,6 +49,13 @@ def figures_for_period(
 ) -> list[UnitFigures]:
     """The period's cohort per unit, per unit and kind, and over all units; one read."""
     return unit_figures(reader.order_facts(period.start, period.end), period, weights, now)
+
+
+def orders_of_figure(
+    reader: FigureFactsReader, period: Period, unit: str, figure: Figure, numerator: bool, now: datetime
+) -> list[str]:
+    """The ids of the orders behind one number of the figures (see processors.figures)."""
+    return orders_behind(reader.order_facts(period.start, period.end), period, unit, figure, numerator, now)
 
 
 def month_periods(now: datetime) -> dict[MonthPeriod, Period]:

@@ -14,6 +14,8 @@ from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
 from schemas.figures import OrderFacts
+from schemas.officers import ConsoleSession, Officer
+from schemas.officers import OfficerExists as OfficerExists
 from schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
@@ -52,6 +54,9 @@ class OrderReads(Protocol):
 
     def complainant(self, order_id: str) -> dict[str, Any]:
         """The complainant's data as the order's first signal gave it ({} without any)."""
+
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        """The signals merged into the order (source_key, kind, received_at, payload), oldest first."""
 
 
 class ExtensionRequestReads(Protocol):
@@ -201,3 +206,34 @@ class CommandStore(Protocol):
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
     def unpublished_outbox(self, limit: int = 1000) -> Sequence[Mapping[str, Any]]: ...
     def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None: ...
+
+
+# --- officers' accounts and console sessions (services/officers.py owns the unit of work) ---
+
+
+class OfficerBatch(Protocol):
+    """One unit of work on accounts and sessions (committed when the block ends normally)."""
+
+    now: datetime
+
+    def officer(self, certificate_no: str) -> tuple[Officer, str] | None:
+        """The account and its password hash; None when there is none."""
+
+    def officers(self, unit: str | None) -> list[Officer]:
+        """Every account (of ``unit`` when given), by unit then certificate number."""
+
+    def add_officer(self, officer: Officer, password_hash: str) -> None:
+        """A new account; raises OfficerExists when the certificate number has one."""
+
+    def update_officer(
+        self, certificate_no: str, *, disabled: bool | None, password_hash: str | None
+    ) -> None: ...
+    def session(self, token_sha256: str) -> ConsoleSession | None: ...
+    def open_session(self, token_sha256: str, session: ConsoleSession) -> None: ...
+    def touch_session(self, token_sha256: str) -> None: ...
+    def close_sessions(self, *, token_sha256: str | None = None, certificate_no: str | None = None) -> None:
+        """Close one session, or every session of an officer."""
+
+
+class OfficerStore(Protocol):
+    def officer_work(self, now: datetime) -> AbstractContextManager[OfficerBatch]: ...

@@ -56,10 +56,17 @@ class ApiStore:
             created_to=query.created_to,
             limit=query.limit,
             offset=query.offset,
+            statuses=[status.value for status in query.statuses],
+            search=query.search,
+            extension_pending=query.extension_pending,
+            ids=query.ids,
         )
 
     def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
         return pending_extensions(self._engine, query)
+
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        return self._repository.sources(order_id)
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return self._repository.history(order_id)

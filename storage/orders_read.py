@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from schemas.inbound import Channel
+from schemas.signal import SignalKind, SourceKey
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from storage.order_rows import with_sources
 from storage.tables import (
@@ -17,6 +20,24 @@ from storage.tables import (
     work_order_event,
     work_order_source,
 )
+
+
+def _found_by(term: str) -> sa.ColumnElement[bool]:
+    """An order id, plate, enterprise id or signal id (ticket) exactly; a part of a name."""
+    c = work_order.c
+    term = term.strip()
+    keys = [str(SourceKey(kind, term)) for kind in SignalKind]
+    # A complaint's signal id is channel/ticket (processors/signals.py): a bare ticket finds it.
+    keys += [str(SourceKey(SignalKind.complaint, f"{channel.value}/{term}")) for channel in Channel]
+    by_signal = sa.select(work_order_source.c.work_order_id).where(work_order_source.c.source_key.in_(keys))
+    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return sa.or_(
+        c.id == term,
+        c.plate == term.upper(),
+        c.enterprise_id == term.upper(),
+        c.enterprise_name.like(pattern, escape="\\"),
+        c.id.in_(by_signal),
+    )
 
 
 class OrderReads:
@@ -52,9 +73,14 @@ class OrderReads:
         created_to: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        statuses: Sequence[str] = (),
+        search: str | None = None,
+        extension_pending: bool | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[WorkOrder]:
         """Orders matching every filter given, newest first. Overdue: open and past due_at.
-        ``visible_to``: the unit's own orders and those copied to it."""
+        ``visible_to``: the unit's own orders and those copied to it. ``search``: see
+        schemas.records.OrderQuery."""
         c = work_order.c
         query = sa.select(work_order)
         if visible_to is not None:
@@ -65,15 +91,24 @@ class OrderReads:
         for column, value in ((c.unit, unit), (c.status, status), (c.kind, kind), (c.priority, priority)):
             if value is not None:
                 query = query.where(column == value)
+        if statuses:
+            query = query.where(c.status.in_(list(statuses)))
         if overdue is not None:
             # A returned order's clock is stopped (see storage/order_gauges.py): never overdue.
             running = c.status.notin_([WorkOrderStatus.closed.value, WorkOrderStatus.returned.value])
             late = sa.and_(running, c.due_at < now)
             query = query.where(late if overdue else sa.not_(late))
+        if extension_pending is not None:
+            pending = sa.or_(c.pending_extension_days.is_not(None), c.pending_extension_hours.is_not(None))
+            query = query.where(pending if extension_pending else sa.not_(pending))
         if created_from is not None:
             query = query.where(c.created_at >= created_from)
         if created_to is not None:
             query = query.where(c.created_at < created_to)
+        if search:
+            query = query.where(_found_by(search))
+        if ids is not None:
+            query = query.where(c.id.in_(list(ids)))
         query = query.order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
         with self._engine.connect() as conn:
             return with_sources(conn, list(conn.execute(query).mappings()))

@@ -76,6 +76,9 @@ class InMemoryApiStore:
     def complainant(self, order_id: str) -> dict[str, Any]:
         return dict(self.complainants.get(order_id, {}))
 
+    def sources(self, order_id: str) -> list[dict[str, Any]]:
+        return []
+
     def dead_letter_original(self, original_id: str) -> KeptOriginal | None:
         return self.originals.get(original_id)
 

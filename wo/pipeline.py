@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 
 from api.app import create_app
 from api.auth import load_tokens
+from api.console.session import ConsoleParts
 from config.settings import ProcessingGuarantee, Settings
 from processors.lifecycle import Clocks
 from schemas.policy import ReferenceData
@@ -28,6 +29,7 @@ from services.deadlines import recompute_provisional_deadlines
 from services.escalations import Escalations
 from services.intake import Intake, intake_limits
 from services.notifications import Notifier
+from services.officers import Officers
 from services.platform_silence import silence_judge
 from services.policy_files import ReferenceFiles
 from services.policy_set import PolicySet, load_policy_set
@@ -37,6 +39,7 @@ from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
 from storage.figures_read import FigureFacts
 from storage.notifications import NotificationStore
+from storage.officer_store import OfficerStore
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
@@ -272,24 +275,26 @@ def _api_signing_key(settings: Settings) -> SigningKey | None:
 def _start_api(settings: Settings, repository: WorkOrderRepository, key: SigningKey) -> uvicorn.Server:
     """Serve the HTTP API in a thread; its commands are signed with ``key``."""
     assert settings.api_tokens_file is not None
-    policy = load_policy_set(settings.policy_dir).policy
-    tokens = load_tokens(settings.api_tokens_file, policy.units.ids())
+    loaded = load_policy_set(settings.policy_dir)
+    tokens = load_tokens(settings.api_tokens_file, loaded.policy.units.ids())
     publisher = KafkaCommandPublisher(
         settings.bootstrap_servers,
         settings.topics.commands,
         key,
         client_options=kafka_python_options(settings),
     )
+    console = ConsoleParts(Officers(OfficerStore(repository.engine)), loaded.policy, loaded.calendar, utc_now)
     app = create_app(
         ApiStore(repository.engine),
         tokens,
         publisher,
         wait_s=settings.api_command_wait_s,
-        weights=policy.figures.score,
+        weights=loaded.policy.figures.score,
+        console=console,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
     )
     url = ports.serve_api(server, ports.api_listener(settings))
-    log.info("api_serving", url=url, docs="/docs")
+    log.info("api_serving", url=url, docs="/docs", console="/console")
     return server

@@ -4,23 +4,20 @@ worker's command handler; the route waits for the verdict (or answers 202 when i
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.auth import Role
-from api.deps import Api, Caller, Parts
+from api.deps import Api, Caller
 from api.guard import validation_errors
 from api.models import AnswerOutcome, CommandRequest, CommandResponse
 from api.routes.orders import visible_order
-from processors.intake import Rejection, decode_body, decode_command
+from api.sending import build_command, send_and_wait
+from processors.intake import Rejection, decode_body
 from schemas.commands import RefusalCode, WorkOrderCommand
 from schemas.records import DecidedCommand
-from services.ports import CommandNotPublished, OrderReads
+from services.ports import OrderReads
 
 #: The answer's status for every refusal code. No default: a code missing here fails the
 #: tests (tests/unit/test_api_without_database.py), never a client.
@@ -66,8 +63,8 @@ async def send_command(
     order_id: str, body: CommandRequest, caller: Caller, api: Api, request: Request, response: Response
 ) -> CommandResponse:
     """Send a lifecycle command as the caller's unit (the command center for its role)."""
-    if caller.role is Role.supervisor:
-        raise HTTPException(403, "supervisors read; they do not act on orders")
+    if not caller.may_act:
+        raise HTTPException(403, f"{caller.role.value}s read; they do not act on orders")
     visible_order(api.store, order_id, caller)
     acting = caller.acting_unit
     assert acting is not None
@@ -82,7 +79,7 @@ async def send_command(
             reason="this command_id was already used for another order: send a new one",
         )
     if known is None:
-        known = await _send_and_wait(api, command)
+        known = await send_and_wait(api, command)
     if known is None:
         response.status_code = 202
         response.headers["Location"] = f"/commands/{command.command_id}"
@@ -125,41 +122,11 @@ def command_status(command_id: str, caller: Caller, api: Api, response: Response
 
 
 def _command(raw_body: bytes, order_id: str, acting_unit: str, now: datetime) -> WorkOrderCommand:
-    """The command a request body asks for, under the rules every command meets (strict
-    types, no U+0000, 64-bit integers, bounded size: processors.intake), so the API never
-    puts on the topic a command the worker would refuse to read. 422 otherwise."""
+    """The command a request body asks for (422 for a body or a command that breaks the rules)."""
     body = decode_body(raw_body, CommandRequest)
     if isinstance(body, Rejection):
         raise RequestValidationError(validation_errors("body", body))
-    document = {
-        **body.model_dump(mode="json", exclude={"officer_ids", "command_id", "at"}, exclude_none=True),
-        "schema": "workorder-command/1",
-        "command_id": body.command_id or f"api-{uuid.uuid4()}",
-        "work_order_id": order_id,
-        "actor": {"unit": acting_unit, "officer_ids": body.officer_ids},
-        "at": (body.at or now).isoformat(),
-    }
-    command = decode_command(json.dumps(document, ensure_ascii=False).encode())
-    if isinstance(command, Rejection):
-        raise RequestValidationError(validation_errors("body", command))
-    return command
-
-
-async def _send_and_wait(api: Parts, command: WorkOrderCommand) -> DecidedCommand | None:
-    """Publish the command (503 when the broker does not take it: nothing is recorded), then
-    wait for the worker's verdict; None when it did not come within ``wait_s``."""
-    try:
-        await asyncio.to_thread(api.publisher.publish, command)
-    except CommandNotPublished as exc:
-        raise HTTPException(503, f"the command could not be queued, nothing was recorded: {exc}") from exc
-    await asyncio.to_thread(api.store.record_sent, command.command_id, command.work_order_id, api.clock())
-    deadline = time.monotonic() + api.wait_s
-    while time.monotonic() < deadline:
-        known = await asyncio.to_thread(api.store.decided, command.command_id)
-        if known is not None:
-            return known
-        await asyncio.sleep(0.1)
-    return None
+    return build_command(body, order_id, acting_unit, now)
 
 
 def _answer(known: DecidedCommand, orders: OrderReads, response: Response) -> CommandResponse:

@@ -7,14 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.auth import Role
 from api.deps import Api, Caller
 from api.models import FigureOut, FiguresOut, UnitFiguresOut
 from services.figures import figures_for_period, period_named
 
 router = APIRouter()
-
-_READERS = frozenset({Role.command_center, Role.supervisor})
 
 
 @router.get(
@@ -34,7 +31,7 @@ def figures(
 ) -> FiguresOut:
     """Per unit, per unit and kind, and for all units together (unit "*"), the rates of the
     orders created in the month (China time), as they stand now, and the score."""
-    if caller.role not in _READERS:
+    if not caller.may_read_figures:
         raise HTTPException(403, "figures are for the command center and supervisors")
     now = api.clock()
     chosen = period_named(period, now)  # ValueError: 422

@@ -29,7 +29,7 @@ def complainant(order_id: str, caller: Caller, api: Api) -> Complainant:
     """Personal data, for the callback: only the assigned unit and the command center.
     Every read is recorded (who, when, which order, which route): see /personal-data-reads."""
     order = visible_order(api.store, order_id, caller)
-    if caller.role is Role.supervisor or not caller.is_assigned(order):
+    if not caller.may_read_personal_data(order):
         raise HTTPException(403, "only the assigned unit and the command center read complainants' data")
     if order.kind is not SignalKind.complaint:
         raise HTTPException(404, f"work order {order_id} is not a complaint")

@@ -15,7 +15,7 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from api.console.session import ConsoleParts
 from api.guard import AuthFailures
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
@@ -255,8 +256,10 @@ def api_world(
     *,
     partitions: int = PARTITIONS,
     publish_timeout_s: float = 5,
+    console: Callable[[Engine], ConsoleParts] | None = None,
 ) -> Iterator[ApiWorld]:
-    """Build the world (see the module docstring); tear it down in reverse order."""
+    """Build the world (see the module docstring); tear it down in reverse order. ``console``:
+    the web console's parts on the world's database (tests/console)."""
     migrate(database_url)
     engine = create_engine(database_url)
     repository = WorkOrderRepository(engine)
@@ -303,7 +306,8 @@ def api_world(
     handler = CommandHandler(repository, UNIT_IDS, POLICY.lifecycle, SENDERS)
     consumer = CommandConsumer(bootstrap, topic, partitions, handler)
     publisher = KafkaCommandPublisher(bootstrap, topic, API_KEY, timeout_s=publish_timeout_s)
-    app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S)
+    parts = console(engine) if console is not None else None
+    app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S, console=parts)
     try:
         consumer.start()
         with TestClient(app) as client:

@@ -1,0 +1,130 @@
+"""What the console calls things, in Simplified Chinese: display names of the vocabularies
+(the vocabularies and their rules stay in schemas/ and processors/). Every member of each
+enum has a name here: tests/console check that none is missing."""
+
+from __future__ import annotations
+
+from schemas.commands import (
+    CallbackResult,
+    CommandAction,
+    Disposition,
+    LifecycleEventName,
+    RefusalCode,
+    ReturnReason,
+)
+from schemas.signal import SignalKind
+from schemas.workflow import CardLevel
+from schemas.workorder import PipelineEventName, Priority, WorkOrderStatus
+
+STATUS = {
+    WorkOrderStatus.registered: "已登记",
+    WorkOrderStatus.dispatched: "待签收",
+    WorkOrderStatus.accepted: "已签收",
+    WorkOrderStatus.in_progress: "核查中",
+    WorkOrderStatus.feedback_submitted: "已反馈",
+    WorkOrderStatus.returned: "已退回",
+    WorkOrderStatus.closed: "已办结",
+}
+
+#: The squad's start page: its orders in these groups, in this order.
+SQUAD_GROUPS: tuple[tuple[str, str, tuple[WorkOrderStatus, ...]], ...] = (
+    ("pending", "待签收", (WorkOrderStatus.dispatched,)),
+    ("working", "办理中", (WorkOrderStatus.accepted, WorkOrderStatus.in_progress)),
+    ("reported", "已反馈", (WorkOrderStatus.feedback_submitted,)),
+    ("returned", "已退回", (WorkOrderStatus.returned,)),
+)
+
+KIND = {
+    SignalKind.vehicle_alarm: "车辆报警",
+    SignalKind.suspect: "非法营运嫌疑",
+    SignalKind.checkin_failure: "签到异常",
+    SignalKind.complaint: "投诉举报",
+}
+
+PRIORITY = {Priority.P1: "紧急", Priority.P2: "较急", Priority.P3: "一般"}
+
+ACTION = {
+    CommandAction.accept: "签收",
+    CommandAction.start: "开始核查",
+    CommandAction.feedback: "提交反馈",
+    CommandAction.close: "办结",
+    CommandAction.return_: "退回",
+    CommandAction.reopen: "重新打开",
+    CommandAction.reassign: "改派",
+    CommandAction.extend: "延长期限",
+    CommandAction.request_extension: "申请延期",
+    CommandAction.approve_extension: "批准延期",
+    CommandAction.reject_extension: "驳回延期",
+}
+
+DISPOSITION = {
+    Disposition.case_filed: "立案查处",
+    Disposition.rectification_ordered: "责令整改",
+    Disposition.warning_minor_violation: "轻微违法免罚（教育警示）",
+    Disposition.unfounded: "查无实据",
+    Disposition.transferred: "移交",
+}
+
+RETURN_REASON = {
+    ReturnReason.not_our_jurisdiction: "属地不符",
+    ReturnReason.unclear_ownership: "权属不清",
+    ReturnReason.overlapping_duties: "职能交叉",
+    ReturnReason.insufficient_information: "信息不全",
+    ReturnReason.duplicate: "重复工单",
+    ReturnReason.misrouted: "派发错误",
+}
+
+CALLBACK = {
+    CallbackResult.satisfied: "满意",
+    CallbackResult.basically_satisfied: "基本满意",
+    CallbackResult.unsatisfied: "不满意（重办）",
+    CallbackResult.unreachable: "联系不上",
+}
+
+CARD = {CardLevel.yellow: "黄牌", CardLevel.red: "红牌"}
+
+EVENT: dict[str, str] = {
+    **{
+        PipelineEventName.registered: "登记",
+        PipelineEventName.merged: "合并线索",
+        PipelineEventName.dispatched: "派发",
+        PipelineEventName.reminder_sent: "催办提醒",
+        PipelineEventName.escalated: "督办",
+        PipelineEventName.deadline_changed: "期限变更",
+    },
+    **{
+        LifecycleEventName.accepted: "签收",
+        LifecycleEventName.started: "开始核查",
+        LifecycleEventName.feedback_submitted: "提交反馈",
+        LifecycleEventName.closed: "办结",
+        LifecycleEventName.returned: "退回",
+        LifecycleEventName.rework_requested: "退回重办",
+        LifecycleEventName.reopened: "重新打开",
+        LifecycleEventName.reassigned: "改派",
+        LifecycleEventName.extended: "延长期限",
+        LifecycleEventName.extension_requested: "申请延期",
+        LifecycleEventName.extension_approved: "批准延期",
+        LifecycleEventName.extension_rejected: "驳回延期",
+        LifecycleEventName.command_rejected: "操作被拒绝",
+    },
+}
+
+REFUSAL = {
+    RefusalCode.forbidden: "无权进行此操作",
+    RefusalCode.unknown_order: "工单不存在",
+    RefusalCode.invalid_state: "工单当前状态不允许此操作",
+    RefusalCode.no_change: "没有变化",
+    RefusalCode.not_later: "新期限须晚于原期限",
+    RefusalCode.missing_field: "缺少必填项",
+    RefusalCode.too_few_officers: "执法人员人数不足",
+    RefusalCode.callback_incomplete: "回访未完成",
+    RefusalCode.unknown_unit: "没有这个单位",
+    RefusalCode.too_late: "已过期限，不能申请延期",
+    RefusalCode.extension_pending: "已有延期申请待审批",
+    RefusalCode.no_extension_pending: "没有待审批的延期申请",
+    RefusalCode.over_limit: "超过延期次数或时长上限",
+    RefusalCode.exceeds_request: "批准的时长超过申请",
+    RefusalCode.reason_not_allowed: "该退回理由不在允许范围内",
+    RefusalCode.needs_new_feedback: "重办工单须先重新反馈",
+    RefusalCode.unprocessable: "操作无法处理",
+}

@@ -1,0 +1,93 @@
+"""Who is signed in to the console: the session cookie, CSRF on every form, the rights.
+
+The cookie holds a random token (HttpOnly, SameSite=Strict, Secure when the request came
+over TLS, path /console); the database holds its hash (services/officers.py). Every form
+carries the session's CSRF token, compared in constant time before anything is done.
+The officer's rights are api.auth's: the same Principal the API's bearer tokens give.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response
+
+from api.auth import Principal, officer_principal
+from processors.calendar import WorkCalendar
+from schemas.officers import Officer
+from schemas.policy import Policy
+from services.officers import Officers
+
+COOKIE = "wo_console"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleParts:
+    officers: Officers
+    policy: Policy
+    calendar: WorkCalendar
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInOfficer:
+    officer: Officer
+    principal: Principal
+    csrf_token: str
+
+
+class NotSignedIn(Exception):
+    """No valid session: the answer is the sign-in page (303)."""
+
+
+def console_parts(request: Request) -> ConsoleParts:
+    parts: ConsoleParts = request.app.state.console
+    return parts
+
+
+Parts = Annotated[ConsoleParts, Depends(console_parts)]
+
+
+def signed_in(request: Request, parts: Parts) -> SignedInOfficer:
+    """The signed-in officer (each use restarts the idle clock); NotSignedIn otherwise."""
+    token = request.cookies.get(COOKIE)
+    found = parts.officers.session(token, parts.clock()) if token else None
+    if found is None:
+        raise NotSignedIn()
+    officer, session = found
+    return SignedInOfficer(officer, officer_principal(officer), session.csrf_token)
+
+
+async def csrf_checked(
+    request: Request, who: Annotated[SignedInOfficer, Depends(signed_in)]
+) -> SignedInOfficer:
+    """The signed-in officer, for a form whose CSRF token is the session's (403 otherwise)."""
+    sent = (await request.form()).get(CSRF_FIELD)
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
+        raise HTTPException(403, "表单已失效，请刷新页面后重试")
+    return who
+
+
+#: A page's reader, and a form's sender (CSRF checked).
+Reader = Annotated[SignedInOfficer, Depends(signed_in)]
+Sender = Annotated[SignedInOfficer, Depends(csrf_checked)]
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/console",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
