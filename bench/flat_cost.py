@@ -24,7 +24,7 @@ time with PostgreSQL's EXPLAIN (ANALYZE, BUFFERS).
     .venv/bin/python bench/flat_cost.py                          # 10k and 1M (~8 min)
     .venv/bin/python bench/flat_cost.py --sizes 10000,100000 --explain
 
-PostgreSQL: 127.0.0.1:5432, user postgres, trust auth; database wo_flat_bench_<size>,
+PostgreSQL: 127.0.0.1:5432, user postgres, trust auth; database wo_flat_bench_<size> (``--database``),
 dropped at the end (``--keep`` keeps it). Exit status 0 when the idle tick's and the intake
 batch's ratios are within the issue's 20%, 1 otherwise.
 """
@@ -299,8 +299,8 @@ def explain(engine: Engine, recorder: Recorder, top: int) -> None:
 
 
 @contextmanager
-def bench_database(size: int, keep: bool) -> Iterator[str]:
-    name = f"wo_flat_bench_{size}"
+def bench_database(prefix: str, size: int, keep: bool) -> Iterator[str]:
+    name = f"{prefix}_{size}"
     with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -318,7 +318,7 @@ def run(sizes: Sequence[int], args: argparse.Namespace) -> list[Figures]:
     with ExitStack() as stack:
         subjects = []
         for size in sizes:
-            url = stack.enter_context(bench_database(size, args.keep))
+            url = stack.enter_context(bench_database(args.database, size, args.keep))
             migrate(url)
             open_count = max(1, round(size * args.open_fraction))
             now = datetime.now(UTC)
@@ -372,6 +372,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest statements")
     parser.add_argument("--top", type=int, default=3, help="statements per phase with --explain")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--database", default="wo_flat_bench", help="databases' name: this, _, the size")
     return parser.parse_args(argv)
 
 
