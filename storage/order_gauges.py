@@ -23,6 +23,7 @@ class OrderGauges:
         waits for the command center to re-route it, its clock stopped (the time is added
         to its due_at when it is re-routed), so it is open but never overdue."""
         c = work_order.c
+        open_statuses = [status.value for status in WorkOrderStatus if status is not WorkOrderStatus.closed]
         late = sa.and_(c.due_at < now, c.status != WorkOrderStatus.returned.value)
         query = (
             sa.select(
@@ -33,8 +34,7 @@ class OrderGauges:
                 sa.func.coalesce(sa.func.sum(sa.case((late, 1), else_=0)), 0).label("overdue"),
                 sa.func.min(c.created_at).label("oldest_created_at"),
             )
-            # As ix_work_order_open_gauges' predicate says it: read from that index alone.
-            .where(c.status != WorkOrderStatus.closed.value)
+            .where(c.status.in_(open_statuses))
             .group_by(c.unit, c.kind, c.priority)
         )
         with self._engine.connect() as conn:

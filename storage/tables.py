@@ -35,8 +35,6 @@ metadata = sa.MetaData()
 
 #: One order per dedupe key holds its slot (storage/dedupe_slots.py).
 DEDUPE_SLOT_INDEX = "uq_work_order_dedupe_slot"
-#: Partial indexes of the orders not closed: a few percent of the table once years pile up.
-_OPEN = sa.text("status <> 'closed'")
 #: The escalation tick's way in: orders with a next check, closed ones left out.
 NEXT_CHECK_INDEX = "ix_work_order_next_check"
 
@@ -108,22 +106,8 @@ work_order = sa.Table(
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
     sa.Index("ix_work_order_violation_key", "violation_key"),
     sa.Index("ix_work_order_status_due_at", "status", "due_at"),
-    # Open orders only (migration 0023): triage links a new order to the open orders of its
-    # vehicle and enterprise, and a year's closed ones must not be read past to find them.
-    sa.Index("ix_work_order_open_plate", "plate", postgresql_where=_OPEN, sqlite_where=_OPEN),
-    sa.Index("ix_work_order_open_enterprise", "enterprise_id", postgresql_where=_OPEN, sqlite_where=_OPEN),
-    # The supervision gauges' aggregate, read from the index alone (storage/order_gauges.py).
-    sa.Index(
-        "ix_work_order_open_gauges",
-        "unit",
-        "kind",
-        "priority",
-        "status",
-        "due_at",
-        "created_at",
-        postgresql_where=_OPEN,
-        sqlite_where=_OPEN,
-    ),
+    sa.Index("ix_work_order_plate", "plate"),
+    sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
 )
 

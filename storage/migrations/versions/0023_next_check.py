@@ -2,10 +2,6 @@
 ``work_order.next_check_at`` (processors/next_check.py) and its partial index, instead of
 reading every running order at every check.
 
-Partial indexes of the open orders (``status <> 'closed'``) for triage's look-up of a new
-order's vehicle and enterprise and for the supervision gauges: a year's closed orders are
-not read past.
-
 Every open order is due a check at once (its created_at): the first tick sets each one's
 next check. Closed orders keep NULL and stay out of the index.
 
@@ -27,15 +23,6 @@ branch_labels = None
 depends_on = None
 
 _NOT_NULL = sa.text("next_check_at IS NOT NULL")
-_OPEN = sa.text("status <> 'closed'")
-#: Partial indexes of open orders: (name, columns), replacing the full ones on plate and
-#: enterprise (only triage's look-up of open orders reads them).
-_OPEN_INDEXES = (
-    ("ix_work_order_open_plate", ["plate"]),
-    ("ix_work_order_open_enterprise", ["enterprise_id"]),
-    ("ix_work_order_open_gauges", ["unit", "kind", "priority", "status", "due_at", "created_at"]),
-)
-_REPLACED = (("ix_work_order_plate", ["plate"]), ("ix_work_order_enterprise_id", ["enterprise_id"]))
 
 
 def upgrade() -> None:
@@ -48,17 +35,9 @@ def upgrade() -> None:
         postgresql_where=_NOT_NULL,
         sqlite_where=_NOT_NULL,
     )
-    for name, columns in _OPEN_INDEXES:
-        op.create_index(name, "work_order", columns, postgresql_where=_OPEN, sqlite_where=_OPEN)
-    for name, _columns in _REPLACED:
-        op.drop_index(name, "work_order")
 
 
 def downgrade() -> None:
-    for name, columns in _REPLACED:
-        op.create_index(name, "work_order", columns)
-    for name, _columns in _OPEN_INDEXES:
-        op.drop_index(name, "work_order")
     op.drop_index("ix_work_order_next_check", "work_order")
     # Not batch mode: SQLite (3.35+) drops a column in place (see 0007).
     op.drop_column("work_order", "next_check_at")
