@@ -2,110 +2,94 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from processors.calendar import WorkCalendar
 from processors.cards import due_cards
 from processors.clocks import due_acceptance, due_reroute
 from processors.escalation import DueEscalation, due_escalations, recipient
+from processors.next_check import OrderClocks, next_check_at
 from schemas.commands import EscalationLevel, EscalationMessage
 from schemas.policy import Deadlines
-from schemas.workflow import AcceptanceLimits, CardLevel, CardRule
+from schemas.workflow import CardLevel
 from schemas.workorder import Priority, WorkOrderStatus
-from storage.clock_orders import orders_on_the_clock
 from storage.repository import WorkOrderRepository
 
 
-def fire_due_escalations(repository: WorkOrderRepository, deadlines: Deadlines, now: datetime) -> int:
-    """Record every reminder and escalation due by ``now`` that is not recorded yet (each
-    fires once per order, level and deadline). Returns how many fired."""
-    fired = 0
-    for orders in repository.running_orders(reminded_by=now, reminder_at=deadlines.reminder_at):
-        rows = [
-            {
-                "work_order_id": order["id"],
-                "level": due.level.value,
-                "due_at": order["due_at"],
-                "unit": order["unit"],
-            }
-            for order in orders
-            for due in due_escalations(
-                WorkOrderStatus(order["status"]),
-                order["unit"],
-                order["created_at"],
-                order["due_at"],
-                deadlines,
-                now,
-            )
-        ]
-        fired += repository.record_escalations(rows, now)
-    return fired
-
-
-def fire_workflow_clocks(
+def fire_due(
     repository: WorkOrderRepository,
     deadlines: Deadlines,
-    calendar: WorkCalendar,
     now: datetime,
+    calendar: WorkCalendar | None = None,
+    every_open: bool = False,
 ) -> int:
-    """Record the acceptance reminders and escalations, the command center's re-route
-    escalations and the yellow and red cards due by ``now``, each once per order, level and
-    the deadline it is about: the escalation table's key is the set already fired. (An order
-    reworked the policy's number of times, 提级督办, is escalated by the command that sent
-    it back, in its own transaction: services.commands.)"""
-    acceptance = deadlines.acceptance
-    remind = timedelta(hours=acceptance.remind_before_hours if acceptance else 0)
-    horizon = _card_horizon(deadlines, calendar, now)
+    """Record every reminder and escalation due by ``now`` that is not recorded yet (each
+    fires once per order, level and the deadline it is about: the escalation table's key is
+    the set already fired), for the orders whose next check came (``every_open``: every open
+    order); then store when each must be looked at next. Given the calendar, the workflow's
+    clocks too: acceptance, the command center's re-route and the yellow and red cards (an
+    order reworked the policy's number of times, 提级督办, is escalated by the command that
+    sent it back, in its own transaction: services.commands). Returns how many fired."""
     fired = 0
-
-    def cards(order: Any) -> tuple[CardRule, ...]:
-        return deadlines.cards_for(Priority(order["priority"]))
-
-    for orders in orders_on_the_clock(repository.engine, horizon, now + remind):
-        rows = []
-        for order in orders:
-            status, unit = WorkOrderStatus(order["status"]), order["unit"]
-            keyed = [
-                (due, order["accept_due_at"]) for due in _acceptance(status, unit, order, acceptance, now)
-            ]
-            keyed += [
-                (due, due.at)
-                for due in due_reroute(status, unit, order["returned_at"], deadlines.reroute, calendar, now)
-            ]
-            if order["due_at"] <= horizon:  # a candidate for another clock only: no card yet
-                keyed += [
-                    (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
-                    for card in due_cards(status, order["due_at"], cards(order), calendar, now)
-                ]
-            rows += [
-                {"work_order_id": order["id"], "level": due.level.value, "due_at": key, "unit": unit}
-                for due, key in keyed
-            ]
+    for orders in repository.orders_to_check(now, every_open):
+        rows = [row for order in orders for row in _due_rows(order, deadlines, calendar, now)]
         fired += repository.record_escalations(rows, now)
+        # After the recording: a crash in between leaves the orders due, checked again.
+        repository.set_next_checks(
+            [(order, next_check_at(_clocks(order), deadlines, calendar, now)) for order in orders]
+        )
     return fired
+
+
+def _clocks(order: Mapping[str, Any]) -> OrderClocks:
+    return OrderClocks(
+        WorkOrderStatus(order["status"]),
+        order["unit"],
+        order["created_at"],
+        order["due_at"],
+        order["accept_due_at"],
+        order["returned_at"],
+        Priority(order["priority"]),
+    )
+
+
+def _due_rows(
+    order: Mapping[str, Any],
+    deadlines: Deadlines,
+    calendar: WorkCalendar | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The escalation rows due by ``now`` for ``order``, each keyed by the deadline it is about."""
+    status, unit, due_at = WorkOrderStatus(order["status"]), order["unit"], order["due_at"]
+    keyed = [
+        (due, due_at) for due in due_escalations(status, unit, order["created_at"], due_at, deadlines, now)
+    ]
+    if calendar is not None:
+        if deadlines.acceptance is not None:
+            accept_due = order["accept_due_at"]
+            keyed += [
+                (due, accept_due)
+                for due in due_acceptance(status, unit, accept_due, deadlines.acceptance, now)
+            ]
+        keyed += [
+            (due, due.at)
+            for due in due_reroute(status, unit, order["returned_at"], deadlines.reroute, calendar, now)
+        ]
+        keyed += [
+            (DueEscalation(_CARD_LEVELS[card.level], unit, card.at), card.due_at)
+            for card in due_cards(
+                status, due_at, deadlines.cards_for(Priority(order["priority"])), calendar, now
+            )
+        ]
+    return [
+        {"work_order_id": order["id"], "level": due.level.value, "due_at": key, "unit": unit}
+        for due, key in keyed
+    ]
 
 
 _CARD_LEVELS = {CardLevel.yellow: EscalationLevel.yellow_card, CardLevel.red: EscalationLevel.red_card}
-
-
-def _acceptance(
-    status: WorkOrderStatus, unit: str, order: Any, acceptance: AcceptanceLimits | None, now: datetime
-) -> list[DueEscalation]:
-    return due_acceptance(status, unit, order["accept_due_at"], acceptance, now) if acceptance else []
-
-
-def _card_horizon(deadlines: Deadlines, calendar: WorkCalendar, now: datetime) -> datetime:
-    """The latest due_at whose earliest card may have come due by ``now`` (a card N working
-    days before due_at is due by now when due_at is at most N working days after now), plus a
-    day: the database narrows, the rules decide exactly."""
-    latest = now
-    for rule in deadlines.all_cards():
-        if rule.working_days_before is not None:
-            latest = max(latest, calendar.shift_working_days(now, rule.working_days_before).due_at)
-        elif rule.hours_before is not None:
-            latest = max(latest, now + timedelta(hours=rule.hours_before))
-    return latest + timedelta(days=1)
 
 
 def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]:
@@ -143,11 +127,14 @@ class Escalations:
         self._repository = repository
         self._deadlines = deadlines
         self._calendar = calendar
+        self._reviewed = False
 
     def fire(self, now: datetime) -> int:
-        fired = fire_due_escalations(self._repository, self._deadlines, now)
-        if self._calendar is not None:
-            fired += fire_workflow_clocks(self._repository, self._deadlines, self._calendar, now)
+        """The first check of a process looks at every open order (the policy or the
+        calendar may have changed since their next checks were stored); the others at
+        those whose next check came."""
+        fired = fire_due(self._repository, self._deadlines, now, self._calendar, not self._reviewed)
+        self._reviewed = True
         return fired
 
     def pending(self) -> list[EscalationMessage]:

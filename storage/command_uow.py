@@ -110,7 +110,8 @@ class CommandBatch:
         updated = self._conn.execute(
             sa.update(work_order)
             .where(work_order.c.id == order_id, work_order.c.status == expected_status.value)
-            .values(**values, updated_at=self.now)
+            # Any change may move its clocks: the escalation tick looks at it next time.
+            .values(**values, updated_at=self.now, next_check_at=work_order.c.created_at)
         ).rowcount
         if updated != 1:
             raise RuntimeError(f"order {order_id} changed under command handling")

@@ -37,7 +37,12 @@ class DeadlineStore:
             conn.execute(
                 sa.update(work_order)
                 .where(work_order.c.id == order_id)
-                .values(due_at=due_at, deadline_provisional=provisional, updated_at=now)
+                .values(
+                    due_at=due_at,
+                    deadline_provisional=provisional,
+                    updated_at=now,
+                    next_check_at=work_order.c.created_at,  # the tick looks at the new deadline
+                )
             )
             detail = {
                 "from": previous.isoformat(),

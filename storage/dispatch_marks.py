@@ -33,6 +33,7 @@ _MARK_DISPATCHED = (
         dispatched_at=sa.bindparam("now"),
         updated_at=sa.bindparam("now"),
         status=WorkOrderStatus.dispatched.value,
+        next_check_at=_c.created_at,  # its clocks changed: the escalation tick looks again
     )
     .returning(_c.id, _c.unit)
 )

@@ -1,17 +1,16 @@
-"""Running orders' clocks: which orders are due a reminder or an escalation, and the
-escalations recorded (each once) until they are published."""
+"""Orders' clocks: which orders the escalation tick must look at (their next check came)
+and when next, and the escalations recorded (each once) until they are published."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine
 
 from schemas.commands import EscalationLevel
 from schemas.workorder import PipelineEventName, WorkOrderStatus
@@ -19,41 +18,81 @@ from storage import audit_trail
 from storage.bulk import chunks
 from storage.tables import UtcDateTime, escalation, work_order
 
+#: The columns the tick's clocks are computed from (processors/next_check.OrderClocks), and
+#: the rework count (提级督办).
+CLOCK_COLUMNS = tuple(
+    work_order.c[name]
+    for name in (
+        "id",
+        "unit",
+        "priority",
+        "status",
+        "created_at",
+        "due_at",
+        "accept_due_at",
+        "returned_at",
+        "rework_count",
+    )
+)
+_CLOCK_NAMES = tuple(column.name for column in CLOCK_COLUMNS)
+_SET_NEXT_CHECK = (
+    sa.update(work_order)
+    .where(
+        *(
+            # NULL-able columns compare with IS NOT DISTINCT FROM; the rest with = (the id's
+            # index needs it).
+            (column.is_not_distinct_from if column.nullable else column.__eq__)(
+                sa.bindparam(f"n_{column.name}", type_=column.type)
+            )
+            for column in CLOCK_COLUMNS
+        )
+    )
+    .values(next_check_at=sa.bindparam("n_next", type_=UtcDateTime()))
+)
+
 
 class EscalationStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def running_orders(
-        self, reminded_by: datetime | None = None, reminder_at: float = 0.0, chunk: int = 5000
-    ) -> Iterator[list[RowMapping]]:
-        """id, unit, status, kind, priority, created_at and due_at of orders whose clock runs,
-        ``chunk`` at a time (by id): a province's open orders are never all in memory.
-
-        With ``reminded_by``: only those whose reminder time, ``created_at + (due_at -
-        created_at) * reminder_at`` (the first of their escalations), is at or before it, give
-        or take a minute (the caller decides exactly). The database does that arithmetic:
-        reading every running order each check cost ~10 ms per 1,000 of the leader's CPU.
-        """
-        s = WorkOrderStatus
-        running = [s.dispatched.value, s.accepted.value, s.in_progress.value, s.feedback_submitted.value]
+    def orders_to_check(
+        self, now: datetime, every_open: bool = False, chunk: int = 5000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The orders the escalation tick must look at, ``chunk`` at a time (by id): those whose
+        ``next_check_at`` has come (a clock of theirs came due, or they changed since last
+        looked at), through its partial index; with ``every_open``, every order not closed
+        (the first tick of a process: the policy or the calendar may have changed)."""
         c = work_order.c
+        wanted = c.status != WorkOrderStatus.closed.value if every_open else c.next_check_at <= now
         after = ""
         while True:
             with self._engine.connect() as conn:
-                query = (
-                    sa.select(c.id, c.unit, c.status, c.kind, c.priority, c.created_at, c.due_at)
-                    .where(c.status.in_(running), c.id > after)
-                    .order_by(c.id)
-                    .limit(chunk)
-                )
-                if reminded_by is not None:
-                    query = query.where(_reminder_due(conn.dialect.name, reminded_by, reminder_at))
-                rows = list(conn.execute(query).mappings())
+                rows = [
+                    dict(row)
+                    for row in conn.execute(
+                        sa.select(*CLOCK_COLUMNS, c.next_check_at)
+                        .where(wanted, c.id > after)
+                        .order_by(c.id)
+                        .limit(chunk)
+                    ).mappings()
+                ]
             if not rows:
                 return
             yield rows
             after = rows[-1]["id"]
+
+    def set_next_checks(self, checks: Sequence[tuple[Mapping[str, Any], datetime | None]]) -> None:
+        """Store each order's next check, unless its clocks changed since it was read (a
+        command in between: it asked for a check of its own, which must stay). In id order,
+        as intake and command batches lock orders, so none of them deadlocks with the tick."""
+        params = [
+            {"n_next": at, **{f"n_{name}": row[name] for name in _CLOCK_NAMES}}
+            for row, at in sorted(checks, key=lambda check: str(check[0]["id"]))
+            if at != row["next_check_at"]
+        ]
+        if params:
+            with self._engine.begin() as conn:
+                conn.execute(_SET_NEXT_CHECK, params)
 
     def record_escalations(self, rows: Sequence[dict[str, Any]], now: datetime) -> int:
         """Insert escalations not yet recorded (one per order, level and due_at); the new ones
@@ -133,17 +172,3 @@ def _recorded(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[tuple[str
             )
         )
     return recorded
-
-
-def _reminder_due(dialect: str, by: datetime, reminder_at: float) -> sa.ColumnElement[bool]:
-    """``created_at + (due_at - created_at) * reminder_at <= by + 1 minute``, in the database."""
-    c = work_order.c
-    margin = timedelta(minutes=1)
-    bound = sa.bindparam("reminded_by", by + margin, type_=UtcDateTime())
-    if dialect == "postgresql":
-        seconds: Callable[[Any], Any] = functools.partial(sa.extract, "epoch")
-    else:  # SQLite keeps UTC times as text; julianday() reads them as days.
-        seconds = sa.func.julianday
-    created, due = seconds(c.created_at), seconds(c.due_at)
-    reminder: sa.ColumnElement[bool] = created + (due - created) * reminder_at <= seconds(bound)
-    return reminder

@@ -37,6 +37,7 @@ def order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
         "related_ids": ",".join(sorted(order.related_ids)),
         "updated_at": now,
         "dispatched_at": None,
+        "next_check_at": order.created_at,  # the escalation tick looks at it next time
     }
 
 

@@ -35,6 +35,8 @@ metadata = sa.MetaData()
 
 #: One order per dedupe key holds its slot (storage/dedupe_slots.py).
 DEDUPE_SLOT_INDEX = "uq_work_order_dedupe_slot"
+#: The escalation tick's way in: orders with a next check, closed ones left out.
+NEXT_CHECK_INDEX = "ix_work_order_next_check"
 
 work_order = sa.Table(
     "work_order",
@@ -89,6 +91,16 @@ work_order = sa.Table(
     #: The dedupe key while this is the order its later signals merge into; NULL otherwise
     #: (closed, superseded): one holder per key (storage/dedupe_slots.py).
     sa.Column("dedupe_slot", sa.String(300), nullable=True),
+    #: When the escalation tick must next look at the order (processors/next_check.py): a
+    #: change to its clocks sets it to created_at (look at the next tick); NULL: nothing left
+    #: to fire until it changes (migration 0023).
+    sa.Column("next_check_at", UtcDateTime(), nullable=True),
+    sa.Index(
+        NEXT_CHECK_INDEX,
+        "next_check_at",
+        postgresql_where=sa.text("next_check_at IS NOT NULL"),
+        sqlite_where=sa.text("next_check_at IS NOT NULL"),
+    ),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
     sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),

@@ -1,0 +1,74 @@
+"""When the leader's tick must next look at an order: the earliest moment after ``now`` at
+which one of its clocks comes due (the reminder and escalations of processors/escalation.py,
+the acceptance and re-route clocks of processors/clocks.py, the cards of processors/cards.py).
+
+The tick reads only the orders whose moment has come (``work_order.next_check_at``, indexed)
+instead of every running order at every check: its cost follows what is due, not how many
+orders are open. Each moment is the rule's own, asked of the rule with a ``now`` beyond every
+deadline, so this module cannot disagree with the rules it schedules. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from processors.calendar import WorkCalendar
+from processors.cards import due_cards
+from processors.clocks import due_acceptance, due_reroute
+from processors.escalation import due_escalations
+from schemas.policy import Deadlines
+from schemas.workorder import Priority, WorkOrderStatus
+
+#: Later than any clock: every rule lists all its moments.
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderClocks:
+    """What an order's clocks are computed from (a change to any of them needs a new check)."""
+
+    status: WorkOrderStatus
+    unit: str
+    created_at: datetime
+    due_at: datetime
+    accept_due_at: datetime | None
+    returned_at: datetime | None
+    #: Cards may differ by priority (policy: cards_by_priority).
+    priority: Priority = Priority.P3
+
+
+def clock_moments(order: OrderClocks, deadlines: Deadlines, calendar: WorkCalendar | None) -> list[datetime]:
+    """Every moment one of the order's clocks comes due, past or future (unsorted). Without a
+    calendar, the reminder and escalations only (the workflow's clocks need the calendar)."""
+    status, unit = order.status, order.unit
+    moments = [
+        due.at
+        for due in due_escalations(status, unit, order.created_at, order.due_at, deadlines, _END_OF_TIME)
+    ]
+    if calendar is None:
+        return moments
+    if deadlines.acceptance is not None:
+        moments += [
+            due.at
+            for due in due_acceptance(status, unit, order.accept_due_at, deadlines.acceptance, _END_OF_TIME)
+        ]
+    moments += [
+        due.at
+        for due in due_reroute(status, unit, order.returned_at, deadlines.reroute, calendar, _END_OF_TIME)
+    ]
+    moments += [
+        card.at
+        for card in due_cards(
+            status, order.due_at, deadlines.cards_for(order.priority), calendar, _END_OF_TIME
+        )
+    ]
+    return moments
+
+
+def next_check_at(
+    order: OrderClocks, deadlines: Deadlines, calendar: WorkCalendar | None, now: datetime
+) -> datetime | None:
+    """The first moment after ``now`` one of the order's clocks comes due; None when none
+    will (closed, or everything fired): the order waits for a change to be looked at again."""
+    return min((moment for moment in clock_moments(order, deadlines, calendar) if moment > now), default=None)
