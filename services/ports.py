@@ -13,7 +13,7 @@ from schemas.commands import LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import KeptOriginal
 from schemas.errors import UnavailableError
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 
@@ -34,8 +34,9 @@ class OrderReads(Protocol):
     def order(self, order_id: str) -> WorkOrder | None:
         """The order; None when there is none with this id."""
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
-        """Orders matching the query, newest first (``now`` decides which are overdue)."""
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
+        """A page of the orders matching the query, newest first, and how many match in all
+        (``now`` decides which are overdue)."""
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's audit trail, oldest first."""

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.commands import Outcome, RefusalCode
 from schemas.deadletter import KeptOriginal
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.workorder import WorkOrder
 from storage.dead_letters import DeadLetterOriginals
 from storage.personal_data import PersonalDataReads
@@ -27,20 +27,8 @@ class ApiStore:
     def order(self, order_id: str) -> WorkOrder | None:
         return self._repository.get(order_id)
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
-        return self._repository.list_orders(
-            now=now,
-            unit=query.unit,
-            visible_to=query.visible_to,
-            status=query.status.value if query.status else None,
-            kind=query.kind.value if query.kind else None,
-            priority=query.priority.value if query.priority else None,
-            overdue=query.overdue,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            limit=query.limit,
-            offset=query.offset,
-        )
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
+        return self._repository.page(query, now)
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return self._repository.history(order_id)

@@ -89,6 +89,8 @@ work_order = sa.Table(
     #: The dedupe key while this is the order its later signals merge into; NULL otherwise
     #: (closed, superseded): one holder per key (storage/dedupe_slots.py).
     sa.Column("dedupe_slot", sa.String(300), nullable=True),
+    #: A complaint's category (投诉类别), from its first signal (migration 0020); NULL otherwise.
+    sa.Column("category", sa.String(32), nullable=True),
     sa.Index("ix_work_order_unit_status", "unit", "status"),
     sa.Index("ix_work_order_deadline_provisional", "deadline_provisional"),
     sa.Index("ix_work_order_dedupe_key", "dedupe_key", "last_seen_at"),
@@ -97,6 +99,8 @@ work_order = sa.Table(
     sa.Index("ix_work_order_plate", "plate"),
     sa.Index("ix_work_order_enterprise_id", "enterprise_id"),
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
+    sa.Index("ix_work_order_category", "category"),
+    sa.Index("ix_work_order_closed_at", "closed_at"),
 )
 
 #: Every publisher id merged into an order: the idempotence guard (one row per signal).

@@ -13,7 +13,7 @@ from typing import Any
 from processors.merging import with_occurrences
 from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import KeptOriginal
-from schemas.records import DecidedCommand, OrderQuery, PersonalDataRead
+from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 from services.ports import Announcement, CommandNotPublished
@@ -43,10 +43,10 @@ class InMemoryApiStore:
     def order(self, order_id: str) -> WorkOrder | None:
         return self.orders_by_id.get(order_id)
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
         found = [o for o in self.orders_by_id.values() if _matches(o, query, now)]
         found.sort(key=lambda o: (o.created_at, o.id), reverse=True)
-        return found[query.offset : query.offset + query.limit]
+        return OrderPage(found[query.offset : query.offset + query.limit], len(found))
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(order_id, []))
@@ -93,6 +93,21 @@ def _matches(order: WorkOrder, query: OrderQuery, now: datetime) -> bool:
         and (query.overdue is None or overdue is query.overdue)
         and (query.created_from is None or order.created_at >= query.created_from)
         and (query.created_to is None or order.created_at < query.created_to)
+        and (query.category is None or order.category is query.category)
+        and (query.plate is None or order.subject.plate == query.plate)
+        and (query.enterprise_id is None or order.subject.enterprise_id == query.enterprise_id)
+        and _closed_within(order, query)
+    )
+
+
+def _closed_within(order: WorkOrder, query: OrderQuery) -> bool:
+    if query.closed_from is None and query.closed_to is None:
+        return True
+    closed = order.closed_at
+    return (
+        closed is not None
+        and (query.closed_from is None or closed >= query.closed_from)
+        and (query.closed_to is None or closed < query.closed_to)
     )
 
 
