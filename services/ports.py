@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -170,3 +171,36 @@ class CommandStore(Protocol):
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
     def unpublished_outbox(self, limit: int = 1000) -> Sequence[Mapping[str, Any]]: ...
     def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None: ...
+
+
+#: [start, end) in UTC.
+Window = tuple[datetime, datetime]
+
+
+class ReportReads(Protocol):
+    """What the monthly report reads (storage.report_store): counts grouped in the database,
+    ``Counter``s keyed by the stored value ("" for none)."""
+
+    def signals_by_kind(self, window: Window) -> Counter[str]: ...
+    def signals_by_platform(self, window: Window) -> Counter[str]: ...
+    def orders_by(self, field: str, window: Window) -> Counter[str]:
+        """Orders created in the window by ``kind``, ``category`` or ``region_code``."""
+
+    def suppressed_by_reason(self, window: Window) -> Counter[str]: ...
+    def dead_letters_by(self, field: str, window: Window) -> Counter[str]:
+        """By ``reason`` or ``topic``."""
+
+    def recurring(self, subject: str, window: Window, top: int) -> list[dict[str, Any]]:
+        """Rows (key, name, kind, orders, closed, returned) of the ``top`` plates or enterprises."""
+
+    def categories_by_place(self, window: Window, top: int) -> list[dict[str, Any]]: ...
+    def repeated_checkin_failures(self, window: Window, at_least: int) -> list[dict[str, Any]]: ...
+    def returns(self, window: Window) -> list[dict[str, Any]]:
+        """Rows (reason, route_key, unit, n) of the returns made in the window."""
+
+    def orders_by_route(self, window: Window) -> dict[str, int]: ...
+    def clocks(self, window: Window) -> list[tuple[str, datetime, datetime | None, datetime | None]]:
+        """(unit, created, accepted, closed) of each order created in the window."""
+
+    def overdue(self, window: Window, top: int) -> tuple[list[dict[str, Any]], int]: ...
+    def escalated(self, window: Window, top: int) -> tuple[list[dict[str, Any]], int]: ...

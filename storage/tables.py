@@ -261,3 +261,17 @@ platform_seen = sa.Table(
     sa.Column("last_event_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+
+#: Every dead letter the pipeline published (the topic carries the message; this row only
+#: what it was and why), for the monthly report: id from its position, so a re-delivery counts
+#: once (migration 0020).
+dead_letter_log = sa.Table(
+    "dead_letter_log",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_dead_letter_log_at", "at"),
+)

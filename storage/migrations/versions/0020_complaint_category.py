@@ -1,6 +1,6 @@
-"""The complaint category (投诉类别) as a stored field of the order, so the monthly report and
-the API can count and filter by it without reading payloads (which hold complainants' data).
-Backfilled from the first stored signal of each complaint order.
+"""For the monthly report: the dead-letter log, and the complaint category (投诉类别) as a
+stored field of the order, so the report and the API count and filter by it without reading
+payloads (which hold complainants' data); backfilled from each complaint order's first signal.
 
 Revision ID: 0020
 Revises: 0017
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from storage.tables import UtcDateTime
 
 revision = "0020"
 down_revision = "0017"
@@ -33,6 +35,14 @@ _CATEGORIES = (
 
 
 def upgrade() -> None:
+    op.create_table(
+        "dead_letter_log",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("topic", sa.String(255), nullable=False),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("at", UtcDateTime(), nullable=False),
+    )
+    op.create_index("ix_dead_letter_log_at", "dead_letter_log", ["at"])
     with op.batch_alter_table("work_order") as table:
         table.add_column(sa.Column("category", sa.String(32), nullable=True))
         table.create_index("ix_work_order_category", ["category"])
@@ -56,3 +66,5 @@ def downgrade() -> None:
         table.drop_index("ix_work_order_closed_at")
         table.drop_index("ix_work_order_category")
         table.drop_column("category")
+    op.drop_index("ix_dead_letter_log_at", "dead_letter_log")
+    op.drop_table("dead_letter_log")
