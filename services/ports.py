@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from schemas.commands import LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.errors import UnavailableError
 from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
@@ -91,6 +91,9 @@ class IntakeBatch(Protocol):
     now: datetime
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
         """Each publishing platform's newest event time in this batch (silence is judged on it)."""
 
@@ -135,6 +138,8 @@ class IntakeStore(Protocol):
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
 
 
 class CommandBatch(Protocol):
@@ -148,6 +153,9 @@ class CommandBatch(Protocol):
 
     def outbox_at(self, positions: Sequence[str]) -> dict[str, list[Announcement]]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def processed(self, command_ids: Sequence[str]) -> set[str]: ...
     def lock_orders(self, order_ids: Sequence[str]) -> None: ...
     def order_row(self, order_id: str) -> Mapping[str, Any] | None: ...
@@ -169,6 +177,9 @@ class CommandBatch(Protocol):
 class CommandStore(Protocol):
     def command_batch(self, now: datetime) -> AbstractContextManager[CommandBatch]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def unpublished_outbox(self, limit: int = 1000) -> Sequence[Mapping[str, Any]]: ...
     def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None: ...
 

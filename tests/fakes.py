@@ -12,7 +12,7 @@ from typing import Any
 
 from processors.merging import with_occurrences
 from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
@@ -147,6 +147,7 @@ class InMemoryIntakeStore:
     dispatched: set[str] = field(default_factory=set)
     originals: dict[str, KeptOriginal] = field(default_factory=dict)
     races: int = 0
+    letters_logged: dict[tuple[str, int, int, int | None], DeadLetter] = field(default_factory=dict)
     commits: int = 0
 
     @contextmanager
@@ -172,6 +173,10 @@ class InMemoryIntakeStore:
         for original in originals:
             self.originals.setdefault(original.id, original)
 
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.letters_logged.setdefault(_position(letter), letter)
+
     def open_orders(self) -> list[WorkOrder]:
         found = [o for o in self.orders.values() if o.status is not WorkOrderStatus.closed]
         return sorted(found, key=lambda o: (o.created_at, o.id))
@@ -184,6 +189,7 @@ class InMemoryIntakeBatch:
         self._store = store
         self.now = now
         self._originals: list[KeptOriginal] = []
+        self._letters: list[DeadLetter] = []
         self._signals: list[tuple[SourceKey, str, str, str, dict[str, Any]]] = []
         self._orders: list[WorkOrder] = []
         self._occurrences: dict[str, Occurrences] = {}
@@ -193,6 +199,9 @@ class InMemoryIntakeBatch:
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self._originals += originals
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._letters += letters
 
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
         self.platforms = dict(platforms)
@@ -261,6 +270,7 @@ class InMemoryIntakeBatch:
     def commit(self) -> None:
         store = self._store
         store.keep_originals(self._originals)
+        store.log_dead_letters(self._letters)
         store.orders |= {o.id: o for o in self._orders}
         for order_id, merged in self._occurrences.items():
             store.orders[order_id] = with_occurrences(store.orders[order_id], merged)
@@ -283,6 +293,7 @@ class InMemoryCommandStore:
     history: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     originals: dict[str, KeptOriginal] = field(default_factory=dict)
     races: int = 0
+    letters_logged: dict[tuple[str, int, int, int | None], DeadLetter] = field(default_factory=dict)
 
     def add(self, order: WorkOrder) -> WorkOrder:
         self.rows[order.id] = {**order.model_dump(), "returned_at": None, "returned_seconds": 0.0}
@@ -302,6 +313,7 @@ class InMemoryCommandStore:
                 list(self.outbox),
                 list(self.history),
                 dict(self.originals),
+                letters_logged=dict(self.letters_logged),
             ),
             now,
         )
@@ -312,10 +324,15 @@ class InMemoryCommandStore:
         done = batch.store
         self.rows, self.processed, self.outbox = done.rows, done.processed, done.outbox
         self.history, self.originals = done.history, done.originals
+        self.letters_logged = done.letters_logged
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         for original in originals:
             self.originals.setdefault(original.id, original)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.letters_logged.setdefault(_position(letter), letter)
 
     def unpublished_outbox(self, limit: int = 1000) -> list[dict[str, Any]]:
         unpublished = [(i, row) for i, row in enumerate(self.outbox) if not row[4]]
@@ -345,6 +362,9 @@ class InMemoryCommandBatch:
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self.store.keep_originals(originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self.store.log_dead_letters(letters)
 
     def processed(self, command_ids: Sequence[str]) -> set[str]:
         return set(command_ids) & set(self.store.processed)
@@ -386,3 +406,8 @@ class InMemoryCommandBatch:
 
     def order(self, order_id: str) -> WorkOrder:
         return self.store.order(order_id)
+
+
+def _position(letter: DeadLetter) -> tuple[str, int, int, int | None]:
+    source = letter.source
+    return source.topic, source.partition, source.offset, source.timestamp_ms
