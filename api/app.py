@@ -20,7 +20,8 @@ from api.auth import Tokens
 from api.deps import Parts
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
-from api.routes import commands, dead_letters, health, orders, personal_data
+from api.routes import commands, dead_letters, figures, health, orders, personal_data
+from schemas.figures import ScoreWeights
 from services.clock import utc_now
 from services.ports import ApiStore, CommandPublisher
 
@@ -31,6 +32,7 @@ def create_app(
     publisher: CommandPublisher,
     wait_s: float = 10.0,
     clock: Callable[[], datetime] = utc_now,
+    weights: ScoreWeights | None = None,
 ) -> FastAPI:
     """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go)."""
     app = FastAPI(
@@ -45,9 +47,9 @@ def create_app(
     guard(app)
     app.state.tokens = tokens
     app.state.auth_failures = AuthFailures()
-    app.state.parts = Parts(store, publisher, clock, wait_s)
+    app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights())
     # In this order, so the OpenAPI document lists the paths as it always has.
-    for module in (health, orders, personal_data, commands, dead_letters):
+    for module in (health, orders, personal_data, commands, dead_letters, figures):
         app.include_router(module.router)
     app.add_exception_handler(ValueError, _value_error)
     return app

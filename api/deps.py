@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Tokens
 from api.guard import AuthFailures
+from schemas.figures import ScoreWeights
 from services.ports import ApiStore, CommandPublisher
 
 
@@ -23,6 +24,8 @@ class Parts:
     clock: Callable[[], datetime]
     #: How long a command's sender waits for its verdict before the answer is 202.
     wait_s: float
+    #: The figures' score weights (policy/figures.yaml).
+    weights: ScoreWeights
 
 
 def _parts(request: Request) -> Parts:

@@ -88,3 +88,30 @@ class DeadLetterOriginal(BaseModel):
     value: str | None = Field(description="Base64; null for a tombstone")
     reason: str
     dead_lettered_at: datetime
+
+
+class FigureOut(BaseModel):
+    figure: str = Field(
+        description="accepted_on_time, closed, closed_on_time, satisfied, reworked, returned, extended"
+    )
+    label_zh: str = Field(description="The figure's name, e.g. 办结率")
+    numerator: int
+    denominator: int
+    value: float | None = Field(description="numerator / denominator; null when nothing is judged (0 / 0)")
+
+
+class UnitFiguresOut(BaseModel):
+    unit: str = Field(description='A unit, or "*" for all units together')
+    kind: str | None = Field(description="A kind of order; null: every kind")
+    score: float | None = Field(description="评分 0-100 (weights: policy/figures.yaml); null: no rate")
+    figures: list[FigureOut]
+
+
+class FiguresOut(BaseModel):
+    """A period's cohort: the orders created in it, each counted for the unit holding it now."""
+
+    period: str = Field(description="YYYY-MM (a calendar month in China time)")
+    start: datetime = Field(description="First moment of the period (UTC)")
+    end: datetime = Field(description="First moment after the period (UTC)")
+    computed_at: datetime
+    units: list[UnitFiguresOut]

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from schemas.commands import ReturnReason
+from schemas.figures import FiguresPolicy
 from schemas.inbound import EnterpriseId
 from schemas.plates import Plate
 from schemas.signal import FieldValue, SignalKind
@@ -348,6 +349,8 @@ class Policy(PolicyModel):
     deadlines: Deadlines
     triage: Triage = Triage()
     lifecycle: LifecyclePolicy = LifecyclePolicy()
+    #: The figures' score weights (policy/figures.yaml).
+    figures: FiguresPolicy = FiguresPolicy()
 
     @model_validator(mode="after")
     def _routes_name_known_units(self) -> Policy:

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from schemas.errors import ConfigurationError
+from schemas.figures import FiguresPolicy
 from schemas.policy import Deadlines, LifecyclePolicy, Policy, ReferenceData, RoutingTree, Triage, Units
 
 UNITS_FILE = "units.yaml"
@@ -18,6 +19,8 @@ ROUTES_FILE = "routes.yaml"
 DEADLINES_FILE = "deadlines.yaml"
 TRIAGE_FILE = "triage.yaml"
 LIFECYCLE_FILE = "lifecycle.yaml"
+#: Optional: the score weights of the figures (schemas/figures.py); defaults when absent.
+FIGURES_FILE = "figures.yaml"
 #: Reference data: each file holds one list of ReferenceData, merged in this order.
 REFERENCE_DIR = "reference"
 REFERENCE_FILES = ("whitelist.yaml", "key-supervision.yaml", "checkpoints.yaml")
@@ -52,11 +55,15 @@ def load_policy(directory: Path) -> Policy:
     deadlines = _load(directory / DEADLINES_FILE, Deadlines, problems)
     triage = _load(directory / TRIAGE_FILE, Triage, problems)
     lifecycle = _load(directory / LIFECYCLE_FILE, LifecyclePolicy, problems)
+    figures_path = directory / FIGURES_FILE
+    figures = _load(figures_path, FiguresPolicy, problems) if figures_path.exists() else FiguresPolicy()
     if units and routing:
         problems += _unknown_units(directory / ROUTES_FILE, units, routing)
-    if problems or not (units and routing and deadlines and triage and lifecycle):
+    if problems or not (units and routing and deadlines and triage and lifecycle and figures is not None):
         raise PolicyError(problems)
-    return Policy(units=units, routing=routing, deadlines=deadlines, triage=triage, lifecycle=lifecycle)
+    return Policy(
+        units=units, routing=routing, deadlines=deadlines, triage=triage, lifecycle=lifecycle, figures=figures
+    )
 
 
 def load_reference(directory: Path) -> ReferenceData:

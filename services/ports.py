@@ -14,6 +14,7 @@ from schemas.commands import LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
 from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.errors import UnavailableError
+from schemas.figures import OrderFacts
 from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
@@ -73,7 +74,12 @@ class DeadLetterArchive(Protocol):
         its retention)."""
 
 
-class ApiStore(OrderReads, PersonalDataLog, CommandLedger, DeadLetterArchive, Protocol):
+class FigureFactsReader(Protocol):
+    def order_facts(self, start: datetime, end: datetime) -> list[OrderFacts]:
+        """What each order created in [start, end) contributes to the figures, one per order."""
+
+
+class ApiStore(OrderReads, PersonalDataLog, CommandLedger, DeadLetterArchive, FigureFactsReader, Protocol):
     """Everything the HTTP API reads and records."""
 
 

@@ -9,9 +9,11 @@ from sqlalchemy.engine import Engine
 
 from schemas.commands import Outcome, RefusalCode
 from schemas.deadletter import KeptOriginal
+from schemas.figures import OrderFacts
 from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.workorder import WorkOrder
 from storage.dead_letters import DeadLetterOriginals
+from storage.figures_read import FigureFacts
 from storage.personal_data import PersonalDataReads
 from storage.repository import WorkOrderRepository
 from storage.sent_commands import SentCommands
@@ -23,6 +25,10 @@ class ApiStore:
         self._reads = PersonalDataReads(engine)
         self._sent = SentCommands(engine)
         self._originals = DeadLetterOriginals(engine)
+        self._figures = FigureFacts(engine)
+
+    def order_facts(self, start: datetime, end: datetime) -> list[OrderFacts]:
+        return self._figures.order_facts(start, end)
 
     def order(self, order_id: str) -> WorkOrder | None:
         return self._repository.get(order_id)

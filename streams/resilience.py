@@ -48,6 +48,7 @@ class Task(StrEnum):
     retention = "retention"
     order_gauges = "order_gauges"
     platform_gauges = "platform_gauges"
+    figure_gauges = "figure_gauges"
     topics = "topics"
     lag = "lag"
     embedded_broker = "embedded_broker"

@@ -13,6 +13,7 @@ from typing import Any
 from processors.merging import with_occurrences
 from schemas.commands import LifecycleEventName, OutboxTopic, WorkOrderCommand
 from schemas.deadletter import DeadLetter, KeptOriginal
+from schemas.figures import OrderFacts
 from schemas.records import DecidedCommand, OrderPage, OrderQuery, PersonalDataRead
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
@@ -80,6 +81,30 @@ class InMemoryApiStore:
 
     def sent_about(self, command_id: str) -> str | None:
         return self.sent.get(command_id)
+
+    def order_facts(self, start: datetime, end: datetime) -> list[OrderFacts]:
+        """The orders' own fields only: these fakes keep no history of returns or callbacks."""
+        return [
+            OrderFacts(
+                id=o.id,
+                unit=o.unit,
+                kind=o.kind,
+                priority=o.priority,
+                status=o.status,
+                created_at=o.created_at,
+                accept_due_at=o.accept_due_at,
+                accepted_at=o.accepted_at,
+                due_at=o.due_at,
+                closed_at=o.closed_at,
+                closed_on_time=o.closed_on_time,
+                callback=None,
+                rework_count=o.rework_count,
+                returns=0,
+                extended=False,
+            )
+            for o in self.orders_by_id.values()
+            if start <= o.created_at < end
+        ]
 
 
 def _matches(order: WorkOrder, query: OrderQuery, now: datetime) -> bool:

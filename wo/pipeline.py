@@ -33,10 +33,11 @@ from services.sender_keys import SigningKey, new_signing_key, read_signing_key, 
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
 from storage.dead_letters import DeadLetterOriginals
+from storage.figures_read import FigureFacts
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
 from storage.repository import WorkOrderRepository
-from streams import metrics, platform_watch, supervision
+from streams import figure_gauges, metrics, platform_watch, supervision
 from streams.app import Worker, build_app
 from streams.kafka.producers import KafkaCommandPublisher
 from streams.kafka.security import kafka_python_options
@@ -84,6 +85,11 @@ def run_pipeline(settings: Settings) -> int:
             units,
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
+        )
+        figure_gauges.register(
+            FigureFacts(repository.engine),
+            loaded.policy.figures.score,
+            supervision.faust_leader(worker_parts.app),
         )
         platform_watch.register(
             PlatformsSeen(repository.engine),
@@ -249,14 +255,21 @@ def _api_signing_key(settings: Settings) -> SigningKey | None:
 def _start_api(settings: Settings, repository: WorkOrderRepository, key: SigningKey) -> uvicorn.Server:
     """Serve the HTTP API in a thread; its commands are signed with ``key``."""
     assert settings.api_tokens_file is not None
-    tokens = load_tokens(settings.api_tokens_file, load_policy_set(settings.policy_dir).policy.units.ids())
+    policy = load_policy_set(settings.policy_dir).policy
+    tokens = load_tokens(settings.api_tokens_file, policy.units.ids())
     publisher = KafkaCommandPublisher(
         settings.bootstrap_servers,
         settings.topics.commands,
         key,
         client_options=kafka_python_options(settings),
     )
-    app = create_app(ApiStore(repository.engine), tokens, publisher, wait_s=settings.api_command_wait_s)
+    app = create_app(
+        ApiStore(repository.engine),
+        tokens,
+        publisher,
+        wait_s=settings.api_command_wait_s,
+        weights=policy.figures.score,
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
     )

@@ -280,3 +280,34 @@ def test_an_acceptance_limit_missing_a_priority_names_its_line(policy_dir: Path)
     problem = the_problem(policy_dir)
     assert f"deadlines.yaml:{line_of(policy_dir, 'deadlines.yaml', 'acceptance:')}:" in str(problem)
     assert "missing ['P2']" in str(problem)
+
+
+# ---------------------------------------------------------------- figures.yaml
+
+
+def test_a_negative_score_weight_names_its_file_line_and_field(policy_dir: Path) -> None:
+    edit(policy_dir, "figures.yaml", "  satisfied: 25 ", "  satisfied: -25 ")
+    problem = the_problem(policy_dir)
+    line = line_of(policy_dir, "figures.yaml", "satisfied:")
+    assert f"figures.yaml:{line}: score.satisfied:" in str(problem)
+
+
+def test_a_misspelled_figure_is_refused_at_its_line(policy_dir: Path) -> None:
+    edit(policy_dir, "figures.yaml", "  returned: 5 ", "  retuned: 5 ")
+    problem = the_problem(policy_dir)
+    assert f"figures.yaml:{line_of(policy_dir, 'figures.yaml', 'retuned:')}: score.retuned:" in str(problem)
+
+
+def test_weights_that_leave_no_figure_are_refused(policy_dir: Path) -> None:
+    (policy_dir / "figures.yaml").write_text(
+        "score: {accepted_on_time: 0, closed: 0, closed_on_time: 0, satisfied: 0,"
+        " reworked: 0, returned: 0, extended: 0}\n",
+        encoding="utf-8",
+    )
+    assert "at least one figure" in str(the_problem(policy_dir))
+
+
+def test_without_figures_yaml_the_default_weights_apply(policy_dir: Path) -> None:
+    shipped = load_policy(policy_dir).figures
+    (policy_dir / "figures.yaml").unlink()
+    assert load_policy(policy_dir).figures == shipped

@@ -1,0 +1,55 @@
+"""The figures of a period, from the database (definitions: processors/figures.py)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALL_UNITS",
+    "MONTH_PERIODS",
+    "Figure",
+    "Period",
+    "Rate",
+    "ScoreWeights",
+    "UnitFigures",
+    "figures_for_period",
+    "month_periods",
+    "period_named",
+]
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from processors.figures import ALL_UNITS, Figure, Period, Rate, ScoreWeights, UnitFigures, unit_figures
+from services.ports import FigureFactsReader
+
+
+class MonthPeriod(StrEnum):
+    """The calendar months (China time) the leader exports (the ``period`` label)."""
+
+    this_month = "this_month"
+    last_month = "last_month"
+
+
+MONTH_PERIODS = tuple(MonthPeriod)
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def figures_for_period(
+    reader: FigureFactsReader, period: Period, weights: ScoreWeights, now: datetime
+) -> list[UnitFigures]:
+    """The period's cohort per unit, per unit and kind, and over all units; one read."""
+    return unit_figures(reader.order_facts(period.start, period.end), period, weights, now)
+
+
+def month_periods(now: datetime) -> dict[MonthPeriod, Period]:
+    return {MonthPeriod.this_month: Period.this_month(now), MonthPeriod.last_month: Period.last_month(now)}
+
+
+def period_named(text: str, now: datetime) -> Period:
+    """``this_month``, ``last_month`` or a month ``YYYY-MM`` (China time); ValueError otherwise."""
+    if text in MonthPeriod.__members__:
+        return month_periods(now)[MonthPeriod(text)]
+    found = _MONTH.match(text)
+    if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
+        raise ValueError(f"period {text!r}: give this_month, last_month or a month as YYYY-MM")
+    return Period.month(int(found[1]), int(found[2]))
