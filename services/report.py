@@ -10,6 +10,7 @@ from datetime import datetime
 
 from processors.durations import median, percentile
 from processors.figures import ALL_UNITS, Period, UnitFigures
+from schemas.figures import ScoreWeights
 from schemas.report import (
     CategoryPlace,
     Closure,
@@ -28,7 +29,8 @@ from schemas.report import (
     UnitClosure,
 )
 from schemas.signal import SignalKind
-from services.ports import ReportReads, Window
+from services.figures import figures_for_period
+from services.ports import FigureFactsReader, ReportReads, Window
 
 #: The figures of every unit for a period, judged at ``now`` (services/figures.py).
 FiguresSource = Callable[[Period, datetime], Sequence[UnitFigures]]
@@ -38,6 +40,11 @@ TOP = 20
 LISTED = 50
 #: Check-in failures of one enterprise in a month that make it "repeated".
 REPEATED_CHECKINS = 2
+
+
+def figures_from(facts: FigureFactsReader, weights: ScoreWeights) -> FiguresSource:
+    """The figures of services/figures.py (the API's GET /figures and the leader's gauges)."""
+    return lambda period, now: figures_for_period(facts, period, weights, now)
 
 
 def previous_month(period: Period) -> Period:

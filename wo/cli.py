@@ -64,10 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
     export.set_defaults(command=_contracts_export)
 
-    from wo import keys, orders
+    from wo import keys, orders, report
 
     orders.add_commands(commands)
     keys.add_commands(commands)
+    report.add_commands(commands)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     migrate.set_defaults(command=_migrate)

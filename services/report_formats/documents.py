@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -79,6 +80,9 @@ def _shown(table: Table) -> dict[str, object]:
 def pdf(report: MonthlyReport) -> bytes:
     # Imported here: WeasyPrint loads Pango at import, which only the PDF needs.
     from weasyprint import HTML
+
+    for name in ("weasyprint", "fontTools"):  # a line per layout step and per font subset otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     rendered: bytes = HTML(string=html(report)).write_pdf()
     return rendered
