@@ -66,7 +66,9 @@ def categories_by_place(conn: Connection, window: Window, top: int) -> list[dict
     """Complaint orders by category, region and place, the most frequent first."""
     region, place = sa.func.coalesce(o.region_code, ""), sa.func.coalesce(o.place, "")
     query = (
-        sa.select(o.category, region.label("region_code"), place.label("place"), sa.func.count().label("n"))
+        sa.select(
+            o.category, region.label("region_code"), place.label("place"), sa.func.count().label("count")
+        )
         .where(*_IN_MONTH, o.category.is_not(None))
         .group_by(o.category, region, place)
         .order_by(sa.func.count().desc(), o.category, region, place)
