@@ -21,9 +21,11 @@ from api.deps import Parts
 from api.docs import serve_docs
 from api.guard import AuthFailures, guard
 from api.routes import commands, dead_letters, figures, health, orders, personal_data
+from api.routes import reports as reports_routes
 from schemas.figures import ScoreWeights
 from services.clock import utc_now
 from services.ports import ApiStore, CommandPublisher
+from services.report_archive import MonthlyReports
 
 
 def create_app(
@@ -33,6 +35,7 @@ def create_app(
     wait_s: float = 10.0,
     clock: Callable[[], datetime] = utc_now,
     weights: ScoreWeights | None = None,
+    reports: MonthlyReports | None = None,
 ) -> FastAPI:
     """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go)."""
     app = FastAPI(
@@ -47,9 +50,9 @@ def create_app(
     guard(app)
     app.state.tokens = tokens
     app.state.auth_failures = AuthFailures()
-    app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights())
+    app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights(), reports)
     # In this order, so the OpenAPI document lists the paths as it always has.
-    for module in (health, orders, personal_data, commands, dead_letters, figures):
+    for module in (health, orders, personal_data, commands, dead_letters, figures, reports_routes):
         app.include_router(module.router)
     app.add_exception_handler(ValueError, _value_error)
     return app

@@ -20,6 +20,7 @@ from services.escalations import Escalations
 from services.intake import Intake
 from services.ports import OutboxTopic
 from services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
+from services.report_archive import MonthlyReports
 from streams import metrics
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import BatchConsumer
@@ -36,6 +37,9 @@ log = structlog.get_logger(__name__)
 OUTBOX_RELAY_SECONDS = 10.0
 #: How often the leader deletes dead letters' originals past their retention.
 RETENTION_PURGE_SECONDS = 3600.0
+#: How often the leader looks whether last month's report is kept (made within the hour after
+#: a month ends, or after a worker that was down then starts).
+REPORT_CHECK_SECONDS = 900.0
 
 
 async def _settle_outbox(
@@ -57,12 +61,14 @@ class Background:
         clock: Callable[[], datetime],
         recompute_deadlines: Callable[[], list[WorkOrder]] | None,
         retention: Retention | None = None,
+        reports: MonthlyReports | None = None,
     ) -> None:
         self._settings = settings
         self._escalations = escalations
         self._outputs = outputs
         self._clock = clock
         self._retention = retention
+        self._reports = reports
         topics = settings.topics
         outbox_topics = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
         self._relay = OutboxRelay(commands, outputs, outbox_topics, clock, _settle_outbox)
@@ -93,6 +99,8 @@ class Background:
             await app.add_runtime_dependency(consumer)
         if self._retention is not None:
             app.add_future(every(Task.retention, RETENTION_PURGE_SECONDS, self.purge, when=app.is_leader))
+        if self._reports is not None:
+            app.add_future(every(Task.reports, REPORT_CHECK_SECONDS, self.keep_reports, when=app.is_leader))
         interval = self._settings.escalation_check_seconds
         await every(Task.escalations, interval, self.escalate, when=app.is_leader)
 
@@ -107,6 +115,13 @@ class Background:
         topic = self._settings.topics.escalations
         for message in await publish_escalations(self._escalations, self._outputs, topic, self._clock):
             metrics.record_escalation(message.level, message.unit, message.kind)
+
+    async def keep_reports(self) -> None:
+        """Leader only: make and keep last month's report (China time) if it is not kept yet."""
+        if self._reports is not None:
+            written = await asyncio.to_thread(self._reports.keep_last_month, self._clock())
+            if written:
+                log.info("monthly_report_kept", files=[path.name for path in written])
 
     async def purge(self) -> None:
         """Leader only: delete dead letters' originals past their retention."""

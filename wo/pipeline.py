@@ -19,6 +19,7 @@ from api.app import create_app
 from api.auth import load_tokens
 from config.settings import ProcessingGuarantee, Settings
 from processors.lifecycle import Clocks
+from schemas.figures import ScoreWeights
 from schemas.policy import ReferenceData
 from services.clock import utc_now
 from services.commands import CommandHandler
@@ -29,6 +30,7 @@ from services.intake import Intake, intake_limits
 from services.platform_silence import silence_judge
 from services.policy_files import ReferenceFiles
 from services.policy_set import PolicySet, load_policy_set
+from services.report_archive import MonthlyReports
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
@@ -36,6 +38,7 @@ from storage.dead_letters import DeadLetterOriginals
 from storage.figures_read import FigureFacts
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
+from storage.report_store import ReportStore
 from storage.repository import WorkOrderRepository
 from streams import figure_gauges, metrics, platform_watch, supervision
 from streams.app import Worker, build_app
@@ -202,7 +205,16 @@ def _build_worker(
         retention=Retention(
             DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
         ),
+        reports=monthly_reports(settings, repository, policy.figures.score),
     )
+
+
+def monthly_reports(
+    settings: Settings, repository: WorkOrderRepository, weights: ScoreWeights
+) -> MonthlyReports:
+    """The monthly reports on the database, kept in WO_REPORT_DIR (default: data_dir/reports)."""
+    directory = settings.report_dir or settings.data_dir / "reports"
+    return MonthlyReports(ReportStore(repository.engine), FigureFacts(repository.engine), weights, directory)
 
 
 def _serve(settings: Settings, app: faust.App, api: uvicorn.Server | None) -> int:
@@ -269,6 +281,7 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
         publisher,
         wait_s=settings.api_command_wait_s,
         weights=policy.figures.score,
+        reports=monthly_reports(settings, repository, policy.figures.score),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
