@@ -31,9 +31,11 @@ from api.routes import (
     orders,
     personal_data,
 )
+from api.routes import reports as reports_routes
 from schemas.figures import ScoreWeights
 from services.clock import utc_now
 from services.ports import ApiStore, CommandPublisher
+from services.report_archive import MonthlyReports
 
 
 def create_app(
@@ -44,6 +46,7 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     weights: ScoreWeights | None = None,
     console: ConsoleParts | None = None,
+    reports: MonthlyReports | None = None,
 ) -> FastAPI:
     """The API on ``store`` (what it reads and records) and ``publisher`` (where its commands go);
     with ``console``, the web console under /console too."""
@@ -59,9 +62,18 @@ def create_app(
     guard(app)
     app.state.tokens = tokens
     app.state.auth_failures = AuthFailures()
-    app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights())
+    app.state.parts = Parts(store, publisher, clock, wait_s, weights or ScoreWeights(), reports)
     # In this order, so the OpenAPI document lists the paths as it always has.
-    for module in (health, orders, personal_data, commands, dead_letters, figures, extension_requests):
+    for module in (
+        health,
+        orders,
+        personal_data,
+        commands,
+        dead_letters,
+        figures,
+        extension_requests,
+        reports_routes,
+    ):
         app.include_router(module.router)
     app.add_exception_handler(ValueError, _value_error)
     if console is not None:

@@ -15,6 +15,7 @@ from api.auth import Principal, Tokens
 from api.guard import AuthFailures
 from schemas.figures import ScoreWeights
 from services.ports import ApiStore, CommandPublisher
+from services.report_archive import MonthlyReports
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Parts:
     wait_s: float
     #: The figures' score weights (policy/figures.yaml).
     weights: ScoreWeights
+    #: The monthly reports (None: this API serves none).
+    reports: MonthlyReports | None = None
 
 
 def _parts(request: Request) -> Parts:

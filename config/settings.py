@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     # How long the original bytes of a masked dead letter (one that may hold personal data)
     # are kept; the leader deletes older ones.
     dead_letter_retention_days: float = Field(default=30, gt=0, le=3650)
+    #: Where the monthly reports are kept (the leader makes last month's); unset: data_dir/reports.
+    report_dir: Path | None = None
 
     # Intake batching: a batch is flushed when full or after this many seconds.
     intake_batch_size: int = Field(default=500, ge=1, le=100_000)

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from processors.calendar import Deadline, WorkCalendar
 from processors.clocks import accept_due_at
 from processors.triage import TriageOutcome
+from schemas.inbound import ComplaintCategory
 from schemas.policy import Deadlines
-from schemas.signal import Signal
+from schemas.signal import Signal, SignalKind
 from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 
 _KIND_PREFIX = {"vehicle_alarm": "VA", "suspect": "SU", "checkin_failure": "CK", "complaint": "CP"}
@@ -71,6 +72,7 @@ def open_work_order(
         violation_key=outcome.violation_key,
         related_ids=outcome.related,
         copied_to=decision.copied_to,
+        category=_category(signal),
         # Dispatched as it is stored: the acceptance clock (签收时限) starts now.
         accept_due_at=(
             accept_due_at(
@@ -80,3 +82,11 @@ def open_work_order(
             else None
         ),
     )
+
+
+def _category(signal: Signal) -> ComplaintCategory | None:
+    """A complaint's category, as its ticket gave it (the contract's enum: validated at intake)."""
+    if signal.kind is not SignalKind.complaint:
+        return None
+    value = signal.attributes.get("category")
+    return ComplaintCategory(value) if isinstance(value, str) else None

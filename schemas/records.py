@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.commands import RefusalCode
+from schemas.inbound import ComplaintCategory
 from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrderStatus
+from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,12 @@ class OrderQuery:
     overdue: bool | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    category: ComplaintCategory | None = None
+    plate: str | None = None
+    enterprise_id: str | None = None
+    #: Closed in [closed_from, closed_to).
+    closed_from: datetime | None = None
+    closed_to: datetime | None = None
     limit: int = 100
     offset: int = 0
     #: Any of these statuses (with ``status``: both must hold).
@@ -37,6 +44,14 @@ class OrderQuery:
     extension_pending: bool | None = None
     #: Only these orders (e.g. those behind a figure).
     ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    """One page of the orders matching a query, and how many match in all."""
+
+    orders: list[WorkOrder]
+    total: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.inbound import ComplaintCategory
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
 
@@ -120,6 +121,8 @@ class WorkOrder(BaseModel):
     extension_requested_at: datetime | None = None
     extended_working_days: int = 0
     extended_hours: float = 0.0
+    #: A complaint's category (投诉类别), from its first signal; None for other kinds.
+    category: ComplaintCategory | None = None
 
     def dispatch_message(self) -> DispatchedWorkOrder:
         return DispatchedWorkOrder(

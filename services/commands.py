@@ -116,7 +116,9 @@ class CommandHandler:
             refusal = self._signature_refusal(message, decoded)
             commands.append(decoded if refusal is None else Refused(decoded, refusal))
             positions.append(position(message) if self._exactly_once else None)
-        outcomes, result.announcements = self._execute(commands, now, positions, originals)
+        outcomes, result.announcements = self._execute(
+            commands, now, positions, originals, result.dead_letters
+        )
         for outcome in outcomes:
             result.outcomes.append(outcome)
             if outcome.outcome is Outcome.applied:
@@ -138,6 +140,7 @@ class CommandHandler:
         lettered = _dead_letter(message, unprocessable_rejection(error), now)
         if lettered.original is not None:  # kept before the letter is published
             self._store.keep_originals([lettered.original])
+        self._store.log_dead_letters([lettered.letter])
         result = CommandResult(dead_letters=[lettered.letter])
         result.rejected[RefusalCode.unprocessable] += 1
         command = decode_command(message.value)
@@ -185,12 +188,14 @@ class CommandHandler:
         now: datetime,
         positions: Sequence[str | None],
         originals: Sequence[KeptOriginal] = (),
+        letters: Sequence[DeadLetter] = (),
     ) -> tuple[list[CommandOutcome], list[Announcement]]:
         """The outcomes, and (exactly once) the announcements to publish: those of the commands
         handled, and those stored before from the positions of commands that came again.
-        ``originals``: of the batch's redacted dead letters, kept in its transaction."""
+        ``originals``: of the batch's redacted dead letters, kept in its transaction, where
+        ``letters`` (all of them) are counted."""
 
-        return once_more_if_raced(lambda: self._execute_once(commands, now, positions, originals))
+        return once_more_if_raced(lambda: self._execute_once(commands, now, positions, originals, letters))
 
     def _execute_once(
         self,
@@ -198,10 +203,12 @@ class CommandHandler:
         now: datetime,
         positions: Sequence[str | None],
         originals: Sequence[KeptOriginal],
+        letters: Sequence[DeadLetter],
     ) -> tuple[list[CommandOutcome], list[Announcement]]:
         """One attempt at the batch, in one transaction."""
         with self._store.command_batch(now) as batch:
             batch.keep_originals(originals)
+            batch.log_dead_letters(letters)
             batch.lock_orders([c.work_order_id for c in commands])
             seen = batch.processed([c.command_id for c in commands if isinstance(c, WorkOrderCommand)])
             stored = batch.outbox_at([at for at in positions if at is not None])

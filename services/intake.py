@@ -168,6 +168,7 @@ class Intake:
         with self._store.intake_batch(now) as batch:
             # Before the dead letters are published (a re-delivery keeps them once).
             batch.keep_originals(result.originals)
+            batch.log_dead_letters(result.dead_letters)
             batch.record_platforms(result.platforms)  # silence is judged on it (streams/platform_watch)
             known = batch.known_sources([item.source_key for item in valid])
             fresh: dict[SourceKey, _Valid] = {}
@@ -284,6 +285,7 @@ class Intake:
         _add_letter(result, self._dead_letter(message, rejection, now))
         # Kept before the letter is published; a failure here is waited out or leaves both out.
         self._store.keep_originals(result.originals)
+        self._store.log_dead_letters(result.dead_letters)
         return result
 
     def _dead_letter(self, message: InboundMessage, rejection: Rejection, now: datetime) -> Lettered:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Any, Protocol
 
 from schemas.commands import EscalationLevel, LifecycleEventName, WorkOrderCommand
 from schemas.commands import OutboxTopic as OutboxTopic
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.errors import UnavailableError
 from schemas.figures import OrderFacts
 from schemas.officers import ConsoleSession, Officer
@@ -19,6 +20,7 @@ from schemas.officers import OfficerExists as OfficerExists
 from schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
+    OrderPage,
     OrderQuery,
     PendingExtension,
     PersonalDataRead,
@@ -43,8 +45,9 @@ class OrderReads(Protocol):
     def order(self, order_id: str) -> WorkOrder | None:
         """The order; None when there is none with this id."""
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
-        """Orders matching the query, newest first (``now`` decides which are overdue)."""
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
+        """A page of the orders matching the query, newest first, and how many match in all
+        (``now`` decides which are overdue)."""
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's audit trail, oldest first."""
@@ -122,6 +125,9 @@ class IntakeBatch(Protocol):
     now: datetime
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
         """Each publishing platform's newest event time in this batch (silence is judged on it)."""
 
@@ -166,6 +172,8 @@ class IntakeStore(Protocol):
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
 
 
 class CommandBatch(Protocol):
@@ -179,6 +187,9 @@ class CommandBatch(Protocol):
 
     def outbox_at(self, positions: Sequence[str]) -> dict[str, list[Announcement]]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def processed(self, command_ids: Sequence[str]) -> set[str]: ...
     def lock_orders(self, order_ids: Sequence[str]) -> None: ...
     def order_row(self, order_id: str) -> Mapping[str, Any] | None: ...
@@ -204,6 +215,9 @@ class CommandBatch(Protocol):
 class CommandStore(Protocol):
     def command_batch(self, now: datetime) -> AbstractContextManager[CommandBatch]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters for the monthly report (a re-delivered message counts once)."""
+
     def unpublished_outbox(self, limit: int = 1000) -> Sequence[Mapping[str, Any]]: ...
     def mark_outbox_published(self, ids: Sequence[int], now: datetime) -> None: ...
 
@@ -237,3 +251,36 @@ class OfficerBatch(Protocol):
 
 class OfficerStore(Protocol):
     def officer_work(self, now: datetime) -> AbstractContextManager[OfficerBatch]: ...
+
+
+#: [start, end) in UTC.
+Window = tuple[datetime, datetime]
+
+
+class ReportReads(Protocol):
+    """What the monthly report reads (storage.report_store): counts grouped in the database,
+    ``Counter``s keyed by the stored value ("" for none)."""
+
+    def signals_by_kind(self, window: Window) -> Counter[str]: ...
+    def signals_by_platform(self, window: Window) -> Counter[str]: ...
+    def orders_by(self, field: str, window: Window) -> Counter[str]:
+        """Orders created in the window by ``kind``, ``category`` or ``region_code``."""
+
+    def suppressed_by_reason(self, window: Window) -> Counter[str]: ...
+    def dead_letters_by(self, field: str, window: Window) -> Counter[str]:
+        """By ``reason`` or ``topic``."""
+
+    def recurring(self, subject: str, window: Window, top: int) -> list[dict[str, Any]]:
+        """Rows (key, name, kind, orders, closed, returned) of the ``top`` plates or enterprises."""
+
+    def categories_by_place(self, window: Window, top: int) -> list[dict[str, Any]]: ...
+    def repeated_checkin_failures(self, window: Window, at_least: int) -> list[dict[str, Any]]: ...
+    def returns(self, window: Window) -> list[dict[str, Any]]:
+        """Rows (reason, route_key, unit, n) of the returns made in the window."""
+
+    def orders_by_route(self, window: Window) -> dict[str, int]: ...
+    def clocks(self, window: Window) -> list[tuple[str, datetime, datetime | None, datetime | None]]:
+        """(unit, created, accepted, closed) of each order created in the window."""
+
+    def overdue(self, window: Window, top: int) -> tuple[list[dict[str, Any]], int]: ...
+    def escalated(self, window: Window, top: int) -> tuple[list[dict[str, Any]], int]: ...

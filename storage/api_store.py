@@ -13,6 +13,7 @@ from schemas.figures import OrderFacts
 from schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
+    OrderPage,
     OrderQuery,
     PendingExtension,
     PersonalDataRead,
@@ -43,24 +44,8 @@ class ApiStore:
     def order(self, order_id: str) -> WorkOrder | None:
         return self._repository.get(order_id)
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
-        return self._repository.list_orders(
-            now=now,
-            unit=query.unit,
-            visible_to=query.visible_to,
-            status=query.status.value if query.status else None,
-            kind=query.kind.value if query.kind else None,
-            priority=query.priority.value if query.priority else None,
-            overdue=query.overdue,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            limit=query.limit,
-            offset=query.offset,
-            statuses=[status.value for status in query.statuses],
-            search=query.search,
-            extension_pending=query.extension_pending,
-            ids=query.ids,
-        )
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
+        return self._repository.page(query, now)
 
     def pending_extensions(self, query: ExtensionRequestQuery) -> list[PendingExtension]:
         return pending_extensions(self._engine, query)

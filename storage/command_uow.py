@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from storage import audit_trail, dead_letters, outbox
 from storage.bulk import chunks
@@ -64,6 +64,10 @@ class CommandBatch:
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
         dead_letters.keep(self._conn, originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count the batch's dead letters (the monthly report), in its transaction."""
+        dead_letters.log(self._conn, letters)
 
     def processed(self, command_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

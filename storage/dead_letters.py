@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.deadletter import KeptOriginal, RejectionReason
-from storage.tables import dead_letter_original
+from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
+from storage.tables import dead_letter_log, dead_letter_original
 
 
 def keep(conn: Connection, originals: Sequence[KeptOriginal]) -> None:
@@ -34,6 +35,32 @@ def keep(conn: Connection, originals: Sequence[KeptOriginal]) -> None:
         for o in originals
     ]
     conn.execute(insert(dead_letter_original).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
+def log(conn: Connection, letters: Sequence[DeadLetter]) -> None:
+    """Count ``letters`` in the dead-letter log (the monthly report reads it), in the caller's
+    transaction: one row per message position, so a re-delivered message counts once."""
+    if not letters:
+        return
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    rows = {
+        letter_id(letter): {
+            "id": letter_id(letter),
+            "topic": letter.source.topic,
+            "reason": letter.reason.value,
+            "at": letter.dead_lettered_at,
+        }
+        for letter in letters
+    }
+    conn.execute(insert(dead_letter_log).on_conflict_do_nothing(index_elements=["id"]), list(rows.values()))
+
+
+def letter_id(letter: DeadLetter) -> str:
+    """The dead letter's message position (with its timestamp: a re-created topic's offsets
+    start again), hashed to a fixed length."""
+    source = letter.source
+    position = f"{source.topic}\x00{source.partition}\x00{source.offset}\x00{source.timestamp_ms}"
+    return "dl-" + hashlib.sha256(position.encode()).hexdigest()[:32]
 
 
 class DeadLetterOriginals:

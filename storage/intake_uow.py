@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.signal import SourceKey
 from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 from storage import audit_trail, dead_letters, intake_queries, platforms_seen
@@ -75,6 +75,10 @@ class IntakeBatch:
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in this batch's transaction."""
         dead_letters.keep(self._conn, originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count the batch's dead letters (the monthly report), in its transaction."""
+        dead_letters.log(self._conn, letters)
 
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
         """Each publishing platform's newest event time, written by flush() in this batch's

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from schemas.inbound import Channel
+from schemas.records import OrderPage, OrderQuery
 from schemas.signal import SignalKind, SourceKey
-from schemas.workorder import WorkOrder, WorkOrderStatus
+from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 from storage.order_rows import with_sources
 from storage.tables import (
     processed_command,
@@ -78,40 +79,86 @@ class OrderReads:
         extension_pending: bool | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[WorkOrder]:
-        """Orders matching every filter given, newest first. Overdue: open and past due_at.
-        ``visible_to``: the unit's own orders and those copied to it. ``search``: see
-        schemas.records.OrderQuery."""
+        """Orders matching every filter given, newest first (see ``page``)."""
+        query = OrderQuery(
+            unit=unit,
+            visible_to=visible_to,
+            status=WorkOrderStatus(status) if status else None,
+            kind=SignalKind(kind) if kind else None,
+            priority=Priority(priority) if priority else None,
+            overdue=overdue,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+            statuses=tuple(WorkOrderStatus(value) for value in statuses),
+            search=search,
+            extension_pending=extension_pending,
+            ids=tuple(ids) if ids is not None else None,
+        )
+        return self.page(query, now, counted=False).orders
+
+    def page(self, query: OrderQuery, now: datetime, counted: bool = True) -> OrderPage:
+        """One page of the orders matching every filter of ``query``, newest first, and how
+        many match in all (-1 when not ``counted``). Overdue: open and past due_at.
+        ``visible_to``: the unit's own orders and those copied to it."""
+        where = self._conditions(query, now)
+        listed = (
+            sa.select(work_order)
+            .where(*where)
+            .order_by(work_order.c.created_at.desc(), work_order.c.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self._engine.connect() as conn:
+            orders = with_sources(conn, list(conn.execute(listed).mappings()))
+            total = -1
+            if counted:
+                counting = sa.select(sa.func.count()).select_from(work_order).where(*where)
+                total = int(conn.execute(counting).scalar_one())
+        return OrderPage(orders, total)
+
+    def _conditions(self, query: OrderQuery, now: datetime) -> list[sa.ColumnElement[bool]]:
         c = work_order.c
-        query = sa.select(work_order)
-        if visible_to is not None:
-            copied = sa.func.instr("," + c.copied_to + ",", f",{visible_to},") > 0
-            if self._engine.dialect.name == "postgresql":
-                copied = sa.func.strpos("," + c.copied_to + ",", f",{visible_to},") > 0
-            query = query.where(sa.or_(c.unit == visible_to, copied))
-        for column, value in ((c.unit, unit), (c.status, status), (c.kind, kind), (c.priority, priority)):
-            if value is not None:
-                query = query.where(column == value)
-        if statuses:
-            query = query.where(c.status.in_(list(statuses)))
-        if overdue is not None:
+        where: list[sa.ColumnElement[bool]] = []
+        if query.visible_to is not None:
+            find = sa.func.strpos if self._engine.dialect.name == "postgresql" else sa.func.instr
+            copied = find("," + c.copied_to + ",", f",{query.visible_to},") > 0
+            where.append(sa.or_(c.unit == query.visible_to, copied))
+        equal = (
+            (c.unit, query.unit),
+            (c.status, query.status),
+            (c.kind, query.kind),
+            (c.priority, query.priority),
+            (c.category, query.category),
+            (c.plate, query.plate),
+            (c.enterprise_id, query.enterprise_id),
+        )
+        where += [column == str(value) for column, value in equal if value is not None]
+        if query.overdue is not None:
             # A returned order's clock is stopped (see storage/order_gauges.py): never overdue.
             running = c.status.notin_([WorkOrderStatus.closed.value, WorkOrderStatus.returned.value])
             late = sa.and_(running, c.due_at < now)
-            query = query.where(late if overdue else sa.not_(late))
-        if extension_pending is not None:
+            where.append(late if query.overdue else sa.not_(late))
+        if query.statuses:
+            where.append(c.status.in_([status.value for status in query.statuses]))
+        if query.extension_pending is not None:
             pending = sa.or_(c.pending_extension_days.is_not(None), c.pending_extension_hours.is_not(None))
-            query = query.where(pending if extension_pending else sa.not_(pending))
-        if created_from is not None:
-            query = query.where(c.created_at >= created_from)
-        if created_to is not None:
-            query = query.where(c.created_at < created_to)
-        if search:
-            query = query.where(_found_by(search))
-        if ids is not None:
-            query = query.where(c.id.in_(list(ids)))
-        query = query.order_by(c.created_at.desc(), c.id).limit(limit).offset(offset)
-        with self._engine.connect() as conn:
-            return with_sources(conn, list(conn.execute(query).mappings()))
+            where.append(pending if query.extension_pending else sa.not_(pending))
+        if query.search:
+            where.append(_found_by(query.search))
+        if query.ids is not None:
+            where.append(c.id.in_(list(query.ids)))
+        bounds = (
+            (c.created_at, query.created_from, query.created_to),
+            (c.closed_at, query.closed_from, query.closed_to),
+        )
+        for column, start, end in bounds:
+            if start is not None:
+                where.append(column >= start)
+            if end is not None:
+                where.append(column < end)
+        return where
 
     def command_outcome(self, command_id: str) -> dict[str, Any] | None:
         """How a command was handled: outcome (applied or a refusal code), reason, order id."""

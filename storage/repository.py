@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from storage import dead_letters
 from storage.command_uow import CommandBatch, command_unit
 from storage.deadline_store import DeadlineStore
@@ -49,3 +49,8 @@ class WorkOrderRepository(OrderReads, DispatchMarks, EscalationStore, DeadlineSt
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         """Keep masked dead letters' originals, in a transaction of their own."""
         dead_letters.DeadLetterOriginals(self._engine).keep(originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters (the monthly report), in a transaction of their own."""
+        with self._engine.begin() as conn:
+            dead_letters.log(conn, letters)

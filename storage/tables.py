@@ -91,6 +91,8 @@ work_order = sa.Table(
     #: The dedupe key while this is the order its later signals merge into; NULL otherwise
     #: (closed, superseded): one holder per key (storage/dedupe_slots.py).
     sa.Column("dedupe_slot", sa.String(300), nullable=True),
+    #: A complaint's category (投诉类别), from its first signal (migration 0020); NULL otherwise.
+    sa.Column("category", sa.String(32), nullable=True),
     #: When the escalation tick must next look at the order (processors/next_check.py): a
     #: change to its clocks sets it to created_at (look at the next tick); NULL: nothing left
     #: to fire until it changes (migration 0023).
@@ -111,6 +113,8 @@ work_order = sa.Table(
     #: The figures read a period's cohort: the orders created in it (migration 0018).
     sa.Index("ix_work_order_created_at", "created_at"),
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
+    sa.Index("ix_work_order_category", "category"),
+    sa.Index("ix_work_order_closed_at", "closed_at"),
 )
 
 #: An order with an extension request waiting for the command center (延期申请待审批).
@@ -367,4 +371,17 @@ console_session = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=False),
     sa.Index("ix_console_session_officer", "certificate_no"),
+)
+
+#: Every dead letter the pipeline published (the topic carries the message; this row only
+#: what it was and why), for the monthly report: id from its position, so a re-delivery counts
+#: once (migration 0020).
+dead_letter_log = sa.Table(
+    "dead_letter_log",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_dead_letter_log_at", "at"),
 )

@@ -30,6 +30,7 @@ from services.escalations import Escalations
 from services.failures import error_name
 from services.intake import InboundMessage, Intake
 from services.notifications import Notifier
+from services.report_archive import MonthlyReports
 from streams import metrics, transport
 from streams.background import Background
 from streams.broker_probe import BrokerProbe
@@ -64,6 +65,7 @@ def build_app(
     broker_child: BrokerChild | None = None,
     retention: Retention | None = None,
     notifier: Notifier | None = None,
+    reports: MonthlyReports | None = None,
 ) -> Worker:
     """``recompute_deadlines`` recounts provisional deadlines at start (see services.deadlines);
     ``expected_topics``: partitions of each topic as set up at start (checked periodically,
@@ -74,7 +76,16 @@ def build_app(
     intake_consumer = IntakeConsumer(settings, intake, outputs, clock, loop=app.loop, beacon=app.beacon)
     consumers: list[BatchConsumer] = [intake_consumer]
     background = Background(
-        settings, intake, commands, escalations, outputs, clock, recompute_deadlines, retention, notifier
+        settings,
+        intake,
+        commands,
+        escalations,
+        outputs,
+        clock,
+        recompute_deadlines,
+        retention,
+        notifier,
+        reports,
     )
     commands_assigned = _commands_path(app, settings, commands, outputs, background, clock, consumers)
     probe = BrokerProbe(settings, loop=app.loop, beacon=app.beacon)

@@ -21,6 +21,7 @@ from services.intake import Intake
 from services.notifications import Notifier
 from services.ports import OutboxTopic
 from services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
+from services.report_archive import MonthlyReports
 from streams import metrics
 from streams.broker_probe import BrokerProbe
 from streams.intake_consumer import BatchConsumer
@@ -39,6 +40,9 @@ OUTBOX_RELAY_SECONDS = 10.0
 NOTIFY_SECONDS = 5.0
 #: How often the leader deletes dead letters' originals past their retention.
 RETENTION_PURGE_SECONDS = 3600.0
+#: How often the leader looks whether last month's report is kept (made within the hour after
+#: a month ends, or after a worker that was down then starts).
+REPORT_CHECK_SECONDS = 900.0
 
 
 async def _settle_outbox(
@@ -61,6 +65,7 @@ class Background:
         recompute_deadlines: Callable[[], list[WorkOrder]] | None,
         retention: Retention | None = None,
         notifier: Notifier | None = None,
+        reports: MonthlyReports | None = None,
     ) -> None:
         self._settings = settings
         self._notifier = notifier
@@ -68,6 +73,7 @@ class Background:
         self._outputs = outputs
         self._clock = clock
         self._retention = retention
+        self._reports = reports
         topics = settings.topics
         outbox_topics = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
         self._relay = OutboxRelay(commands, outputs, outbox_topics, clock, _settle_outbox)
@@ -100,6 +106,8 @@ class Background:
             app.add_future(every(Task.retention, RETENTION_PURGE_SECONDS, self.purge, when=app.is_leader))
         if self._notifier is not None:
             app.add_future(every(Task.notifications, NOTIFY_SECONDS, self.notify, when=app.is_leader))
+        if self._reports is not None:
+            app.add_future(every(Task.reports, REPORT_CHECK_SECONDS, self.keep_reports, when=app.is_leader))
         interval = self._settings.escalation_check_seconds
         await every(Task.escalations, interval, self.escalate, when=app.is_leader)
 
@@ -121,6 +129,13 @@ class Background:
         if self._notifier is not None:
             for sent in await self._notifier.run(self._clock):
                 metrics.record_notification(sent.channel, sent.outcome)
+
+    async def keep_reports(self) -> None:
+        """Leader only: make and keep last month's report (China time) if it is not kept yet."""
+        if self._reports is not None:
+            written = await asyncio.to_thread(self._reports.keep_last_month, self._clock())
+            if written:
+                log.info("monthly_report_kept", files=[path.name for path in written])
 
     async def purge(self) -> None:
         """Leader only: delete dead letters' originals past their retention."""

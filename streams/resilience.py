@@ -47,6 +47,7 @@ class Task(StrEnum):
     republish = "republish"
     deadlines = "deadlines"
     retention = "retention"
+    reports = "reports"
     order_gauges = "order_gauges"
     platform_gauges = "platform_gauges"
     figure_gauges = "figure_gauges"

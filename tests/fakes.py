@@ -12,11 +12,12 @@ from typing import Any
 
 from processors.merging import with_occurrences
 from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic, WorkOrderCommand
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.figures import OrderFacts
 from schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
+    OrderPage,
     OrderQuery,
     PendingExtension,
     PersonalDataRead,
@@ -50,10 +51,10 @@ class InMemoryApiStore:
     def order(self, order_id: str) -> WorkOrder | None:
         return self.orders_by_id.get(order_id)
 
-    def orders(self, query: OrderQuery, now: datetime) -> list[WorkOrder]:
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
         found = [o for o in self.orders_by_id.values() if _matches(o, query, now)]
         found.sort(key=lambda o: (o.created_at, o.id), reverse=True)
-        return found[query.offset : query.offset + query.limit]
+        return OrderPage(found[query.offset : query.offset + query.limit], len(found))
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(order_id, []))
@@ -158,6 +159,27 @@ def _matches(order: WorkOrder, query: OrderQuery, now: datetime) -> bool:
         and (query.overdue is None or overdue is query.overdue)
         and (query.created_from is None or order.created_at >= query.created_from)
         and (query.created_to is None or order.created_at < query.created_to)
+        and (query.category is None or order.category is query.category)
+        and (query.plate is None or order.subject.plate == query.plate)
+        and (query.enterprise_id is None or order.subject.enterprise_id == query.enterprise_id)
+        and (not query.statuses or order.status in query.statuses)
+        and (query.ids is None or order.id in query.ids)
+        and (
+            query.extension_pending is None
+            or (order.extension_requested_at is not None) is query.extension_pending
+        )
+        and _closed_within(order, query)
+    )
+
+
+def _closed_within(order: WorkOrder, query: OrderQuery) -> bool:
+    if query.closed_from is None and query.closed_to is None:
+        return True
+    closed = order.closed_at
+    return (
+        closed is not None
+        and (query.closed_from is None or closed >= query.closed_from)
+        and (query.closed_to is None or closed < query.closed_to)
     )
 
 
@@ -197,6 +219,7 @@ class InMemoryIntakeStore:
     dispatched: set[str] = field(default_factory=set)
     originals: dict[str, KeptOriginal] = field(default_factory=dict)
     races: int = 0
+    letters_logged: dict[tuple[str, int, int, int | None], DeadLetter] = field(default_factory=dict)
     commits: int = 0
 
     @contextmanager
@@ -222,6 +245,10 @@ class InMemoryIntakeStore:
         for original in originals:
             self.originals.setdefault(original.id, original)
 
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.letters_logged.setdefault(_position(letter), letter)
+
     def open_orders(self) -> list[WorkOrder]:
         found = [o for o in self.orders.values() if o.status is not WorkOrderStatus.closed]
         return sorted(found, key=lambda o: (o.created_at, o.id))
@@ -234,6 +261,7 @@ class InMemoryIntakeBatch:
         self._store = store
         self.now = now
         self._originals: list[KeptOriginal] = []
+        self._letters: list[DeadLetter] = []
         self._signals: list[tuple[SourceKey, str, str, str, dict[str, Any]]] = []
         self._orders: list[WorkOrder] = []
         self._occurrences: dict[str, Occurrences] = {}
@@ -243,6 +271,9 @@ class InMemoryIntakeBatch:
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self._originals += originals
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._letters += letters
 
     def record_platforms(self, platforms: Mapping[str, datetime]) -> None:
         self.platforms = dict(platforms)
@@ -311,6 +342,7 @@ class InMemoryIntakeBatch:
     def commit(self) -> None:
         store = self._store
         store.keep_originals(self._originals)
+        store.log_dead_letters(self._letters)
         store.orders |= {o.id: o for o in self._orders}
         for order_id, merged in self._occurrences.items():
             store.orders[order_id] = with_occurrences(store.orders[order_id], merged)
@@ -335,6 +367,7 @@ class InMemoryCommandStore:
     #: (order id, level, unit, due_at) of every escalation recorded with a command.
     escalations: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     races: int = 0
+    letters_logged: dict[tuple[str, int, int, int | None], DeadLetter] = field(default_factory=dict)
 
     def add(self, order: WorkOrder) -> WorkOrder:
         self.rows[order.id] = {**order.model_dump(), "returned_at": None, "returned_seconds": 0.0}
@@ -355,6 +388,7 @@ class InMemoryCommandStore:
                 list(self.history),
                 dict(self.originals),
                 list(self.escalations),
+                letters_logged=dict(self.letters_logged),
             ),
             now,
         )
@@ -366,10 +400,15 @@ class InMemoryCommandStore:
         self.rows, self.processed, self.outbox = done.rows, done.processed, done.outbox
         self.history, self.originals = done.history, done.originals
         self.escalations = done.escalations
+        self.letters_logged = done.letters_logged
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         for original in originals:
             self.originals.setdefault(original.id, original)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.letters_logged.setdefault(_position(letter), letter)
 
     def unpublished_outbox(self, limit: int = 1000) -> list[dict[str, Any]]:
         unpublished = [(i, row) for i, row in enumerate(self.outbox) if not row[4]]
@@ -399,6 +438,9 @@ class InMemoryCommandBatch:
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self.store.keep_originals(originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self.store.log_dead_letters(letters)
 
     def processed(self, command_ids: Sequence[str]) -> set[str]:
         return set(command_ids) & set(self.store.processed)
@@ -446,3 +488,8 @@ class InMemoryCommandBatch:
 
     def order(self, order_id: str) -> WorkOrder:
         return self.store.order(order_id)
+
+
+def _position(letter: DeadLetter) -> tuple[str, int, int, int | None]:
+    source = letter.source
+    return source.topic, source.partition, source.offset, source.timestamp_ms

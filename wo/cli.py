@@ -65,12 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
     export.set_defaults(command=_contracts_export)
 
-    from wo import figures, keys, officers, orders
+    from wo import figures, keys, officers, orders, report
 
     orders.add_commands(commands)
     keys.add_commands(commands)
     figures.add_commands(commands)
     officers.add_commands(commands)
+    report.add_commands(commands)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     migrate.set_defaults(command=_migrate)

@@ -31,12 +31,13 @@ def add_commands(commands: Any) -> None:
     orders = commands.add_parser("orders", help="list, show and act on work orders through the HTTP API")
     sub = orders.add_subparsers(required=True, metavar="ORDERS_COMMAND")
     listing = sub.add_parser("list", help="orders matching the filters, newest first")
-    for name in ("unit", "status", "kind", "priority"):
+    for name in ("unit", "status", "kind", "priority", "category", "plate", "enterprise-id"):
         listing.add_argument(f"--{name}")
-    for name in ("created-from", "created-to"):
+    for name in ("created-from", "created-to", "closed-from", "closed-to"):
         listing.add_argument(f"--{name}", type=_time, help="ISO 8601 with offset, e.g. +08:00")
     listing.add_argument("--overdue", action="store_true", help="only open orders past their due time")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
     listing.set_defaults(command=_list)
     waiting = sub.add_parser(
         "extensions", help="extension requests waiting for the command center, the order due first first"
@@ -192,8 +193,8 @@ def _problem(item: Any) -> str:
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": args.limit}
-    for name in ("unit", "status", "kind", "priority", "created_from", "created_to"):
+    params: dict[str, Any] = {"limit": args.limit, "offset": args.offset}
+    for name in _LIST_FILTERS:
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     if args.overdue:
@@ -207,6 +208,11 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             f"{order['kind']:<15} due {for_people(datetime.fromisoformat(order['due_at']))}  "
             f"{order['summary'][:60]}"
         )
+    shown = len(response.json())
+    total = response.headers.get("X-Total-Count", "?")
+    remaining = int(response.headers.get("X-Remaining-Count", "0"))
+    more = f"，其后还有 {remaining} 条（--offset {args.offset + shown}）" if remaining else ""
+    print(f"共 {total} 条，本页 {shown} 条{more}", file=sys.stderr)
     return 0
 
 
@@ -245,6 +251,21 @@ def time_left(seconds: int) -> str:
     parts += [f"{hours} 小时"] if hours or days else []
     parts.append(f"{minutes} 分钟")
     return ("剩余 " if seconds >= 0 else "已超时 ") + " ".join(parts)
+
+
+_LIST_FILTERS = (
+    "unit",
+    "status",
+    "kind",
+    "priority",
+    "category",
+    "plate",
+    "enterprise_id",
+    "created_from",
+    "created_to",
+    "closed_from",
+    "closed_to",
+)
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from api.auth import load_tokens
 from api.console.session import ConsoleParts
 from config.settings import ProcessingGuarantee, Settings
 from processors.lifecycle import Clocks
+from schemas.figures import ScoreWeights
 from schemas.policy import ReferenceData
 from services.clock import utc_now
 from services.commands import CommandHandler
@@ -33,6 +34,7 @@ from services.officers import Officers
 from services.platform_silence import silence_judge
 from services.policy_files import ReferenceFiles
 from services.policy_set import PolicySet, load_policy_set
+from services.report_archive import MonthlyReports
 from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate, wait_for_database
@@ -42,6 +44,7 @@ from storage.notifications import NotificationStore
 from storage.officer_store import OfficerStore
 from storage.order_gauges import OrderGauges
 from storage.platforms_seen import PlatformsSeen
+from storage.report_store import ReportStore
 from storage.repository import WorkOrderRepository
 from streams import figure_gauges, metrics, platform_watch, supervision
 from streams.app import Worker, build_app
@@ -211,6 +214,7 @@ def _build_worker(
             DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
         ),
         notifier=_notifier(loaded, repository),
+        reports=monthly_reports(settings, repository, policy.figures.score),
     )
 
 
@@ -223,6 +227,14 @@ def _notifier(loaded: PolicySet, repository: WorkOrderRepository) -> Notifier | 
     channels = build_channels(os.environ, utc_now)
     store = NotificationStore(repository.engine)
     return Notifier(store, loaded.notifications, loaded.notify_router, channels, names)
+
+
+def monthly_reports(
+    settings: Settings, repository: WorkOrderRepository, weights: ScoreWeights
+) -> MonthlyReports:
+    """The monthly reports on the database, kept in WO_REPORT_DIR (default: data_dir/reports)."""
+    directory = settings.report_dir or settings.data_dir / "reports"
+    return MonthlyReports(ReportStore(repository.engine), FigureFacts(repository.engine), weights, directory)
 
 
 def _serve(settings: Settings, app: faust.App, api: uvicorn.Server | None) -> int:
@@ -291,6 +303,7 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
         wait_s=settings.api_command_wait_s,
         weights=loaded.policy.figures.score,
         console=console,
+        reports=monthly_reports(settings, repository, loaded.policy.figures.score),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)

@@ -40,7 +40,7 @@ def center(request: Request, parts: Parts, api: Api, who: Reader) -> Response:
         raise ConsoleError(403, "指挥中心页面仅供值班员使用", who)
     now = parts.clock()
     queues = {
-        key: [order_view(o, now, parts.policy, parts.calendar) for o in api.store.orders(query, now)]
+        key: [order_view(o, now, parts.policy, parts.calendar) for o in api.store.orders(query, now).orders]
         for key, _, query in QUEUES
     }
     sections = [(key, text) for key, text, _ in QUEUES]

@@ -71,7 +71,7 @@ def figure_orders(
         raise ConsoleError(404, "没有这项指标", who)
     chosen, which = periods[period], Figure(figure)
     ids = orders_of_figure(api.store, chosen, unit, which, part == "numerator", now)
-    orders = api.store.orders(OrderQuery(ids=tuple(ids[:BEHIND_LIMIT]), limit=BEHIND_LIMIT), now)
+    orders = api.store.orders(OrderQuery(ids=tuple(ids[:BEHIND_LIMIT]), limit=BEHIND_LIMIT), now).orders
     unit_text = "全部单位" if unit == ALL_UNITS else unit
     part_text = "计入分子的工单" if part == "numerator" else "参与考核的工单（分母）"
     context = {

@@ -65,7 +65,7 @@ def order_list(
         offset=page_no * LIST_LIMIT,
     )
     now = parts.clock()
-    found = api.store.orders(query, now)
+    found = api.store.orders(query, now).orders
     rows = [order_view(o, now, parts.policy, parts.calendar) for o in found[:LIST_LIMIT]]
     heading = "本单位工单" if principal.role is Role.unit else "全部工单"
     context = {

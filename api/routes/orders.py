@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.auth import Principal, Role
 from api.deps import Api, Caller
 from api.models import NotificationOut, OrderDetail
+from schemas.inbound import ComplaintCategory, EnterpriseId
+from schemas.plates import Plate
 from schemas.records import OrderQuery
 from schemas.signal import SignalKind
 from schemas.times import UtcDatetime
@@ -26,12 +28,26 @@ def visible_order(orders: OrderReads, order_id: str, caller: Principal) -> WorkO
     return order
 
 
+#: Response headers of a listing: how many orders match, and how many follow this page.
+TOTAL_HEADER = "X-Total-Count"
+REMAINING_HEADER = "X-Remaining-Count"
+
+
 @router.get(
-    "/orders", response_model=list[WorkOrder], responses={403: {"description": "Another unit's orders"}}
+    "/orders",
+    response_model=list[WorkOrder],
+    responses={
+        200: {
+            "description": f"One page; {TOTAL_HEADER}: orders matching in all, {REMAINING_HEADER}: "
+            "how many come after this page (ask again with a larger offset)"
+        },
+        403: {"description": "Another unit's orders"},
+    },
 )
 def list_orders(
     caller: Caller,
     api: Api,
+    response: Response,
     unit: str | None = None,
     status: WorkOrderStatus | None = None,
     kind: SignalKind | None = None,
@@ -39,6 +55,11 @@ def list_orders(
     overdue: bool | None = None,
     created_from: UtcDatetime | None = None,
     created_to: UtcDatetime | None = None,
+    category: ComplaintCategory | None = None,
+    plate: Plate | None = None,
+    enterprise_id: EnterpriseId | None = None,
+    closed_from: UtcDatetime | None = None,
+    closed_to: UtcDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[WorkOrder]:
@@ -57,10 +78,18 @@ def list_orders(
         overdue=overdue,
         created_from=created_from,
         created_to=created_to,
+        category=category,
+        plate=plate,
+        enterprise_id=enterprise_id,
+        closed_from=closed_from,
+        closed_to=closed_to,
         limit=limit,
         offset=offset,
     )
-    return api.store.orders(query, api.clock())
+    page = api.store.orders(query, api.clock())
+    response.headers[TOTAL_HEADER] = str(page.total)
+    response.headers[REMAINING_HEADER] = str(max(0, page.total - offset - len(page.orders)))
+    return page.orders
 
 
 @router.get(

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import re
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,15 +36,19 @@ from api.console.session import ConsoleParts
 from api.guard import AuthFailures
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
+from schemas.figures import ScoreWeights
 from schemas.senders import SenderKeys
 from schemas.signal import SignalKind
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.commands import CommandHandler, CommandResult
 from services.intake import InboundMessage, Intake
 from services.policy_files import load_policy, load_reference
+from services.report_archive import MonthlyReports
 from services.sender_keys import new_signing_key
 from storage.api_store import ApiStore
 from storage.database import create_engine, migrate
+from storage.figures_read import FigureFacts
+from storage.report_store import ReportStore
 from storage.repository import WorkOrderRepository
 from streams.kafka.admin import ensure_topics
 from streams.kafka.producers import KafkaCommandPublisher
@@ -307,7 +312,10 @@ def api_world(
     consumer = CommandConsumer(bootstrap, topic, partitions, handler)
     publisher = KafkaCommandPublisher(bootstrap, topic, API_KEY, timeout_s=publish_timeout_s)
     parts = console(engine) if console is not None else None
-    app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S, console=parts)
+    reports = MonthlyReports(
+        ReportStore(engine), FigureFacts(engine), ScoreWeights(), Path(tempfile.mkdtemp(prefix="wo-reports-"))
+    )
+    app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S, console=parts, reports=reports)
     try:
         consumer.start()
         with TestClient(app) as client:

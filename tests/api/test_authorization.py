@@ -66,6 +66,7 @@ class Squad1Resources:
             "order_id": self.order_id,
             "command_id": self.command_id,
             "dead_letter_id": self.dead_letter_id,
+            "month": "2026-11",
         }
 
 

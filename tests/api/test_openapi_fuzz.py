@@ -211,7 +211,7 @@ def crawl(world: ApiWorld, order_id: str) -> Counter[int]:
     codes answered, counted."""
     client = TestClient(world.app, raise_server_exceptions=False)
     statuses: Counter[int] = Counter()
-    valid_path = {"order_id": order_id, "command_id": "never-sent"}
+    valid_path = {"order_id": order_id, "command_id": "never-sent", "month": "2026-11"}
     for method, path in documented_operations(DOCUMENT):
         operation = DOCUMENT["paths"][path][method.lower()]
         parameters = [(p["name"], p["in"]) for p in operation.get("parameters", [])]

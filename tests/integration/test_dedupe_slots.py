@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from config.settings import Topics
 from processors.compiled_policy import compile_policy
 from schemas.commands import LifecycleEventName
-from schemas.deadletter import KeptOriginal
+from schemas.deadletter import DeadLetter, KeptOriginal
 from schemas.workorder import WorkOrder, WorkOrderStatus
 from services.failures import WaitingFor, transient
 from services.intake import InboundMessage, Intake, IntakeResult, combined
@@ -114,6 +114,9 @@ class Interleaved:
 
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None:
         self._repository.keep_originals(originals)
+
+    def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._repository.log_dead_letters(letters)
 
     def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         self._repository.mark_dispatched(orders, now)

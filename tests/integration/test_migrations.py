@@ -99,3 +99,55 @@ def test_escalations_fired_before_the_notifications_upgrade_are_not_notified_aft
         assert notifier.plan(created + timedelta(days=3)) == 0
     finally:
         engine.dispose()
+
+
+def test_complaint_orders_stored_before_the_category_column_get_their_ticket_s_category(
+    database_url: str,
+) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    engine = create_engine(database_url)
+    at = datetime(2026, 11, 22, 1, 31, tzinfo=UTC)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0017")
+            connection.commit()
+        with engine.begin() as conn:
+            old = sa.Table("work_order", sa.MetaData(), autoload_with=conn)
+            sources = sa.Table("work_order_source", sa.MetaData(), autoload_with=conn)
+            common = {"status": "closed", "unit": "squad-1", "priority": "P2", "route_key": "r"}
+            times = {
+                "created_at": at,
+                "updated_at": at,
+                "due_at": at,
+                "first_seen_at": at,
+                "last_seen_at": at,
+            }
+            orders = [("CP-1", "complaint"), ("CP-2", "complaint"), ("VA-1", "vehicle_alarm")]
+            for order_id, kind in orders:
+                conn.execute(
+                    sa.insert(old).values(
+                        id=order_id, kind=kind, summary="s", occurrences=1, **common, **times
+                    )
+                )
+            payloads = [
+                ("complaint:a", "CP-1", {"category": "detour", "complainant": {"phone": "13800000000"}}),
+                ("complaint:b", "CP-2", {"category": "not-in-the-contract"}),
+                ("vehicle_alarm:c", "VA-1", {"category": "detour"}),
+            ]
+            for key, order_id, payload in payloads:
+                conn.execute(
+                    sa.insert(sources).values(
+                        source_key=key, work_order_id=order_id, kind="x", received_at=at, payload=payload
+                    )
+                )
+        migrate(database_url)
+        with engine.connect() as conn:
+            found = {
+                row.id: row.category for row in conn.execute(sa.text("SELECT id, category FROM work_order"))
+            }
+        assert found == {"CP-1": "detour", "CP-2": None, "VA-1": None}
+    finally:
+        engine.dispose()

@@ -1,0 +1,84 @@
+"""``GET /reports``: the monthly analysis reports (研判报告) kept; ``GET /reports/monthly/{month}``:
+one, as PDF, HTML or Excel. For the command center and supervisors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel
+
+from api.auth import Principal, Role
+from api.deps import Api, Caller, Parts
+from services.report_archive import MonthlyReports
+from services.report_formats.documents import ReportFormat
+
+router = APIRouter()
+
+_READERS = frozenset({Role.command_center, Role.supervisor})
+_MEDIA = {
+    ReportFormat.pdf: "application/pdf",
+    ReportFormat.html: "text/html; charset=utf-8",
+    ReportFormat.xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class KeptReportOut(BaseModel):
+    month: str
+    format: ReportFormat
+    size: int
+    made_at: datetime
+    url: str
+
+
+def _reports(caller: Principal, api: Parts) -> MonthlyReports:
+    if caller.role not in _READERS:
+        raise HTTPException(403, "reports are for the command center and supervisors")
+    if api.reports is None:
+        raise HTTPException(404, "this API serves no reports")
+    return api.reports
+
+
+@router.get(
+    "/reports",
+    response_model=list[KeptReportOut],
+    responses={403: {"description": "A unit's token"}, 404: {"description": "No reports served here"}},
+)
+def kept_reports(caller: Caller, api: Api) -> list[KeptReportOut]:
+    """The reports the leader worker made and kept, newest month first."""
+    return [
+        KeptReportOut(
+            month=r.month,
+            format=r.format,
+            size=r.size,
+            made_at=r.made_at,
+            url=f"/reports/monthly/{r.month}?format={r.format.value}",
+        )
+        for r in _reports(caller, api).kept()
+    ]
+
+
+@router.get(
+    "/reports/monthly/{month}",
+    response_class=Response,
+    responses={
+        200: {"content": {media: {} for media in _MEDIA.values()}, "description": "The report"},
+        403: {"description": "A unit's token"},
+        404: {"description": "No reports served here"},
+        422: {"description": "Not a month (YYYY-MM) or not a format"},
+    },
+)
+def monthly(
+    month: str,
+    caller: Caller,
+    api: Api,
+    format: Annotated[ReportFormat, Query(description="pdf, html or xlsx")] = ReportFormat.pdf,
+) -> Response:
+    """The kept report of the month (China time), or one made now when none is kept (a month
+    still running: as it stands)."""
+    content = _reports(caller, api).document(month, format, api.clock())  # ValueError: 422
+    name = f"report-{month}.{format.value}"
+    return Response(
+        content, media_type=_MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

@@ -1,0 +1,1 @@
+"""The monthly report's formats: tables (the one Chinese wording), charts, HTML, PDF, Excel."""

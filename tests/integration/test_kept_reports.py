@@ -1,0 +1,131 @@
+"""Last month's report made by the leader and kept (once, whole), listed and downloaded
+through the API by the command center and supervisors, never by a squad; ``wo report``."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from schemas.figures import ScoreWeights
+from services.report_archive import MonthlyReports
+from storage.figures_read import FigureFacts
+from storage.report_store import ReportStore
+from tests.fakes import FakeWorker, InMemoryApiStore
+from tests.report_month import china_month, generate, write
+from wo.cli import main
+
+#: Two hours into December, China time.
+EARLY_DECEMBER = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
+
+
+def archive(engine: Engine, directory: Path) -> MonthlyReports:
+    return MonthlyReports(ReportStore(engine), FigureFacts(engine), ScoreWeights(), directory)
+
+
+def test_the_leader_keeps_last_month_s_report_in_every_format_once(engine: Engine, tmp_path: Path) -> None:
+    write(engine, generate(*china_month(2026, 11), 60, seed=5))
+    reports = archive(engine, tmp_path / "reports")
+    written = reports.keep_last_month(EARLY_DECEMBER)
+    assert sorted(p.name for p in written) == [
+        "report-2026-11.html",
+        "report-2026-11.pdf",
+        "report-2026-11.xlsx",
+    ]
+    before = {p.name: p.read_bytes() for p in written}
+    assert reports.keep_last_month(EARLY_DECEMBER + timedelta(hours=1)) == []  # kept: not made again
+    assert {p.name: p.read_bytes() for p in written} == before
+    assert not list((tmp_path / "reports").glob(".making-*"))
+    (tmp_path / "reports" / "report-2026-11.pdf").unlink()  # lost: made again, that one only
+    assert [p.name for p in reports.keep_last_month(EARLY_DECEMBER)] == ["report-2026-11.pdf"]
+    assert [(r.month, r.format.value) for r in reports.kept()] == [
+        ("2026-11", "xlsx"),
+        ("2026-11", "pdf"),
+        ("2026-11", "html"),
+    ]
+    book = load_workbook(io.BytesIO((tmp_path / "reports" / "report-2026-11.xlsx").read_bytes()))
+    rows = list(book["信号与工单"].iter_rows(values_only=True))[1:5]
+    assert sum(int(row[3]) for row in rows) == 60
+
+
+def client(reports: MonthlyReports) -> tuple[TestClient, dict[str, dict[str, str]]]:
+    tokens = {who: new_token() for who in ("squad-1", "command_center", "supervisor")}
+    roles = {"command_center": Role.command_center, "supervisor": Role.supervisor}
+    entries = [
+        TokenEntry(
+            name=who,
+            role=roles.get(who, Role.unit),
+            unit=None if who in roles else who,
+            sha256=hash_token(token),
+            expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+        )
+        for who, token in tokens.items()
+    ]
+    store = InMemoryApiStore()
+    app = create_app(
+        store,
+        Tokens(entries),
+        FakeWorker(store, lambda _: None),
+        clock=lambda: EARLY_DECEMBER,
+        reports=reports,
+    )
+    headers = {who: {"Authorization": f"Bearer {token}"} for who, token in tokens.items()}
+    return TestClient(app), headers
+
+
+def test_kept_reports_are_listed_and_downloaded_by_supervisors_and_not_by_squads(
+    engine: Engine, tmp_path: Path
+) -> None:
+    write(engine, generate(*china_month(2026, 11), 30, seed=6))
+    reports = archive(engine, tmp_path)
+    reports.keep_last_month(EARLY_DECEMBER)
+    api, headers = client(reports)
+    listed = api.get("/reports", headers=headers["supervisor"])
+    assert listed.status_code == 200
+    assert {(r["month"], r["format"]) for r in listed.json()} == {
+        ("2026-11", f) for f in ("pdf", "html", "xlsx")
+    }
+    pdf = api.get("/reports/monthly/2026-11", params={"format": "pdf"}, headers=headers["command_center"])
+    assert pdf.status_code == 200 and pdf.content == (tmp_path / "report-2026-11.pdf").read_bytes()
+    assert pdf.headers["content-type"] == "application/pdf"
+    # A month not kept is made on demand (the running month: as it stands).
+    html = api.get("/reports/monthly/2026-12", params={"format": "html"}, headers=headers["supervisor"])
+    assert html.status_code == 200 and "2026年12月 工单研判报告" in html.text
+    for path in ("/reports", "/reports/monthly/2026-11"):
+        assert api.get(path, headers=headers["squad-1"]).status_code == 403
+    for month in ("../../etc/passwd", "2026-13", "26-11", "2026-11.pdf"):
+        answer = api.get(f"/reports/monthly/{month}", headers=headers["supervisor"])
+        assert answer.status_code in (404, 422), month
+    assert (
+        api.get(
+            "/reports/monthly/2026-11", params={"format": "docx"}, headers=headers["supervisor"]
+        ).status_code
+        == 422
+    )
+
+
+def test_wo_report_monthly_writes_the_formats_asked_for(
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write(engine, generate(*china_month(2026, 11), 20, seed=8))
+    monkeypatch.setenv("WO_DATABASE_URL", database_url)
+    monkeypatch.setenv("WO_POLICY_DIR", str(Path(__file__).resolve().parents[2] / "policy"))
+    out = tmp_path / "out"
+    assert (
+        main(["report", "monthly", "2026-11", "--format", "xlsx", "--format", "html", "--out", str(out)]) == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["report-2026-11.html", "report-2026-11.xlsx"]
+    assert "已生成" in capsys.readouterr().out
+    assert main(["report", "monthly", "2026-11-01", "--out", str(tmp_path)]) == 2
+    assert "月份无效" in capsys.readouterr().err

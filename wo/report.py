@@ -1,0 +1,75 @@
+"""``wo report monthly YYYY-MM``: the monthly analysis report (研判报告) from the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings
+from services.clock import utc_now
+from services.policy_files import PolicyError, load_policy
+from wo.errors import EXIT_USAGE
+
+FORMATS = ("html", "pdf", "xlsx")
+
+
+def add_commands(commands: Any) -> None:
+    report = commands.add_parser("report", help="the monthly analysis report (研判报告)")
+    sub = report.add_subparsers(required=True, metavar="REPORT_COMMAND")
+    monthly = sub.add_parser("monthly", help="a calendar month (China time): HTML, PDF and Excel")
+    monthly.add_argument("month", help="YYYY-MM, e.g. 2026-11")
+    monthly.add_argument(
+        "--format", choices=FORMATS, action="append", help="one format (repeatable); default: all three"
+    )
+    monthly.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
+    monthly.set_defaults(command=_monthly)
+
+
+def _monthly(settings: Settings, args: argparse.Namespace) -> int:
+    from services.figures import period_named
+
+    try:
+        if args.month in ("this_month", "last_month"):
+            raise ValueError("give the month as YYYY-MM")
+        period = period_named(args.month, utc_now())
+    except ValueError as exc:
+        print(f"wo report: 月份无效：{args.month}（应为 YYYY-MM，例如 2026-11）: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        weights = load_policy(settings.policy_dir).figures.score
+    except PolicyError as exc:
+        print(f"wo report: 策略文件有误：{exc}", file=sys.stderr)
+        return 1
+    return write_reports(
+        settings.database_url, period.label, weights, args.format or FORMATS, args.out, utc_now()
+    )
+
+
+def write_reports(database_url: str, month: str, weights: Any, formats: Any, out: Path, now: datetime) -> int:
+    from processors.figures import Period
+    from services.report import figures_from, monthly_report
+    from services.report_formats.documents import ReportFormat, file_name, render
+    from storage.database import create_engine
+    from storage.figures_read import FigureFacts
+    from storage.report_store import ReportStore
+
+    year, number = (int(part) for part in month.split("-"))
+    engine = create_engine(database_url)
+    try:
+        report = monthly_report(
+            ReportStore(engine), Period.month(year, number), now, figures_from(FigureFacts(engine), weights)
+        )
+    finally:
+        engine.dispose()
+    out.mkdir(parents=True, exist_ok=True)
+    for name in formats:
+        fmt = ReportFormat(name)
+        path = out / file_name(report, fmt)
+        path.write_bytes(render(report, fmt))
+        print(f"已生成 {path}")
+    if report.empty:
+        print(f"注意：{month} 没有任何信号、工单或死信。")
+    return 0
