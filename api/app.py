@@ -16,13 +16,13 @@ from datetime import datetime
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import Tokens
-from api.console import mount_console
-from api.console.session import ConsoleParts
-from api.deps import Parts
-from api.docs import serve_docs
-from api.guard import AuthFailures, guard
-from api.routes import (
+from workorder_pipeline.api.auth import Tokens
+from workorder_pipeline.api.console import mount_console
+from workorder_pipeline.api.console.session import ConsoleParts
+from workorder_pipeline.api.deps import Parts
+from workorder_pipeline.api.docs import serve_docs
+from workorder_pipeline.api.guard import AuthFailures, guard
+from workorder_pipeline.api.routes import (
     commands,
     dead_letters,
     extension_requests,
@@ -31,11 +31,11 @@ from api.routes import (
     orders,
     personal_data,
 )
-from api.routes import reports as reports_routes
-from schemas.figures import ScoreWeights
-from services.clock import utc_now
-from services.ports import ApiStore, CommandPublisher
-from services.report_archive import MonthlyReports
+from workorder_pipeline.api.routes import reports as reports_routes
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.ports import ApiStore, CommandPublisher
+from workorder_pipeline.services.report_archive import MonthlyReports
 
 
 def create_app(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.officers import Officer, OfficerRole
-from schemas.times import UtcDatetime
-from schemas.workorder import COMMAND_CENTER, WorkOrder
+from workorder_pipeline.schemas.officers import Officer, OfficerRole
+from workorder_pipeline.schemas.times import UtcDatetime
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrder
 
 #: How long a token made by ``wo api token`` is valid unless told otherwise.
 DEFAULT_TOKEN_DAYS = 90
@@ -143,7 +143,7 @@ def new_token() -> str:
 
 def load_tokens(path: Path, units: Collection[str]) -> Tokens:
     """The tokens file; every token's unit must be one of ``units`` (PolicyError otherwise)."""
-    from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
+    from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
     entries = load_model(path, TokenFile).tokens
     line_of = line_finder(path)

@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Principal, Tokens
-from api.guard import AuthFailures
-from schemas.figures import ScoreWeights
-from services.ports import ApiStore, CommandPublisher
-from services.report_archive import MonthlyReports
+from workorder_pipeline.api.auth import Principal, Tokens
+from workorder_pipeline.api.guard import AuthFailures
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.ports import ApiStore, CommandPublisher
+from workorder_pipeline.services.report_archive import MonthlyReports
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from urllib.parse import unquote_plus
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from processors.intake import Rejection
-from schemas.deadletter import RejectionReason
+from workorder_pipeline.processors.intake import Rejection
+from workorder_pipeline.schemas.deadletter import RejectionReason
 
 #: A command is a few KB; nothing the API takes comes near this.
 MAX_BODY_BYTES = 64 * 1024

@@ -8,12 +8,24 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.commands import Callback, CommandAction, Disposition, ExtensionAmount, RefusalCode, ReturnReason
-from schemas.inbound import Id
-from schemas.notifications import AttemptOutcome, ChannelType, NotificationLevel, NotificationStatus
-from schemas.signal import SignalKind
-from schemas.times import UtcDatetime
-from schemas.workorder import Priority, WorkOrder
+from workorder_pipeline.schemas.commands import (
+    Callback,
+    CommandAction,
+    Disposition,
+    ExtensionAmount,
+    RefusalCode,
+    ReturnReason,
+)
+from workorder_pipeline.schemas.inbound import Id
+from workorder_pipeline.schemas.notifications import (
+    AttemptOutcome,
+    ChannelType,
+    NotificationLevel,
+    NotificationStatus,
+)
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import UtcDatetime
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder
 
 
 class CommandRequest(BaseModel):

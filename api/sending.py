@@ -13,13 +13,13 @@ from datetime import datetime
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import Parts
-from api.guard import validation_errors
-from api.models import CommandRequest
-from processors.intake import Rejection, decode_command
-from schemas.commands import WorkOrderCommand
-from schemas.records import DecidedCommand
-from services.ports import CommandNotPublished
+from workorder_pipeline.api.deps import Parts
+from workorder_pipeline.api.guard import validation_errors
+from workorder_pipeline.api.models import CommandRequest
+from workorder_pipeline.processors.intake import Rejection, decode_command
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.schemas.records import DecidedCommand
+from workorder_pipeline.services.ports import CommandNotPublished
 
 
 def build_command(

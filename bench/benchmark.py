@@ -60,9 +60,9 @@ from benchkit.pipeline import PipelineRuns  # noqa: E402
 from benchkit.processes import bench_broker, load_average  # noqa: E402
 from benchkit.results import Results, Row, report  # noqa: E402
 
-from config.settings import Settings  # noqa: E402
-from wo.embedded_broker import BrokerStartError  # noqa: E402
-from wo.kafka_cluster import BrokerKind  # noqa: E402
+from workorder_pipeline.config.settings import Settings  # noqa: E402
+from workorder_pipeline.wo.embedded_broker import BrokerStartError  # noqa: E402
+from workorder_pipeline.wo.kafka_cluster import BrokerKind  # noqa: E402
 
 
 class Benchmark(Ceilings, PipelineRuns):

@@ -29,17 +29,17 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app import create_app  # noqa: E402
-from api.auth import Tokens  # noqa: E402
-from api.console.session import ConsoleParts  # noqa: E402
-from schemas.officers import OfficerRole  # noqa: E402
-from services.officers import Officers  # noqa: E402
-from services.policy_set import load_policy_set  # noqa: E402
-from storage.api_store import ApiStore  # noqa: E402
-from storage.bulk import insert_rows  # noqa: E402
-from storage.database import create_engine, migrate  # noqa: E402
-from storage.officer_store import OfficerStore  # noqa: E402
-from storage.tables import work_order, work_order_event, work_order_source  # noqa: E402
+from workorder_pipeline.api.app import create_app  # noqa: E402
+from workorder_pipeline.api.auth import Tokens  # noqa: E402
+from workorder_pipeline.api.console.session import ConsoleParts  # noqa: E402
+from workorder_pipeline.schemas.officers import OfficerRole  # noqa: E402
+from workorder_pipeline.services.officers import Officers  # noqa: E402
+from workorder_pipeline.services.policy_set import load_policy_set  # noqa: E402
+from workorder_pipeline.storage.api_store import ApiStore  # noqa: E402
+from workorder_pipeline.storage.bulk import insert_rows  # noqa: E402
+from workorder_pipeline.storage.database import create_engine, migrate  # noqa: E402
+from workorder_pipeline.storage.officer_store import OfficerStore  # noqa: E402
+from workorder_pipeline.storage.tables import work_order, work_order_event, work_order_source  # noqa: E402
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PASSWORD = "bench-password-1"

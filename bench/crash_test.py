@@ -51,8 +51,8 @@ from crashkit.run import _wait_caught_up, run_crash_test  # noqa: E402
 from crashkit.workers import WorkerSlot, database, signed_policy, worker_env  # noqa: E402
 from crashkit.workload import build_workload  # noqa: E402
 
-from config.settings import ProcessingGuarantee  # noqa: E402
-from wo.kafka_cluster import BrokerKind  # noqa: E402
+from workorder_pipeline.config.settings import ProcessingGuarantee  # noqa: E402
+from workorder_pipeline.wo.kafka_cluster import BrokerKind  # noqa: E402
 
 #: What the tests and the failure drills use of the crash test (bench/drills/run.py).
 __all__ = [

@@ -41,8 +41,8 @@ from drills.faults import Drill, Timing  # noqa: E402
 from drills.report import DrillReport, table  # noqa: E402
 from drills.run import DrillConfig, run_drill  # noqa: E402
 
-from config.settings import ProcessingGuarantee  # noqa: E402
-from wo.embedded_broker import BrokerStartError  # noqa: E402
+from workorder_pipeline.config.settings import ProcessingGuarantee  # noqa: E402
+from workorder_pipeline.wo.embedded_broker import BrokerStartError  # noqa: E402
 
 
 def progress(message: str) -> None:

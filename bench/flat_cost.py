@@ -53,15 +53,15 @@ from benchkit.common import POSTGRES_ADMIN_DSN, AlarmStream  # noqa: E402
 from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from config.settings import Topics  # noqa: E402
-from processors.compiled_policy import compile_policy  # noqa: E402
-from services.calendar_files import load_calendar  # noqa: E402
-from services.escalations import Escalations  # noqa: E402
-from services.intake import InboundMessage, Intake  # noqa: E402
-from services.policy_files import ReferenceFiles, load_policy  # noqa: E402
-from storage.database import create_engine, migrate  # noqa: E402
-from storage.order_gauges import OrderGauges  # noqa: E402
-from storage.repository import WorkOrderRepository  # noqa: E402
+from workorder_pipeline.config.settings import Topics  # noqa: E402
+from workorder_pipeline.processors.compiled_policy import compile_policy  # noqa: E402
+from workorder_pipeline.services.calendar_files import load_calendar  # noqa: E402
+from workorder_pipeline.services.escalations import Escalations  # noqa: E402
+from workorder_pipeline.services.intake import InboundMessage, Intake  # noqa: E402
+from workorder_pipeline.services.policy_files import ReferenceFiles, load_policy  # noqa: E402
+from workorder_pipeline.storage.database import create_engine, migrate  # noqa: E402
+from workorder_pipeline.storage.order_gauges import OrderGauges  # noqa: E402
+from workorder_pipeline.storage.repository import WorkOrderRepository  # noqa: E402
 
 POLICY_DIR = REPO_ROOT / "policy"
 BATCH = 500

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 from tests.integration.outage_support import Flow, PrivatePostgres, count_rows, outage
 from tests.integration.pipeline_support import read_topic
 from tests.integration.test_intake_on_broker import Worker
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 MODES = ("fast", "immediate", "kill")
 

@@ -23,15 +23,15 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 
-from processors.figures import Period
-from schemas.figures import ScoreWeights
-from services.report import figures_from, monthly_report, previous_month
-from services.report_formats.documents import ReportFormat, render
-from storage.database import create_engine, migrate
-from storage.figures_read import FigureFacts
-from storage.report_store import ReportStore
 from tests.conftest import POSTGRES_ADMIN_DSN, POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER
 from tests.report_month import china_month, generate, write
+from workorder_pipeline.processors.figures import Period
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.report import figures_from, monthly_report, previous_month
+from workorder_pipeline.services.report_formats.documents import ReportFormat, render
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.report_store import ReportStore
 
 LIMIT_S = 60.0
 

@@ -33,7 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from schemas.errors import ConfigurationError
+from workorder_pipeline.schemas.errors import ConfigurationError
 
 #: Path of an optional TOML settings file; environment variables override it.
 CONFIG_FILE_VAR = "WO_CONFIG_FILE"

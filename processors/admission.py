@@ -15,11 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from processors.compiled_policy import CompiledPolicy
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection, decode_event, event_time
-from processors.routing import route_signal
-from processors.signals import to_signal
-from processors.triage import (
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy
+from workorder_pipeline.processors.intake import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    EventTime,
+    Rejection,
+    decode_event,
+    event_time,
+)
+from workorder_pipeline.processors.routing import route_signal
+from workorder_pipeline.processors.signals import to_signal
+from workorder_pipeline.processors.triage import (
     Action,
     ReferenceIndex,
     Step,
@@ -29,8 +35,8 @@ from processors.triage import (
     TriageState,
     triage,
 )
-from schemas.inbound import InboundEvent
-from schemas.signal import Signal
+from workorder_pipeline.schemas.inbound import InboundEvent
+from workorder_pipeline.schemas.signal import Signal
 
 #: The rule key a stale suppression is recorded under: the setting that decides it.
 STALE_RULE_KEY = "max_event_age"

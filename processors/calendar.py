@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
 
 DEFAULT_CUTOFF = time(17, 0)
 #: Statutory holidays on fixed Gregorian dates: the provisional calendar knows only these.

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from processors.calendar import WorkCalendar
-from processors.escalation import RUNNING
-from schemas.workflow import CardLevel, CardRule
-from schemas.workorder import WorkOrderStatus
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.escalation import RUNNING
+from workorder_pipeline.schemas.workflow import CardLevel, CardRule
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from processors.calendar import DEFAULT_CUTOFF, Deadline, WorkCalendar
-from processors.escalation import DueEscalation, recipient
-from schemas.commands import EscalationLevel
-from schemas.signal import SignalKind
-from schemas.workflow import AcceptanceLimits, TimeLimit
-from schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.processors.calendar import DEFAULT_CUTOFF, Deadline, WorkCalendar
+from workorder_pipeline.processors.escalation import DueEscalation, recipient
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workflow import AcceptanceLimits, TimeLimit
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
 
 
 def after_limit(

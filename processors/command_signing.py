@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from schemas.senders import SenderKeys
+from workorder_pipeline.schemas.senders import SenderKeys
 
 KEY_ID_HEADER = "wo-key-id"
 SIGNATURE_HEADER = "wo-signature"

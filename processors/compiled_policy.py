@@ -13,9 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from processors.routing import CompiledMatch, RoutingPlan, compile_routes, compiled
-from schemas.policy import DedupeRule, Matcher, MinorViolationRule, Policy, PriorityRule, SuppressRule, Triage
-from schemas.signal import FieldValue, SignalKind
+from workorder_pipeline.processors.routing import CompiledMatch, RoutingPlan, compile_routes, compiled
+from workorder_pipeline.schemas.policy import (
+    DedupeRule,
+    Matcher,
+    MinorViolationRule,
+    Policy,
+    PriorityRule,
+    SuppressRule,
+    Triage,
+)
+from workorder_pipeline.schemas.signal import FieldValue, SignalKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.commands import EscalationLevel
-from schemas.policy import Deadlines
-from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.policy import Deadlines
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 LEADERSHIP = "leadership"
 #: Statuses whose clock runs: dispatched to a unit and not yet closed.

@@ -11,10 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from processors.order_state import Clocks, OrderState, Refusal, Transition
-from schemas.commands import ExtensionAmount, LifecycleEventName, RefusalCode, WorkOrderCommand
-from schemas.policy import LifecyclePolicy
-from schemas.times import for_people
+from workorder_pipeline.processors.order_state import Clocks, OrderState, Refusal, Transition
+from workorder_pipeline.schemas.commands import (
+    ExtensionAmount,
+    LifecycleEventName,
+    RefusalCode,
+    WorkOrderCommand,
+)
+from workorder_pipeline.schemas.policy import LifecyclePolicy
+from workorder_pipeline.schemas.times import for_people
 
 E = LifecycleEventName
 R = RefusalCode

@@ -51,11 +51,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from schemas.commands import CallbackResult
-from schemas.figures import FIGURE_LABELS_ZH, Figure, OrderFacts, ScoreWeights
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME
-from schemas.workorder import WorkOrderStatus
+from workorder_pipeline.schemas.commands import CallbackResult
+from workorder_pipeline.schemas.figures import FIGURE_LABELS_ZH, Figure, OrderFacts, ScoreWeights
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
 
 #: The unit of the totals over every unit.
 ALL_UNITS = "*"

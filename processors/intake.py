@@ -30,11 +30,11 @@ from typing import Any, TypeVar
 import jiter
 from pydantic import BaseModel, ValidationError
 
-from schemas.commands import WorkOrderCommand
-from schemas.deadletter import RejectionReason
-from schemas.inbound import CONTRACTS, InboundEvent
-from schemas.signal import SignalKind
-from schemas.times import for_people
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.schemas.inbound import CONTRACTS, InboundEvent
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 #: Deepest nesting of objects and arrays a message may have (the message itself is depth

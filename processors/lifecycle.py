@@ -37,14 +37,20 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from processors import extensions
-from processors.clocks import accept_due_at
-from processors.order_state import Clocks, OrderState, Refusal, Transition
-from schemas.commands import CallbackResult, CommandAction, LifecycleEventName, RefusalCode, WorkOrderCommand
-from schemas.policy import LifecyclePolicy
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
+from workorder_pipeline.processors import extensions
+from workorder_pipeline.processors.clocks import accept_due_at
+from workorder_pipeline.processors.order_state import Clocks, OrderState, Refusal, Transition
+from workorder_pipeline.schemas.commands import (
+    CallbackResult,
+    CommandAction,
+    LifecycleEventName,
+    RefusalCode,
+    WorkOrderCommand,
+)
+from workorder_pipeline.schemas.policy import LifecyclePolicy
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 S = WorkOrderStatus
 E = LifecycleEventName

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.workorder import Occurrences, WorkOrder
+from workorder_pipeline.schemas.workorder import Occurrences, WorkOrder
 
 
 def one_more(seen: Occurrences | None, occurred_at: datetime) -> Occurrences:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from processors.calendar import WorkCalendar
-from processors.cards import due_cards
-from processors.clocks import due_acceptance, due_reroute
-from processors.escalation import due_escalations
-from schemas.policy import Deadlines
-from schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.cards import due_cards
+from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
+from workorder_pipeline.processors.escalation import due_escalations
+from workorder_pipeline.schemas.policy import Deadlines
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
 
 #: Later than any clock: every rule lists all its moments.
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)

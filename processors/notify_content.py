@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.notifications import NotificationLevel
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.schemas.notifications import NotificationLevel
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
 
 LEVEL_TITLES = {
     NotificationLevel.reminder: "办理提醒",

@@ -14,11 +14,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from schemas.commands import EscalationLevel
-from schemas.notifications import Backoff, NotificationLevel, NotificationPolicy, NotifyRoute, QuietHours
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME
-from schemas.workorder import Priority
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.notifications import (
+    Backoff,
+    NotificationLevel,
+    NotificationPolicy,
+    NotifyRoute,
+    QuietHours,
+)
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.schemas.workorder import Priority
 
 
 @dataclass(frozen=True, slots=True)

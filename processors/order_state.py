@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from processors.calendar import DEFAULT_CUTOFF, WorkCalendar
-from processors.command_signing import SignatureRefusal
-from schemas.commands import ExtensionAmount, LifecycleEventName, RefusalCode
-from schemas.signal import SignalKind
-from schemas.workflow import AcceptanceLimits
-from schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.processors.calendar import DEFAULT_CUTOFF, WorkCalendar
+from workorder_pipeline.processors.command_signing import SignatureRefusal
+from workorder_pipeline.schemas.commands import ExtensionAmount, LifecycleEventName, RefusalCode
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workflow import AcceptanceLimits
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from processors.calendar import WorkCalendar
-from schemas.platforms import Cadence, Days, ExpectedPlatform
-from schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.schemas.platforms import Cadence, Days, ExpectedPlatform
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
 
 #: How far back a due time or an opening hour is looked for: a platform that sends only on
 #: working days has at least one in any 30 days (the longest official holiday is 8 days).

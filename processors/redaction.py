@@ -27,8 +27,8 @@ from typing import Any
 
 import jiter
 
-from schemas.deadletter import Redaction, RejectionReason
-from schemas.inbound import PERSONAL_FIELDS
+from workorder_pipeline.schemas.deadletter import Redaction, RejectionReason
+from workorder_pipeline.schemas.inbound import PERSONAL_FIELDS
 
 MASK = "***"
 #: A personal text shorter than this is not masked elsewhere (one character names nobody,

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from processors.admission import Admitted, decide
-from processors.compiled_policy import CompiledPolicy
-from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
-from processors.workorders import work_order_id
+from workorder_pipeline.processors.admission import Admitted, decide
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy
+from workorder_pipeline.processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
+from workorder_pipeline.processors.workorders import work_order_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 
-from schemas.policy import ConflictOfInterest, Matcher, Route, RoutingTree, Units
-from schemas.signal import FieldValue, Signal
-from schemas.workorder import Priority
+from workorder_pipeline.schemas.policy import ConflictOfInterest, Matcher, Route, RoutingTree, Units
+from workorder_pipeline.schemas.signal import FieldValue, Signal
+from workorder_pipeline.schemas.workorder import Priority
 
 CONFLICT_OF_INTEREST_KEY = "conflict-of-interest"
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, time
 from functools import singledispatch
 from types import MappingProxyType
 
-from processors.redaction import masked
-from schemas.inbound import CheckinFailure, Complaint, InboundEvent, Suspect, VehicleAlarm
-from schemas.signal import Signal, SignalKind
-from schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.processors.redaction import masked
+from workorder_pipeline.schemas.inbound import CheckinFailure, Complaint, InboundEvent, Suspect, VehicleAlarm
+from workorder_pipeline.schemas.signal import Signal, SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
 
 NO_REGIONS: Mapping[str, str] = MappingProxyType({})
 

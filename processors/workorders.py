@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from processors.calendar import Deadline, WorkCalendar
-from processors.clocks import accept_due_at
-from processors.triage import TriageOutcome
-from schemas.inbound import ComplaintCategory
-from schemas.policy import Deadlines
-from schemas.signal import Signal, SignalKind
-from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
+from workorder_pipeline.processors.calendar import Deadline, WorkCalendar
+from workorder_pipeline.processors.clocks import accept_due_at
+from workorder_pipeline.processors.triage import TriageOutcome
+from workorder_pipeline.schemas.inbound import ComplaintCategory
+from workorder_pipeline.schemas.policy import Deadlines
+from workorder_pipeline.schemas.signal import Signal, SignalKind
+from workorder_pipeline.schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 
 _KIND_PREFIX = {"vehicle_alarm": "VA", "suspect": "SU", "checkin_failure": "CK", "complaint": "CP"}
 

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from schemas.inbound import Id, WireModel
-from schemas.times import UtcDatetime
-from schemas.workorder import WorkOrderStatus
+from workorder_pipeline.schemas.inbound import Id, WireModel
+from workorder_pipeline.schemas.times import UtcDatetime
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 

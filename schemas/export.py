@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.commands import EscalationMessage, LifecycleEvent, WorkOrderCommand
-from schemas.deadletter import DeadLetter
-from schemas.inbound import CheckinFailure, Complaint, Suspect, VehicleAlarm
-from schemas.workorder import DispatchedWorkOrder
+from workorder_pipeline.schemas.commands import EscalationMessage, LifecycleEvent, WorkOrderCommand
+from workorder_pipeline.schemas.deadletter import DeadLetter
+from workorder_pipeline.schemas.inbound import CheckinFailure, Complaint, Suspect, VehicleAlarm
+from workorder_pipeline.schemas.workorder import DispatchedWorkOrder
 
 #: File stem -> (model, whether we publish it). What we publish is described as we
 #: serialize it; what we take in, as we validate it.

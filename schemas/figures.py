@@ -9,9 +9,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.commands import CallbackResult
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.schemas.commands import CallbackResult
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
 
 
 class Figure(StrEnum):

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.plates import Plate
-from schemas.times import UtcDatetime
+from workorder_pipeline.schemas.plates import Plate
+from workorder_pipeline.schemas.times import UtcDatetime
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]

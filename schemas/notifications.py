@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.signal import SignalKind
-from schemas.workorder import Priority
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=64)]
 #: An environment variable's name: what a secret is referenced by.

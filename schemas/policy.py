@@ -20,12 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.commands import ReturnReason
-from schemas.figures import FiguresPolicy
-from schemas.inbound import EnterpriseId
-from schemas.plates import Plate
-from schemas.signal import FieldValue, SignalKind
-from schemas.workflow import (
+from workorder_pipeline.schemas.commands import ReturnReason
+from workorder_pipeline.schemas.figures import FiguresPolicy
+from workorder_pipeline.schemas.inbound import EnterpriseId
+from workorder_pipeline.schemas.plates import Plate
+from workorder_pipeline.schemas.signal import FieldValue, SignalKind
+from workorder_pipeline.schemas.workflow import (
     DEFAULT_CARDS,
     AcceptanceLimits,
     CardRule,
@@ -33,8 +33,8 @@ from schemas.workflow import (
     early_card,
     one_rule_per_level,
 )
-from schemas.workflow import TimeLimit as TimeLimit  # re-exported: it lived here first
-from schemas.workorder import COMMAND_CENTER, Priority
+from workorder_pipeline.schemas.workflow import TimeLimit as TimeLimit  # re-exported: it lived here first
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=64)]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas.commands import RefusalCode
-from schemas.inbound import ComplaintCategory
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.schemas.commands import RefusalCode
+from workorder_pipeline.schemas.inbound import ComplaintCategory
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.signal import SignalKind
+from workorder_pipeline.schemas.signal import SignalKind
 
 
 class _Value(BaseModel):

@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.inbound import ComplaintCategory
-from schemas.signal import SignalKind
-from schemas.times import UtcDatetime
+from workorder_pipeline.schemas.inbound import ComplaintCategory
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import UtcDatetime
 
 #: The command center's own queue: where anything no route claims goes.
 COMMAND_CENTER = "command-center"

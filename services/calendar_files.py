@@ -14,8 +14,8 @@ from pathlib import Path
 from chinese_calendar import constants
 from pydantic import BaseModel, ConfigDict
 
-from processors.calendar import WorkCalendar, YearSchedule
-from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
 CALENDAR_FILE = "calendar.yaml"
 #: Working days per year in every official schedule 2004-2026: 248-252. A year outside

@@ -24,11 +24,18 @@ from typing import Any
 
 import structlog
 
-from config.settings import ProcessingGuarantee
-from processors.command_signing import SignatureRefusal, check
-from processors.intake import COMMAND_CONTRACT, Rejection, decode_command
-from processors.lifecycle import Clocks, LifecyclePolicy, OrderState, Refusal, Transition, decide
-from schemas.commands import (
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.processors.command_signing import SignatureRefusal, check
+from workorder_pipeline.processors.intake import COMMAND_CONTRACT, Rejection, decode_command
+from workorder_pipeline.processors.lifecycle import (
+    Clocks,
+    LifecyclePolicy,
+    OrderState,
+    Refusal,
+    Transition,
+    decide,
+)
+from workorder_pipeline.schemas.commands import (
     EscalationLevel,
     LifecycleEvent,
     LifecycleEventName,
@@ -36,15 +43,15 @@ from schemas.commands import (
     RefusalCode,
     WorkOrderCommand,
 )
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.senders import SenderKeys
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
-from services.dead_letters import Lettered, dead_letter
-from services.failures import error_name, transient
-from services.intake import InboundMessage, unprocessable_rejection
-from services.ports import Announcement, CommandBatch, CommandStore, OutboxTopic
-from services.unit_of_work import once_more_if_raced
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.dead_letters import Lettered, dead_letter
+from workorder_pipeline.services.failures import error_name, transient
+from workorder_pipeline.services.intake import InboundMessage, unprocessable_rejection
+from workorder_pipeline.services.ports import Announcement, CommandBatch, CommandStore, OutboxTopic
+from workorder_pipeline.services.unit_of_work import once_more_if_raced
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection
-from processors.redaction import redact
-from schemas.deadletter import DeadLetter, KeptOriginal, Redaction, SourcePosition
+from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection
+from workorder_pipeline.processors.redaction import redact
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal, Redaction, SourcePosition
 
 if TYPE_CHECKING:
-    from services.intake import InboundMessage
+    from workorder_pipeline.services.intake import InboundMessage
 
 
 @dataclass(frozen=True, slots=True)

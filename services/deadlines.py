@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from processors.calendar import Deadline, WorkCalendar
-from schemas.policy import Deadlines
-from schemas.workorder import WorkOrder
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.processors.calendar import Deadline, WorkCalendar
+from workorder_pipeline.schemas.policy import Deadlines
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 
 def recompute_provisional_deadlines(

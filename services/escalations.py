@@ -6,16 +6,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from processors.calendar import WorkCalendar
-from processors.cards import due_cards
-from processors.clocks import due_acceptance, due_reroute
-from processors.escalation import DueEscalation, due_escalations, recipient
-from processors.next_check import OrderClocks, next_check_at
-from schemas.commands import EscalationLevel, EscalationMessage
-from schemas.policy import Deadlines
-from schemas.workflow import CardLevel
-from schemas.workorder import Priority, WorkOrderStatus
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.cards import due_cards
+from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
+from workorder_pipeline.processors.escalation import DueEscalation, due_escalations, recipient
+from workorder_pipeline.processors.next_check import OrderClocks, next_check_at
+from workorder_pipeline.schemas.commands import EscalationLevel, EscalationMessage
+from workorder_pipeline.schemas.policy import Deadlines
+from workorder_pipeline.schemas.workflow import CardLevel
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 
 def fire_due(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.records import ExtensionRequestQuery, PendingExtension
-from services.ports import ExtensionRequestReads
+from workorder_pipeline.schemas.records import ExtensionRequestQuery, PendingExtension
+from workorder_pipeline.services.ports import ExtensionRequestReads
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import kafka.errors
 import psycopg
 import sqlalchemy.exc
 
-from storage.dedupe_slots import DedupeSlotTaken
+from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken
 
 
 class WaitingFor(StrEnum):

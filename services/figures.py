@@ -20,7 +20,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from processors.figures import (
+from workorder_pipeline.processors.figures import (
     ALL_UNITS,
     Figure,
     Period,
@@ -30,7 +30,7 @@ from processors.figures import (
     orders_behind,
     unit_figures,
 )
-from services.ports import FigureFactsReader
+from workorder_pipeline.services.ports import FigureFactsReader
 
 
 class MonthPeriod(StrEnum):

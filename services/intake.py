@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import ProcessingGuarantee, Settings
-from processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
-from processors.calendar import WorkCalendar
-from processors.compiled_policy import CompiledPolicy
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
-from processors.merging import BatchMerges
-from processors.triage import (
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
+from workorder_pipeline.processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy
+from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
+from workorder_pipeline.processors.merging import BatchMerges
+from workorder_pipeline.processors.triage import (
     Action,
     BatchTriageState,
     OpenOrder,
@@ -28,15 +28,15 @@ from processors.triage import (
     TriageOutcome,
     state_keys,
 )
-from processors.workorders import open_work_order, work_order_id
-from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
-from schemas.policy import ReferenceData
-from schemas.signal import Signal, SignalKind, SourceKey
-from schemas.workorder import PipelineEventName, WorkOrder
-from services.calendar_files import package_schedules
-from services.dead_letters import Lettered, dead_letter
-from services.ports import IntakeBatch, IntakeStore
-from services.unit_of_work import once_more_if_raced
+from workorder_pipeline.processors.workorders import open_work_order, work_order_id
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
+from workorder_pipeline.schemas.policy import ReferenceData
+from workorder_pipeline.schemas.signal import Signal, SignalKind, SourceKey
+from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrder
+from workorder_pipeline.services.calendar_files import package_schedules
+from workorder_pipeline.services.dead_letters import Lettered, dead_letter
+from workorder_pipeline.services.ports import IntakeBatch, IntakeStore
+from workorder_pipeline.services.unit_of_work import once_more_if_raced
 
 
 @dataclass(frozen=True, slots=True)

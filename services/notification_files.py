@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from schemas.notifications import NotificationPolicy, NotifyRoute, Receiver
-from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
+from workorder_pipeline.schemas.notifications import NotificationPolicy, NotifyRoute, Receiver
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
 NOTIFICATIONS_FILE = "notifications.yaml"
 Loc = tuple[str | int, ...]

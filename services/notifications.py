@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from processors.notify_content import NotificationText, NotifyOrder, render, render_failure
-from processors.notify_routing import (
+from workorder_pipeline.processors.notify_content import NotificationText, NotifyOrder, render, render_failure
+from workorder_pipeline.processors.notify_routing import (
     ESCALATION_NOTIFIES,
     NotifyEvent,
     NotifyRouter,
@@ -28,8 +28,8 @@ from processors.notify_routing import (
     retry_delay,
     send_after,
 )
-from schemas.commands import EscalationLevel
-from schemas.notifications import (
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.notifications import (
     AttemptOutcome,
     ChannelType,
     NotificationLevel,
@@ -37,9 +37,9 @@ from schemas.notifications import (
     NotificationStatus,
     Receiver,
 )
-from schemas.signal import SignalKind
-from schemas.workorder import Priority
-from storage.notifications import RUNNING_STATUSES, NotificationStore
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.storage.notifications import RUNNING_STATUSES, NotificationStore
 
 log = structlog.get_logger(__name__)
 

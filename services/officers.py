@@ -19,8 +19,8 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from schemas.officers import ConsoleSession, Officer, OfficerRole
-from services.ports import OfficerStore
+from workorder_pipeline.schemas.officers import ConsoleSession, Officer, OfficerRole
+from workorder_pipeline.services.ports import OfficerStore
 
 #: Shorter passwords are refused when an account is made or its password set.
 MIN_PASSWORD_LENGTH = 10

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.platforms import PlatformRegistry
-from services.policy_files import load_model
+from workorder_pipeline.schemas.platforms import PlatformRegistry
+from workorder_pipeline.services.policy_files import load_model
 
 PLATFORMS_FILE = "platforms.yaml"
 

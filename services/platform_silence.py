@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from processors.calendar import WorkCalendar
-from processors.platform_silence import PlatformState, judge
-from schemas.platforms import ExpectedPlatform
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.platform_silence import PlatformState, judge
+from workorder_pipeline.schemas.platforms import ExpectedPlatform
 
 #: (platform, its newest event time or None, now) -> silent?
 SilenceJudge = Callable[[ExpectedPlatform, datetime | None, datetime], bool]

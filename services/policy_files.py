@@ -10,9 +10,17 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from schemas.errors import ConfigurationError
-from schemas.figures import FiguresPolicy
-from schemas.policy import Deadlines, LifecyclePolicy, Policy, ReferenceData, RoutingTree, Triage, Units
+from workorder_pipeline.schemas.errors import ConfigurationError
+from workorder_pipeline.schemas.figures import FiguresPolicy
+from workorder_pipeline.schemas.policy import (
+    Deadlines,
+    LifecyclePolicy,
+    Policy,
+    ReferenceData,
+    RoutingTree,
+    Triage,
+    Units,
+)
 
 UNITS_FILE = "units.yaml"
 ROUTES_FILE = "routes.yaml"

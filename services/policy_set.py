@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from processors.calendar import WorkCalendar
-from processors.compiled_policy import CompiledPolicy, compile_policy
-from processors.notify_routing import NotifyRouter
-from schemas.notifications import NotificationPolicy
-from schemas.platforms import PlatformRegistry
-from schemas.policy import Policy, ReferenceData
-from schemas.senders import SenderKeys
-from services.calendar_files import load_calendar
-from services.notification_files import load_notifications
-from services.platform_files import load_platforms
-from services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
-from services.sender_keys import load_senders
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy, compile_policy
+from workorder_pipeline.processors.notify_routing import NotifyRouter
+from workorder_pipeline.schemas.notifications import NotificationPolicy
+from workorder_pipeline.schemas.platforms import PlatformRegistry
+from workorder_pipeline.schemas.policy import Policy, ReferenceData
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.services.calendar_files import load_calendar
+from workorder_pipeline.services.notification_files import load_notifications
+from workorder_pipeline.services.platform_files import load_platforms
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, load_policy, load_reference
+from workorder_pipeline.services.sender_keys import load_senders
 
 Loaded = TypeVar("Loaded")
 

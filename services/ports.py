@@ -10,14 +10,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from schemas.commands import EscalationLevel, LifecycleEventName, WorkOrderCommand
-from schemas.commands import OutboxTopic as OutboxTopic
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.errors import UnavailableError
-from schemas.figures import OrderFacts
-from schemas.officers import ConsoleSession, Officer
-from schemas.officers import OfficerExists as OfficerExists
-from schemas.records import (
+from workorder_pipeline.schemas.commands import EscalationLevel, LifecycleEventName, WorkOrderCommand
+from workorder_pipeline.schemas.commands import OutboxTopic as OutboxTopic
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.errors import UnavailableError
+from workorder_pipeline.schemas.figures import OrderFacts
+from workorder_pipeline.schemas.officers import ConsoleSession, Officer
+from workorder_pipeline.schemas.officers import OfficerExists as OfficerExists
+from workorder_pipeline.schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
     OrderPage,
@@ -25,8 +25,8 @@ from schemas.records import (
     PendingExtension,
     PersonalDataRead,
 )
-from schemas.signal import SourceKey
-from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 
 #: (outbox topic, key, payload) of one announcement.
 Announcement = tuple[str, str, str]

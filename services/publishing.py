@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from schemas.commands import EscalationMessage
-from schemas.workorder import WorkOrder
-from services.failures import error_name
-from services.ports import OutboxTopic
+from workorder_pipeline.schemas.commands import EscalationMessage
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.services.ports import OutboxTopic
 
 log = structlog.get_logger(__name__)
 

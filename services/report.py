@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from processors.durations import median, percentile
-from processors.figures import ALL_UNITS, Period, UnitFigures
-from schemas.figures import ScoreWeights
-from schemas.report import (
+from workorder_pipeline.processors.durations import median, percentile
+from workorder_pipeline.processors.figures import ALL_UNITS, Period, UnitFigures
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.report import (
     CategoryPlace,
     Closure,
     Compared,
@@ -28,9 +28,9 @@ from schemas.report import (
     RouteReturns,
     UnitClosure,
 )
-from schemas.signal import SignalKind
-from services.figures import figures_for_period
-from services.ports import FigureFactsReader, ReportReads, Window
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.services.figures import figures_for_period
+from workorder_pipeline.services.ports import FigureFactsReader, ReportReads, Window
 
 #: The figures of every unit for a period, judged at ``now`` (services/figures.py).
 FiguresSource = Callable[[Period, datetime], Sequence[UnitFigures]]

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from processors.figures import Period
-from schemas.figures import ScoreWeights
-from schemas.report import MonthlyReport
-from services.figures import period_named
-from services.ports import FigureFactsReader, ReportReads
-from services.report import figures_from, monthly_report
-from services.report_formats.documents import ReportFormat, render
+from workorder_pipeline.processors.figures import Period
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.report import MonthlyReport
+from workorder_pipeline.services.figures import period_named
+from workorder_pipeline.services.ports import FigureFactsReader, ReportReads
+from workorder_pipeline.services.report import figures_from, monthly_report
+from workorder_pipeline.services.report_formats.documents import ReportFormat, render
 
 _FILE = re.compile(r"^report-(\d{4}-\d{2})\.(html|pdf|xlsx)$")
 

@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from processors.admission import Admitted, Limits, admit, decide
-from processors.calendar import WorkCalendar
-from processors.compiled_policy import CompiledPolicy, compile_policy
-from processors.intake import Rejection
-from processors.replay import ReplayReport, replay
-from processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
-from processors.workorders import open_work_order
-from schemas.inbound import CONTRACTS
-from schemas.policy import Policy, ReferenceData
-from schemas.signal import Signal, SourceKey
-from schemas.workorder import WorkOrder
-from services.intake import Intake
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.processors.admission import Admitted, Limits, admit, decide
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy, compile_policy
+from workorder_pipeline.processors.intake import Rejection
+from workorder_pipeline.processors.replay import ReplayReport, replay
+from workorder_pipeline.processors.triage import Action, BatchTriageState, ReferenceIndex, TriageOutcome
+from workorder_pipeline.processors.workorders import open_work_order
+from workorder_pipeline.schemas.inbound import CONTRACTS
+from workorder_pipeline.schemas.policy import Policy, ReferenceData
+from workorder_pipeline.schemas.signal import Signal, SourceKey
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.intake import Intake
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from processors.command_signing import sign
-from schemas.errors import InputError
-from schemas.senders import ANY_UNIT, SenderKey, SenderKeys
-from services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
+from workorder_pipeline.processors.command_signing import sign
+from workorder_pipeline.schemas.errors import InputError
+from workorder_pipeline.schemas.senders import ANY_UNIT, SenderKey, SenderKeys
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, line_finder, load_model
 
 SENDERS_FILE = "senders.yaml"
 

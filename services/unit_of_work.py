@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from storage.transaction import LostRace
+from workorder_pipeline.storage.transaction import LostRace
 
 Result = TypeVar("Result")
 

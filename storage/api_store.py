@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from schemas.commands import Outcome, RefusalCode
-from schemas.deadletter import KeptOriginal
-from schemas.figures import OrderFacts
-from schemas.records import (
+from workorder_pipeline.schemas.commands import Outcome, RefusalCode
+from workorder_pipeline.schemas.deadletter import KeptOriginal
+from workorder_pipeline.schemas.figures import OrderFacts
+from workorder_pipeline.schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
     OrderPage,
@@ -18,14 +18,14 @@ from schemas.records import (
     PendingExtension,
     PersonalDataRead,
 )
-from schemas.workorder import WorkOrder
-from storage.dead_letters import DeadLetterOriginals
-from storage.extension_requests_read import pending_extensions
-from storage.figures_read import FigureFacts
-from storage.notifications import NotificationStore
-from storage.personal_data import PersonalDataReads
-from storage.repository import WorkOrderRepository
-from storage.sent_commands import SentCommands
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.storage.dead_letters import DeadLetterOriginals
+from workorder_pipeline.storage.extension_requests_read import pending_extensions
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.notifications import NotificationStore
+from workorder_pipeline.storage.personal_data import PersonalDataReads
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.sent_commands import SentCommands
 
 
 class ApiStore:

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from schemas.commands import LifecycleEventName
-from schemas.workorder import PIPELINE_ACTOR, PipelineEventName
-from storage.bulk import insert_rows
-from storage.tables import work_order_event
+from workorder_pipeline.schemas.commands import LifecycleEventName
+from workorder_pipeline.schemas.workorder import PIPELINE_ACTOR, PipelineEventName
+from workorder_pipeline.storage.bulk import insert_rows
+from workorder_pipeline.storage.tables import work_order_event
 
 EventName = PipelineEventName | LifecycleEventName
 

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from storage.database import json_text
+from workorder_pipeline.storage.database import json_text
 
 Convert = Callable[[Any], Any] | None
 

@@ -18,17 +18,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.workorder import WorkOrder, WorkOrderStatus
-from storage import audit_trail, dead_letters, outbox
-from storage.bulk import chunks
-from storage.escalation_store import escalated_before, record_escalation
-from storage.one_of import one_of
-from storage.order_rows import with_sources
-from storage.outbox import Announcement
-from storage.tables import processed_command, work_order
-from storage.transaction import races_reported
+from workorder_pipeline.schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.workorder import WorkOrder, WorkOrderStatus
+from workorder_pipeline.storage import audit_trail, dead_letters, outbox
+from workorder_pipeline.storage.bulk import chunks
+from workorder_pipeline.storage.escalation_store import escalated_before, record_escalation
+from workorder_pipeline.storage.one_of import one_of
+from workorder_pipeline.storage.order_rows import with_sources
+from workorder_pipeline.storage.outbox import Announcement
+from workorder_pipeline.storage.tables import processed_command, work_order
+from workorder_pipeline.storage.transaction import races_reported
 
 _LOCK_ORDERS = (
     sa.select(work_order.c.id)

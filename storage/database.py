@@ -16,7 +16,7 @@ from alembic.config import Config
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy.engine import Engine
 
-from schemas.errors import UnavailableError
+from workorder_pipeline.schemas.errors import UnavailableError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

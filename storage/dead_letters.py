@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
-from storage.tables import dead_letter_log, dead_letter_original
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal, RejectionReason
+from workorder_pipeline.storage.tables import dead_letter_log, dead_letter_original
 
 
 def keep(conn: Connection, originals: Sequence[KeptOriginal]) -> None:

@@ -7,10 +7,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
-from storage import audit_trail
-from storage.order_rows import with_sources
-from storage.tables import work_order
+from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.storage import audit_trail
+from workorder_pipeline.storage.order_rows import with_sources
+from workorder_pipeline.storage.tables import work_order
 
 
 class DeadlineStore:

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from schemas.errors import Interrupted
-from storage.tables import DEDUPE_SLOT_INDEX, work_order
+from workorder_pipeline.schemas.errors import Interrupted
+from workorder_pipeline.storage.tables import DEDUPE_SLOT_INDEX, work_order
 
 
 class DedupeSlotTaken(Interrupted):

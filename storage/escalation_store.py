@@ -12,11 +12,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.commands import EscalationLevel
-from schemas.workorder import PipelineEventName, WorkOrderStatus
-from storage import audit_trail
-from storage.bulk import chunks
-from storage.tables import UtcDateTime, escalation, work_order
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrderStatus
+from workorder_pipeline.storage import audit_trail
+from workorder_pipeline.storage.bulk import chunks
+from workorder_pipeline.storage.tables import UtcDateTime, escalation, work_order
 
 #: The columns the tick's clocks are computed from (processors/next_check.OrderClocks), and
 #: the rework count (提级督办).

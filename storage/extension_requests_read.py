@@ -14,12 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.commands import LifecycleEventName
-from schemas.records import ExtensionRequestQuery, PendingExtension
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrderStatus
-from storage.bulk import chunks
-from storage.tables import PENDING_EXTENSION, work_order, work_order_event
+from workorder_pipeline.schemas.commands import LifecycleEventName
+from workorder_pipeline.schemas.records import ExtensionRequestQuery, PendingExtension
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.storage.bulk import chunks
+from workorder_pipeline.storage.tables import PENDING_EXTENSION, work_order, work_order_event
 
 
 def pending_extensions(engine: Engine, query: ExtensionRequestQuery) -> list[PendingExtension]:

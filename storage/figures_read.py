@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
-from schemas.commands import CallbackResult, LifecycleEventName
-from schemas.figures import OrderFacts
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrderStatus
-from storage.tables import work_order, work_order_event
+from workorder_pipeline.schemas.commands import CallbackResult, LifecycleEventName
+from workorder_pipeline.schemas.figures import OrderFacts
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.storage.tables import work_order, work_order_event
 
 E = LifecycleEventName
 _GRANTED = (E.extension_approved.value, E.extended.value)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from schemas.workorder import WorkOrderStatus
-from storage.one_of import one_of
-from storage.tables import UtcDateTime, suppressed_signal, work_order, work_order_source
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.storage.one_of import one_of
+from workorder_pipeline.storage.tables import UtcDateTime, suppressed_signal, work_order, work_order_source
 
 _c = work_order.c
 

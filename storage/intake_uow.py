@@ -16,16 +16,16 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.signal import SourceKey
-from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
-from storage import audit_trail, dead_letters, intake_queries, platforms_seen
-from storage.bulk import chunks, insert_rows
-from storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
-from storage.dispatch_marks import record_dispatched
-from storage.order_rows import order_row, with_sources
-from storage.tables import suppressed_signal, work_order, work_order_source
-from storage.transaction import races_reported
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.storage import audit_trail, dead_letters, intake_queries, platforms_seen
+from workorder_pipeline.storage.bulk import chunks, insert_rows
+from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
+from workorder_pipeline.storage.dispatch_marks import record_dispatched
+from workorder_pipeline.storage.order_rows import order_row, with_sources
+from workorder_pipeline.storage.tables import suppressed_signal, work_order, work_order_source
+from workorder_pipeline.storage.transaction import races_reported
 
 
 @contextmanager

@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.notifications import AttemptOutcome, NotificationLevel, NotificationStatus
-from schemas.workorder import WorkOrderStatus
-from storage.tables import escalation, notification, notification_attempt, work_order
+from workorder_pipeline.schemas.notifications import AttemptOutcome, NotificationLevel, NotificationStatus
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.storage.tables import escalation, notification, notification_attempt, work_order
 
 _S = WorkOrderStatus
 #: Orders whose clock runs: what stays unresolved is notified again.

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from schemas.officers import ConsoleSession, Officer, OfficerExists, OfficerRole
-from storage.tables import console_session, officer
+from workorder_pipeline.schemas.officers import ConsoleSession, Officer, OfficerExists, OfficerRole
+from workorder_pipeline.storage.tables import console_session, officer
 
 
 class OfficerStore:

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from schemas.workorder import WorkOrderStatus
-from storage.tables import work_order
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.storage.tables import work_order
 
 
 class OrderGauges:

@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from schemas.signal import SourceKey
-from schemas.workorder import Subject, WorkOrder
-from storage.one_of import one_of
-from storage.tables import work_order, work_order_source
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.workorder import Subject, WorkOrder
+from workorder_pipeline.storage.one_of import one_of
+from workorder_pipeline.storage.tables import work_order, work_order_source
 
 #: WorkOrder fields stored in work_order columns of the same name.
 _SAME_NAME_COLUMNS = tuple(

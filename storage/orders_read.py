@@ -9,12 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from schemas.inbound import Channel
-from schemas.records import OrderPage, OrderQuery
-from schemas.signal import SignalKind, SourceKey
-from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
-from storage.order_rows import with_sources
-from storage.tables import (
+from workorder_pipeline.schemas.inbound import Channel
+from workorder_pipeline.schemas.records import OrderPage, OrderQuery
+from workorder_pipeline.schemas.signal import SignalKind, SourceKey
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.storage.order_rows import with_sources
+from workorder_pipeline.storage.tables import (
     processed_command,
     suppressed_signal,
     work_order,

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.commands import OutboxTopic
-from storage.bulk import chunks
-from storage.tables import outbox
+from workorder_pipeline.schemas.commands import OutboxTopic
+from workorder_pipeline.storage.bulk import chunks
+from workorder_pipeline.storage.tables import outbox
 
 #: (outbox topic, key, payload) of one announcement.
 Announcement = tuple[str, str, str]

@@ -7,8 +7,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from schemas.records import PersonalDataRead
-from storage.tables import personal_data_read
+from workorder_pipeline.schemas.records import PersonalDataRead
+from workorder_pipeline.storage.tables import personal_data_read
 
 __all__ = ["PersonalDataRead", "PersonalDataReads"]
 

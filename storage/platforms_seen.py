@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.platforms import is_platform_id
-from storage.tables import platform_seen
+from workorder_pipeline.schemas.platforms import is_platform_id
+from workorder_pipeline.storage.tables import platform_seen
 
 MIN_ADVANCE = timedelta(minutes=1)
 

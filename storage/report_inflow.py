@@ -10,7 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage.tables import dead_letter_log, suppressed_signal, work_order, work_order_source
+from workorder_pipeline.storage.tables import (
+    dead_letter_log,
+    suppressed_signal,
+    work_order,
+    work_order_source,
+)
 
 Window = tuple[datetime, datetime]
 

@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from schemas.commands import EscalationLevel, LifecycleEventName
-from schemas.workorder import WorkOrderStatus
-from storage.report_inflow import Window
-from storage.tables import escalation, work_order, work_order_event, work_order_source
+from workorder_pipeline.schemas.commands import EscalationLevel, LifecycleEventName
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.storage.report_inflow import Window
+from workorder_pipeline.storage.tables import escalation, work_order, work_order_event, work_order_source
 
 o = work_order.c
 _IN_MONTH = (o.created_at >= sa.bindparam("start"), o.created_at < sa.bindparam("end"))

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from storage import report_inflow, report_orders
-from storage.report_inflow import Window
-from storage.tables import work_order
+from workorder_pipeline.storage import report_inflow, report_orders
+from workorder_pipeline.storage.report_inflow import Window
+from workorder_pipeline.storage.tables import work_order
 
 #: Order columns the report counts by.
 _ORDER_FIELDS = frozenset({"kind", "category", "region_code"})

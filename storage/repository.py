@@ -15,15 +15,15 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from schemas.deadletter import DeadLetter, KeptOriginal
-from storage import dead_letters
-from storage.command_uow import CommandBatch, command_unit
-from storage.deadline_store import DeadlineStore
-from storage.dispatch_marks import DispatchMarks
-from storage.escalation_store import EscalationStore
-from storage.intake_uow import IntakeBatch, intake_unit
-from storage.orders_read import OrderReads
-from storage.outbox import Outbox
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.storage import dead_letters
+from workorder_pipeline.storage.command_uow import CommandBatch, command_unit
+from workorder_pipeline.storage.deadline_store import DeadlineStore
+from workorder_pipeline.storage.dispatch_marks import DispatchMarks
+from workorder_pipeline.storage.escalation_store import EscalationStore
+from workorder_pipeline.storage.intake_uow import IntakeBatch, intake_unit
+from workorder_pipeline.storage.orders_read import OrderReads
+from workorder_pipeline.storage.outbox import Outbox
 
 
 class WorkOrderRepository(OrderReads, DispatchMarks, EscalationStore, DeadlineStore, Outbox):

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from storage.tables import api_command
+from workorder_pipeline.storage.tables import api_command
 
 
 class SentCommands:

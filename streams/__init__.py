@@ -4,6 +4,6 @@ Importing this package makes every aiokafka client in the process (ours and faus
 the broker not to create a topic it asks about (streams/no_auto_create.py).
 """
 
-from streams import no_auto_create
+from workorder_pipeline.streams import no_auto_create
 
 no_auto_create.install()

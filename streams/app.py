@@ -21,27 +21,27 @@ from typing import Any
 import faust
 import structlog
 
-from config.settings import ProcessingGuarantee, Settings
-from schemas.workorder import WorkOrder
-from services.clock import utc_now
-from services.commands import CommandHandler, CommandResult
-from services.dead_letters import Retention
-from services.escalations import Escalations
-from services.failures import error_name
-from services.intake import InboundMessage, Intake
-from services.notifications import Notifier
-from services.report_archive import MonthlyReports
-from streams import metrics, transport
-from streams.background import Background
-from streams.broker_probe import BrokerProbe
-from streams.command_consumer import CommandConsumer, log_commands, record_headers
-from streams.intake_consumer import METADATA_MAX_AGE_MS, BatchConsumer, IntakeConsumer
-from streams.kafka.security import faust_credentials
-from streams.outputs import Outputs
-from streams.resilience import Task, until_done
-from streams.retry import settle
-from streams.supervision import LagProbe, faust_assigned
-from streams.topic_watch import BrokerChild, TopicWatch
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.commands import CommandHandler, CommandResult
+from workorder_pipeline.services.dead_letters import Retention
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.notifications import Notifier
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.streams import metrics, transport
+from workorder_pipeline.streams.background import Background
+from workorder_pipeline.streams.broker_probe import BrokerProbe
+from workorder_pipeline.streams.command_consumer import CommandConsumer, log_commands, record_headers
+from workorder_pipeline.streams.intake_consumer import METADATA_MAX_AGE_MS, BatchConsumer, IntakeConsumer
+from workorder_pipeline.streams.kafka.security import faust_credentials
+from workorder_pipeline.streams.outputs import Outputs
+from workorder_pipeline.streams.resilience import Task, until_done
+from workorder_pipeline.streams.retry import settle
+from workorder_pipeline.streams.supervision import LagProbe, faust_assigned
+from workorder_pipeline.streams.topic_watch import BrokerChild, TopicWatch
 
 log = structlog.get_logger(__name__)
 

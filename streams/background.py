@@ -12,24 +12,24 @@ from datetime import datetime
 import faust
 import structlog
 
-from config.settings import Settings
-from schemas.workorder import WorkOrder
-from services.commands import CommandHandler
-from services.dead_letters import Retention
-from services.escalations import Escalations
-from services.intake import Intake
-from services.notifications import Notifier
-from services.ports import OutboxTopic
-from services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
-from services.report_archive import MonthlyReports
-from streams import metrics
-from streams.broker_probe import BrokerProbe
-from streams.intake_consumer import BatchConsumer
-from streams.outputs import Outputs
-from streams.resilience import Task, every, until_done
-from streams.retry import settle
-from streams.supervision import LAG_REFRESH_SECONDS, LagProbe
-from streams.topic_watch import TOPIC_CHECK_SECONDS, TopicWatch
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.dead_letters import Retention
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import Intake
+from workorder_pipeline.services.notifications import Notifier
+from workorder_pipeline.services.ports import OutboxTopic
+from workorder_pipeline.services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.broker_probe import BrokerProbe
+from workorder_pipeline.streams.intake_consumer import BatchConsumer
+from workorder_pipeline.streams.outputs import Outputs
+from workorder_pipeline.streams.resilience import Task, every, until_done
+from workorder_pipeline.streams.retry import settle
+from workorder_pipeline.streams.supervision import LAG_REFRESH_SECONDS, LagProbe
+from workorder_pipeline.streams.topic_watch import TOPIC_CHECK_SECONDS, TopicWatch
 
 log = structlog.get_logger(__name__)
 

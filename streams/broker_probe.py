@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 
-from config.settings import Settings
-from streams.kafka.security import aiokafka_options
-from streams.resilience import close_quietly
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.streams.kafka.security import aiokafka_options
+from workorder_pipeline.streams.resilience import close_quietly
 
 #: A question to the broker that takes longer fails (and is retried later).
 REQUEST_TIMEOUT_MS = 5000

@@ -22,15 +22,15 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from config.settings import Settings
-from services.commands import CommandHandler, CommandResult
-from services.failures import error_name
-from services.intake import InboundMessage
-from services.ports import OutboxTopic
-from streams import metrics
-from streams.intake_consumer import BatchConsumer, next_offsets
-from streams.outputs import Committer, Message, Outputs
-from streams.resilience import Task
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.services.commands import CommandHandler, CommandResult
+from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.services.intake import InboundMessage
+from workorder_pipeline.services.ports import OutboxTopic
+from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.intake_consumer import BatchConsumer, next_offsets
+from workorder_pipeline.streams.outputs import Committer, Message, Outputs
+from workorder_pipeline.streams.resilience import Task
 
 log = structlog.get_logger(__name__)
 

@@ -19,10 +19,16 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from services.clock import utc_now
-from services.figures import ALL_UNITS, ScoreWeights, UnitFigures, figures_for_period, month_periods
-from services.ports import FigureFactsReader
-from streams.resilience import Outage, Task
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.figures import (
+    ALL_UNITS,
+    ScoreWeights,
+    UnitFigures,
+    figures_for_period,
+    month_periods,
+)
+from workorder_pipeline.services.ports import FigureFactsReader
+from workorder_pipeline.streams.resilience import Outage, Task
 
 FIGURE_LABELS = ["unit", "kind", "figure", "period"]
 #: Two months of orders are read at most this often (scrapes come every 15 s); the

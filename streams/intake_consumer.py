@@ -34,14 +34,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from config.settings import ProcessingGuarantee, Settings
-from services.failures import error_name
-from services.intake import InboundMessage, Intake, IntakeResult, combined
-from streams import metrics
-from streams.kafka.security import aiokafka_options
-from streams.outputs import Committer, Outputs
-from streams.resilience import Outage, Stopped, Task, close_quietly
-from streams.retry import settle
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
+from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult, combined
+from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.kafka.security import aiokafka_options
+from workorder_pipeline.streams.outputs import Committer, Outputs
+from workorder_pipeline.streams.resilience import Outage, Stopped, Task, close_quietly
+from workorder_pipeline.streams.retry import settle
 
 log = structlog.get_logger(__name__)
 

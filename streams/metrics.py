@@ -27,11 +27,11 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from schemas.commands import EscalationLevel, LifecycleEventName, Outcome, ReturnReason
-from schemas.notifications import AttemptOutcome, ChannelType
-from schemas.signal import SignalKind
-from services.commands import CommandResult
-from services.intake import IntakeResult
+from workorder_pipeline.schemas.commands import EscalationLevel, LifecycleEventName, Outcome, ReturnReason
+from workorder_pipeline.schemas.notifications import AttemptOutcome, ChannelType
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.services.commands import CommandResult
+from workorder_pipeline.services.intake import IntakeResult
 
 #: Key of the routing tree's root: an order decided there matched no route.
 DEFAULT_ROUTE_KEY = "default"

@@ -32,12 +32,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from config.settings import Settings
-from schemas.deadletter import DeadLetter
-from schemas.errors import ConfigurationError
-from schemas.workorder import WorkOrder
-from streams.kafka.producers import new_producer
-from streams.resilience import TopicsNotReady, close_quietly
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.deadletter import DeadLetter
+from workorder_pipeline.schemas.errors import ConfigurationError
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.streams.kafka.producers import new_producer
+from workorder_pipeline.streams.resilience import TopicsNotReady, close_quietly
 
 log = structlog.get_logger(__name__)
 

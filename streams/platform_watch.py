@@ -21,10 +21,10 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from schemas.platforms import Cadence, ExpectedPlatform, PlatformRegistry
-from services.clock import utc_now
-from services.platform_silence import SilenceJudge
-from streams.resilience import Outage, Task
+from workorder_pipeline.schemas.platforms import Cadence, ExpectedPlatform, PlatformRegistry
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.platform_silence import SilenceJudge
+from workorder_pipeline.streams.resilience import Outage, Task
 
 #: The allowance a daily platform is shown with on the dashboard: one day between
 #: deliveries (whether it is silent is decided by its due time, not by this).

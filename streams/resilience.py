@@ -25,8 +25,8 @@ from typing import TypeVar
 import structlog
 from prometheus_client import Counter, Gauge
 
-from schemas.errors import Interrupted
-from services.failures import error_name, transient, transient_detail
+from workorder_pipeline.schemas.errors import Interrupted
+from workorder_pipeline.services.failures import error_name, transient, transient_detail
 
 log = structlog.get_logger(__name__)
 

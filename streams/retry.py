@@ -17,9 +17,9 @@ from typing import TypeVar
 
 import structlog
 
-from services.failures import error_name
-from streams import metrics
-from streams.resilience import Stopped, Task, until_done
+from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.resilience import Stopped, Task, until_done
 
 log = structlog.get_logger(__name__)
 

@@ -33,11 +33,11 @@ from aiokafka import TopicPartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from schemas.signal import SignalKind
-from schemas.workorder import Priority
-from services.clock import utc_now
-from streams.broker_probe import BrokerProbe
-from streams.resilience import Outage, Task
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.streams.broker_probe import BrokerProbe
+from workorder_pipeline.streams.resilience import Outage, Task
 
 log = structlog.get_logger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Protocol
 import structlog
 from prometheus_client import Gauge
 
-from streams.broker_probe import BrokerProbe
-from streams.resilience import TopicsNotReady
+from workorder_pipeline.streams.broker_probe import BrokerProbe
+from workorder_pipeline.streams.resilience import TopicsNotReady
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,8 @@ from psycopg import sql
 
 if TYPE_CHECKING:
     # Imported lazily below: unit tests should not pay for importing kafka-python.
-    from wo.embedded_broker import EmbeddedBroker
-    from wo.kafka_cluster import KafkaCluster
+    from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
+    from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 POSTGRES_HOST = "127.0.0.1"
 # bin/test starts a server there (bin/_postgres.sh) and says which port.
@@ -58,7 +58,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClus
     fails. Topics are not auto-created: give each test its own topic names and create them.
     """
 
-    from wo.kafka_cluster import KafkaCluster
+    from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
     require_java_and_maven()
     with KafkaCluster(tmp_path_factory.mktemp("kafka"), brokers=1) as cluster:
@@ -71,7 +71,7 @@ def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 
     Its data lives in memory: give each test its own topic names.
     """
-    from wo.embedded_broker import EmbeddedBroker
+    from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
     log_path = tmp_path_factory.mktemp("tansu") / "broker.log"
     with EmbeddedBroker(log_path=log_path) as broker:
@@ -119,4 +119,4 @@ def _cli_leaves_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     its handler on stderr and its cached loggers would outlive the test, so a later test's
     captured logs come back empty and a stray library warning lands in another test's
     stderr. The CLI's logging itself is tested in processes of their own."""
-    monkeypatch.setattr("wo.cli.configure_logging", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("workorder_pipeline.wo.cli.configure_logging", lambda *_args, **_kwargs: None)

@@ -10,11 +10,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from processors.merging import with_occurrences
-from schemas.commands import EscalationLevel, LifecycleEventName, OutboxTopic, WorkOrderCommand
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.figures import OrderFacts
-from schemas.records import (
+from workorder_pipeline.processors.merging import with_occurrences
+from workorder_pipeline.schemas.commands import (
+    EscalationLevel,
+    LifecycleEventName,
+    OutboxTopic,
+    WorkOrderCommand,
+)
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.figures import OrderFacts
+from workorder_pipeline.schemas.records import (
     DecidedCommand,
     ExtensionRequestQuery,
     OrderPage,
@@ -22,10 +27,10 @@ from schemas.records import (
     PendingExtension,
     PersonalDataRead,
 )
-from schemas.signal import SourceKey
-from schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
-from services.ports import Announcement, CommandNotPublished
-from storage.transaction import LostRace
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.ports import Announcement, CommandNotPublished
+from workorder_pipeline.storage.transaction import LostRace
 
 _CLOSED = {WorkOrderStatus.closed}
 

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from storage.tables import (
+from workorder_pipeline.storage.tables import (
     dead_letter_log,
     escalation,
     suppressed_signal,

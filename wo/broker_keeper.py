@@ -10,10 +10,10 @@ from typing import Any
 
 import structlog
 
-from config.settings import Settings
-from streams.kafka.admin import ensure_topics, open_admin
-from streams.kafka.security import kafka_python_options
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.streams.kafka.admin import ensure_topics, open_admin
+from workorder_pipeline.streams.kafka.security import kafka_python_options
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
 

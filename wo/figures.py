@@ -8,11 +8,19 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from config.settings import Settings
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from services.clock import utc_now
-from services.figures import ALL_UNITS, Figure, Period, Rate, UnitFigures, figures_for_period, period_named
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.figures import (
+    ALL_UNITS,
+    Figure,
+    Period,
+    Rate,
+    UnitFigures,
+    figures_for_period,
+    period_named,
+)
 
 SCORE_ZH = "评分"
 ALL_UNITS_ZH = "全部单位"
@@ -36,9 +44,9 @@ def add_commands(commands: Any) -> None:
 
 
 def _figures(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_files import load_policy
-    from storage.database import create_engine
-    from storage.figures_read import FigureFacts
+    from workorder_pipeline.services.policy_files import load_policy
+    from workorder_pipeline.storage.database import create_engine
+    from workorder_pipeline.storage.figures_read import FigureFacts
 
     now = utc_now()
     try:

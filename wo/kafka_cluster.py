@@ -32,9 +32,9 @@ from typing import Self
 import structlog
 from kafka.errors import KafkaError
 
-from streams.kafka.admin import open_admin
-from wo.children import spawn_child
-from wo.embedded_broker import HOST, BrokerStartError, EmbeddedBroker, free_port
+from workorder_pipeline.streams.kafka.admin import open_admin
+from workorder_pipeline.wo.children import spawn_child
+from workorder_pipeline.wo.embedded_broker import HOST, BrokerStartError, EmbeddedBroker, free_port
 
 __all__ = [
     "BrokerKind",

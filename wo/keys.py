@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from config.settings import Settings
-from services.clock import utc_now
-from services.sender_keys import new_signing_key, write_signing_key
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.sender_keys import new_signing_key, write_signing_key
 
 
 def add_commands(commands: Any) -> None:
@@ -26,7 +26,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _make(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_files import load_policy
+    from workorder_pipeline.services.policy_files import load_policy
 
     acts_as = tuple(unit.strip() for unit in args.acts_as.split(",") if unit.strip())
     units = load_policy(settings.policy_dir).units.ids()

@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.settings import Settings
-from processors.notify_routing import NotifyEvent, send_after
-from schemas.notifications import NotificationLevel, NotificationPolicy
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from schemas.workorder import Priority
-from services.clock import utc_now
-from services.policy_files import PolicyError
-from wo.arguments import aware_time
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.processors.notify_routing import NotifyEvent, send_after
+from workorder_pipeline.schemas.notifications import NotificationLevel, NotificationPolicy
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.policy_files import PolicyError
+from workorder_pipeline.wo.arguments import aware_time
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -38,7 +38,7 @@ def add_rules_notify(rules_commands: Subcommands) -> None:
 
 
 def rules_notify(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_set import load_policy_set
+    from workorder_pipeline.services.policy_set import load_policy_set
 
     try:
         loaded = load_policy_set(args.rules or settings.policy_dir)
@@ -72,7 +72,7 @@ def rules_notify(settings: Settings, args: argparse.Namespace) -> int:
 def print_notifications(notifications: NotificationPolicy | None) -> None:
     """``wo rules check``'s lines about notifications.yaml: unset secrets are warned of, not
     refused (the check runs where the secrets are not)."""
-    from services.notification_files import unset_secrets
+    from workorder_pipeline.services.notification_files import unset_secrets
 
     if notifications is None:
         print("notifications: none (no notifications.yaml): nobody is notified")

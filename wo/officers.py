@@ -8,11 +8,11 @@ import getpass
 import sys
 from typing import Any
 
-from config.settings import Settings
-from schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
-from schemas.times import for_people
-from services.clock import utc_now
-from services.officers import Officers, PasswordTooShort
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.officers import Officers, PasswordTooShort
 
 
 def add_commands(commands: Any) -> None:
@@ -37,8 +37,8 @@ def add_commands(commands: Any) -> None:
 
 
 def _service(settings: Settings) -> Officers:
-    from storage.database import create_engine
-    from storage.officer_store import OfficerStore
+    from workorder_pipeline.storage.database import create_engine
+    from workorder_pipeline.storage.officer_store import OfficerStore
 
     return Officers(OfficerStore(create_engine(settings.database_url)))
 
@@ -53,7 +53,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _add(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_files import load_policy
+    from workorder_pipeline.services.policy_files import load_policy
 
     if args.unit not in load_policy(settings.policy_dir).units.ids():
         print(f"wo officers add: units.yaml 中没有单位 {args.unit}", file=sys.stderr)

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
-from config.settings import Settings
-from schemas.times import for_people
-from services.clock import utc_now
-from wo.arguments import aware_time
-from wo.errors import Unreachable
+from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.wo.arguments import aware_time
+from workorder_pipeline.wo.errors import Unreachable
 
 ACTIONS = ("accept", "start", "feedback", "close", "return", "reopen", "reassign", "extend")
 #: 延期申请: sub-command -> the API's action.
@@ -293,7 +293,7 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from services.policy_files import load_policy
+    from workorder_pipeline.services.policy_files import load_policy
 
     if args.role == Role.unit.value and not args.unit:
         print("wo api token: role unit needs --unit", file=sys.stderr)

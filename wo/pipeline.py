@@ -16,45 +16,55 @@ import structlog
 import uvicorn
 from prometheus_client import start_http_server
 
-from api.app import create_app
-from api.auth import load_tokens
-from api.console.session import ConsoleParts
-from config.settings import ProcessingGuarantee, Settings
-from processors.lifecycle import Clocks
-from schemas.figures import ScoreWeights
-from schemas.policy import ReferenceData
-from services.clock import utc_now
-from services.commands import CommandHandler
-from services.dead_letters import Retention
-from services.deadlines import recompute_provisional_deadlines
-from services.escalations import Escalations
-from services.intake import Intake, intake_limits
-from services.notifications import Notifier
-from services.officers import Officers
-from services.platform_silence import silence_judge
-from services.policy_files import ReferenceFiles
-from services.policy_set import PolicySet, load_policy_set
-from services.report_archive import MonthlyReports
-from services.sender_keys import SigningKey, new_signing_key, read_signing_key, write_signing_key
-from storage.api_store import ApiStore
-from storage.database import create_engine, migrate, wait_for_database
-from storage.dead_letters import DeadLetterOriginals
-from storage.figures_read import FigureFacts
-from storage.notifications import NotificationStore
-from storage.officer_store import OfficerStore
-from storage.order_gauges import OrderGauges
-from storage.platforms_seen import PlatformsSeen
-from storage.report_store import ReportStore
-from storage.repository import WorkOrderRepository
-from streams import figure_gauges, metrics, platform_watch, supervision
-from streams.app import Worker, build_app
-from streams.channels import build_channels
-from streams.kafka.producers import KafkaCommandPublisher
-from streams.kafka.security import kafka_python_options
-from streams.outputs import check_transactions
-from wo import ports
-from wo.broker_keeper import EmbeddedBrokerChild, create_topics, partition_counts, wait_for_broker
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import load_tokens
+from workorder_pipeline.api.console.session import ConsoleParts
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
+from workorder_pipeline.processors.lifecycle import Clocks
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.policy import ReferenceData
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.dead_letters import Retention
+from workorder_pipeline.services.deadlines import recompute_provisional_deadlines
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import Intake, intake_limits
+from workorder_pipeline.services.notifications import Notifier
+from workorder_pipeline.services.officers import Officers
+from workorder_pipeline.services.platform_silence import silence_judge
+from workorder_pipeline.services.policy_files import ReferenceFiles
+from workorder_pipeline.services.policy_set import PolicySet, load_policy_set
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.services.sender_keys import (
+    SigningKey,
+    new_signing_key,
+    read_signing_key,
+    write_signing_key,
+)
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine, migrate, wait_for_database
+from workorder_pipeline.storage.dead_letters import DeadLetterOriginals
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.notifications import NotificationStore
+from workorder_pipeline.storage.officer_store import OfficerStore
+from workorder_pipeline.storage.order_gauges import OrderGauges
+from workorder_pipeline.storage.platforms_seen import PlatformsSeen
+from workorder_pipeline.storage.report_store import ReportStore
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams import figure_gauges, metrics, platform_watch, supervision
+from workorder_pipeline.streams.app import Worker, build_app
+from workorder_pipeline.streams.channels import build_channels
+from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
+from workorder_pipeline.streams.kafka.security import kafka_python_options
+from workorder_pipeline.streams.outputs import check_transactions
+from workorder_pipeline.wo import ports
+from workorder_pipeline.wo.broker_keeper import (
+    EmbeddedBrokerChild,
+    create_topics,
+    partition_counts,
+    wait_for_broker,
+)
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 log = structlog.get_logger(__name__)
 

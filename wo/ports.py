@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from config.settings import Settings
-from schemas.errors import ConfigurationError
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.errors import ConfigurationError
 
 #: How long the API may take to start serving on its socket (it starts in ~0.1 s).
 API_START_TIMEOUT_S = 15.0

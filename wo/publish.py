@@ -10,14 +10,14 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from config.settings import Settings
-from processors.command_signing import sign
-from schemas.errors import InputError
-from services.sender_keys import SigningKey
-from streams.kafka.producers import file_producer
-from streams.kafka.security import kafka_python_options
-from wo.broker_keeper import partition_counts
-from wo.errors import Unreachable, first_reachable
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.processors.command_signing import sign
+from workorder_pipeline.schemas.errors import InputError
+from workorder_pipeline.services.sender_keys import SigningKey
+from workorder_pipeline.streams.kafka.producers import file_producer
+from workorder_pipeline.streams.kafka.security import kafka_python_options
+from workorder_pipeline.wo.broker_keeper import partition_counts
+from workorder_pipeline.wo.errors import Unreachable, first_reachable
 
 
 class PublishError(InputError):

@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings
-from services.clock import utc_now
-from services.policy_files import PolicyError, load_policy
-from wo.errors import EXIT_USAGE
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.policy_files import PolicyError, load_policy
+from workorder_pipeline.wo.errors import EXIT_USAGE
 
 FORMATS = ("html", "pdf", "xlsx")
 
@@ -29,7 +29,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _monthly(settings: Settings, args: argparse.Namespace) -> int:
-    from services.figures import period_named
+    from workorder_pipeline.services.figures import period_named
 
     try:
         if args.month in ("this_month", "last_month"):
@@ -49,12 +49,12 @@ def _monthly(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def write_reports(database_url: str, month: str, weights: Any, formats: Any, out: Path, now: datetime) -> int:
-    from processors.figures import Period
-    from services.report import figures_from, monthly_report
-    from services.report_formats.documents import ReportFormat, file_name, render
-    from storage.database import create_engine
-    from storage.figures_read import FigureFacts
-    from storage.report_store import ReportStore
+    from workorder_pipeline.processors.figures import Period
+    from workorder_pipeline.services.report import figures_from, monthly_report
+    from workorder_pipeline.services.report_formats.documents import ReportFormat, file_name, render
+    from workorder_pipeline.storage.database import create_engine
+    from workorder_pipeline.storage.figures_read import FigureFacts
+    from workorder_pipeline.storage.report_store import ReportStore
 
     year, number = (int(part) for part in month.split("-"))
     engine = create_engine(database_url)

@@ -11,9 +11,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import routes_admin, routes_auth, routes_center, routes_figures, routes_orders
-from api.console.render import ConsoleError, error_page
-from api.console.session import ConsoleParts, NotSignedIn
+from workorder_pipeline.api.console import (
+    routes_admin,
+    routes_auth,
+    routes_center,
+    routes_figures,
+    routes_orders,
+)
+from workorder_pipeline.api.console.render import ConsoleError, error_page
+from workorder_pipeline.api.console.session import ConsoleParts, NotSignedIn
 
 STATIC = Path(__file__).parent / "static"
 

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from api.console.session import SignedInOfficer
-from api.models import CommandRequest
-from schemas.commands import CommandAction
+from workorder_pipeline.api.console.session import SignedInOfficer
+from workorder_pipeline.api.models import CommandRequest
+from workorder_pipeline.schemas.commands import CommandAction
 
 #: Actions done in the field by at least the policy's number of officers: the signed-in
 #: officer and the colleagues picked from the unit's roster.

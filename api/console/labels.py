@@ -4,7 +4,7 @@ enum has a name here: tests/console check that none is missing."""
 
 from __future__ import annotations
 
-from schemas.commands import (
+from workorder_pipeline.schemas.commands import (
     CallbackResult,
     CommandAction,
     Disposition,
@@ -12,9 +12,9 @@ from schemas.commands import (
     RefusalCode,
     ReturnReason,
 )
-from schemas.signal import SignalKind
-from schemas.workflow import CardLevel
-from schemas.workorder import PipelineEventName, Priority, WorkOrderStatus
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workflow import CardLevel
+from workorder_pipeline.schemas.workorder import PipelineEventName, Priority, WorkOrderStatus
 
 STATUS = {
     WorkOrderStatus.registered: "已登记",

@@ -10,14 +10,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from api.auth import Role
-from api.console import labels
-from api.console.session import ConsoleParts, SignedInOfficer
-from schemas.commands import CommandAction, Disposition, RefusalCode
-from schemas.officers import ROLE_NAMES
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from schemas.workorder import Priority
+from workorder_pipeline.api.auth import Role
+from workorder_pipeline.api.console import labels
+from workorder_pipeline.api.console.session import ConsoleParts, SignedInOfficer
+from workorder_pipeline.schemas.commands import CommandAction, Disposition, RefusalCode
+from workorder_pipeline.schemas.officers import ROLE_NAMES
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.schemas.workorder import Priority
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.autoescape = True  # every template, whatever its name ends with

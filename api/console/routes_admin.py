@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.console.render import ConsoleError, page
-from api.console.session import Parts, Reader, Sender, SignedInOfficer
-from schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
-from services.officers import MIN_PASSWORD_LENGTH, PasswordTooShort
+from workorder_pipeline.api.console.render import ConsoleError, page
+from workorder_pipeline.api.console.session import Parts, Reader, Sender, SignedInOfficer
+from workorder_pipeline.schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
+from workorder_pipeline.services.officers import MIN_PASSWORD_LENGTH, PasswordTooShort
 
 router = APIRouter(prefix="/console/admin")
 

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.console.render import NAV, ConsoleError, page
-from api.console.session import (
+from workorder_pipeline.api.console.render import NAV, ConsoleError, page
+from workorder_pipeline.api.console.session import (
     COOKIE,
     CSRF_FIELD,
     Parts,
@@ -20,7 +20,7 @@ from api.console.session import (
     clear_session_cookie,
     set_session_cookie,
 )
-from services.officers import SignedIn, SignInRefusal
+from workorder_pipeline.services.officers import SignedIn, SignInRefusal
 
 router = APIRouter(prefix="/console")
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.auth import Role
-from api.console.render import ConsoleError, page
-from api.console.session import Parts, Reader
-from api.console.views import order_view
-from api.deps import Api
-from schemas.records import OrderQuery
-from schemas.signal import SignalKind
-from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
+from workorder_pipeline.api.auth import Role
+from workorder_pipeline.api.console.render import ConsoleError, page
+from workorder_pipeline.api.console.session import Parts, Reader
+from workorder_pipeline.api.console.views import order_view
+from workorder_pipeline.api.deps import Api
+from workorder_pipeline.schemas.records import OrderQuery
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 router = APIRouter(prefix="/console")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.console.render import ConsoleError, page
-from api.console.session import Parts, Reader, SignedInOfficer
-from api.console.views import order_view
-from api.deps import Api
-from schemas.records import OrderQuery
-from services.figures import (
+from workorder_pipeline.api.console.render import ConsoleError, page
+from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
+from workorder_pipeline.api.console.views import order_view
+from workorder_pipeline.api.deps import Api
+from workorder_pipeline.schemas.records import OrderQuery
+from workorder_pipeline.services.figures import (
     ALL_UNITS,
     MONTH_PERIODS,
     Figure,

@@ -13,20 +13,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.auth import Role, officer_principal
-from api.console import labels
-from api.console.forms import command_request
-from api.console.render import ConsoleError, page
-from api.console.session import Parts, Reader, Sender, SignedInOfficer
-from api.console.views import deadline_notes, offered_actions, order_view
-from api.deps import Api
-from api.sending import build_command, send_and_wait
-from processors.lifecycle import may_act
-from schemas.commands import CommandAction, LifecycleEventName
-from schemas.records import OrderQuery
-from schemas.signal import SourceKey
-from schemas.times import for_people
-from schemas.workorder import PIPELINE_ACTOR, WorkOrder, WorkOrderStatus
+from workorder_pipeline.api.auth import Role, officer_principal
+from workorder_pipeline.api.console import labels
+from workorder_pipeline.api.console.forms import command_request
+from workorder_pipeline.api.console.render import ConsoleError, page
+from workorder_pipeline.api.console.session import Parts, Reader, Sender, SignedInOfficer
+from workorder_pipeline.api.console.views import deadline_notes, offered_actions, order_view
+from workorder_pipeline.api.deps import Api
+from workorder_pipeline.api.sending import build_command, send_and_wait
+from workorder_pipeline.processors.lifecycle import may_act
+from workorder_pipeline.schemas.commands import CommandAction, LifecycleEventName
+from workorder_pipeline.schemas.records import OrderQuery
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.schemas.workorder import PIPELINE_ACTOR, WorkOrder, WorkOrderStatus
 
 router = APIRouter(prefix="/console")
 

@@ -16,11 +16,11 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from api.auth import Principal, officer_principal
-from processors.calendar import WorkCalendar
-from schemas.officers import Officer
-from schemas.policy import Policy
-from services.officers import Officers
+from workorder_pipeline.api.auth import Principal, officer_principal
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.schemas.officers import Officer
+from workorder_pipeline.schemas.policy import Policy
+from workorder_pipeline.services.officers import Officers
 
 COOKIE = "wo_console"
 CSRF_FIELD = "csrf_token"

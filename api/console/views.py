@@ -7,15 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from api.auth import Principal
-from api.console import labels
-from processors.calendar import WorkCalendar
-from processors.cards import due_cards
-from processors.lifecycle import offered
-from schemas.commands import CommandAction
-from schemas.policy import Policy
-from schemas.workflow import CardLevel
-from schemas.workorder import WorkOrder, WorkOrderStatus
+from workorder_pipeline.api.auth import Principal
+from workorder_pipeline.api.console import labels
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.cards import due_cards
+from workorder_pipeline.processors.lifecycle import offered
+from workorder_pipeline.schemas.commands import CommandAction
+from workorder_pipeline.schemas.policy import Policy
+from workorder_pipeline.schemas.workflow import CardLevel
+from workorder_pipeline.schemas.workorder import WorkOrder, WorkOrderStatus
 
 #: The actions the order page may offer, in the order they are shown.
 ORDER_ACTIONS = (

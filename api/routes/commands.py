@@ -9,15 +9,15 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import Api, Caller
-from api.guard import validation_errors
-from api.models import AnswerOutcome, CommandRequest, CommandResponse
-from api.routes.orders import visible_order
-from api.sending import build_command, send_and_wait
-from processors.intake import Rejection, decode_body
-from schemas.commands import RefusalCode, WorkOrderCommand
-from schemas.records import DecidedCommand
-from services.ports import OrderReads
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.guard import validation_errors
+from workorder_pipeline.api.models import AnswerOutcome, CommandRequest, CommandResponse
+from workorder_pipeline.api.routes.orders import visible_order
+from workorder_pipeline.api.sending import build_command, send_and_wait
+from workorder_pipeline.processors.intake import Rejection, decode_body
+from workorder_pipeline.schemas.commands import RefusalCode, WorkOrderCommand
+from workorder_pipeline.schemas.records import DecidedCommand
+from workorder_pipeline.services.ports import OrderReads
 
 #: The answer's status for every refusal code. No default: a code missing here fails the
 #: tests (tests/unit/test_api_without_database.py), never a client.

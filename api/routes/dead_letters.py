@@ -10,10 +10,10 @@ import base64
 
 from fastapi import APIRouter, HTTPException
 
-from api.auth import Role
-from api.deps import Api, Caller
-from api.models import DeadLetterOriginal
-from schemas.records import PersonalDataRead
+from workorder_pipeline.api.auth import Role
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.models import DeadLetterOriginal
+from workorder_pipeline.schemas.records import PersonalDataRead
 
 ROUTE = "GET /dead-letters/{dead_letter_id}/original"
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.auth import Role
-from api.deps import Api, Caller
-from api.models import ExtensionRequestRow
-from schemas.records import ExtensionRequestQuery
-from schemas.signal import SignalKind
-from services.extension_requests import waiting_requests
+from workorder_pipeline.api.auth import Role
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.models import ExtensionRequestRow
+from workorder_pipeline.schemas.records import ExtensionRequestQuery
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.services.extension_requests import waiting_requests
 
 router = APIRouter()
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import Api, Caller
-from api.models import FigureOut, FiguresOut, UnitFiguresOut
-from services.figures import figures_for_period, period_named
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.models import FigureOut, FiguresOut, UnitFiguresOut
+from workorder_pipeline.services.figures import figures_for_period, period_named
 
 router = APIRouter()
 

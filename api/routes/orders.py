@@ -6,16 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from api.auth import Principal, Role
-from api.deps import Api, Caller
-from api.models import NotificationOut, OrderDetail
-from schemas.inbound import ComplaintCategory, EnterpriseId
-from schemas.plates import Plate
-from schemas.records import OrderQuery
-from schemas.signal import SignalKind
-from schemas.times import UtcDatetime
-from schemas.workorder import Priority, WorkOrder, WorkOrderStatus
-from services.ports import OrderReads
+from workorder_pipeline.api.auth import Principal, Role
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.models import NotificationOut, OrderDetail
+from workorder_pipeline.schemas.inbound import ComplaintCategory, EnterpriseId
+from workorder_pipeline.schemas.plates import Plate
+from workorder_pipeline.schemas.records import OrderQuery
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import UtcDatetime
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.ports import OrderReads
 
 router = APIRouter()
 

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.auth import Role
-from api.deps import Api, Caller
-from api.models import Complainant, PersonalDataReadOut
-from api.routes.orders import visible_order
-from schemas.records import PersonalDataRead
-from schemas.signal import SignalKind
-from schemas.times import UtcDatetime
+from workorder_pipeline.api.auth import Role
+from workorder_pipeline.api.deps import Api, Caller
+from workorder_pipeline.api.models import Complainant, PersonalDataReadOut
+from workorder_pipeline.api.routes.orders import visible_order
+from workorder_pipeline.schemas.records import PersonalDataRead
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import UtcDatetime
 
 router = APIRouter()
 

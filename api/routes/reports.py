@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from api.auth import Principal, Role
-from api.deps import Api, Caller, Parts
-from services.report_archive import MonthlyReports
-from services.report_formats.documents import ReportFormat
+from workorder_pipeline.api.auth import Principal, Role
+from workorder_pipeline.api.deps import Api, Caller, Parts
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.services.report_formats.documents import ReportFormat
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from benchkit.common import AlarmStream, Config
 from benchkit.processes import BenchBroker, cpu_seconds, proc_status_kb
 from benchkit.results import Results
-from streams.kafka.admin import ensure_topics
+from workorder_pipeline.streams.kafka.admin import ensure_topics
 
 
 class BenchBase:

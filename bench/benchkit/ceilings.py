@@ -20,14 +20,14 @@ from benchkit.common import ALARM_CONTRACT, BATCH_SIZE, REPO_ROOT, WARMUP_TIMEOU
 from benchkit.kafka_io import produce_backlog, produce_one_per_partition
 from benchkit.processes import cpu_seconds, database, start_child, wait_until
 from benchkit.results import Row
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from processors.intake import decode_event
-from services.calendar_files import load_calendar
-from services.intake import InboundMessage, Intake
-from services.policy_files import ReferenceFiles, load_policy
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import decode_event
+from workorder_pipeline.services.calendar_files import load_calendar
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import ReferenceFiles, load_policy
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 BENCHMARK_SCRIPT = Path(__file__).resolve().parents[1] / "benchmark.py"
 

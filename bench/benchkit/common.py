@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from config.settings import Topics
-from wo.kafka_cluster import BrokerKind
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.wo.kafka_cluster import BrokerKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALARM_CONTRACT = "vehicle-alarm/1"

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from benchkit.common import ALARM_CONTRACT, BATCH_SECONDS, BATCH_SIZE
-from processors.intake import decode_event
+from workorder_pipeline.processors.intake import decode_event
 
 # --- the faust parse-only agent (a child process) ------------------------------------------
 
@@ -16,7 +16,7 @@ def faust_child(config: dict[str, Any]) -> int:
     the warm-up messages are through and BENCH DONE <monotonic time> at the target count."""
     import faust
 
-    from streams.transport import broker_url
+    from workorder_pipeline.streams.transport import broker_url
 
     app = faust.App(
         config["group"],

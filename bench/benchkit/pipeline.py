@@ -28,10 +28,10 @@ from benchkit.kafka_io import (
 from benchkit.processes import Child, cpu_seconds, database, start_child, wait_until
 from benchkit.profiles import Profiling
 from benchkit.results import Row, percentile, soak_windows
-from config.settings import Topics
-from storage.database import migrate
-from streams.kafka.admin import ensure_topics
-from wo.embedded_broker import free_port
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.storage.database import migrate
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.embedded_broker import free_port
 
 
 class PipelineRuns(Profiling):

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 from benchkit.common import CLOCK_TICKS, POSTGRES_ADMIN_DSN, REPO_ROOT, BenchmarkError
-from wo.embedded_broker import EmbeddedBroker
-from wo.kafka_cluster import BrokerKind, KafkaCluster, kafka_version
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.wo.kafka_cluster import BrokerKind, KafkaCluster, kafka_version
 
 # --- processes ---------------------------------------------------------------------------
 

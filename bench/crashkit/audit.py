@@ -7,12 +7,12 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from config.settings import Topics
 from crashkit.kafka_io import read_topic
 from crashkit.report import CrashReport
 from crashkit.workload import Workload
-from storage.database import create_engine
-from storage.tables import (
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.storage.tables import (
     processed_command,
     suppressed_signal,
     work_order,

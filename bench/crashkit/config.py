@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from config.settings import ProcessingGuarantee
-from wo.kafka_cluster import BrokerKind
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.wo.kafka_cluster import BrokerKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WO = REPO_ROOT / ".venv" / "bin" / "wo"

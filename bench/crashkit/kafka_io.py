@@ -14,9 +14,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from crashkit.config import CrashTestError
 from crashkit.workload import Chunk, Message
-from services.sender_keys import SigningKey, signed_headers
-from storage.database import create_engine
-from storage.tables import work_order
+from workorder_pipeline.services.sender_keys import SigningKey, signed_headers
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.storage.tables import work_order
 
 
 def _partitions(consumer: Any, topics: list[str]) -> list[Any]:

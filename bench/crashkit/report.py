@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from config.settings import ProcessingGuarantee
 from crashkit.config import CrashConfig
+from workorder_pipeline.config.settings import ProcessingGuarantee
 
 
 @dataclass

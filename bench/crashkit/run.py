@@ -12,17 +12,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config.settings import Settings, Topics
 from crashkit.audit import _audit
 from crashkit.config import PARTITIONS, POLICY_DIR, CrashConfig, CrashTestError
 from crashkit.kafka_io import Publisher, committed_offsets, dispatched_counter, end_offsets
 from crashkit.report import CrashReport
 from crashkit.workers import WorkerSlot, database, signed_policy, worker_env
 from crashkit.workload import build_workload
-from services.policy_files import load_policy
-from storage.database import migrate
-from streams.kafka.admin import ensure_topics
-from wo.kafka_cluster import running_broker
+from workorder_pipeline.config.settings import Settings, Topics
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.storage.database import migrate
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.kafka_cluster import running_broker
 
 
 def run_crash_test(config: CrashConfig, progress: Callable[[str], None] | None = None) -> CrashReport:

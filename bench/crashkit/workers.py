@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from config.settings import ProcessingGuarantee
 from crashkit.config import (
     ASSIGNED,
     PARTITIONS,
@@ -26,8 +25,9 @@ from crashkit.config import (
     CrashConfig,
     CrashTestError,
 )
-from services.sender_keys import SigningKey, policy_dir_with_sender
-from wo.embedded_broker import free_port
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.services.sender_keys import SigningKey, policy_dir_with_sender
+from workorder_pipeline.wo.embedded_broker import free_port
 
 
 class WorkerSlot:

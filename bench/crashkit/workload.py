@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.settings import Topics
 from crashkit.config import OFFICERS, POLICY_DIR, CrashConfig
-from processors.compiled_policy import compile_policy
-from processors.intake import EventTime, Rejection, decode_event, event_time
-from processors.signals import to_signal
-from processors.triage import Action, BatchTriageState, ReferenceIndex, triage
-from processors.workorders import work_order_id
-from schemas.policy import Policy
-from schemas.signal import SourceKey
-from schemas.workorder import COMMAND_CENTER
-from services.policy_files import ReferenceFiles
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import EventTime, Rejection, decode_event, event_time
+from workorder_pipeline.processors.signals import to_signal
+from workorder_pipeline.processors.triage import Action, BatchTriageState, ReferenceIndex, triage
+from workorder_pipeline.processors.workorders import work_order_id
+from workorder_pipeline.schemas.policy import Policy
+from workorder_pipeline.schemas.signal import SourceKey
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.services.policy_files import ReferenceFiles
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from drills.probes import Tick, most_leading_node, partitions_led_by, pause, wait_isr_full
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 
 class Drill(StrEnum):

@@ -12,7 +12,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from wo.kafka_cluster import KafkaCluster, Partition
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster, Partition
 
 #: Called while a drill waits: restarts workers that exited (and counts them).
 Tick = Callable[[], None]

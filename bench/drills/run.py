@@ -17,14 +17,14 @@ from typing import Any, ClassVar
 
 import crash_test as crash
 
-from config.settings import ProcessingGuarantee, Settings, Topics
 from drills.faults import FAULTS, Drill, Timing
 from drills.probes import LagSampler, pause
 from drills.report import DrillReport
-from services.policy_files import load_policy
-from storage.database import migrate
-from streams.kafka.admin import ensure_topics
-from wo.kafka_cluster import BrokerKind, running_broker
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings, Topics
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.storage.database import migrate
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.kafka_cluster import BrokerKind, running_broker
 
 BROKERS = 3
 #: Worker log events counted in the report (retries and failures the workers survived).

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from processors.compiled_policy import CompiledPolicy
-from processors.routing import matches_all, passes
-from processors.triage.outcome import (
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy
+from workorder_pipeline.processors.routing import matches_all, passes
+from workorder_pipeline.processors.triage.outcome import (
     WARNING_DISPOSITION,
     WHITELIST_REVIEW_KEY,
     Action,
@@ -40,11 +40,11 @@ from processors.triage.outcome import (
     TriageOutcome,
     TriageState,
 )
-from processors.triage.reference import ReferenceIndex
-from processors.triage.state import BatchTriageState, subjects_of
-from processors.triage.steps import STEPS, Triaging, dedupe_key_of, with_subject
-from schemas.policy import MinorViolationRule
-from schemas.signal import FieldValue, Signal
+from workorder_pipeline.processors.triage.reference import ReferenceIndex
+from workorder_pipeline.processors.triage.state import BatchTriageState, subjects_of
+from workorder_pipeline.processors.triage.steps import STEPS, Triaging, dedupe_key_of, with_subject
+from workorder_pipeline.schemas.policy import MinorViolationRule
+from workorder_pipeline.schemas.signal import FieldValue, Signal
 
 __all__ = [
     "WARNING_DISPOSITION",

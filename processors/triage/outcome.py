@@ -8,9 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from processors.routing import RouteDecision
-from schemas.signal import Signal
-from schemas.workorder import Priority
+from workorder_pipeline.processors.routing import RouteDecision
+from workorder_pipeline.schemas.signal import Signal
+from workorder_pipeline.schemas.workorder import Priority
 
 WHITELIST_REVIEW_KEY = "whitelist-review"
 WARNING_DISPOSITION = "warning_minor_violation"

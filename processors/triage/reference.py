@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas.policy import ReferenceData, WhitelistEntry
-from schemas.signal import Signal
+from workorder_pipeline.schemas.policy import ReferenceData, WhitelistEntry
+from workorder_pipeline.schemas.signal import Signal
 
 
 class ReferenceIndex:

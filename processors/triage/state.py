@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from processors.triage.outcome import Action, OpenOrder, RelatedOrders, TriageOutcome
-from schemas.signal import Signal
+from workorder_pipeline.processors.triage.outcome import Action, OpenOrder, RelatedOrders, TriageOutcome
+from workorder_pipeline.schemas.signal import Signal
 
 _NONE: tuple[str, ...] = ()
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from processors.compiled_policy import CompiledPolicy, KindRules
-from processors.routing import RouteDecision, passes, route_signal
-from processors.triage.outcome import (
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy, KindRules
+from workorder_pipeline.processors.routing import RouteDecision, passes, route_signal
+from workorder_pipeline.processors.triage.outcome import (
     WARNING_DISPOSITION,
     WHITELIST_REVIEW_KEY,
     Action,
@@ -25,10 +25,10 @@ from processors.triage.outcome import (
     TriageOutcome,
     TriageState,
 )
-from processors.triage.reference import ReferenceIndex
-from schemas.policy import WhitelistEntry
-from schemas.signal import FieldValue, Signal, SignalKind
-from schemas.workorder import COMMAND_CENTER, Priority
+from workorder_pipeline.processors.triage.reference import ReferenceIndex
+from workorder_pipeline.schemas.policy import WhitelistEntry
+from workorder_pipeline.schemas.signal import FieldValue, Signal, SignalKind
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority
 
 
 @dataclass(slots=True)

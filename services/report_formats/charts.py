@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from schemas.figures import Figure as Rate
-from schemas.report import MonthlyReport
-from services.report_formats.labels import zh
+from workorder_pipeline.schemas.figures import Figure as Rate
+from workorder_pipeline.schemas.report import MonthlyReport
+from workorder_pipeline.services.report_formats.labels import zh
 
 #: The font family every chart's text uses: without it, Chinese labels are drawn as boxes.
 CJK_FAMILY = "Noto Sans CJK SC"

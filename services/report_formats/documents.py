@@ -15,10 +15,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from schemas.report import MonthlyReport
-from schemas.times import for_people
-from services.report_formats.charts import Chart, report_charts
-from services.report_formats.tables import Kind, Table, report_tables, show
+from workorder_pipeline.schemas.report import MonthlyReport
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.report_formats.charts import Chart, report_charts
+from workorder_pipeline.services.report_formats.tables import Kind, Table, report_tables, show
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.figures import ALL_UNITS
+from workorder_pipeline.processors.figures import ALL_UNITS
 
 LABELS: dict[str, str] = {
     # kinds of signal

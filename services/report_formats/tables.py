@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from schemas.figures import Figure
-from schemas.report import Compared, FigureValue, MonthlyReport, Recurrence
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from services.report_formats.labels import zh
+from workorder_pipeline.schemas.figures import Figure
+from workorder_pipeline.schemas.report import Compared, FigureValue, MonthlyReport, Recurrence
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.services.report_formats.labels import zh
 
 Cell = str | int | float | None
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from schemas.notifications import ChannelType
-from services.notifications import Channel
-from streams.channels.email import EmailChannel
-from streams.channels.http import HttpSender
-from streams.channels.robots import DingtalkChannel, WecomChannel
-from streams.channels.sms import SmsChannel
-from streams.channels.webhook import WebhookChannel
+from workorder_pipeline.schemas.notifications import ChannelType
+from workorder_pipeline.services.notifications import Channel
+from workorder_pipeline.streams.channels.email import EmailChannel
+from workorder_pipeline.streams.channels.http import HttpSender
+from workorder_pipeline.streams.channels.robots import DingtalkChannel, WecomChannel
+from workorder_pipeline.streams.channels.sms import SmsChannel
+from workorder_pipeline.streams.channels.webhook import WebhookChannel
 
 #: Seconds a channel waits for a platform's answer (well within services.notifications.LEASE).
 TIMEOUT_S = 15.0

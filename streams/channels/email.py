@@ -11,9 +11,9 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 
-from schemas.notifications import AttemptOutcome, EmailReceiver
-from services.notifications import Outgoing, Receipt
-from streams.channels.http import missing, wrong_channel
+from workorder_pipeline.schemas.notifications import AttemptOutcome, EmailReceiver
+from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.streams.channels.http import missing, wrong_channel
 
 
 def compose(message: Outgoing, via: EmailReceiver) -> EmailMessage:

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from schemas.notifications import AttemptOutcome
-from services.notifications import Outgoing, Receipt
+from workorder_pipeline.schemas.notifications import AttemptOutcome
+from workorder_pipeline.services.notifications import Outgoing, Receipt
 
 
 @dataclass(frozen=True, slots=True)

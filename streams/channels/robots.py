@@ -19,9 +19,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from schemas.notifications import AttemptOutcome, DingtalkReceiver, WecomReceiver
-from services.notifications import Outgoing, Receipt
-from streams.channels.http import Answer, HttpSender, by_status, dumps, missing, wrong_channel
+from workorder_pipeline.schemas.notifications import AttemptOutcome, DingtalkReceiver, WecomReceiver
+from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.streams.channels.http import (
+    Answer,
+    HttpSender,
+    by_status,
+    dumps,
+    missing,
+    wrong_channel,
+)
 
 RATE_LIMITED = frozenset({45009, 130101})
 

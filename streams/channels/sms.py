@@ -10,9 +10,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.notifications import AttemptOutcome, SmsReceiver
-from services.notifications import Outgoing, Receipt
-from streams.channels.http import Answer, HttpSender, by_status, dumps, missing, wrong_channel
+from workorder_pipeline.schemas.notifications import AttemptOutcome, SmsReceiver
+from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.streams.channels.http import (
+    Answer,
+    HttpSender,
+    by_status,
+    dumps,
+    missing,
+    wrong_channel,
+)
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_.\-]+)\}")
 

@@ -10,9 +10,9 @@ import hmac
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from schemas.notifications import AttemptOutcome, WebhookReceiver
-from services.notifications import Outgoing, Receipt
-from streams.channels.http import HttpSender, by_status, dumps, missing, wrong_channel
+from workorder_pipeline.schemas.notifications import AttemptOutcome, WebhookReceiver
+from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.streams.channels.http import HttpSender, by_status, dumps, missing, wrong_channel
 
 CONTRACT = "workorder-notification/1"
 

@@ -18,7 +18,7 @@ import structlog
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from schemas.errors import BrokerError
+from workorder_pipeline.schemas.errors import BrokerError
 
 __all__ = ["TopicSetupError", "ensure_topics", "open_admin"]
 

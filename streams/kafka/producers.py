@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from config.settings import Settings
-from schemas.commands import WorkOrderCommand
-from services.ports import CommandNotPublished
-from services.sender_keys import SigningKey, signed_headers
-from streams.kafka.security import aiokafka_options, kafka_python_options
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.services.ports import CommandNotPublished
+from workorder_pipeline.services.sender_keys import SigningKey, signed_headers
+from workorder_pipeline.streams.kafka.security import aiokafka_options, kafka_python_options
 
 #: Room for a dead letter: the original message, base64-encoded (4/3), plus the envelope.
 _ENVELOPE_BYTES = 64 * 1024

@@ -11,7 +11,7 @@ from typing import Any
 import faust
 from aiokafka.helpers import create_ssl_context
 
-from config.settings import Settings
+from workorder_pipeline.config.settings import Settings
 
 _SSL_FILES = ("cafile", "certfile", "keyfile")
 

@@ -30,30 +30,30 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
-from api.console.session import ConsoleParts
-from api.guard import AuthFailures
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.figures import ScoreWeights
-from schemas.senders import SenderKeys
-from schemas.signal import SignalKind
-from schemas.workorder import WorkOrder, WorkOrderStatus
-from services.commands import CommandHandler, CommandResult
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy, load_reference
-from services.report_archive import MonthlyReports
-from services.sender_keys import new_signing_key
-from storage.api_store import ApiStore
-from storage.database import create_engine, migrate
-from storage.figures_read import FigureFacts
-from storage.report_store import ReportStore
-from storage.repository import WorkOrderRepository
-from streams.kafka.admin import ensure_topics
-from streams.kafka.producers import KafkaCommandPublisher
-from wo.embedded_broker import HOST, EmbeddedBroker, free_port
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from workorder_pipeline.api.console.session import ConsoleParts
+from workorder_pipeline.api.guard import AuthFailures
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.commands import CommandHandler, CommandResult
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.services.sender_keys import new_signing_key
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.report_store import ReportStore
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
+from workorder_pipeline.wo.embedded_broker import HOST, EmbeddedBroker, free_port
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Tokens of the tests' worlds do not expire while they run.

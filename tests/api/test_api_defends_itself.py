@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from api.auth import new_token
-from api.guard import MAX_AUTH_FAILURES, MAX_BODY_BYTES
 from tests.api.conftest import ApiWorld
+from workorder_pipeline.api.auth import new_token
+from workorder_pipeline.api.guard import MAX_AUTH_FAILURES, MAX_BODY_BYTES
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(api: ApiWorld) -> None:

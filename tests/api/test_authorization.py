@@ -17,10 +17,10 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from api.auth import hash_token, new_token
-from schemas.signal import SignalKind
 from tests.api.conftest import OFFICERS, SAMPLES, ApiWorld, documented_operations, openapi_document
 from tests.api.test_dead_letter_originals import rejected_complaint
+from workorder_pipeline.api.auth import hash_token, new_token
+from workorder_pipeline.schemas.signal import SignalKind
 
 pytestmark = pytest.mark.integration
 

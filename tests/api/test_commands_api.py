@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.signal import SignalKind
-from schemas.workorder import COMMAND_CENTER
 from tests.api.conftest import OFFICERS, REPO_ROOT, ApiWorld, FlakyApi, api_world
-from wo.embedded_broker import HOST, free_port
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.wo.embedded_broker import HOST, free_port
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = pytest.mark.integration
 
@@ -284,12 +284,12 @@ def test_a_command_answered_503_is_not_applied_when_the_broker_comes_back(flaky_
 CLOSED_PORT_CLIENT = """
 import json, sys, time
 from fastapi.testclient import TestClient
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token
-from streams.kafka.producers import KafkaCommandPublisher
-from storage.database import create_engine
-from services.sender_keys import new_signing_key
-from storage.api_store import ApiStore
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token
+from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.services.sender_keys import new_signing_key
+from workorder_pipeline.storage.api_store import ApiStore
 
 url, bootstrap, topic, token, order_id, command_id, timeout_s = sys.argv[1:]
 entry = {"name": "squad-1", "role": Role.unit, "unit": "squad-1", "sha256": hash_token(token)}

@@ -7,10 +7,10 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from processors.compiled_policy import compile_policy
-from schemas.deadletter import DeadLetter, Redaction
-from services.intake import InboundMessage, Intake
 from tests.api.conftest import POLICY, REFERENCE, TOPICS, ApiWorld
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.deadletter import DeadLetter, Redaction
+from workorder_pipeline.services.intake import InboundMessage, Intake
 
 NAME, PHONE = "司马相如", "13811112222"
 

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
-from schemas.commands import WorkOrderCommand
-from storage.api_store import ApiStore
-from storage.database import create_engine, migrate
 from tests.api.conftest import FAR_FUTURE
 from tests.integration import figures_month as month
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine, migrate
 
 pytestmark = pytest.mark.integration
 

@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from schemas.signal import SignalKind
 from tests.api.conftest import ApiWorld, api_world, documented_operations, openapi_document
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from schemas.times import for_people
 from tests.api.conftest import ApiWorld
-from wo.cli import main
-from wo.embedded_broker import HOST, free_port
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.wo.cli import main
+from workorder_pipeline.wo.embedded_broker import HOST, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas.signal import SignalKind
 from tests.api.conftest import ApiWorld
+from workorder_pipeline.schemas.signal import SignalKind
 
 
 def test_every_read_of_a_complainant_is_recorded_and_listed_for_the_command_center(api: ApiWorld) -> None:

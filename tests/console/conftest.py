@@ -15,14 +15,14 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api.console.session import ConsoleParts
-from schemas.officers import OfficerRole
-from services.clock import utc_now
-from services.officers import Officers
-from services.policy_set import load_policy_set
-from storage.officer_store import OfficerStore
 from tests.api.conftest import REPO_ROOT, ApiWorld, api_world
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.api.console.session import ConsoleParts
+from workorder_pipeline.schemas.officers import OfficerRole
+from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.officers import Officers
+from workorder_pipeline.services.policy_set import load_policy_set
+from workorder_pipeline.storage.officer_store import OfficerStore
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 PASSWORD = "长城-correct-horse-7"
 #: Argon2id at a test's cost: the same algorithm, less memory and time.

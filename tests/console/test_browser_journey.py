@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.api.conftest import REPO_ROOT
 from tests.conftest import skip_unless_ci
 from tests.console.conftest import ACCOUNTS, PASSWORD, Account, ConsoleWorld
-from wo.embedded_broker import HOST, free_port
+from workorder_pipeline.wo.embedded_broker import HOST, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "var" / "artifacts" / "console"

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from api.console import labels
-from processors.compiled_policy import compile_policy
-from schemas.commands import (
+from tests.api.conftest import POLICY, REFERENCE, TOPICS
+from tests.console.conftest import ACCOUNTS, PASSWORD, ConsoleWorld, csrf_of, sign_in
+from workorder_pipeline.api.console import labels
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.commands import (
     CallbackResult,
     CommandAction,
     Disposition,
@@ -19,12 +21,10 @@ from schemas.commands import (
     RefusalCode,
     ReturnReason,
 )
-from schemas.signal import SignalKind
-from schemas.workflow import CardLevel
-from schemas.workorder import PipelineEventName, Priority, WorkOrder, WorkOrderStatus
-from services.intake import InboundMessage, Intake
-from tests.api.conftest import POLICY, REFERENCE, TOPICS
-from tests.console.conftest import ACCOUNTS, PASSWORD, ConsoleWorld, csrf_of, sign_in
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workflow import CardLevel
+from workorder_pipeline.schemas.workorder import PipelineEventName, Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.intake import InboundMessage, Intake
 
 MARKUP = '<img src=x onerror="alert(1)">'
 

@@ -8,8 +8,8 @@ from collections import deque
 
 import pytest
 
-from schemas.workorder import WorkOrderStatus
 from tests.console.conftest import ACCOUNTS, ConsoleWorld, csrf_of
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
 
 ROLES = ("anonymous", "squad-1", "squad-2", "duty", "supervisor", "admin")
 #: URL (``{own}``: an order of squad-1) -> the answer to each role of ROLES, in order.

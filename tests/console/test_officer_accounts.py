@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
-from schemas.officers import OfficerExists, OfficerRole
-from services.officers import (
+from workorder_pipeline.schemas.officers import OfficerExists, OfficerRole
+from workorder_pipeline.services.officers import (
     IDLE_TIMEOUT,
     MAX_FAILURES_PER_ACCOUNT,
     MAX_FAILURES_PER_ADDRESS,
@@ -20,9 +20,9 @@ from services.officers import (
     SignedIn,
     SignInRefusal,
 )
-from storage.database import create_engine, migrate
-from storage.officer_store import OfficerStore
-from wo.cli import main
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.officer_store import OfficerStore
+from workorder_pipeline.wo.cli import main
 
 NOW = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
 PASSWORD = "长城-correct-horse-7"

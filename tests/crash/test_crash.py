@@ -21,17 +21,17 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import ProcessingGuarantee, Settings, Topics
-from schemas.workorder import COMMAND_CENTER
-from services.commands import CommandHandler
-from services.intake import InboundMessage
-from services.policy_files import load_policy
-from services.sender_keys import load_senders, signed_headers
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from streams.kafka.admin import ensure_topics
 from tests.integration.pipeline_support import REPO_ROOT, wait_for
-from wo.kafka_cluster import BrokerKind, running_broker
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings, Topics
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.services.sender_keys import load_senders, signed_headers
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.kafka_cluster import BrokerKind, running_broker
 
 pytestmark = [pytest.mark.crash, pytest.mark.integration, pytest.mark.postgres]
 

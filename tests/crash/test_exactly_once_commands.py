@@ -27,19 +27,19 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import ProcessingGuarantee, Settings, Topics
-from schemas.workorder import COMMAND_CENTER, WorkOrder
-from services.commands import CommandHandler
-from services.intake import InboundMessage
-from services.policy_files import load_policy
-from services.sender_keys import SigningKey, load_senders, signed_headers
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from storage.tables import processed_command, work_order, work_order_event
-from streams.kafka.admin import ensure_topics
 from tests.integration.pipeline_support import REPO_ROOT, wait_for
 from tests.integration.test_repository import T0, alarm_message, make_intake
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings, Topics
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrder
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.services.sender_keys import SigningKey, load_senders, signed_headers
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import processed_command, work_order, work_order_event
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.crash, pytest.mark.integration]
 

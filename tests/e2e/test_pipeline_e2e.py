@@ -39,7 +39,7 @@ from tests.integration.pipeline_support import (
     read_topic,
     wait_for,
 )
-from wo.embedded_broker import free_port
+from workorder_pipeline.wo.embedded_broker import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from storage.database import create_engine, migrate
+from workorder_pipeline.storage.database import create_engine, migrate
 
 
 @pytest.fixture

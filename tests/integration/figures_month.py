@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from storage.tables import work_order, work_order_event
+from workorder_pipeline.storage.tables import work_order, work_order_event
 
 NOW = datetime(2026, 12, 10, 4, 0, tzinfo=UTC)
 NOVEMBER_START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)

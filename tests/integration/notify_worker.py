@@ -11,12 +11,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from processors.notify_routing import NotifyRouter
-from schemas.notifications import NotificationPolicy
-from services.notifications import Notifier
-from storage.database import create_engine
-from storage.notifications import NotificationStore
-from streams.channels import build_channels
+from workorder_pipeline.processors.notify_routing import NotifyRouter
+from workorder_pipeline.schemas.notifications import NotificationPolicy
+from workorder_pipeline.services.notifications import Notifier
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.storage.notifications import NotificationStore
+from workorder_pipeline.streams.channels import build_channels
 
 
 def main(config_path: str) -> None:

@@ -14,14 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from processors.notify_routing import NotifyRouter
-from schemas.notifications import NotificationPolicy
-from services.escalations import Escalations
-from services.notifications import Notifier, Sent
-from storage.api_store import ApiStore
-from storage.notifications import NotificationStore
-from storage.repository import WorkOrderRepository
-from streams.channels import build_channels
 from tests.integration.notify_support import (
     DINGTALK_TOKEN,
     SMS_TOKEN,
@@ -36,6 +28,14 @@ from tests.integration.notify_support import (
     smtp_server,
 )
 from tests.integration.test_escalations import POLICY, dispatched_order
+from workorder_pipeline.processors.notify_routing import NotifyRouter
+from workorder_pipeline.schemas.notifications import NotificationPolicy
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.notifications import Notifier, Sent
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.notifications import NotificationStore
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.channels import build_channels
 
 CREATED = datetime.fromisoformat("2026-11-23T08:00:00+08:00")
 #: Reminder, overdue and leadership have all fired by then (P1, due in 24 hours).

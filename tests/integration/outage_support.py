@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from tests.integration.pipeline_support import SAMPLES, file_lines
-from wo.embedded_broker import free_port
+from workorder_pipeline.wo.embedded_broker import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from services.report_formats.labels import zh
 from tests.report_month import ENTERPRISES, KINDS, Month, Order
+from workorder_pipeline.services.report_formats.labels import zh
 
 Window = tuple[datetime, datetime]
 Rows = dict[tuple[Any, ...], list[Any]]

@@ -12,8 +12,6 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import Topics
-from streams.kafka.admin import ensure_topics
 from tests.api.conftest import CuttableProxy, ProxiedBroker
 from tests.integration.pipeline_support import (
     REPO_ROOT,
@@ -23,7 +21,9 @@ from tests.integration.pipeline_support import (
     file_lines,
     wait_for,
 )
-from wo.embedded_broker import free_port
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.embedded_broker import free_port
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60

@@ -17,13 +17,6 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaAdminClient, KafkaProducer
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy
-from storage.database import create_engine
-from storage.repository import WorkOrderRepository
-from streams.kafka.admin import ensure_topics
 from tests.integration.outage_support import alarm
 from tests.integration.pipeline_support import (
     REPO_ROOT,
@@ -36,7 +29,14 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import Worker
-from wo.embedded_broker import EmbeddedBroker, free_port
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.outage]
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from storage.bulk import insert_rows
-from storage.one_of import one_of
-from storage.tables import suppressed_signal
+from workorder_pipeline.storage.bulk import insert_rows
+from workorder_pipeline.storage.one_of import one_of
+from workorder_pipeline.storage.tables import suppressed_signal
 
 pytestmark = pytest.mark.integration
 

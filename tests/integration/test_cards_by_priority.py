@@ -10,15 +10,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from services.escalations import Escalations
-from services.intake import InboundMessage, Intake
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.integration.test_signed_commands import POLICY
 from tests.integration.test_workflow_commands import CALENDAR
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = [pytest.mark.integration]
 

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from storage.command_uow import CommandBatch
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from storage.tables import work_order
 from tests.integration.test_repository import alarm_message, make_intake
+from workorder_pipeline.storage.command_uow import CommandBatch
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import work_order
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

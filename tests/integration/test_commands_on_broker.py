@@ -19,15 +19,6 @@ import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer
 
-from config.settings import Settings, Topics
-from processors.compiled_policy import compile_policy
-from schemas.workorder import COMMAND_CENTER
-from services.commands import CommandHandler
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy
-from services.sender_keys import SigningKey, load_senders, policy_dir_with_sender, signed_headers
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import (
     REPO_ROOT,
     SAMPLES,
@@ -39,7 +30,21 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S, Worker
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.config.settings import Settings, Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.services.sender_keys import (
+    SigningKey,
+    load_senders,
+    policy_dir_with_sender,
+    signed_headers,
+)
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

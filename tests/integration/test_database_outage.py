@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from services.sender_keys import policy_dir_with_sender, signed_headers
 from tests.integration.outage_support import Flow, PrivatePostgres, alarm, count_rows, outage
 from tests.integration.pipeline_support import (
     REPO_ROOT,
@@ -31,7 +30,8 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S, Worker
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.services.sender_keys import policy_dir_with_sender, signed_headers
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.outage]
 

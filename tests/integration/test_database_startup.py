@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.database import DatabaseUnavailable, wait_for_database
 from tests.integration.pipeline_support import clean_env
-from wo.embedded_broker import free_port
+from workorder_pipeline.storage.database import DatabaseUnavailable, wait_for_database
+from workorder_pipeline.wo.embedded_broker import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

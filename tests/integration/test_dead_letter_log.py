@@ -8,8 +8,8 @@ from collections import Counter
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.intake import InboundMessage
 from tests.integration.test_dead_letter_originals import BAD_COMPLAINT, NOW, TOPICS, alarm_line, intake
+from workorder_pipeline.services.intake import InboundMessage
 
 
 def logged(engine: Engine) -> Counter[tuple[str, str]]:

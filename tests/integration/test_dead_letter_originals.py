@@ -12,19 +12,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from config.settings import Settings, Topics
-from processors.compiled_policy import compile_policy
-from schemas.deadletter import KeptOriginal, Redaction, RejectionReason
-from schemas.senders import SenderKeys
-from services.commands import CommandHandler
-from services.dead_letters import Retention
-from services.escalations import Escalations
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy, load_reference
-from storage.dead_letters import DeadLetterOriginals
-from storage.repository import WorkOrderRepository
-from streams.background import Background
-from streams.outputs import Outputs
+from workorder_pipeline.config.settings import Settings, Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.deadletter import KeptOriginal, Redaction, RejectionReason
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.dead_letters import Retention
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.dead_letters import DeadLetterOriginals
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.background import Background
+from workorder_pipeline.streams.outputs import Outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "policy")

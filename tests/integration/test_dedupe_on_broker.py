@@ -27,8 +27,8 @@ from tests.integration.pipeline_support import (
     wait_for,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S, WO, Worker
-from wo.embedded_broker import free_port
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.wo.embedded_broker import free_port
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

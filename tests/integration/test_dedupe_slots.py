@@ -24,22 +24,22 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.commands import LifecycleEventName
-from schemas.deadletter import DeadLetter, KeptOriginal
-from schemas.workorder import WorkOrder, WorkOrderStatus
-from services.failures import WaitingFor, transient
-from services.intake import InboundMessage, Intake, IntakeResult, combined
-from services.policy_files import load_policy, load_reference
-from storage.database import MIGRATIONS, create_engine
-from storage.dedupe_slots import DedupeSlotTaken, slot_taken
-from storage.intake_uow import IntakeBatch
-from storage.repository import WorkOrderRepository
-from storage.tables import work_order, work_order_source
-from streams.resilience import Task
-from streams.retry import settle
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.commands import LifecycleEventName
+from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
+from workorder_pipeline.schemas.workorder import WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.failures import WaitingFor, transient
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult, combined
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import MIGRATIONS, create_engine
+from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken, slot_taken
+from workorder_pipeline.storage.intake_uow import IntakeBatch
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import work_order, work_order_source
+from workorder_pipeline.streams.resilience import Task
+from workorder_pipeline.streams.retry import settle
 
 pytestmark = pytest.mark.integration
 

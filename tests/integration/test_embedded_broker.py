@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.kafka.admin import TopicSetupError, ensure_topics
-from wo.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
+from workorder_pipeline.streams.kafka.admin import TopicSetupError, ensure_topics
+from workorder_pipeline.wo.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +181,7 @@ def test_broker_dies_when_its_parent_is_sigkilled() -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from wo.embedded_broker import EmbeddedBroker
+        from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
         broker = EmbeddedBroker(start_timeout_s=10).start()
         print(f"BROKER_PID={broker.pid}", flush=True)
         time.sleep(60)

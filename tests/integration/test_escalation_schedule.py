@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.commands import CommandHandler
-from services.escalations import Escalations
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.test_signed_commands import POLICY, SENDERS
 from tests.integration.test_workflow_commands import CALENDAR, CLOCKS, Sender, night_ban_alarm
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = [pytest.mark.integration]
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from services.escalations import Escalations
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = pytest.mark.integration
 

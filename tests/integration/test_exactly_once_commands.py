@@ -19,13 +19,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from config.settings import ProcessingGuarantee
-from schemas.workorder import COMMAND_CENTER
-from services.commands import CommandHandler
-from services.ports import OutboxTopic
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from storage.tables import work_order_event
 from tests.integration.test_signed_commands import (
     POLICY,
     SENDER,
@@ -35,6 +28,13 @@ from tests.integration.test_signed_commands import (
     dispatched_order,
     message,
 )
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.ports import OutboxTopic
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import work_order_event
 
 pytestmark = pytest.mark.integration
 

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from config.settings import ProcessingGuarantee
-from processors.compiled_policy import compile_policy
-from schemas.workorder import WorkOrderStatus
-from services.intake import Intake
-from services.policy_files import load_policy, load_reference
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT, clean_env
 from tests.integration.test_repository import T0, T1, T2, TOPICS, alarm_message
-from wo.embedded_broker import EmbeddedBroker, free_port
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.services.intake import Intake
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,23 +17,23 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token
-from processors.compiled_policy import compile_policy
-from schemas.commands import WorkOrderCommand
-from schemas.records import ExtensionRequestQuery
-from schemas.signal import SignalKind
-from schemas.workorder import WorkOrder
-from services.commands import CommandHandler
-from services.intake import InboundMessage, Intake
-from services.ports import CommandNotPublished
-from storage.api_store import ApiStore
-from storage.database import create_engine, migrate
-from storage.extension_requests_read import listing
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import SAMPLES, file_lines
 from tests.integration.test_signed_commands import POLICY, SENDER, SENDERS, TOPICS, message
 from tests.integration.test_workflow_commands import CLOCKS, Sender
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.schemas.records import ExtensionRequestQuery
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.ports import CommandNotPublished
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.extension_requests_read import listing
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = [pytest.mark.integration]
 

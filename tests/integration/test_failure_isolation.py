@@ -21,17 +21,17 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.deadletter import RejectionReason
-from services.failures import WaitingFor, transient
-from services.intake import InboundMessage, Intake, IntakeResult, combined
-from services.policy_files import load_policy, load_reference
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from streams.resilience import Task
-from streams.retry import settle
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.services.failures import WaitingFor, transient
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult, combined
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.resilience import Task
+from workorder_pipeline.streams.retry import settle
 
 pytestmark = pytest.mark.integration
 

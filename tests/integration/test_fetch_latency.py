@@ -33,7 +33,7 @@ from tests.integration.pipeline_support import (
     file_lines,
     wait_for,
 )
-from wo.embedded_broker import EmbeddedBroker, free_port
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
 

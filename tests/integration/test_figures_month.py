@@ -9,11 +9,11 @@ from collections import defaultdict
 import pytest
 from sqlalchemy.engine import Engine
 
-from processors.figures import ALL_UNITS, Figure, Period, ScoreWeights, UnitFigures
-from services.figures import figures_for_period
-from storage.figures_read import FigureFacts
 from tests.integration import figures_month as month
-from wo.cli import main
+from workorder_pipeline.processors.figures import ALL_UNITS, Figure, Period, ScoreWeights, UnitFigures
+from workorder_pipeline.services.figures import figures_for_period
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.wo.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.pipeline_support import SAMPLES, file_lines, metric_samples, read_topic, wait_for
 from tests.integration.test_intake_on_broker import TIMEOUT_S, Worker
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

@@ -19,12 +19,6 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import (
     REPO_ROOT,
     SAMPLES,
@@ -38,8 +32,14 @@ from tests.integration.pipeline_support import (
     read_topic,
     wait_for,
 )
-from wo.embedded_broker import free_port
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.wo.embedded_broker import free_port
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -33,16 +33,16 @@ from hypothesis import strategies as st
 from psycopg import sql
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from processors.intake import INT64_MAX, INT64_MIN, MAX_DEPTH, MAX_OBJECT_FIELDS
-from schemas.deadletter import RejectionReason
-from services.intake import InboundMessage, Intake, IntakeResult
-from services.policy_files import load_policy, load_reference
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import INT64_MAX, INT64_MIN, MAX_DEPTH, MAX_OBJECT_FIELDS
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = pytest.mark.integration
 

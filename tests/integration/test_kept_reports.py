@@ -12,15 +12,15 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
-from schemas.figures import ScoreWeights
-from services.report_archive import MonthlyReports
-from storage.figures_read import FigureFacts
-from storage.report_store import ReportStore
 from tests.fakes import FakeWorker, InMemoryApiStore
 from tests.report_month import china_month, generate, write
-from wo.cli import main
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.report_store import ReportStore
+from workorder_pipeline.wo.cli import main
 
 #: Two hours into December, China time.
 EARLY_DECEMBER = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from storage.database import MIGRATIONS, create_engine, migrate
-from storage.tables import metadata, suppressed_signal
+from workorder_pipeline.storage.database import MIGRATIONS, create_engine, migrate
+from workorder_pipeline.storage.tables import metadata, suppressed_signal
 
 
 def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
@@ -60,13 +60,13 @@ def test_escalations_fired_before_the_notifications_upgrade_are_not_notified_aft
 ) -> None:
     from datetime import timedelta
 
-    from processors.notify_routing import NotifyRouter
-    from schemas.notifications import NotificationPolicy
-    from services.escalations import Escalations
-    from services.notifications import Notifier
-    from storage.notifications import NotificationStore
-    from storage.repository import WorkOrderRepository
     from tests.integration.test_escalations import POLICY, dispatched_order
+    from workorder_pipeline.processors.notify_routing import NotifyRouter
+    from workorder_pipeline.schemas.notifications import NotificationPolicy
+    from workorder_pipeline.services.escalations import Escalations
+    from workorder_pipeline.services.notifications import Notifier
+    from workorder_pipeline.storage.notifications import NotificationStore
+    from workorder_pipeline.storage.repository import WorkOrderRepository
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

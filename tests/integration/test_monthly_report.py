@@ -16,16 +16,16 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
-from processors.figures import Period
-from schemas.figures import ScoreWeights
-from schemas.report import MonthlyReport
-from services.report import LISTED, TOP, figures_from, monthly_report
-from services.report_formats.documents import ReportFormat, render
-from services.report_formats.labels import zh
-from storage.figures_read import FigureFacts
-from storage.report_store import ReportStore
 from tests.integration import report_expectations as expect
 from tests.report_month import COMPLAINANT, china_month, generate, write
+from workorder_pipeline.processors.figures import Period
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.report import MonthlyReport
+from workorder_pipeline.services.report import LISTED, TOP, figures_from, monthly_report
+from workorder_pipeline.services.report_formats.documents import ReportFormat, render
+from workorder_pipeline.services.report_formats.labels import zh
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.storage.report_store import ReportStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "var" / "report-artefacts"

@@ -24,16 +24,16 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
-from services.sender_keys import new_signing_key
-from storage.api_store import ApiStore
-from storage.database import create_engine
-from streams.kafka.producers import KafkaCommandPublisher
 from tests.integration.pipeline_support import SAMPLES, file_lines, group_caught_up, read_topic, wait_for
 from tests.integration.test_commands_on_broker import CommandWorker, Json, command, encode
 from tests.integration.test_intake_on_broker import TIMEOUT_S
-from wo.kafka_cluster import KafkaCluster
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from workorder_pipeline.services.sender_keys import new_signing_key
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine
+from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
+from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
 pytestmark = pytest.mark.integration
 

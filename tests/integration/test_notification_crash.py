@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.api_store import ApiStore
 from tests.integration.notify_world import LATER, World, escalate
 from tests.integration.notify_world import world as world  # the fixture
+from workorder_pipeline.storage.api_store import ApiStore
 
 pytestmark = pytest.mark.integration
 

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token
-from api.models import NotificationOut
-from schemas.notifications import AttemptOutcome, ChannelType
-from services.notifications import Sent
-from storage.api_store import ApiStore
-from storage.database import create_engine
 from tests.integration.notify_support import SMTP_USER, WECOM_KEY
 from tests.integration.notify_world import CREATED, LATER, PLATE, World, attempt_log, escalate
 from tests.integration.notify_world import world as world  # the fixture
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token
+from workorder_pipeline.api.models import NotificationOut
+from workorder_pipeline.schemas.notifications import AttemptOutcome, ChannelType
+from workorder_pipeline.services.notifications import Sent
+from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.storage.database import create_engine
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +249,7 @@ def test_the_orders_api_answer_lists_notifications_with_their_attempts(world: Wo
 def test_an_escalation_of_an_order_closed_before_it_was_planned_tells_nobody(world: World) -> None:
     import sqlalchemy as sa
 
-    from storage.tables import work_order
+    from workorder_pipeline.storage.tables import work_order
 
     policy = world.policy(route={"receivers": ["hook"]})
     order_id = escalate(world)  # fired while the notifier was not running...

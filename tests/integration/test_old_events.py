@@ -12,17 +12,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from processors.triage import Action, SuppressionReason
-from schemas.signal import SignalKind
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy, load_reference
-from services.rules import replay_stored
-from storage.repository import WorkOrderRepository
-from storage.tables import suppressed_signal, work_order_event
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
 from tests.integration.test_repository import VALID_SAMPLES
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.triage import Action, SuppressionReason
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.services.rules import replay_stored
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import suppressed_signal, work_order_event
 
 pytestmark = pytest.mark.integration
 

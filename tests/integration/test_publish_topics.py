@@ -13,14 +13,14 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from config.settings import Settings
-from schemas.commands import Actor, CommandAction, WorkOrderCommand
-from services.ports import CommandNotPublished
-from services.sender_keys import new_signing_key
-from streams.kafka.admin import ensure_topics, open_admin
-from streams.kafka.producers import KafkaCommandPublisher, file_producer
 from tests.integration.pipeline_support import clean_env
-from wo.embedded_broker import EmbeddedBroker
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.commands import Actor, CommandAction, WorkOrderCommand
+from workorder_pipeline.services.ports import CommandNotPublished
+from workorder_pipeline.services.sender_keys import new_signing_key
+from workorder_pipeline.streams.kafka.admin import ensure_topics, open_admin
+from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher, file_producer
+from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,15 +24,6 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.signal import SignalKind, SourceKey
-from schemas.workorder import WorkOrder
-from services.intake import InboundMessage, Intake, IntakeResult
-from services.policy_files import load_policy, load_reference
-from storage.database import MIGRATIONS, create_engine, migrate
-from storage.repository import WorkOrderRepository
-from storage.tables import suppressed_signal, work_order, work_order_event, work_order_source
 from tests.integration.pipeline_support import (
     REPO_ROOT,
     SAMPLES,
@@ -40,6 +31,20 @@ from tests.integration.pipeline_support import (
     json_lines,
     publisher_id,
     wait_for,
+)
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.signal import SignalKind, SourceKey
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import MIGRATIONS, create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import (
+    suppressed_signal,
+    work_order,
+    work_order_event,
+    work_order_source,
 )
 
 pytestmark = pytest.mark.integration

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from config.settings import ProcessingGuarantee
-from services.commands import CommandHandler
-from services.escalations import Escalations
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
-from storage.tables import escalation
 from tests.integration.test_signed_commands import POLICY, SENDER, SENDERS, message
 from tests.integration.test_workflow_commands import CALENDAR, CLOCKS, OFFICERS, night_ban_alarm
+from workorder_pipeline.config.settings import ProcessingGuarantee
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.storage.tables import escalation
 
 pytestmark = [pytest.mark.integration]
 

@@ -16,8 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.integration.pipeline_support import PipelineProcess, clean_env, wait_for
-from wo.embedded_broker import HOST, free_port
-from wo.ports import CannotListen, Listener, serve_api
+from workorder_pipeline.wo.embedded_broker import HOST, free_port
+from workorder_pipeline.wo.ports import CannotListen, Listener, serve_api
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.senders import SenderKeys
-from schemas.workorder import WorkOrder
-from services.commands import CommandHandler
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy
-from services.sender_keys import SigningKey, new_signing_key, signed_headers
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.services.sender_keys import SigningKey, new_signing_key, signed_headers
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = [pytest.mark.integration]
 

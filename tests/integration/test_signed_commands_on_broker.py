@@ -15,9 +15,6 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from processors.command_signing import SignatureRefusal
-from schemas.workorder import COMMAND_CENTER
-from services.sender_keys import SigningKey, new_signing_key, policy_dir_with_sender, signed_headers
 from tests.integration.pipeline_support import metric_samples, wait_for
 from tests.integration.test_commands_on_broker import (
     CommandWorker,
@@ -29,6 +26,14 @@ from tests.integration.test_commands_on_broker import (
     worker,
 )
 from tests.integration.test_intake_on_broker import TIMEOUT_S
+from workorder_pipeline.processors.command_signing import SignatureRefusal
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER
+from workorder_pipeline.services.sender_keys import (
+    SigningKey,
+    new_signing_key,
+    policy_dir_with_sender,
+    signed_headers,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

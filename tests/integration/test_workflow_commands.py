@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from config.settings import Topics
-from processors.clocks import accept_due_at
-from processors.compiled_policy import compile_policy
-from processors.lifecycle import Clocks
-from services.calendar_files import load_calendar
-from services.commands import CommandHandler
-from services.escalations import Escalations
-from services.intake import InboundMessage, Intake
-from storage.database import create_engine, migrate
-from storage.repository import WorkOrderRepository
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.integration.test_signed_commands import POLICY, SENDER, SENDERS, dispatched_order, message
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.clocks import accept_due_at
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.lifecycle import Clocks
+from workorder_pipeline.services.calendar_files import load_calendar
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 pytestmark = [pytest.mark.integration]
 

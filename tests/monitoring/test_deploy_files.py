@@ -10,13 +10,8 @@ import subprocess
 import yaml
 from prometheus_client import REGISTRY
 
-import streams.metrics
-import streams.topic_watch
-from schemas.figures import ScoreWeights
-from schemas.platforms import PlatformRegistry
-from streams.figure_gauges import FigureCollector
-from streams.platform_watch import PlatformSilenceCollector
-from streams.supervision import ConsumerLagCollector, SupervisionCollector
+import workorder_pipeline.streams.metrics
+import workorder_pipeline.streams.topic_watch
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.monitoring.support import (
     DATASOURCES,
@@ -29,12 +24,17 @@ from tests.monitoring.support import (
     rule_files,
     rule_groups,
 )
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.schemas.platforms import PlatformRegistry
+from workorder_pipeline.streams.figure_gauges import FigureCollector
+from workorder_pipeline.streams.platform_watch import PlatformSilenceCollector
+from workorder_pipeline.streams.supervision import ConsumerLagCollector, SupervisionCollector
 
 NAME = re.compile(r"\b(wo_[a-z0-9_]+|[a-z_]+:wo_[a-z0-9_]+:[a-z0-9_$]+)")
 
 
 #: Modules whose metrics register when imported (exported_names reads the registry).
-METRIC_MODULES = (streams.metrics, streams.topic_watch)
+METRIC_MODULES = (workorder_pipeline.streams.metrics, workorder_pipeline.streams.topic_watch)
 
 
 def exported_names() -> set[str]:
@@ -171,7 +171,7 @@ def test_compose_runs_the_whole_stack_and_prometheus_scrapes_every_worker() -> N
 
 def test_compose_runs_the_kafka_version_the_tests_run() -> None:
     """One pin: deploy/kafka/pom.xml. The compose image must be that same release."""
-    from wo.kafka_cluster import kafka_version
+    from workorder_pipeline.wo.kafka_cluster import kafka_version
 
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     image = compose["services"]["kafka"]["image"]

@@ -15,12 +15,12 @@ import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
-from schemas.figures import ScoreWeights
-from storage.database import create_engine, migrate
-from storage.figures_read import FigureFacts
-from streams.figure_gauges import FigureCollector
 from tests.integration import figures_month as month
 from tests.monitoring.support import RULES_DIR, dashboard, require_binary, substitute
+from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.figures_read import FigureFacts
+from workorder_pipeline.streams.figure_gauges import FigureCollector
 
 pytestmark = pytest.mark.integration
 

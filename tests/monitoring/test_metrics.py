@@ -12,9 +12,10 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import Settings
-from processors.lifecycle import Refusal
-from schemas.commands import (
+from tests.monitoring.support import ALLOWED_LABELS, require_binary
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.processors.lifecycle import Refusal
+from workorder_pipeline.schemas.commands import (
     Actor,
     CommandAction,
     LifecycleEvent,
@@ -24,13 +25,12 @@ from schemas.commands import (
     ReturnReason,
     WorkOrderCommand,
 )
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
-from services.commands import CommandOutcome, CommandResult
-from services.intake import IntakeResult
-from streams import metrics
-from streams.supervision import SupervisionCollector
-from tests.monitoring.support import ALLOWED_LABELS, require_binary
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.commands import CommandOutcome, CommandResult
+from workorder_pipeline.services.intake import IntakeResult
+from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.supervision import SupervisionCollector
 
 E = LifecycleEventName
 

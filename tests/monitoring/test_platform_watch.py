@@ -16,21 +16,21 @@ from prometheus_client import REGISTRY as REGISTRY_
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import Topics
-from processors.calendar import WorkCalendar
-from processors.compiled_policy import compile_policy
-from schemas.platforms import PlatformRegistry
-from services.calendar_files import package_schedules
-from services.intake import InboundMessage, Intake
-from services.platform_files import load_platforms
-from services.platform_silence import silence_judge
-from services.policy_files import load_policy, load_reference
-from storage.database import create_engine, migrate
-from storage.platforms_seen import PlatformsSeen
-from storage.repository import WorkOrderRepository
-from streams.platform_watch import PlatformSilenceCollector
-from streams.resilience import WaitingOn
 from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.platforms import PlatformRegistry
+from workorder_pipeline.services.calendar_files import package_schedules
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.platform_files import load_platforms
+from workorder_pipeline.services.platform_silence import silence_judge
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.platforms_seen import PlatformsSeen
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.platform_watch import PlatformSilenceCollector
+from workorder_pipeline.streams.resilience import WaitingOn
 
 pytestmark = pytest.mark.integration
 

@@ -34,23 +34,6 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import Topics
-from processors.calendar import WorkCalendar
-from processors.figures import Figure
-from processors.platform_silence import PlatformState, judge
-from processors.routing import CONFLICT_OF_INTEREST_KEY
-from schemas.commands import CommandAction, EscalationLevel
-from schemas.platforms import Cadence
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME as CHINA
-from schemas.workorder import Priority
-from services.calendar_files import package_schedules
-from services.figures import MonthPeriod
-from services.platform_files import PLATFORMS_FILE, load_platforms
-from services.policy_files import load_policy
-from services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
-from streams.metrics import PLATFORM_ID
-from streams.resilience import Task, WaitingOn
 from tests.integration.pipeline_support import (
     REPO_ROOT,
     SAMPLES,
@@ -71,7 +54,24 @@ from tests.monitoring.support import (
     require_binary,
     substitute,
 )
-from wo.embedded_broker import free_port
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.calendar import WorkCalendar
+from workorder_pipeline.processors.figures import Figure
+from workorder_pipeline.processors.platform_silence import PlatformState, judge
+from workorder_pipeline.processors.routing import CONFLICT_OF_INTEREST_KEY
+from workorder_pipeline.schemas.commands import CommandAction, EscalationLevel
+from workorder_pipeline.schemas.platforms import Cadence
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME as CHINA
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.services.calendar_files import package_schedules
+from workorder_pipeline.services.figures import MonthPeriod
+from workorder_pipeline.services.platform_files import PLATFORMS_FILE, load_platforms
+from workorder_pipeline.services.policy_files import load_policy
+from workorder_pipeline.services.sender_keys import SigningKey, policy_dir_with_sender, signed_headers
+from workorder_pipeline.streams.metrics import PLATFORM_ID
+from workorder_pipeline.streams.resilience import Task, WaitingOn
+from workorder_pipeline.wo.embedded_broker import free_port
 
 pytestmark = pytest.mark.e2e
 

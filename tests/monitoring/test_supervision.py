@@ -17,26 +17,26 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from schemas.commands import WorkOrderCommand
-from schemas.senders import SenderKeys
-from schemas.signal import SignalKind
-from schemas.workorder import Priority
-from services.commands import CommandHandler
-from services.intake import InboundMessage, Intake
-from services.policy_files import load_policy, load_reference
-from storage.database import create_engine, migrate
-from storage.order_gauges import OrderGauges
-from storage.repository import WorkOrderRepository
-from streams.supervision import (
+from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.commands import WorkOrderCommand
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage, Intake
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.order_gauges import OrderGauges
+from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.supervision import (
     ConsumerLagCollector,
     PartitionPosition,
     SupervisionCollector,
     faust_leader,
     register,
 )
-from tests.integration.pipeline_support import REPO_ROOT, SAMPLES, file_lines
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token, new_token
-from api.routes.commands import REFUSAL_STATUS
-from schemas.commands import RefusalCode, WorkOrderCommand
-from schemas.records import DecidedCommand
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 from tests.fakes import FakeWorker, InMemoryApiStore
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
+from workorder_pipeline.api.routes.commands import REFUSAL_STATUS
+from workorder_pipeline.schemas.commands import RefusalCode, WorkOrderCommand
+from workorder_pipeline.schemas.records import DecidedCommand
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)

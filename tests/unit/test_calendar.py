@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from processors.calendar import WorkCalendar, YearSchedule
-from services.calendar_files import load_calendar, package_schedules
-from services.policy_files import PolicyError
-from services.policy_set import load_policy_set
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.services.calendar_files import load_calendar, package_schedules
+from workorder_pipeline.services.policy_files import PolicyError
+from workorder_pipeline.services.policy_set import load_policy_set
 
 CST = timezone(timedelta(hours=8))
 ROOT = Path(__file__).resolve().parents[2]

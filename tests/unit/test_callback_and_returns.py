@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.lifecycle import LifecyclePolicy, OrderState, decide
-from schemas.commands import CallbackResult, CommandAction, ReturnReason
-from schemas.signal import SignalKind
-from schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 from tests.unit.test_lifecycle import POLICY, T0, apply, callback, command, order, refusal, run, transition
+from workorder_pipeline.processors.lifecycle import LifecyclePolicy, OrderState, decide
+from workorder_pipeline.schemas.commands import CallbackResult, CommandAction, ReturnReason
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrderStatus
 
 S = WorkOrderStatus
 A = CommandAction

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.calendar import WorkCalendar, YearSchedule
-from processors.cards import card_time, due_cards
-from schemas.times import CHINA_STANDARD_TIME as CST
-from schemas.workflow import DEFAULT_CARDS, CardLevel, CardRule
-from schemas.workorder import WorkOrderStatus
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.processors.cards import card_time, due_cards
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME as CST
+from workorder_pipeline.schemas.workflow import DEFAULT_CARDS, CardLevel, CardRule
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
 
 S = WorkOrderStatus
 Y, R = CardLevel.yellow, CardLevel.red

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from wo.cli import main
-from wo.embedded_broker import free_port
-from wo.publish import _key, infer_topic
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.wo.cli import main
+from workorder_pipeline.wo.embedded_broker import free_port
+from workorder_pipeline.wo.publish import _key, infer_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 WO = ROOT / ".venv" / "bin" / "wo"

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from processors.command_signing import (
+from workorder_pipeline.processors.command_signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
     SignatureRefusal,
@@ -21,9 +21,14 @@ from processors.command_signing import (
     check,
     sign,
 )
-from schemas.senders import SenderKey, SenderKeys
-from services.policy_files import PolicyError
-from services.sender_keys import load_senders, new_signing_key, read_signing_key, write_signing_key
+from workorder_pipeline.schemas.senders import SenderKey, SenderKeys
+from workorder_pipeline.services.policy_files import PolicyError
+from workorder_pipeline.services.sender_keys import (
+    load_senders,
+    new_signing_key,
+    read_signing_key,
+    write_signing_key,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = {

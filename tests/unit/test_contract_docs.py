@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from schemas.export import rendered_schemas
+from workorder_pipeline.schemas.export import rendered_schemas
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

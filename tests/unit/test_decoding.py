@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from processors.intake import Rejection, decode_event
-from schemas.deadletter import RejectionReason
-from schemas.inbound import CheckinFailure, Complainant, Complaint, Suspect, VehicleAlarm
+from workorder_pipeline.processors.intake import Rejection, decode_event
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.schemas.inbound import CheckinFailure, Complainant, Complaint, Suspect, VehicleAlarm
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

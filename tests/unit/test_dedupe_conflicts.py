@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy.exc
 from structlog.testing import capture_logs
 
-from services.failures import WaitingFor, error_name, transient, transient_detail
-from storage.dedupe_slots import DedupeSlotTaken, slot_taken
-from streams.resilience import Task, WaitingOn, classify
-from streams.retry import settle
+from workorder_pipeline.services.failures import WaitingFor, error_name, transient, transient_detail
+from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken, slot_taken
+from workorder_pipeline.streams.resilience import Task, WaitingOn, classify
+from workorder_pipeline.streams.retry import settle
 
 PLATE = "苏FD0001"
 

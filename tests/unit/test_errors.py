@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import SettingsError
-from schemas.errors import WorkOrderError
-from services.policy_files import PolicyError
-from services.ports import CommandNotPublished
-from services.sender_keys import SigningKeyError
-from storage.database import DatabaseUnavailable
-from storage.dedupe_slots import DedupeSlotTaken
-from streams.kafka.admin import TopicSetupError
-from streams.outputs import TransactionsUnavailable
-from streams.resilience import Stopped, TopicsNotReady
-from wo.embedded_broker import BrokerStartError
-from wo.errors import Unreachable, exit_code
-from wo.publish import PublishError
+from workorder_pipeline.config.settings import SettingsError
+from workorder_pipeline.schemas.errors import WorkOrderError
+from workorder_pipeline.services.policy_files import PolicyError
+from workorder_pipeline.services.ports import CommandNotPublished
+from workorder_pipeline.services.sender_keys import SigningKeyError
+from workorder_pipeline.storage.database import DatabaseUnavailable
+from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken
+from workorder_pipeline.streams.kafka.admin import TopicSetupError
+from workorder_pipeline.streams.outputs import TransactionsUnavailable
+from workorder_pipeline.streams.resilience import Stopped, TopicsNotReady
+from workorder_pipeline.wo.embedded_broker import BrokerStartError
+from workorder_pipeline.wo.errors import Unreachable, exit_code
+from workorder_pipeline.wo.publish import PublishError
 
 PRODUCT_ERRORS = [
     SettingsError("x"),

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from processors.escalation import LEADERSHIP, due_escalations
-from schemas.commands import EscalationLevel
-from schemas.policy import Deadlines, TimeLimit
-from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
+from workorder_pipeline.processors.escalation import LEADERSHIP, due_escalations
+from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.policy import Deadlines, TimeLimit
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
 CREATED = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 DUE = CREATED + timedelta(hours=100)

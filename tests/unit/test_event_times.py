@@ -12,14 +12,14 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from processors.compiled_policy import compile_policy
-from processors.intake import EventTime, Rejection, event_time
-from processors.triage import Action, SuppressionReason
-from schemas.deadletter import RejectionReason
-from schemas.signal import SignalKind
-from services.rules import explain, replay_stored
-from streams.metrics import record_intake
 from tests.unit.test_intake_service import NOW, POLICY, REFERENCE, make_intake, messages_from, new_store
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import EventTime, Rejection, event_time
+from workorder_pipeline.processors.triage import Action, SuppressionReason
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.services.rules import explain, replay_stored
+from workorder_pipeline.streams.metrics import record_intake
 
 LATER = NOW + timedelta(days=500)
 AGE, LEAD = timedelta(days=400), timedelta(hours=1)

@@ -23,11 +23,6 @@ from typing import Any
 
 import pytest
 
-from processors.compiled_policy import compile_policy
-from processors.intake import Rejection
-from schemas.inbound import CONTRACTS
-from services.intake import InboundMessage, IntakeResult
-from services.rules import Explanation, explain
 from tests.unit.test_intake_service import (
     NOW,
     POLICY,
@@ -38,6 +33,11 @@ from tests.unit.test_intake_service import (
     make_intake,
     new_store,
 )
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import Rejection
+from workorder_pipeline.schemas.inbound import CONTRACTS
+from workorder_pipeline.services.intake import InboundMessage, IntakeResult
+from workorder_pipeline.services.rules import Explanation, explain
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC_OF = {contract: topic for topic, contract in TOPICS.inbound().items()}
@@ -219,7 +219,17 @@ def test_explain_on_the_command_line_agrees_for_an_old_alarm_and_a_future_one(tm
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({**alarm, "occurred_at": when}, ensure_ascii=False), encoding="utf-8")
         done = subprocess.run(
-            [sys.executable, "-m", "wo.cli", "rules", "explain", str(path), "--no-state", "--at", at],
+            [
+                sys.executable,
+                "-m",
+                "workorder_pipeline.wo.cli",
+                "rules",
+                "explain",
+                str(path),
+                "--no-state",
+                "--at",
+                at,
+            ],
             capture_output=True,
             text=True,
             timeout=120,

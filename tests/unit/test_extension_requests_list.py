@@ -13,16 +13,16 @@ from datetime import timedelta
 import pytest
 import uvicorn
 
-from api.app import create_app
-from api.auth import Role, TokenEntry, Tokens, hash_token
-from schemas.commands import LifecycleEventName
-from schemas.signal import SignalKind
-from schemas.workorder import WorkOrderStatus
 from tests.fakes import FakeWorker, InMemoryApiStore
 from tests.unit.test_api_without_database import FAR_FUTURE, NOW, applied, order
-from wo.cli import main
-from wo.embedded_broker import HOST, free_port
-from wo.orders import time_left
+from workorder_pipeline.api.app import create_app
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token
+from workorder_pipeline.schemas.commands import LifecycleEventName
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.wo.cli import main
+from workorder_pipeline.wo.embedded_broker import HOST, free_port
+from workorder_pipeline.wo.orders import time_left
 
 
 def _asked(store: InMemoryApiStore, order_id: str, note: str) -> None:

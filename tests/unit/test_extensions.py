@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.calendar import WorkCalendar, YearSchedule
-from processors.cards import due_cards
-from processors.escalation import due_escalations
-from processors.lifecycle import Clocks, LifecyclePolicy, OrderState, decide
-from schemas.commands import CommandAction, EscalationLevel
-from schemas.policy import Deadlines, TimeLimit
-from schemas.times import CHINA_STANDARD_TIME as CST
-from schemas.workflow import DEFAULT_CARDS, ExtensionLimits
-from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 from tests.unit.test_lifecycle import apply, command, order, refusal, transition
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.processors.cards import due_cards
+from workorder_pipeline.processors.escalation import due_escalations
+from workorder_pipeline.processors.lifecycle import Clocks, LifecyclePolicy, OrderState, decide
+from workorder_pipeline.schemas.commands import CommandAction, EscalationLevel
+from workorder_pipeline.schemas.policy import Deadlines, TimeLimit
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME as CST
+from workorder_pipeline.schemas.workflow import DEFAULT_CARDS, ExtensionLimits
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
 S = WorkOrderStatus
 A = CommandAction

@@ -9,10 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.figures import ALL_UNITS, Figure, OrderFacts, Period, Rate, ScoreWeights, unit_figures
-from schemas.commands import CallbackResult
-from schemas.signal import SignalKind
-from schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.processors.figures import (
+    ALL_UNITS,
+    Figure,
+    OrderFacts,
+    Period,
+    Rate,
+    ScoreWeights,
+    unit_figures,
+)
+from workorder_pipeline.schemas.commands import CallbackResult
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
 
 NOW = datetime(2026, 12, 20, 4, 0, tzinfo=UTC)
 DECEMBER = Period.month(2026, 12)

@@ -8,8 +8,8 @@ from datetime import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.figures import ALL_UNITS, Figure, OrderFacts, orders_behind, unit_figures
 from tests.unit.test_figures import DECEMBER, WEIGHTS, _times, facts
+from workorder_pipeline.processors.figures import ALL_UNITS, Figure, OrderFacts, orders_behind, unit_figures
 
 
 @given(st.lists(facts(), max_size=40, unique_by=lambda o: o.id), _times)

@@ -10,11 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.compiled_policy import compile_policy
-from processors.intake import Rejection, decode_command, decode_event
-from schemas.deadletter import RejectionReason
-from schemas.inbound import CONTRACTS, VehicleAlarm
 from tests.fakes import InMemoryIntakeStore
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import Rejection, decode_command, decode_event
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.schemas.inbound import CONTRACTS, VehicleAlarm
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -106,8 +106,8 @@ def test_a_byte_order_mark_or_utf16_is_not_utf8_json() -> None:
 
 
 def test_event_times_beyond_the_clock_skew_are_dead_lettered() -> None:
-    from services.intake import InboundMessage, Intake
-    from services.policy_files import load_policy
+    from workorder_pipeline.services.intake import InboundMessage, Intake
+    from workorder_pipeline.services.policy_files import load_policy
 
     store = InMemoryIntakeStore()
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from config.settings import Topics
-from processors.compiled_policy import compile_policy
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES
-from schemas.deadletter import DeadLetter, Redaction, RejectionReason
-from schemas.signal import SignalKind
-from schemas.workorder import WorkOrder
-from services.intake import InboundMessage, Intake, IntakeResult
-from services.policy_files import load_policy, load_reference
-from storage.database import create_engine, migrate
-from storage.dead_letters import DeadLetterOriginals
-from storage.repository import WorkOrderRepository
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES
+from workorder_pipeline.schemas.deadletter import DeadLetter, Redaction, RejectionReason
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult
+from workorder_pipeline.services.policy_files import load_policy, load_reference
+from workorder_pipeline.storage.database import create_engine, migrate
+from workorder_pipeline.storage.dead_letters import DeadLetterOriginals
+from workorder_pipeline.storage.repository import WorkOrderRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

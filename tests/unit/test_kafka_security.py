@@ -14,8 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from config.settings import Settings
-from streams.kafka.security import aiokafka_options, faust_credentials, kafka_python_options
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.streams.kafka.security import (
+    aiokafka_options,
+    faust_credentials,
+    kafka_python_options,
+)
 
 
 def _ca_file(path: Path, name: str) -> Path:

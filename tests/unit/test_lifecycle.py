@@ -11,11 +11,17 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
-from schemas.commands import CallbackResult, CommandAction, Disposition, ReturnReason, WorkOrderCommand
-from schemas.signal import SignalKind
-from schemas.times import for_people
-from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
+from workorder_pipeline.processors.lifecycle import LifecyclePolicy, OrderState, Refusal, Transition, decide
+from workorder_pipeline.schemas.commands import (
+    CallbackResult,
+    CommandAction,
+    Disposition,
+    ReturnReason,
+    WorkOrderCommand,
+)
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import for_people
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
 S = WorkOrderStatus
 A = CommandAction

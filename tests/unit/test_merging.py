@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.merging import BatchMerges, one_more, with_occurrences
-from schemas.signal import SignalKind, SourceKey
-from schemas.workorder import Occurrences, Priority, Subject, WorkOrder, WorkOrderStatus
+from workorder_pipeline.processors.merging import BatchMerges, one_more, with_occurrences
+from workorder_pipeline.schemas.signal import SignalKind, SourceKey
+from workorder_pipeline.schemas.workorder import Occurrences, Priority, Subject, WorkOrder, WorkOrderStatus
 
 T = datetime(2026, 11, 19, 8, 0, tzinfo=UTC)
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.cards import due_cards
-from processors.clocks import due_acceptance, due_reroute
-from processors.escalation import due_escalations
-from processors.next_check import OrderClocks, next_check_at
-from schemas.workorder import WorkOrderStatus
-from services.calendar_files import load_calendar
-from services.policy_files import load_policy
+from workorder_pipeline.processors.cards import due_cards
+from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
+from workorder_pipeline.processors.escalation import due_escalations
+from workorder_pipeline.processors.next_check import OrderClocks, next_check_at
+from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.services.calendar_files import load_calendar
+from workorder_pipeline.services.policy_files import load_policy
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 DEADLINES = load_policy(POLICY_DIR).deadlines

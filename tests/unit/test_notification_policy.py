@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from services.notification_files import NOTIFICATIONS_FILE, unset_secrets
-from services.policy_files import PolicyError, PolicyProblem
-from services.policy_set import load_policy_set
 from tests.unit.test_policy_files import edit, line_of
-from wo.cli import main
+from workorder_pipeline.services.notification_files import NOTIFICATIONS_FILE, unset_secrets
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem
+from workorder_pipeline.services.policy_set import load_policy_set
+from workorder_pipeline.wo.cli import main
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 

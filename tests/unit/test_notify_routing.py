@@ -6,8 +6,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from processors.notify_content import NotifyOrder, render, render_failure, time_left
-from processors.notify_routing import (
+from workorder_pipeline.processors.notify_content import NotifyOrder, render, render_failure, time_left
+from workorder_pipeline.processors.notify_routing import (
     NotifyEvent,
     NotifyRouter,
     in_quiet_hours,
@@ -15,10 +15,15 @@ from processors.notify_routing import (
     retry_delay,
     send_after,
 )
-from schemas.notifications import Backoff, NotificationLevel, NotificationPolicy, QuietHours
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME
-from schemas.workorder import Priority
+from workorder_pipeline.schemas.notifications import (
+    Backoff,
+    NotificationLevel,
+    NotificationPolicy,
+    QuietHours,
+)
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.schemas.workorder import Priority
 
 L = NotificationLevel
 URL = "https://console.example/orders/{order_id}"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.auth import OFFICER_RIGHTS, Role, officer_principal
-from schemas.officers import Officer, OfficerRole
-from schemas.workorder import COMMAND_CENTER, WorkOrder
+from workorder_pipeline.api.auth import OFFICER_RIGHTS, Role, officer_principal
+from workorder_pipeline.schemas.officers import Officer, OfficerRole
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, WorkOrder
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 

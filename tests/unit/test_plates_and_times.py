@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.plates import Plate, mask_plate, normalize_plate
-from schemas.times import UtcDatetime, for_people
+from workorder_pipeline.schemas.plates import Plate, mask_plate, normalize_plate
+from workorder_pipeline.schemas.times import UtcDatetime, for_people
 
 PLATE = TypeAdapter(Plate)
 UTC_TIME = TypeAdapter(UtcDatetime)
@@ -184,7 +184,7 @@ def test_numbers_are_not_times_even_as_text(raw: object) -> None:
 def test_times_for_people_are_china_time_with_offset_to_the_second() -> None:
     from datetime import UTC, datetime
 
-    from schemas.times import for_people
+    from workorder_pipeline.schemas.times import for_people
 
     assert for_people(datetime(2026, 12, 4, 16, 0, 0, 123456, tzinfo=UTC)) == "2026-12-05 00:00:00+08:00"
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.platforms import Cadence, Days
-from services.platform_files import PLATFORMS_FILE
-from services.policy_files import PolicyError
-from services.policy_set import load_policy_set
+from workorder_pipeline.schemas.platforms import Cadence, Days
+from workorder_pipeline.services.platform_files import PLATFORMS_FILE
+from workorder_pipeline.services.policy_files import PolicyError
+from workorder_pipeline.services.policy_set import load_policy_set
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 REPO = POLICY_DIR.parent
-RUN_WO = "import sys; from wo.cli import main; sys.exit(main(sys.argv[1:]))"
+RUN_WO = "import sys; from workorder_pipeline.wo.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture

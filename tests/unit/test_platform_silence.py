@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.calendar import WorkCalendar, YearSchedule
-from processors.platform_silence import PlatformState, judge
-from schemas.platforms import ExpectedPlatform
-from schemas.times import CHINA_STANDARD_TIME
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.processors.platform_silence import PlatformState, judge
+from workorder_pipeline.schemas.platforms import ExpectedPlatform
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
 
 HEARD, SILENT, NEVER = PlatformState.heard, PlatformState.silent, PlatformState.never_sent
 CALENDAR = WorkCalendar(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.policy import Policy
-from schemas.signal import SignalKind
-from schemas.workorder import Priority
-from services.policy_files import PolicyError, PolicyProblem, load_policy
+from workorder_pipeline.schemas.policy import Policy
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Priority
+from workorder_pipeline.services.policy_files import PolicyError, PolicyProblem, load_policy
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 

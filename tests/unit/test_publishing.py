@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from schemas.commands import EscalationMessage
-from schemas.workorder import WorkOrder
-from services.ports import OutboxTopic
-from services.publishing import OutboxRelay, OutboxRow, publish_escalations
+from workorder_pipeline.schemas.commands import EscalationMessage
+from workorder_pipeline.schemas.workorder import WorkOrder
+from workorder_pipeline.services.ports import OutboxTopic
+from workorder_pipeline.services.publishing import OutboxRelay, OutboxRow, publish_escalations
 
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 TOPICS = {OutboxTopic.lifecycle: "workorders.lifecycle", OutboxTopic.dispatched: "workorders.dispatched"}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event
-from processors.redaction import MAX_MASKED_TEXTS, redact
-from schemas.deadletter import Redaction, RejectionReason
-from schemas.inbound import PERSONAL_FIELDS, Complainant
+from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_event
+from workorder_pipeline.processors.redaction import MAX_MASKED_TEXTS, redact
+from workorder_pipeline.schemas.deadletter import Redaction, RejectionReason
+from workorder_pipeline.schemas.inbound import PERSONAL_FIELDS, Complainant
 
 NAME = "欧阳娜娜"
 PHONE = "13917770123"

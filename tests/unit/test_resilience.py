@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy.exc
 from structlog.testing import capture_logs
 
-from streams.resilience import (
+from workorder_pipeline.streams.resilience import (
     RETRIES,
     WAITING,
     Outage,
@@ -23,7 +23,7 @@ from streams.resilience import (
     every,
     until_done,
 )
-from streams.topic_watch import compare
+from workorder_pipeline.streams.topic_watch import compare
 
 
 def waiting(on: WaitingOn) -> float:

@@ -14,10 +14,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.intake import Rejection, decode_event
-from processors.routing import CONFLICT_OF_INTEREST_KEY, compile_routes, matches, route_signal, same
-from processors.signals import to_signal
-from schemas.inbound import (
+from workorder_pipeline.processors.intake import Rejection, decode_event
+from workorder_pipeline.processors.routing import (
+    CONFLICT_OF_INTEREST_KEY,
+    compile_routes,
+    matches,
+    route_signal,
+    same,
+)
+from workorder_pipeline.processors.signals import to_signal
+from workorder_pipeline.schemas.inbound import (
     AlarmType,
     Channel,
     CheckinOutcome,
@@ -26,9 +32,9 @@ from schemas.inbound import (
     SuspectType,
     VehicleClass,
 )
-from schemas.policy import Matcher, RoutingTree
-from schemas.signal import FieldValue, Signal, SignalKind
-from services.policy_files import load_policy
+from workorder_pipeline.schemas.policy import Matcher, RoutingTree
+from workorder_pipeline.schemas.signal import FieldValue, Signal, SignalKind
+from workorder_pipeline.services.policy_files import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ProcessingGuarantee, Settings, SettingsError, load_settings
-from streams.kafka.security import kafka_python_options
+from workorder_pipeline.config.settings import ProcessingGuarantee, Settings, SettingsError, load_settings
+from workorder_pipeline.streams.kafka.security import kafka_python_options
 
 
 def test_sasl_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,7 +188,7 @@ def test_an_unknown_topic_in_the_settings_file_names_it(
 def test_the_command_line_stops_on_an_unknown_setting_with_the_configuration_exit_code(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wo.cli import main
+    from workorder_pipeline.wo.cli import main
 
     monkeypatch.setenv("WO_TOPICS__X", "x")
     assert main(["orders", "list"]) == 3

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
+from workorder_pipeline.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ import stat
 from pathlib import Path
 from types import SimpleNamespace
 
-from config.settings import Settings
-from services.sender_keys import new_signing_key, read_signing_key, write_signing_key
-from streams.app import _inbound_message
-from wo.pipeline import API_KEY_FILE, _api_signing_key
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.services.sender_keys import new_signing_key, read_signing_key, write_signing_key
+from workorder_pipeline.streams.app import _inbound_message
+from workorder_pipeline.wo.pipeline import API_KEY_FILE, _api_signing_key
 
 
 def event(headers: object) -> SimpleNamespace:

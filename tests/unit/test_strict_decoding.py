@@ -11,7 +11,7 @@ import jiter
 import pytest
 from pydantic import BaseModel
 
-from processors.intake import (
+from workorder_pipeline.processors.intake import (
     INT64_MAX,
     INT64_MIN,
     MAX_DEPTH,
@@ -20,8 +20,8 @@ from processors.intake import (
     decode_command,
     decode_event,
 )
-from schemas.deadletter import RejectionReason
-from schemas.inbound import CONTRACTS, Complaint, VehicleAlarm
+from workorder_pipeline.schemas.deadletter import RejectionReason
+from workorder_pipeline.schemas.inbound import CONTRACTS, Complaint, VehicleAlarm
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 ALARM = "vehicle-alarm/1"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import Role, TokenEntry, Tokens, hash_token, load_tokens, new_token
-from services.policy_files import PolicyError
+from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, load_tokens, new_token
+from workorder_pipeline.services.policy_files import PolicyError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)

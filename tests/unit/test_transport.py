@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 from yarl import URL
 
-from config.settings import Settings
-from streams import transport
-from streams.transport import (
+from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.streams import transport
+from workorder_pipeline.streams.transport import (
     FAUST_FETCH_MAX_WAIT_MS,
     broker_url,
     fetch_max_wait_from,

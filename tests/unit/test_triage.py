@@ -22,10 +22,10 @@ from _pytest.mark import ParameterSet
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from processors.compiled_policy import CompiledPolicy, compile_policy
-from processors.intake import Rejection, decode_event
-from processors.signals import busiest_checkpoint_region, to_signal
-from processors.triage import (
+from workorder_pipeline.processors.compiled_policy import CompiledPolicy, compile_policy
+from workorder_pipeline.processors.intake import Rejection, decode_event
+from workorder_pipeline.processors.signals import busiest_checkpoint_region, to_signal
+from workorder_pipeline.processors.triage import (
     WARNING_DISPOSITION,
     WHITELIST_REVIEW_KEY,
     Action,
@@ -41,7 +41,7 @@ from processors.triage import (
     steps,
     triage,
 )
-from schemas.inbound import (
+from workorder_pipeline.schemas.inbound import (
     AlarmType,
     Channel,
     CheckinOutcome,
@@ -51,9 +51,9 @@ from schemas.inbound import (
     SuspectType,
     VehicleClass,
 )
-from schemas.policy import Policy, ReferenceData
-from schemas.signal import FieldValue, Signal, SignalKind
-from services.policy_files import load_policy, load_reference
+from workorder_pipeline.schemas.policy import Policy, ReferenceData
+from workorder_pipeline.schemas.signal import FieldValue, Signal, SignalKind
+from workorder_pipeline.services.policy_files import load_policy, load_reference
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 #: When the table's signals happened, unless a case says otherwise.

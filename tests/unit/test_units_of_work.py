@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from processors.compiled_policy import compile_policy
-from schemas.commands import (
+from tests.fakes import InMemoryCommandStore, InMemoryIntakeStore
+from tests.unit.test_intake_service import ALL_SAMPLES, NOW, POLICY, REFERENCE, SAMPLES, TOPICS
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.schemas.commands import (
     CommandAction,
     LifecycleEventName,
     OutboxTopic,
@@ -19,12 +21,10 @@ from schemas.commands import (
     RefusalCode,
     WorkOrderCommand,
 )
-from schemas.senders import SenderKeys
-from schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
-from services.commands import CommandHandler
-from services.intake import InboundMessage, Intake, IntakeResult
-from tests.fakes import InMemoryCommandStore, InMemoryIntakeStore
-from tests.unit.test_intake_service import ALL_SAMPLES, NOW, POLICY, REFERENCE, SAMPLES, TOPICS
+from workorder_pipeline.schemas.senders import SenderKeys
+from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.commands import CommandHandler
+from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult
 
 #: The first sample alarm's time: alarms within 24 h of it on its plate merge into its order.
 T = datetime(2026, 11, 19, 0, 12, 36, tzinfo=UTC)

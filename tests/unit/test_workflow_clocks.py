@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.calendar import WorkCalendar, YearSchedule
-from processors.clocks import accept_due_at, due_acceptance, due_reroute
-from processors.escalation import LEADERSHIP
-from processors.lifecycle import Clocks, LifecyclePolicy, OrderState, Transition, decide
-from schemas.commands import EscalationLevel, WorkOrderCommand
-from schemas.signal import SignalKind
-from schemas.times import CHINA_STANDARD_TIME as CST
-from schemas.workflow import AcceptanceLimits, TimeLimit
-from schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
+from workorder_pipeline.processors.calendar import WorkCalendar, YearSchedule
+from workorder_pipeline.processors.clocks import accept_due_at, due_acceptance, due_reroute
+from workorder_pipeline.processors.escalation import LEADERSHIP
+from workorder_pipeline.processors.lifecycle import Clocks, LifecyclePolicy, OrderState, Transition, decide
+from workorder_pipeline.schemas.commands import EscalationLevel, WorkOrderCommand
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME as CST
+from workorder_pipeline.schemas.workflow import AcceptanceLimits, TimeLimit
+from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority, WorkOrderStatus
 
 S = WorkOrderStatus
 #: National Day 2026 as a made-up official notice: 1-7 October off, Sunday 27 September and

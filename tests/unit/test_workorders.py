@@ -12,17 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.compiled_policy import compile_policy
-from processors.intake import Rejection, decode_event
-from processors.signals import busiest_checkpoint_region, to_signal
-from processors.triage import BatchTriageState, ReferenceIndex, triage
-from processors.workorders import deadline, open_work_order, work_order_id
-from schemas.inbound import Checkpoint, Complaint, InboundEvent, Suspect
-from schemas.policy import Deadlines, ReferenceData
-from schemas.signal import Signal, SignalKind
-from schemas.workorder import DispatchedWorkOrder, Priority, WorkOrder, WorkOrderStatus
-from services.calendar_files import load_calendar
-from services.policy_files import load_policy
+from workorder_pipeline.processors.compiled_policy import compile_policy
+from workorder_pipeline.processors.intake import Rejection, decode_event
+from workorder_pipeline.processors.signals import busiest_checkpoint_region, to_signal
+from workorder_pipeline.processors.triage import BatchTriageState, ReferenceIndex, triage
+from workorder_pipeline.processors.workorders import deadline, open_work_order, work_order_id
+from workorder_pipeline.schemas.inbound import Checkpoint, Complaint, InboundEvent, Suspect
+from workorder_pipeline.schemas.policy import Deadlines, ReferenceData
+from workorder_pipeline.schemas.signal import Signal, SignalKind
+from workorder_pipeline.schemas.workorder import DispatchedWorkOrder, Priority, WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.calendar_files import load_calendar
+from workorder_pipeline.services.policy_files import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from storage.tables import UtcDateTime
+from workorder_pipeline.storage.tables import UtcDateTime
 
 revision = "0002"
 down_revision = "0001"

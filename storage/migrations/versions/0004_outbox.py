@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.tables import UtcDateTime
+from workorder_pipeline.storage.tables import UtcDateTime
 
 revision = "0004"
 down_revision = "0003"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.tables import UtcDateTime
+from workorder_pipeline.storage.tables import UtcDateTime
 
 revision = "0017"
 down_revision = "0016"

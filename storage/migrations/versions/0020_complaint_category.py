@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.tables import UtcDateTime
+from workorder_pipeline.storage.tables import UtcDateTime
 
 revision = "0020"
 down_revision = "0019"
