@@ -8,6 +8,7 @@ broker of ``bin/wo run``, for the tests of what only it does (or does differentl
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     # Imported lazily below: unit tests should not pay for importing kafka-python.
     from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
     from workorder_pipeline.wo.kafka_cluster import KafkaCluster
+
+#: Our folders, importable by these bare names from the checkout (on sys.path under pytest):
+#: only ever imported as workorder_pipeline.<name> (see _no_module_of_ours_under_a_bare_name).
+BARE_NAMES = ("api", "config", "processors", "schemas", "services", "storage", "streams", "wo")
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 POSTGRES_HOST = "127.0.0.1"
 # bin/test starts a server there (bin/_postgres.sh) and says which port.
@@ -120,3 +126,18 @@ def _cli_leaves_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     captured logs come back empty and a stray library warning lands in another test's
     stderr. The CLI's logging itself is tested in processes of their own."""
     monkeypatch.setattr("workorder_pipeline.wo.cli.configure_logging", lambda *_args, **_kwargs: None)
+
+
+@pytest.fixture(autouse=True)
+def _no_module_of_ours_under_a_bare_name() -> Iterator[None]:
+    """A test that loads one of our modules by its bare name (a patch target, importlib, an
+    import that ruff's ban did not see) fails: that module would be a second copy, its enums
+    and classes different objects from those the code under test uses."""
+    yield
+    loaded = [
+        name
+        for name in BARE_NAMES
+        if (file := getattr(sys.modules.get(name), "__file__", None))
+        and Path(file).resolve().is_relative_to(CHECKOUT)
+    ]
+    assert not loaded, f"loaded by a bare name, not as workorder_pipeline.<name>: {loaded}"
