@@ -43,6 +43,9 @@ CONFIG_FILE_VAR = "WO_CONFIG_FILE"
 #: settings never depend on where the package is installed (a deployment sets
 #: WO_POLICY_DIR and WO_DATA_DIR, as deploy/Dockerfile does).
 CHECKOUT_VAR = "WO_CHECKOUT"
+#: Secrets named by policy/notifications.yaml live under this prefix (not settings).
+SECRETS_PREFIX = "WO_NOTIFY_"
+SECRETS_HINT = f" (a secret for policy/notifications.yaml? name it {SECRETS_PREFIX}...)"
 POLICY_DIR_NAME = "policy"
 DATA_DIR_NAME = "var"
 DATABASE_FILE = "workorders.db"
@@ -330,15 +333,16 @@ def load_settings() -> Settings:
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """One line per ``WO_`` variable that names no setting (nor a nested one, ``WO_TOPICS__X``),
-    with the nearest setting names."""
+    with the nearest setting names. ``WO_NOTIFY_*`` is the namespace of the secrets that
+    policy/notifications.yaml names (robot URLs, passwords, tokens): not settings, not checked."""
     known = {_env_name(name) for name in Settings.model_fields} | NOT_SETTINGS
     known |= {f"WO_TOPICS__{name.upper()}" for name in Topics.model_fields}
     lines = []
     for variable in sorted(environ):
         name = variable.upper()  # the settings' names are not case-sensitive
-        if name.startswith("WO_") and name not in known:
+        if name.startswith("WO_") and name not in known and not name.startswith(SECRETS_PREFIX):
             near = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.75)
-            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            hint = f" (did you mean {' or '.join(near)}?)" if near else SECRETS_HINT
             lines.append(f"  {variable}: no such setting{hint}")
     return lines
 

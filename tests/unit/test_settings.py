@@ -175,6 +175,25 @@ def test_variables_of_the_launcher_and_the_test_runner_are_not_settings_but_allo
     assert load_settings().topics.commands == "ops.commands"
 
 
+def test_the_secrets_notifications_yaml_names_are_not_settings_but_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WO_NOTIFY_SMS_TOKEN", "secret")
+    monkeypatch.setenv("WO_NOTIFY_DINGTALK_LEADERS_SECRET", "SEC0")
+    assert load_settings().metrics_port > 0
+
+
+def test_a_secret_named_outside_its_namespace_is_refused_with_where_to_put_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WO_SMS_GATEWAY_TOKEN", "secret")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "WO_SMS_GATEWAY_TOKEN: no such setting" in str(caught.value)
+    assert "name it WO_NOTIFY_..." in str(caught.value)
+    assert "secret" not in str(caught.value).replace("a secret for", "")
+
+
 def test_an_unknown_topic_in_the_settings_file_names_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
