@@ -20,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from workorder_pipeline.schemas.commands import ReturnReason
 from workorder_pipeline.schemas.figures import FiguresPolicy
 from workorder_pipeline.schemas.inbound import EnterpriseId
 from workorder_pipeline.schemas.plates import Plate
@@ -29,9 +28,11 @@ from workorder_pipeline.schemas.workflow import (
     DEFAULT_CARDS,
     AcceptanceLimits,
     CardRule,
-    ExtensionLimits,
     early_card,
     one_rule_per_level,
+)
+from workorder_pipeline.schemas.workflow import (
+    LifecyclePolicy as LifecyclePolicy,  # re-exported: it lived here first
 )
 from workorder_pipeline.schemas.workflow import TimeLimit as TimeLimit  # re-exported: it lived here first
 from workorder_pipeline.schemas.workorder import COMMAND_CENTER, Priority
@@ -231,28 +232,6 @@ class Deadlines(PolicyModel):
 
 
 # ---------------------------------------------------------------- lifecycle
-
-
-class LifecyclePolicy(PolicyModel):
-    """What closing an order requires."""
-
-    #: Every field action needs at least two sworn officers (每次执法不得少于2名在编执法人员).
-    min_officers: int = Field(default=2, ge=1, le=20)
-    #: A complaint may be closed as "unreachable" after this many call attempts.
-    unreachable_after_attempts: int = Field(default=3, ge=1, le=100)
-    #: 延期申请 limits per order.
-    extensions: ExtensionLimits = ExtensionLimits()
-    #: Reason codes a unit may give for a return (退单); the vocabulary is ReturnReason.
-    return_reasons: frozenset[ReturnReason] = frozenset(ReturnReason)
-    #: An order sent back for rework this many times is raised to leadership (提级督办).
-    reworks_to_leadership: int = Field(default=3, ge=1, le=100)
-
-    @field_validator("return_reasons")
-    @classmethod
-    def _some_reason_allowed(cls, reasons: frozenset[ReturnReason]) -> frozenset[ReturnReason]:
-        if not reasons:
-            raise ValueError("list at least one return reason, or units could never return an order")
-        return reasons
 
 
 # ---------------------------------------------------------------- triage

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workorder_pipeline.schemas.commands import ReturnReason
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.workorder import Priority
 
@@ -123,3 +124,25 @@ class ExtensionLimits(_Model):
     max_working_days: int = Field(default=7, ge=0, le=366)
     #: Total granted in hours (requests in hours, for orders with a limit in hours).
     max_hours: float = Field(default=72, ge=0, le=24 * 366)
+
+
+class LifecyclePolicy(_Model):
+    """What closing an order requires."""
+
+    #: Every field action needs at least two sworn officers (每次执法不得少于2名在编执法人员).
+    min_officers: int = Field(default=2, ge=1, le=20)
+    #: A complaint may be closed as "unreachable" after this many call attempts.
+    unreachable_after_attempts: int = Field(default=3, ge=1, le=100)
+    #: 延期申请 limits per order.
+    extensions: ExtensionLimits = ExtensionLimits()
+    #: Reason codes a unit may give for a return (退单); the vocabulary is ReturnReason.
+    return_reasons: frozenset[ReturnReason] = frozenset(ReturnReason)
+    #: An order sent back for rework this many times is raised to leadership (提级督办).
+    reworks_to_leadership: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("return_reasons")
+    @classmethod
+    def _some_reason_allowed(cls, reasons: frozenset[ReturnReason]) -> frozenset[ReturnReason]:
+        if not reasons:
+            raise ValueError("list at least one return reason, or units could never return an order")
+        return reasons
