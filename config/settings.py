@@ -49,6 +49,9 @@ DATABASE_FILE = "workorders.db"
 #: Variables with the settings' prefix that are not settings: read by bin/wo, the test
 #: runner and the tests' Kafka cluster. Any other ``WO_`` variable is refused at start.
 NOT_SETTINGS = frozenset({CONFIG_FILE_VAR, CHECKOUT_VAR, "WO_KAFKA_LIB_DIR", "WO_TEST_POSTGRES_PORT"})
+#: Prefixes of such variables: the notification channels' secrets, named by
+#: policy/notifications.yaml (``wo rules check`` lists those it names and are unset).
+NOT_SETTINGS_PREFIXES = ("WO_NOTIFY_",)
 
 
 def _sqlite_in(data_dir: Path) -> str:
@@ -334,7 +337,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     lines = []
     for variable in sorted(environ):
         name = variable.upper()  # the settings' names are not case-sensitive
-        if name.startswith("WO_") and name not in known:
+        if name.startswith("WO_") and name not in known and not name.startswith(NOT_SETTINGS_PREFIXES):
             near = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.75)
             hint = f" (did you mean {' or '.join(near)}?)" if near else ""
             lines.append(f"  {variable}: no such setting{hint}")
