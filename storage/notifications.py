@@ -17,9 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from schemas.commands import LifecycleEventName
 from schemas.notifications import AttemptOutcome, NotificationLevel, NotificationStatus
 from schemas.workorder import WorkOrderStatus
-from storage.tables import escalation, notification, notification_attempt, work_order
+from storage.tables import escalation, notification, notification_attempt, work_order, work_order_event
 
 _S = WorkOrderStatus
 #: Orders whose clock runs: what stays unresolved is notified again.
@@ -28,6 +29,8 @@ RUNNING_STATUSES = frozenset(
 )
 _RUNNING = sorted(RUNNING_STATUSES)
 _ORDER_FIELDS = (work_order.c.kind, work_order.c.priority, work_order.c.plate, work_order.c.due_at)
+#: The history rows of an extension decision (processors.extensions).
+DECISIONS = (LifecycleEventName.extension_approved.value, LifecycleEventName.extension_rejected.value)
 
 
 class NotificationStore:
@@ -69,6 +72,31 @@ class NotificationStore:
                     ~sa.exists(told),
                 )
                 .order_by(w.dispatched_at)
+                .limit(limit)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def decisions_unnotified(self, since: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Extension decisions made since ``since`` on orders still running, with no
+        extension_decided notification for that moment yet (its ``deadline`` is the
+        decision's moment), with their order's fields."""
+        ev, w, n = work_order_event.c, work_order.c, notification.c
+        told = sa.select(n.id).where(
+            n.work_order_id == ev.work_order_id,
+            n.level == NotificationLevel.extension_decided.value,
+            n.deadline == ev.at,
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ev.work_order_id, ev.at, w.unit, w.kind, w.priority)
+                .join(work_order, w.id == ev.work_order_id)
+                .where(
+                    ev.type.in_(DECISIONS),
+                    ev.at >= since,
+                    w.status.in_(_RUNNING),  # closed since: nothing left to do about it
+                    ~sa.exists(told),
+                )
+                .order_by(ev.at, ev.id)
                 .limit(limit)
             ).mappings()
             return [dict(row) for row in rows]
@@ -180,6 +208,8 @@ class NotificationStore:
             if row["about"] is not None:  # a delivery_failed notice: what failed, to whom
                 about = conn.execute(sa.select(n.level, n.receiver).where(n.id == row["about"])).one()
                 row["about_level"], row["about_receiver"] = about.level, about.receiver
+            if row["level"] == NotificationLevel.extension_decided.value:
+                row |= _decision(conn, row["work_order_id"], row["deadline"])
             conn.execute(
                 sa.insert(notification_attempt).values(
                     notification_id=notification_id,
@@ -236,6 +266,20 @@ class NotificationStore:
             for attempt in attempts:
                 by_id.setdefault(attempt["notification_id"], []).append(dict(attempt))
         return [{**row, "attempt_log": by_id.get(row["id"], [])} for row in found]
+
+
+def _decision(conn: Connection, order_id: str, at: datetime) -> dict[str, Any]:
+    """The extension decision made on the order at ``at``: its name and, for an approval,
+    the deadline it set."""
+    ev = work_order_event.c
+    found = conn.execute(
+        sa.select(ev.type, ev.detail)
+        .where(ev.work_order_id == order_id, ev.at == at, ev.type.in_(DECISIONS))
+        .order_by(ev.id.desc())
+        .limit(1)
+    ).one()
+    moved = found.detail.get("to") if found.type == LifecycleEventName.extension_approved.value else None
+    return {"decision": found.type, "decided_due_at": datetime.fromisoformat(moved) if moved else None}
 
 
 def _insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
