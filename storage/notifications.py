@@ -30,6 +30,7 @@ RUNNING_STATUSES = frozenset(
 _RUNNING = sorted(RUNNING_STATUSES)
 _ORDER_FIELDS = (work_order.c.kind, work_order.c.priority, work_order.c.plate, work_order.c.due_at)
 #: The history rows of an extension decision (processors.extensions).
+_NOT_REPEATED = (NotificationLevel.delivery_failed.value, NotificationLevel.extension_decided.value)
 DECISIONS = (LifecycleEventName.extension_approved.value, LifecycleEventName.extension_rejected.value)
 
 
@@ -135,7 +136,8 @@ class NotificationStore:
                     n.status == NotificationStatus.sent.value,
                     n.sent_at <= sent_by,
                     n.round < below_round,
-                    n.level != NotificationLevel.delivery_failed.value,
+                    # Told once: a failure notice, and a decision (nothing left unresolved).
+                    n.level.not_in(_NOT_REPEATED),
                     work_order.c.status.in_(_RUNNING),
                 )
                 .order_by(n.sent_at)

@@ -89,8 +89,10 @@ def test_a_rejection_tells_the_unit_once_that_the_deadline_stands(world: World) 
 
 def test_two_workers_planning_one_decision_together_send_it_once(world: World, database_url: str) -> None:
     order_id, send = asked(world)
-    assert send("approve_extension", "command-center", DECIDED).outcome == "applied"
-    world.clock.now = (DECIDED + timedelta(minutes=1)).astimezone(UTC)
+    # A moment with microseconds: the decision is found again by it, to the microsecond.
+    decided = DECIDED + timedelta(microseconds=123457)
+    assert send("approve_extension", "command-center", decided).outcome == "applied"
+    world.clock.now = (decided + timedelta(minutes=1)).astimezone(UTC)
     other = create_engine(database_url)
     first, second = world.notifier(routed(world)), world.notifier(routed(world), other)
 
@@ -101,6 +103,8 @@ def test_two_workers_planning_one_decision_together_send_it_once(world: World, d
     other.dispose()
     assert sum(len(r) for r in results) == 1
     assert len(texts(world)) == 1 and len(ApiStore(world.engine).notifications(order_id)) == 1
+    world.clock.now += timedelta(minutes=5)
+    assert world.run(world.notifier(routed(world))) == []  # and a restart after them: still once
 
 
 def test_a_decision_on_an_order_closed_since_tells_nobody(world: World) -> None:
@@ -128,3 +132,18 @@ def test_no_route_for_extension_decisions_tells_nobody(world: World) -> None:
     nowhere = world.policy(route={"routes": [{"match": {"level": ["overdue"]}, "receivers": ["hook"]}]})
     assert world.run(world.notifier(nowhere)) == []
     assert world.robots.received == []
+
+
+def test_a_decision_is_not_repeated_while_the_order_stays_open(world: World) -> None:
+    _, send = asked(world)
+    assert send("reject_extension", "command-center", DECIDED, note="理由不足").outcome == "applied"
+    policy = world.policy(
+        repeat_every_minutes=60,
+        repeat_at_most=2,
+        route={"routes": [{"match": {"level": ["extension_decided"]}, "receivers": ["wecom-text"]}]},
+    )
+    world.clock.now = (DECIDED + timedelta(minutes=1)).astimezone(UTC)
+    for _hour in range(3):
+        world.run(world.notifier(policy))
+        world.clock.now += timedelta(minutes=61)
+    assert len(texts(world)) == 1
