@@ -34,6 +34,10 @@ KIND_NAMES = {
 TEMPLATE = (
     "【{title}】工单 {order_id}（{kind}，{unit}）{time_left}，办理期限 {due}（北京时间）。{plate}查看：{link}"
 )
+DECISION_TEMPLATE = (
+    "【{title}】工单 {order_id}（{kind}，{unit}）的延期申请{decision}，{due}（北京时间），{time_left}。"
+    "{plate}查看：{link}"
+)
 FAILED_TEMPLATE = (
     "【{title}】工单 {order_id} 的{about}通知未能送达接收方 {receiver}（{attempts} 次尝试）。查看：{link}"
 )
@@ -89,6 +93,34 @@ def render(
     text = TEMPLATE.format(**fields, link=link)
     markdown = "**" + TEMPLATE.format(**fields, link=f"[{order.order_id}]({link})").replace("】", "】**", 1)
     return NotificationText(title, text, markdown)
+
+
+def render_decision(
+    approved: bool, order: NotifyOrder, console_url: str, now: datetime, show_plate: bool
+) -> NotificationText:
+    """An extension decision: 批准 with the deadline it set (``order.due_at``), or 驳回 with
+    the deadline unchanged."""
+    title = LEVEL_TITLES[NotificationLevel.extension_decided]
+    link = console_url.replace("{order_id}", order.order_id)
+    fields = {
+        "title": title,
+        "order_id": order.order_id,
+        "kind": KIND_NAMES[order.kind],
+        "unit": order.unit_name,
+        "decision": "已批准" if approved else "被驳回",
+        "due": ("新的办理期限 " if approved else "办理期限仍为 ") + _china(order.due_at),
+        "time_left": time_left(order.due_at, now),
+        "plate": f"车牌 {order.plate}。" if show_plate and order.plate else "",
+    }
+    text = DECISION_TEMPLATE.format(**fields, link=link)
+    markdown = "**" + DECISION_TEMPLATE.format(**fields, link=f"[{order.order_id}]({link})").replace(
+        "】", "】**", 1
+    )
+    return NotificationText(title, text, markdown)
+
+
+def _china(moment: datetime) -> str:
+    return moment.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
 
 
 def render_failure(

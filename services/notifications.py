@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
-from workorder_pipeline.processors.notify_content import NotificationText, NotifyOrder, render, render_failure
+from workorder_pipeline.processors.notify_content import (
+    NotificationText,
+    NotifyOrder,
+    render,
+    render_decision,
+    render_failure,
+)
 from workorder_pipeline.processors.notify_routing import (
     ESCALATION_NOTIFIES,
     NotifyEvent,
@@ -28,7 +34,7 @@ from workorder_pipeline.processors.notify_routing import (
     retry_delay,
     send_after,
 )
-from workorder_pipeline.schemas.commands import EscalationLevel
+from workorder_pipeline.schemas.commands import EscalationLevel, LifecycleEventName
 from workorder_pipeline.schemas.notifications import (
     AttemptOutcome,
     ChannelType,
@@ -46,6 +52,8 @@ log = structlog.get_logger(__name__)
 #: New urgent orders are looked for among those dispatched this long ago at most: a worker
 #: down longer does not tell of orders that are a day old.
 NEW_ORDER_WINDOW = timedelta(hours=24)
+#: Extension decisions likewise: one a worker down longer missed is not told late.
+DECISION_WINDOW = timedelta(hours=24)
 #: Notifications sent per run at most: the periodic job comes back for the rest.
 PER_RUN = 200
 #: How long a worker holds a notification it is sending: longer than any channel's timeout.
@@ -110,7 +118,7 @@ class Notifier:
             for row in self._for_escalation(escalation, now)
         ]
         new = self._store.plan(rows, [e["id"] for e in escalations], now)
-        return new + self._plan_new_orders(now) + self._plan_repeats(now)
+        return new + self._plan_new_orders(now) + self._plan_decisions(now) + self._plan_repeats(now)
 
     def _plan_new_orders(self, now: datetime) -> int:
         """A new urgent order (of a priority the policy marks urgent), once per receiver."""
@@ -123,6 +131,21 @@ class Notifier:
             event = NotifyEvent(order["unit"], level, Priority(order["priority"]), SignalKind(order["kind"]))
             rows += [
                 self._row(order["work_order_id"], level, order["due_at"], receiver, True, now)
+                for receiver in self._router.receivers(event)
+            ]
+        return self._store.insert(rows)
+
+    def _plan_decisions(self, now: datetime) -> int:
+        """An extension approved or rejected, once per receiver: the notification's deadline
+        is the decision's moment, so each decision has ids of its own."""
+        rows = []
+        level = NotificationLevel.extension_decided
+        for decision in self._store.decisions_unnotified(now - DECISION_WINDOW):
+            kind, priority = SignalKind(decision["kind"]), Priority(decision["priority"])
+            event = NotifyEvent(decision["unit"], level, priority, kind)
+            urgent = self._router.urgent(event)
+            rows += [
+                self._row(decision["work_order_id"], level, decision["at"], receiver, urgent, now)
                 for receiver in self._router.receivers(event)
             ]
         return self._store.insert(rows)
@@ -248,6 +271,10 @@ class Notifier:
             row["order_due_at"],
             row["plate"],
         )
+        if level is NotificationLevel.extension_decided:
+            approved = row["decision"] == LifecycleEventName.extension_approved
+            moved = replace(order, due_at=row["decided_due_at"] or order.due_at) if approved else order
+            return render_decision(approved, moved, self._policy.console_url, now, self._policy.show_plate)
         return render(level, order, self._policy.console_url, now, self._policy.show_plate)
 
     def _after(

@@ -17,9 +17,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from workorder_pipeline.schemas.commands import LifecycleEventName
 from workorder_pipeline.schemas.notifications import AttemptOutcome, NotificationLevel, NotificationStatus
 from workorder_pipeline.schemas.workorder import WorkOrderStatus
-from workorder_pipeline.storage.tables import escalation, notification, notification_attempt, work_order
+from workorder_pipeline.storage.tables import (
+    escalation,
+    notification,
+    notification_attempt,
+    work_order,
+    work_order_event,
+)
 
 _S = WorkOrderStatus
 #: Orders whose clock runs: what stays unresolved is notified again.
@@ -28,6 +35,9 @@ RUNNING_STATUSES = frozenset(
 )
 _RUNNING = sorted(RUNNING_STATUSES)
 _ORDER_FIELDS = (work_order.c.kind, work_order.c.priority, work_order.c.plate, work_order.c.due_at)
+#: The history rows of an extension decision (processors.extensions).
+_NOT_REPEATED = (NotificationLevel.delivery_failed.value, NotificationLevel.extension_decided.value)
+DECISIONS = (LifecycleEventName.extension_approved.value, LifecycleEventName.extension_rejected.value)
 
 
 class NotificationStore:
@@ -73,6 +83,31 @@ class NotificationStore:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def decisions_unnotified(self, since: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Extension decisions made since ``since`` on orders still running, with no
+        extension_decided notification for that moment yet (its ``deadline`` is the
+        decision's moment), with their order's fields."""
+        ev, w, n = work_order_event.c, work_order.c, notification.c
+        told = sa.select(n.id).where(
+            n.work_order_id == ev.work_order_id,
+            n.level == NotificationLevel.extension_decided.value,
+            n.deadline == ev.at,
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ev.work_order_id, ev.at, w.unit, w.kind, w.priority)
+                .join(work_order, w.id == ev.work_order_id)
+                .where(
+                    ev.type.in_(DECISIONS),
+                    ev.at >= since,
+                    w.status.in_(_RUNNING),  # closed since: nothing left to do about it
+                    ~sa.exists(told),
+                )
+                .order_by(ev.at, ev.id)
+                .limit(limit)
+            ).mappings()
+            return [dict(row) for row in rows]
+
     def plan(self, rows: Sequence[dict[str, Any]], escalation_ids: Sequence[int], now: datetime) -> int:
         """Insert the notifications not planned yet (by id) and mark the escalations they
         came from, in one transaction. Returns how many were new."""
@@ -107,7 +142,8 @@ class NotificationStore:
                     n.status == NotificationStatus.sent.value,
                     n.sent_at <= sent_by,
                     n.round < below_round,
-                    n.level != NotificationLevel.delivery_failed.value,
+                    # Told once: a failure notice, and a decision (nothing left unresolved).
+                    n.level.not_in(_NOT_REPEATED),
                     work_order.c.status.in_(_RUNNING),
                 )
                 .order_by(n.sent_at)
@@ -180,6 +216,8 @@ class NotificationStore:
             if row["about"] is not None:  # a delivery_failed notice: what failed, to whom
                 about = conn.execute(sa.select(n.level, n.receiver).where(n.id == row["about"])).one()
                 row["about_level"], row["about_receiver"] = about.level, about.receiver
+            if row["level"] == NotificationLevel.extension_decided.value:
+                row |= _decision(conn, row["work_order_id"], row["deadline"])
             conn.execute(
                 sa.insert(notification_attempt).values(
                     notification_id=notification_id,
@@ -236,6 +274,20 @@ class NotificationStore:
             for attempt in attempts:
                 by_id.setdefault(attempt["notification_id"], []).append(dict(attempt))
         return [{**row, "attempt_log": by_id.get(row["id"], [])} for row in found]
+
+
+def _decision(conn: Connection, order_id: str, at: datetime) -> dict[str, Any]:
+    """The extension decision made on the order at ``at``: its name and, for an approval,
+    the deadline it set."""
+    ev = work_order_event.c
+    found = conn.execute(
+        sa.select(ev.type, ev.detail)
+        .where(ev.work_order_id == order_id, ev.at == at, ev.type.in_(DECISIONS))
+        .order_by(ev.id.desc())
+        .limit(1)
+    ).one()
+    moved = found.detail.get("to") if found.type == LifecycleEventName.extension_approved.value else None
+    return {"decision": found.type, "decided_due_at": datetime.fromisoformat(moved) if moved else None}
 
 
 def _insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:

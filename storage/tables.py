@@ -179,6 +179,8 @@ work_order_event = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("detail", Json, nullable=False),
     sa.Index("ix_work_order_event_work_order_id", "work_order_id", "id"),
+    #: Recent rows of one type: the extension decisions to notify (migration 0024).
+    sa.Index("ix_work_order_event_type_at", "type", "at"),
 )
 
 #: Commands already handled: a re-sent command_id has no second effect.

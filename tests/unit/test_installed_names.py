@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,18 +51,47 @@ def test_the_wheel_installs_one_top_level_name_workorder_pipeline(built: Path) -
     assert top_level.read_text().split() == [PACKAGE]
 
 
+def package_data() -> set[str]:
+    """The files pyproject.toml declares as package data (templates, the console's static
+    files, Alembic's ini), as the wheel names them."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    found = set()
+    for package, patterns in declared.items():
+        folder = ROOT.joinpath(*package.split(".")[1:])
+        for pattern in patterns:
+            found |= {f"{PACKAGE}/{path.relative_to(ROOT).as_posix()}" for path in folder.glob(pattern)}
+    return found
+
+
 def test_the_wheel_holds_every_module_of_the_top_level_folders_as_real_files(built: Path) -> None:
-    expected = {f"{PACKAGE}/__init__.py"} | {
+    modules = {
         f"{PACKAGE}/{path.relative_to(ROOT).as_posix()}"
         for name in top_level_packages()
         for path in (ROOT / name).rglob("*.py")
         if "__pycache__" not in path.parts
     }
+    expected = {f"{PACKAGE}/__init__.py"} | modules | package_data()
     lib = built / "lib"
     files = {path.relative_to(lib).as_posix() for path in lib.rglob("*") if path.is_file()}
     assert files == expected  # the Alembic migrations included: package data of storage
     assert f"{PACKAGE}/storage/migrations/versions/0001_work_orders.py" in files
+    # What the console and the monthly report render from, beside the modules.
+    assert f"{PACKAGE}/api/console/templates/base.html" in files
+    assert f"{PACKAGE}/api/console/static/htmx-2.0.11.min.js" in files
+    assert f"{PACKAGE}/services/report_formats/templates/monthly.html.j2" in files
     assert not [path for path in lib.rglob("*") if path.is_symlink()]
+
+
+def test_every_file_the_product_reads_besides_its_modules_is_declared_package_data() -> None:
+    """A template or static file added without a package-data line would be missing from the
+    wheel only: the checkout would hide it. script.py.mako serves `alembic revision` only."""
+    others = {
+        f"{PACKAGE}/{path.relative_to(ROOT).as_posix()}"
+        for name in top_level_packages()
+        for path in (ROOT / name).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert others - package_data() == {f"{PACKAGE}/storage/migrations/script.py.mako"}
 
 
 def test_the_console_script_wo_runs_the_installed_package(built: Path) -> None:

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from workorder_pipeline.processors.notify_content import NotifyOrder, render, render_failure, time_left
+from workorder_pipeline.processors.notify_content import (
+    NotifyOrder,
+    render,
+    render_decision,
+    render_failure,
+    time_left,
+)
 from workorder_pipeline.processors.notify_routing import (
     NotifyEvent,
     NotifyRouter,
@@ -170,3 +176,18 @@ def test_time_left_counts_days_once_past_a_day() -> None:
 def test_a_failed_delivery_names_the_receiver_not_the_person() -> None:
     text = render_failure(L.leadership, "WO-1", "duty-sms", 5, URL)
     assert text.text.startswith("【通知发送失败】工单 WO-1 的挂牌督办通知未能送达接收方 duty-sms（5 次尝试）")
+
+
+def test_an_extension_decision_says_approved_with_the_new_deadline_or_rejected_in_china_time() -> None:
+    moved = NotifyOrder("WO-1", SignalKind.suspect, "执法二中队", cst(8, 9, 30), plate="苏A12345")
+    approved = render_decision(True, moved, URL, cst(6, 10).astimezone(UTC), show_plate=False)
+    assert approved.text == (
+        "【延期审批结果】工单 WO-1（疑似违规，执法二中队）的延期申请已批准，"
+        "新的办理期限 2026-12-08 09:30（北京时间），剩余 1天23小时。查看：https://console.example/orders/WO-1"
+    )
+    assert approved.markdown.startswith("**【延期审批结果】**") and "苏A12345" not in approved.markdown
+    rejected = render_decision(False, moved, URL, cst(8, 10), show_plate=True)
+    assert (
+        "的延期申请被驳回，办理期限仍为 2026-12-08 09:30（北京时间），已超期 0小时30分。车牌 苏A12345。"
+        in (rejected.text)
+    )

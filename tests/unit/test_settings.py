@@ -212,3 +212,15 @@ def test_the_command_line_stops_on_an_unknown_setting_with_the_configuration_exi
     monkeypatch.setenv("WO_TOPICS__X", "x")
     assert main(["orders", "list"]) == 3
     assert "WO_TOPICS__X: no such setting" in capsys.readouterr().err
+
+
+def test_the_notification_secrets_named_by_the_policy_are_not_settings_but_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # policy/notifications.yaml names its channels' secrets WO_NOTIFY_*: a deployment sets them.
+    monkeypatch.setenv("WO_NOTIFY_SMS_TOKEN", "secret")
+    monkeypatch.setenv("WO_NOTIFY_DINGTALK_LEADERS_SECRET", "SEC1")
+    monkeypatch.setenv("WO_NOTIFYY", "x")  # the prefix needs its underscore
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [line.split(":")[0].strip() for line in str(caught.value).splitlines()[1:]] == ["WO_NOTIFYY"]
