@@ -20,6 +20,7 @@ from api.auth import Principal, officer_principal
 from processors.calendar import WorkCalendar
 from schemas.officers import Officer
 from schemas.policy import Policy
+from services.figure_snapshots import FigureSnapshots
 from services.officers import Officers
 
 COOKIE = "wo_console"
@@ -32,6 +33,8 @@ class ConsoleParts:
     policy: Policy
     calendar: WorkCalendar
     clock: Callable[[], datetime]
+    #: The months' figures, shared with the leader's gauges (services/figure_snapshots.py).
+    figures: FigureSnapshots
 
 
 @dataclass(frozen=True, slots=True)

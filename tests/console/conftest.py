@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from api.console.session import ConsoleParts
 from schemas.officers import OfficerRole
 from services.clock import utc_now
+from services.figure_snapshots import FigureSnapshots
 from services.officers import Officers
 from services.policy_set import load_policy_set
+from storage.figures_read import FigureFacts
 from storage.officer_store import OfficerStore
 from tests.api.conftest import REPO_ROOT, ApiWorld, api_world
 from wo.kafka_cluster import KafkaCluster
@@ -85,7 +87,9 @@ def _console(engine: Engine) -> ConsoleParts:
     now = datetime.now(UTC)
     for account in ACCOUNTS.values():
         officers.add(account.certificate_no, account.name, account.unit, account.role, PASSWORD, now)
-    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now)
+    # Read on every page (no age): the tests look at figures right after changing orders.
+    figures = FigureSnapshots(FigureFacts(engine), LOADED.policy.figures.score, utc_now, refresh_seconds=0)
+    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now, figures)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from prometheus_client import REGISTRY
 
 import streams.metrics
 import streams.topic_watch
-from schemas.figures import ScoreWeights
 from schemas.platforms import PlatformRegistry
 from streams.figure_gauges import FigureCollector
 from streams.platform_watch import PlatformSilenceCollector
@@ -46,7 +45,7 @@ def exported_names() -> set[str]:
         SupervisionCollector(None, [], lambda: False),  # type: ignore[arg-type]
         ConsumerLagCollector([], []),
         PlatformSilenceCollector(None, PlatformRegistry(), None, lambda: False),  # type: ignore[arg-type]
-        FigureCollector(None, ScoreWeights(), lambda: False),  # type: ignore[arg-type]
+        FigureCollector(None, lambda: False),  # type: ignore[arg-type]
     ]
     families = [*REGISTRY.collect(), *(f for collector in collectors for f in collector.describe())]
     for family in families:
