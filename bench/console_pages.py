@@ -173,6 +173,7 @@ def _run(url: str, n: int, repeat: int) -> int:
     clock = lambda: datetime.now(UTC)  # noqa: E731
     # As `wo run` has it: one snapshot of the months' figures, read again in the background.
     figures = FigureSnapshots(FigureFacts(engine), loaded.policy.figures.score, clock, 60.0, background=True)
+    figures.prepare()
     console = ConsoleParts(officers, loaded.policy, loaded.calendar, clock, figures)
     app = create_app(ApiStore(engine), Tokens([]), NoPublisher(), console=console)
     clients = {who: _client(app, who) for who in ("B-SQ1", "B-DUTY", "B-SUP", "B-ADM")}

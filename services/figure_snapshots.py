@@ -80,6 +80,12 @@ class FigureSnapshots:
     def refresh_seconds(self) -> float:
         return self._refresh_seconds
 
+    def prepare(self) -> None:
+        """Read the first snapshot in the background (at start-up: the first page is quick too)."""
+        with self._state:
+            if self._snapshot is None:
+                self._refresh_later()
+
     def current(self) -> FigureSnapshot:
         """A snapshot at most ``refresh_seconds`` old (see the module's doc for ``background``)."""
         with self._state:

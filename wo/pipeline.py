@@ -101,6 +101,7 @@ def run_pipeline(settings: Settings) -> int:
             refresh_seconds=settings.figures_refresh_seconds,
             background=True,
         )
+        figures.prepare()
         figure_gauges.register(figures, supervision.faust_leader(worker_parts.app))
         platform_watch.register(
             PlatformsSeen(repository.engine),

@@ -121,3 +121,13 @@ def test_a_clock_set_back_reads_the_months_again(engine: Engine) -> None:
     snapshots.current()
     clock.now -= timedelta(hours=1)
     assert snapshots.current().at == clock.now and reader.reads == 4
+
+
+def test_a_snapshot_prepared_at_start_up_is_read_once_in_the_background(engine: Engine) -> None:
+    month.write(engine, month.generate(20, seed=13))
+    clock, reader = Clock(), Reader(engine)
+    snapshots = FigureSnapshots(reader, ScoreWeights(), clock, refresh_seconds=60, background=True)
+    snapshots.prepare()
+    snapshots.prepare()  # already reading: no second read
+    first = snapshots.current()  # waits for the read under way rather than reading again
+    assert snapshots.current() is first and first.at == month.NOW and reader.reads == 2
