@@ -29,17 +29,19 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from workorder_pipeline.api.app import create_app  # noqa: E402
-from workorder_pipeline.api.auth import Tokens  # noqa: E402
-from workorder_pipeline.api.console.session import ConsoleParts  # noqa: E402
-from workorder_pipeline.schemas.officers import OfficerRole  # noqa: E402
-from workorder_pipeline.services.officers import Officers  # noqa: E402
-from workorder_pipeline.services.policy_set import load_policy_set  # noqa: E402
-from workorder_pipeline.storage.api_store import ApiStore  # noqa: E402
-from workorder_pipeline.storage.bulk import insert_rows  # noqa: E402
-from workorder_pipeline.storage.database import create_engine, migrate  # noqa: E402
-from workorder_pipeline.storage.officer_store import OfficerStore  # noqa: E402
-from workorder_pipeline.storage.tables import work_order, work_order_event, work_order_source  # noqa: E402
+from workorder_pipeline.api.app import create_app  # noqa: E402  # noqa: E402
+from workorder_pipeline.api.auth import Tokens  # noqa: E402  # noqa: E402
+from workorder_pipeline.api.console.session import ConsoleParts  # noqa: E402  # noqa: E402
+from workorder_pipeline.schemas.officers import OfficerRole  # noqa: E402  # noqa: E402
+from workorder_pipeline.services.figure_snapshots import FigureSnapshots  # noqa: E402
+from workorder_pipeline.services.officers import Officers  # noqa: E402  # noqa: E402
+from workorder_pipeline.services.policy_set import load_policy_set  # noqa: E402  # noqa: E402
+from workorder_pipeline.storage.api_store import ApiStore  # noqa: E402  # noqa: E402
+from workorder_pipeline.storage.bulk import insert_rows  # noqa: E402  # noqa: E402
+from workorder_pipeline.storage.database import create_engine, migrate  # noqa: E402  # noqa: E402
+from workorder_pipeline.storage.figures_read import FigureFacts  # noqa: E402
+from workorder_pipeline.storage.officer_store import OfficerStore  # noqa: E402  # noqa: E402
+from workorder_pipeline.storage.tables import work_order, work_order_event, work_order_source  # noqa: E402  # noqa: E402
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PASSWORD = "bench-password-1"
@@ -168,7 +170,11 @@ def _run(url: str, n: int, repeat: int) -> int:
         ("B-ADM", "command-center", OfficerRole.administrator),
     ):
         officers.add(cert, cert, unit, role, PASSWORD, now)
-    console = ConsoleParts(officers, loaded.policy, loaded.calendar, lambda: datetime.now(UTC))
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    # As `wo run` has it: one snapshot of the months' figures, read again in the background.
+    figures = FigureSnapshots(FigureFacts(engine), loaded.policy.figures.score, clock, 60.0, background=True)
+    figures.prepare()
+    console = ConsoleParts(officers, loaded.policy, loaded.calendar, clock, figures)
     app = create_app(ApiStore(engine), Tokens([]), NoPublisher(), console=console)
     clients = {who: _client(app, who) for who in ("B-SQ1", "B-DUTY", "B-SUP", "B-ADM")}
     pages = (

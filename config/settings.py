@@ -199,8 +199,8 @@ class Settings(BaseSettings):
 
     # How often the leader worker looks for reminders and escalations that came due.
     escalation_check_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # The leader reads the figures of this month and last month from the database at most
-    # this often (on a scrape; streams/figure_gauges.py).
+    # The figures of this month and last month are read from the database at most this often,
+    # one snapshot for the leader's gauges and the console (services/figure_snapshots.py).
     figures_refresh_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     # The work-order HTTP API (served by `wo run` when a tokens file is given).

@@ -34,12 +34,14 @@ from __future__ import annotations
 __all__ = [
     "ALL_UNITS",
     "FIGURE_LABELS_ZH",
+    "Behind",
     "Figure",
     "OrderFacts",
     "Period",
     "Rate",
     "ScoreWeights",
     "UnitFigures",
+    "behind",
     "contributions",
     "orders_behind",
     "score",
@@ -209,15 +211,38 @@ def orders_behind(
 ) -> list[str]:
     """The ids of the orders a unit's (or ALL_UNITS') figure counts: in its numerator, or in
     its denominator (those judged); the orders a supervisor drills down to from a number."""
+    return behind(facts, period, now).ids(unit, figure, numerator)
+
+
+@dataclass(frozen=True, slots=True)
+class Behind:
+    """Each order of a period's cohort with its part in every figure, kept small (one bit per
+    numerator and per denominator) so that a period's can be kept to answer drill-downs."""
+
+    #: (id, unit, bits): bit 2i is counted in the i-th Figure, bit 2i+1 judged by it.
+    orders: tuple[tuple[str, str, int], ...]
+
+    def ids(self, unit: str, figure: Figure, numerator: bool) -> list[str]:
+        bit = 1 << (2 * _FIGURE_INDEX[figure] + (0 if numerator else 1))
+        return sorted(i for i, held_by, bits in self.orders if bits & bit and unit in (held_by, ALL_UNITS))
+
+
+_FIGURE_INDEX = {figure: index for index, figure in enumerate(Figure)}
+
+
+def behind(facts: Iterable[OrderFacts], period: Period, now: datetime) -> Behind:
+    """The period's cohort, each order with what it counts in (facts repeated for an order id
+    count as the last given, as in unit_figures)."""
     latest = {order.id: order for order in facts}
     found = []
     for order in latest.values():
-        if order.created_at not in period or unit not in (order.unit, ALL_UNITS):
+        if order.created_at not in period:
             continue
-        rate = contributions(order, now)[figure]
-        if rate.numerator if numerator else rate.denominator:
-            found.append(order.id)
-    return sorted(found)
+        bits = 0
+        for index, part in enumerate(part for pair in _judged(order, now) for part in pair):
+            bits |= part << index
+        found.append((order.id, order.unit, bits))
+    return Behind(tuple(found))
 
 
 def _keys(unit: str, kind: SignalKind) -> tuple[tuple[str, SignalKind | None], ...]:

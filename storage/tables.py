@@ -131,6 +131,22 @@ sa.Index(
     postgresql_where=PENDING_EXTENSION,
 )
 
+#: The command center's queues (api/console/routes_center.py), newest first, read through
+#: partial indexes of the few orders each holds (migration 0025): the predicates are the
+#: queue filters of storage/orders_read.list_orders, word for word, for the planner to match.
+for _name, _where in (
+    (
+        "ix_work_order_extension_asked_created",
+        sa.text("pending_extension_days IS NOT NULL OR pending_extension_hours IS NOT NULL"),
+    ),
+    (
+        "ix_work_order_awaiting_callback_created",
+        sa.text("kind = 'complaint' AND status = 'feedback_submitted'"),
+    ),
+    ("ix_work_order_running_created", sa.text("status NOT IN ('closed', 'returned')")),
+):
+    sa.Index(_name, work_order.c.created_at, sqlite_where=_where, postgresql_where=_where)
+
 #: Every publisher id merged into an order: the idempotence guard (one row per signal).
 work_order_source = sa.Table(
     "work_order_source",

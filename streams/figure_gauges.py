@@ -5,72 +5,47 @@ counters cannot give them: a cohort is the orders *created* in a month, judged a
 now, and an order moved to another unit takes its counts with it.
 
 Like the open-order gauges, only the faust leader exports them (one series each over N
-workers). They are computed at most every ``refresh_seconds``, on a scrape: a database error
-leaves them out of that scrape, counted in ``wo_worker_retries_total{task="figure_gauges"}``.
+workers). They come from the process's figure snapshot (services/figure_snapshots.py, read at
+most every WO_FIGURES_REFRESH_SECONDS), the one the console's figures pages read too: a
+database error with no snapshot young enough leaves them out of that scrape, counted in
+``wo_worker_retries_total{task="figure_gauges"}``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
-from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.figure_snapshots import FigureSnapshot, FigureSnapshots
 from workorder_pipeline.services.figures import (
     ALL_UNITS,
-    ScoreWeights,
-    UnitFigures,
-    figures_for_period,
-    month_periods,
 )
-from workorder_pipeline.services.ports import FigureFactsReader
 from workorder_pipeline.streams.resilience import Outage, Task
 
 FIGURE_LABELS = ["unit", "kind", "figure", "period"]
-#: Two months of orders are read at most this often (scrapes come every 15 s); the
-#: worker's is WO_FIGURES_REFRESH_SECONDS.
-REFRESH_SECONDS = 60.0
-
-Computed = dict[str, list[UnitFigures]]
 
 
 class FigureCollector(Collector):
-    def __init__(
-        self,
-        reader: FigureFactsReader,
-        weights: ScoreWeights,
-        is_leader: Callable[[], bool],
-        clock: Callable[[], datetime] = utc_now,
-        refresh_seconds: float = REFRESH_SECONDS,
-    ) -> None:
-        self._reader = reader
-        self._weights = weights
+    def __init__(self, snapshots: FigureSnapshots, is_leader: Callable[[], bool]) -> None:
+        self._snapshots = snapshots
         self._is_leader = is_leader
-        self._clock = clock
-        self._refresh_seconds = refresh_seconds
-        self._lock = threading.Lock()
         self._outage = Outage(Task.figure_gauges)
-        self._computed: Computed | None = None
-        self._computed_at = 0.0
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families())  # names only: no database, no faust
 
     def collect(self) -> Iterator[Metric]:
         if not self._is_leader():
-            with self._lock:
-                self._computed = None  # a new leadership starts from the database again
             return
-        computed = self._current()
-        if computed is None:
+        current = self._current()
+        if current is None:
             return
         numerator, denominator, score = self._families()
-        for period, rows in computed.items():
-            for row in rows:
+        for name, figures in current.periods.items():
+            period = name.value
+            for row in figures.rows:
                 if row.unit == ALL_UNITS:
                     continue  # the rules sum the units
                 if row.kind is None:
@@ -83,23 +58,14 @@ class FigureCollector(Collector):
                     denominator.add_metric(labels, rate.denominator)
         yield from (numerator, denominator, score)
 
-    def _current(self) -> Computed | None:
-        with self._lock:
-            fresh = time.monotonic() - self._computed_at < self._refresh_seconds
-            if self._computed is not None and fresh:
-                return self._computed
-            now = self._clock()
-            try:
-                computed = {
-                    name.value: figures_for_period(self._reader, period, self._weights, now)
-                    for name, period in month_periods(now).items()
-                }
-            except Exception as exc:
-                self._outage.failed(exc)  # the next scrape is the retry
-                return None
-            self._outage.succeeded()
-            self._computed, self._computed_at = computed, time.monotonic()
-            return computed
+    def _current(self) -> FigureSnapshot | None:
+        try:
+            current = self._snapshots.current()
+        except Exception as exc:
+            self._outage.failed(exc)  # the next scrape is the retry
+            return None
+        self._outage.succeeded()
+        return current
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
@@ -125,10 +91,6 @@ class FigureCollector(Collector):
 
 
 def register(
-    reader: FigureFactsReader,
-    weights: ScoreWeights,
-    is_leader: Callable[[], bool],
-    refresh_seconds: float = REFRESH_SECONDS,
-    registry: CollectorRegistry = REGISTRY,
+    snapshots: FigureSnapshots, is_leader: Callable[[], bool], registry: CollectorRegistry = REGISTRY
 ) -> None:
-    registry.register(FigureCollector(reader, weights, is_leader, refresh_seconds=refresh_seconds))
+    registry.register(FigureCollector(snapshots, is_leader))

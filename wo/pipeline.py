@@ -28,6 +28,7 @@ from workorder_pipeline.services.commands import CommandHandler
 from workorder_pipeline.services.dead_letters import Retention
 from workorder_pipeline.services.deadlines import recompute_provisional_deadlines
 from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.figure_snapshots import FigureSnapshots
 from workorder_pipeline.services.intake import Intake, intake_limits
 from workorder_pipeline.services.notifications import Notifier
 from workorder_pipeline.services.officers import Officers
@@ -106,19 +107,22 @@ def run_pipeline(settings: Settings) -> int:
             [*settings.topics.inbound(), settings.topics.commands],
             positions=[worker_parts.lag.positions],
         )
-        figure_gauges.register(
+        # One snapshot of the months' figures for the gauges and the console's pages.
+        figures = FigureSnapshots(
             FigureFacts(repository.engine),
             loaded.policy.figures.score,
-            supervision.faust_leader(worker_parts.app),
             refresh_seconds=settings.figures_refresh_seconds,
+            background=True,
         )
+        figures.prepare()
+        figure_gauges.register(figures, supervision.faust_leader(worker_parts.app))
         platform_watch.register(
             PlatformsSeen(repository.engine),
             loaded.platforms,
             silence_judge(loaded.calendar),
             supervision.faust_leader(worker_parts.app),
         )
-        api = _start_api(settings, repository, api_key) if api_key is not None else None
+        api = _start_api(settings, repository, api_key, figures) if api_key is not None else None
         return _serve(settings, worker_parts.app, api)
     finally:
         if broker is not None:
@@ -294,7 +298,9 @@ def _api_signing_key(settings: Settings) -> SigningKey | None:
     return read_signing_key(path)
 
 
-def _start_api(settings: Settings, repository: WorkOrderRepository, key: SigningKey) -> uvicorn.Server:
+def _start_api(
+    settings: Settings, repository: WorkOrderRepository, key: SigningKey, figures: FigureSnapshots
+) -> uvicorn.Server:
     """Serve the HTTP API in a thread; its commands are signed with ``key``."""
     assert settings.api_tokens_file is not None
     loaded = load_policy_set(settings.policy_dir)
@@ -305,7 +311,8 @@ def _start_api(settings: Settings, repository: WorkOrderRepository, key: Signing
         key,
         client_options=kafka_python_options(settings),
     )
-    console = ConsoleParts(Officers(OfficerStore(repository.engine)), loaded.policy, loaded.calendar, utc_now)
+    officers = Officers(OfficerStore(repository.engine))
+    console = ConsoleParts(officers, loaded.policy, loaded.calendar, utc_now, figures)
     app = create_app(
         ApiStore(repository.engine),
         tokens,

@@ -25,12 +25,16 @@ QUEUES: tuple[tuple[str, str, OrderQuery], ...] = (
     (
         "manual",
         "人工分派（无匹配路由）",
-        OrderQuery(unit=COMMAND_CENTER, statuses=(S.dispatched, S.accepted)),
+        OrderQuery(unit=COMMAND_CENTER, statuses=(S.dispatched, S.accepted), limit=QUEUE_LIMIT),
     ),
-    ("returned", "退回待改派", OrderQuery(statuses=(S.returned,))),
-    ("extensions", "延期申请待审批", OrderQuery(extension_pending=True)),
-    ("callbacks", "投诉待回访", OrderQuery(kind=SignalKind.complaint, status=S.feedback_submitted)),
-    ("overdue", "已超期", OrderQuery(overdue=True)),
+    ("returned", "退回待改派", OrderQuery(statuses=(S.returned,), limit=QUEUE_LIMIT)),
+    ("extensions", "延期申请待审批", OrderQuery(extension_pending=True, limit=QUEUE_LIMIT)),
+    (
+        "callbacks",
+        "投诉待回访",
+        OrderQuery(kind=SignalKind.complaint, status=S.feedback_submitted, limit=QUEUE_LIMIT),
+    ),
+    ("overdue", "已超期", OrderQuery(overdue=True, limit=QUEUE_LIMIT)),
 )
 
 

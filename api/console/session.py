@@ -20,6 +20,7 @@ from workorder_pipeline.api.auth import Principal, officer_principal
 from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.schemas.officers import Officer
 from workorder_pipeline.schemas.policy import Policy
+from workorder_pipeline.services.figure_snapshots import FigureSnapshots
 from workorder_pipeline.services.officers import Officers
 
 COOKIE = "wo_console"
@@ -32,6 +33,8 @@ class ConsoleParts:
     policy: Policy
     calendar: WorkCalendar
     clock: Callable[[], datetime]
+    #: The months' figures, shared with the leader's gauges (services/figure_snapshots.py).
+    figures: FigureSnapshots
 
 
 @dataclass(frozen=True, slots=True)

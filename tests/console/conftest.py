@@ -19,8 +19,10 @@ from tests.api.conftest import REPO_ROOT, ApiWorld, api_world
 from workorder_pipeline.api.console.session import ConsoleParts
 from workorder_pipeline.schemas.officers import OfficerRole
 from workorder_pipeline.services.clock import utc_now
+from workorder_pipeline.services.figure_snapshots import FigureSnapshots
 from workorder_pipeline.services.officers import Officers
 from workorder_pipeline.services.policy_set import load_policy_set
+from workorder_pipeline.storage.figures_read import FigureFacts
 from workorder_pipeline.storage.officer_store import OfficerStore
 from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
@@ -85,7 +87,9 @@ def _console(engine: Engine) -> ConsoleParts:
     now = datetime.now(UTC)
     for account in ACCOUNTS.values():
         officers.add(account.certificate_no, account.name, account.unit, account.role, PASSWORD, now)
-    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now)
+    # Read on every page (no age): the tests look at figures right after changing orders.
+    figures = FigureSnapshots(FigureFacts(engine), LOADED.policy.figures.score, utc_now, refresh_seconds=0)
+    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now, figures)
 
 
 @pytest.fixture

@@ -190,6 +190,7 @@ def test_a_supervisor_drills_from_a_rate_to_the_orders_behind_it(console: Consol
     assert start.headers["location"] == "/console/figures"
     html = client.get("/console/figures").text
     assert "办结率" in html and "本月" in html and "上月" in html
+    assert re.search(r"数据截至 \d\d:\d\d \(UTC\+08:00\)", html), "the figures say when they were read"
     link = re.search(
         r'href="(/console/figures/orders\?period=this_month&amp;unit=squad-1&amp;figure=closed&amp;part=denominator)"'
         r"[^>]*>(\d+)</a>",

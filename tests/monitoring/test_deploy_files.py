@@ -24,7 +24,6 @@ from tests.monitoring.support import (
     rule_files,
     rule_groups,
 )
-from workorder_pipeline.schemas.figures import ScoreWeights
 from workorder_pipeline.schemas.platforms import PlatformRegistry
 from workorder_pipeline.streams.figure_gauges import FigureCollector
 from workorder_pipeline.streams.platform_watch import PlatformSilenceCollector
@@ -46,7 +45,7 @@ def exported_names() -> set[str]:
         SupervisionCollector(None, [], lambda: False),  # type: ignore[arg-type]
         ConsumerLagCollector([], []),
         PlatformSilenceCollector(None, PlatformRegistry(), None, lambda: False),  # type: ignore[arg-type]
-        FigureCollector(None, ScoreWeights(), lambda: False),  # type: ignore[arg-type]
+        FigureCollector(None, lambda: False),  # type: ignore[arg-type]
     ]
     families = [*REGISTRY.collect(), *(f for collector in collectors for f in collector.describe())]
     for family in families:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from tests.integration import figures_month as month
 from tests.monitoring.support import RULES_DIR, dashboard, require_binary, substitute
 from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.figure_snapshots import FigureSnapshots
 from workorder_pipeline.storage.database import create_engine, migrate
 from workorder_pipeline.storage.figures_read import FigureFacts
 from workorder_pipeline.streams.figure_gauges import FigureCollector
@@ -51,7 +52,11 @@ def exported(collector: FigureCollector, period: str) -> dict[Key, tuple[int, in
 
 
 def leader(engine: Engine, now: datetime = month.NOW) -> FigureCollector:
-    return FigureCollector(FigureFacts(engine), ScoreWeights(), lambda: True, clock=lambda: now)
+    return FigureCollector(snapshots(engine, now), lambda: True)
+
+
+def snapshots(engine: Engine, now: datetime = month.NOW) -> FigureSnapshots:
+    return FigureSnapshots(FigureFacts(engine), ScoreWeights(), clock=lambda: now)
 
 
 def test_the_leader_exports_the_databases_figures_of_last_month_and_this_month(engine: Engine) -> None:
@@ -68,7 +73,7 @@ def test_the_leader_exports_the_databases_figures_of_last_month_and_this_month(e
 
 def test_a_worker_that_is_not_the_leader_exports_no_figures(engine: Engine) -> None:
     month.write(engine, month.generate(20, seed=3))
-    follower = FigureCollector(FigureFacts(engine), ScoreWeights(), lambda: False, clock=lambda: month.NOW)
+    follower = FigureCollector(snapshots(engine), lambda: False)
     assert [f.samples for f in follower.collect()] == []
 
 
@@ -76,7 +81,7 @@ def test_a_database_error_leaves_the_figures_out_and_is_counted() -> None:
     labels = {"task": "figure_gauges", "on": "database"}
     before = REGISTRY.get_sample_value("wo_worker_retries_total", labels) or 0.0
     nowhere = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")  # nothing listens
-    collector = FigureCollector(FigureFacts(nowhere), ScoreWeights(), lambda: True, clock=lambda: month.NOW)
+    collector = FigureCollector(snapshots(nowhere), lambda: True)
     assert list(collector.collect()) == []
     assert (REGISTRY.get_sample_value("wo_worker_retries_total", labels) or 0.0) > before
 
