@@ -296,8 +296,8 @@ def _insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     new = 0
     for row in rows:
-        result = conn.execute(
-            insert(notification).values(**row).on_conflict_do_nothing(index_elements=["id"])
-        )
-        new += result.rowcount
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING
+        # here, which made plan() count one new notification as -1 on PostgreSQL.
+        statement = insert(notification).values(**row).on_conflict_do_nothing(index_elements=["id"])
+        new += len(conn.execute(statement.returning(notification.c.id)).all())
     return new

@@ -58,29 +58,49 @@ def test_a_sqlite_time_stored_on_a_whole_second_before_the_fix_is_found_after_up
 def test_escalations_fired_before_the_notifications_upgrade_are_not_notified_after_it(
     database_url: str,
 ) -> None:
+    """The rows are written as the schema just before 0021 had them (raw SQL on the reflected
+    tables: today's code writes columns of later migrations)."""
     from datetime import timedelta
 
-    from tests.integration.test_escalations import POLICY, dispatched_order
+    from alembic.script import ScriptDirectory
+
     from workorder_pipeline.processors.notify_routing import NotifyRouter
     from workorder_pipeline.schemas.notifications import NotificationPolicy
-    from workorder_pipeline.services.escalations import Escalations
     from workorder_pipeline.services.notifications import Notifier
     from workorder_pipeline.storage.notifications import NotificationStore
-    from workorder_pipeline.storage.repository import WorkOrderRepository
+    from workorder_pipeline.storage.tables import escalation
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", database_url)
+    before = ScriptDirectory.from_config(config).get_revision("0021").down_revision
+    assert isinstance(before, str)
     engine = create_engine(database_url)
     created = datetime(2026, 11, 23, tzinfo=UTC)
+    fired = created + timedelta(days=3)
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "0017")
+            command.upgrade(config, before)
             connection.commit()
-        repository = WorkOrderRepository(engine)
-        dispatched_order(repository, created)
-        assert Escalations(repository, POLICY.deadlines).fire(created + timedelta(days=3)) == 3
+        with engine.begin() as conn:
+            old_order = sa.Table("work_order", sa.MetaData(), autoload_with=conn)
+            old_escalation = sa.Table("escalation", sa.MetaData(), autoload_with=conn)
+            times = {"created_at": created, "updated_at": created, "first_seen_at": created}
+            conn.execute(
+                sa.insert(old_order).values(
+                    id="WO-1", kind="vehicle_alarm", status="dispatched", unit="squad-1", priority="P1",
+                    route_key="r", due_at=created + timedelta(days=1), last_seen_at=created,
+                    dispatched_at=created, summary="s", occurrences=1, **times,
+                )
+            )  # fmt: skip
+            for level in ("reminder", "overdue", "leadership"):
+                conn.execute(
+                    sa.insert(old_escalation).values(
+                        work_order_id="WO-1", level=level, due_at=created + timedelta(days=1),
+                        unit="squad-1", fired_at=fired,
+                    )
+                )  # fmt: skip
         migrate(database_url)
         policy = NotificationPolicy.model_validate(
             {
@@ -96,7 +116,16 @@ def test_escalations_fired_before_the_notifications_upgrade_are_not_notified_aft
             }
         )
         notifier = Notifier(NotificationStore(engine), policy, NotifyRouter(policy), {}, {})
-        assert notifier.plan(created + timedelta(days=3)) == 0
+        assert notifier.plan(fired) == 0
+        # What fires after the upgrade is told: the old ones were skipped, not the routing.
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(escalation).values(
+                    work_order_id="WO-1", level="red_card", due_at=created + timedelta(days=2),
+                    unit="squad-1", fired_at=fired,
+                )
+            )  # fmt: skip
+        assert notifier.plan(fired) == 1
     finally:
         engine.dispose()
 
