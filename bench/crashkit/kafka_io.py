@@ -65,9 +65,9 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 120) -> list[Any]:
         partitions = _partitions(consumer, [topic])
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records: list[Any] = []
         deadline = time.monotonic() + timeout_s
+        end = _stable_end(bootstrap, consumer, partitions, deadline, topic)
+        records: list[Any] = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise CrashTestError(f"could not read {topic} to its end within {timeout_s:g} s")
@@ -76,6 +76,27 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 120) -> list[Any]:
         return records
     finally:
         consumer.close()
+
+
+def _stable_end(
+    bootstrap: str, consumer: KafkaConsumer, partitions: list[Any], deadline: float, topic: str
+) -> dict[Any, int]:
+    """The read_committed end of each partition once no transaction is open in it. A worker
+    SIGKILLed inside a transaction leaves it open (its transactional id is its process's, so
+    no successor fences it) until the broker aborts it after the transaction timeout: until
+    then a read_committed consumer's end stops before it, and everything committed after it
+    is not readable yet. Reading to that end would report those messages missing."""
+    everything = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    try:
+        while True:
+            stable, high = consumer.end_offsets(partitions), everything.end_offsets(partitions)
+            if stable == high:
+                return dict(stable)
+            if time.monotonic() > deadline:
+                raise CrashTestError(f"a transaction in {topic} stayed open past the read's deadline")
+            time.sleep(0.5)
+    finally:
+        everything.close()
 
 
 class Publisher(threading.Thread):
