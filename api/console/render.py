@@ -31,7 +31,11 @@ NAV: dict[Role, tuple[tuple[str, str], ...]] = {
         ("/console/figures", "考核指标"),
     ),
     Role.supervisor: (("/console/figures", "考核指标"), ("/console/orders", "全部工单")),
-    Role.administrator: (("/console/admin/officers", "账号与名册"), ("/console/orders", "全部工单")),
+    Role.administrator: (
+        ("/console/admin/officers", "账号与名册"),
+        ("/console/admin/access", "令牌与密钥"),
+        ("/console/orders", "全部工单"),
+    ),
 }
 
 

@@ -25,6 +25,7 @@ RIGHTS: dict[str, tuple[int, ...]] = {
     "/console/orders/WO-NONE": (303, 404, 404, 404, 404, 404),
     "/console/center": (303, 403, 403, 200, 403, 403),
     "/console/admin/officers": (303, 403, 403, 403, 403, 200),
+    "/console/admin/access": (303, 403, 403, 403, 403, 200),
     "/console/figures": (303, 403, 403, 200, 200, 403),
     "/console/figures/orders?period=this_month&unit=squad-1&figure=closed&part=denominator": (
         303,
