@@ -96,6 +96,11 @@ class Principal(BaseModel):
         return self.role in (Role.command_center, Role.supervisor)
 
     @property
+    def may_read_reports(self) -> bool:
+        """The monthly analysis reports (研判报告): the same readers as the figures."""
+        return self.may_read_figures
+
+    @property
     def may_administer(self) -> bool:
         return self.role is Role.administrator
 
