@@ -1,7 +1,8 @@
 """The duty officer's and the supervisor's journeys in a real browser (Debian's headless
 Chromium, driven by Playwright; tests/console/browsing.py): the duty officer re-routes a
 returned order, approves an extension request, records a complaint's callback and closes it;
-the supervisor drills from a rate to the orders behind it. What a squad did before is done
+the supervisor drills from a rate to the orders behind it and downloads a monthly report; the
+administrator makes an API token, shown once. What a squad did before is done
 through the console's forms over HTTP (not the journey under test)."""
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.console.browsing import Session, chromium, served, sign_in
 from tests.console.conftest import ACCOUNTS, ConsoleWorld, csrf_of
+from workorder_pipeline.processors.figures import Period
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.workorder import WorkOrder, WorkOrderStatus
+from workorder_pipeline.services.report_archive import MonthlyReports
 
 
 def _squad_does(client: TestClient, order_id: str, action: str, **form: str) -> None:
@@ -130,6 +133,9 @@ def test_the_duty_officer_re_routes_approves_an_extension_and_closes_after_the_c
 def test_the_supervisor_drills_from_a_rate_to_the_orders_behind_it(
     console: ConsoleWorld, request: pytest.FixtureRequest
 ) -> None:
+    reports: MonthlyReports = console.api.app.state.parts.reports
+    reports.keep_last_month(datetime.now(UTC))
+    month = Period.last_month(datetime.now(UTC)).label.replace("-", "年") + "月"
     with served(console) as url, chromium(url, request) as session:
         page = session.page
         sign_in(session, ACCOUNTS["supervisor"], "考核指标（本月与上月）")
@@ -153,3 +159,31 @@ def test_the_supervisor_drills_from_a_rate_to_the_orders_behind_it(
         page.go_back()
         page.get_by_role("link", name="返回考核指标").click()
         expect(page.get_by_role("heading", name="考核指标（本月与上月）")).to_be_visible()
+        page.get_by_role("navigation", name="主导航").get_by_role("link", name="月度报告").click()
+        expect(page.get_by_role("cell", name=month, exact=True)).to_be_visible()
+        with page.expect_download() as download:
+            page.get_by_role("link", name=f"下载 {month} 报告（PDF）").click()
+        assert download.value.suggested_filename.endswith(".pdf")
+        session.shot("04-monthly-reports")
+
+
+def test_the_administrator_makes_a_token_shown_once_and_sees_the_trusted_keys(
+    console: ConsoleWorld, request: pytest.FixtureRequest
+) -> None:
+    with served(console) as url, chromium(url, request) as session:
+        page = session.page
+        sign_in(session, ACCOUNTS["admin"], "账号与名册")
+        page.get_by_role("navigation", name="主导航").get_by_role("link", name="令牌与密钥").click()
+        expect(page.get_by_role("heading", name="接口令牌与指令签名密钥")).to_be_visible()
+        expect(page.get_by_role("cell", name="api-tests", exact=True)).to_be_visible()
+        page.get_by_label("持有人").fill("二中队值班台")
+        page.get_by_label("角色").select_option(label="中队")
+        page.get_by_label("所属单位（中队令牌必选）").select_option(label="执法二中队")
+        page.get_by_role("button", name="生成令牌").click()
+        expect(page.get_by_role("heading", name="新令牌（仅显示这一次）")).to_be_visible()
+        secret = page.get_by_label("令牌", exact=True).input_value()
+        assert len(secret) >= 40
+        session.shot("01-token-made")
+        page.goto(f"{url}/console/admin/access")
+        expect(page.get_by_text(secret)).to_have_count(0)
+        session.shot("02-tokens-and-keys")
