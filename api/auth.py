@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -95,6 +96,11 @@ class Principal(BaseModel):
         return self.role in (Role.command_center, Role.supervisor)
 
     @property
+    def may_read_reports(self) -> bool:
+        """The monthly analysis reports (研判报告): the same readers as the figures."""
+        return self.may_read_figures
+
+    @property
     def may_administer(self) -> bool:
         return self.role is Role.administrator
 
@@ -121,6 +127,11 @@ class Tokens:
     def __init__(self, entries: list[TokenEntry]) -> None:
         self._entries = entries
 
+    @property
+    def entries(self) -> tuple[TokenEntry, ...]:
+        """The tokens as loaded (hashes only: the secrets were never kept)."""
+        return tuple(self._entries)
+
     def principal(self, token: str, now: datetime) -> Principal | None:
         """Who holds ``token``: None for an unknown, expired or revoked one (the same answer)."""
         digest = hash_token(token)
@@ -139,6 +150,26 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def issue_token(name: str, role: Role, unit: str | None, days: int, now: datetime) -> tuple[str, TokenEntry]:
+    """A new token (to hand over once) and its tokens-file entry (which keeps only its hash)."""
+    token = new_token()
+    expires_at = (now + timedelta(days=days)).replace(microsecond=0)
+    entry = TokenEntry(name=name, role=role, unit=unit, sha256=hash_token(token), expires_at=expires_at)
+    return token, entry
+
+
+def entry_line(entry: TokenEntry) -> str:
+    """The entry as one line to add under ``tokens:`` in the tokens file."""
+    fields = {
+        "name": entry.name,
+        "role": entry.role.value,
+        "unit": entry.unit,
+        "sha256": entry.sha256,
+        "expires_at": entry.expires_at.isoformat(),
+    }
+    return f"  - {json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False)}"
 
 
 def load_tokens(path: Path, units: Collection[str]) -> Tokens:

@@ -6,12 +6,12 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, hash_token, new_token
+from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, entry_line, issue_token
 from workorder_pipeline.config.settings import Settings
 from workorder_pipeline.schemas.times import for_people
 from workorder_pipeline.services.clock import utc_now
@@ -305,19 +305,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= args.days <= 3650:
         print("wo api token: --days is 1 to 3650", file=sys.stderr)
         return 2
-    token = new_token()
-    expires_at = (utc_now() + timedelta(days=args.days)).replace(microsecond=0)
+    token, entry = issue_token(args.name, Role(args.role), args.unit, args.days, utc_now())
     print(f"# token for {args.name} (shown once; give it to them, keep only the hash):", file=sys.stderr)
     print(f"#   {token}", file=sys.stderr)
     print(
-        f"# valid until {for_people(expires_at)}; set revoked: true in the file to refuse it", file=sys.stderr
+        f"# valid until {for_people(entry.expires_at)}; set revoked: true in the file to refuse it",
+        file=sys.stderr,
     )
-    entry = {
-        "name": args.name,
-        "role": args.role,
-        "unit": args.unit,
-        "sha256": hash_token(token),
-        "expires_at": expires_at.isoformat(),
-    }
-    print(f"  - {json.dumps({k: v for k, v in entry.items() if v is not None}, ensure_ascii=False)}")
+    print(entry_line(entry))
     return 0

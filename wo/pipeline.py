@@ -18,11 +18,13 @@ from prometheus_client import start_http_server
 
 from workorder_pipeline.api.app import create_app
 from workorder_pipeline.api.auth import load_tokens
+from workorder_pipeline.api.console.access import ApiAccess
 from workorder_pipeline.api.console.session import ConsoleParts
 from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
 from workorder_pipeline.processors.lifecycle import Clocks
 from workorder_pipeline.schemas.figures import ScoreWeights
 from workorder_pipeline.schemas.policy import ReferenceData
+from workorder_pipeline.schemas.senders import SenderKeys
 from workorder_pipeline.services.clock import utc_now
 from workorder_pipeline.services.commands import CommandHandler
 from workorder_pipeline.services.dead_letters import Retention
@@ -201,16 +203,11 @@ def _build_worker(
         max_event_lead=limits.max_lead,
         guarantee=settings.processing_guarantee,
     )
-    senders = loaded.senders
-    if api_key is not None and senders.find(api_key.key_id) is None:
-        # The API's key is trusted by this worker (unless senders.yaml lists it: then the
-        # listing, retired or not, decides).
-        senders = senders.with_key(api_key.public(API_SENDER, ("*",)))
     commands = CommandHandler(
         repository,
         frozenset(policy.units.ids()),
         policy.lifecycle,
-        senders,
+        trusted_senders(loaded.senders, api_key),
         settings.processing_guarantee,
         Clocks(calendar, policy.deadlines.acceptance, policy.deadlines.cutoff),
     )
@@ -230,6 +227,14 @@ def _build_worker(
         notifier=_notifier(loaded, repository),
         reports=monthly_reports(settings, repository, policy.figures.score),
     )
+
+
+def trusted_senders(listed: SenderKeys, api_key: SigningKey | None) -> SenderKeys:
+    """The keys the worker's command handler trusts: senders.yaml's, and the API's own key
+    unless senders.yaml lists it (then the listing, retired or not, decides)."""
+    if api_key is None or listed.find(api_key.key_id) is not None:
+        return listed
+    return listed.with_key(api_key.public(API_SENDER, ("*",)))
 
 
 def _notifier(loaded: PolicySet, repository: WorkOrderRepository) -> Notifier | None:
@@ -311,8 +316,9 @@ def _start_api(
         key,
         client_options=kafka_python_options(settings),
     )
+    access = ApiAccess(settings.api_tokens_file, settings.policy_dir, trusted_senders(loaded.senders, key))
     officers = Officers(OfficerStore(repository.engine))
-    console = ConsoleParts(officers, loaded.policy, loaded.calendar, utc_now, figures)
+    console = ConsoleParts(officers, loaded.policy, loaded.calendar, utc_now, figures, access)
     app = create_app(
         ApiStore(repository.engine),
         tokens,

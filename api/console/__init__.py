@@ -17,6 +17,7 @@ from workorder_pipeline.api.console import (
     routes_center,
     routes_figures,
     routes_orders,
+    routes_reports,
 )
 from workorder_pipeline.api.console.render import ConsoleError, error_page
 from workorder_pipeline.api.console.session import ConsoleParts, NotSignedIn
@@ -27,7 +28,14 @@ STATIC = Path(__file__).parent / "static"
 def mount_console(app: FastAPI, parts: ConsoleParts) -> None:
     app.state.console = parts
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for module in (routes_auth, routes_orders, routes_center, routes_figures, routes_admin):
+    for module in (
+        routes_auth,
+        routes_orders,
+        routes_center,
+        routes_figures,
+        routes_reports,
+        routes_admin,
+    ):
         app.include_router(module.router)
     app.add_exception_handler(NotSignedIn, _sign_in_first)
     app.add_exception_handler(ConsoleError, _console_error)

@@ -29,9 +29,18 @@ NAV: dict[Role, tuple[tuple[str, str], ...]] = {
         ("/console/center", "指挥中心待办"),
         ("/console/orders", "全部工单"),
         ("/console/figures", "考核指标"),
+        ("/console/reports", "月度报告"),
     ),
-    Role.supervisor: (("/console/figures", "考核指标"), ("/console/orders", "全部工单")),
-    Role.administrator: (("/console/admin/officers", "账号与名册"), ("/console/orders", "全部工单")),
+    Role.supervisor: (
+        ("/console/figures", "考核指标"),
+        ("/console/reports", "月度报告"),
+        ("/console/orders", "全部工单"),
+    ),
+    Role.administrator: (
+        ("/console/admin/officers", "账号与名册"),
+        ("/console/admin/access", "令牌与密钥"),
+        ("/console/orders", "全部工单"),
+    ),
 }
 
 

@@ -1,16 +1,28 @@
-"""The administrator's page: accounts and rosters (the CLI's ``wo officers`` in a browser)."""
+"""The administrator's pages: accounts and rosters (the CLI's ``wo officers`` in a browser);
+the API's tokens and the command-signing keys (api/console/access.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, Tokens, entry_line, issue_token
+from workorder_pipeline.api.console.access import ROLE_TEXT, key_rows, token_rows
 from workorder_pipeline.api.console.render import ConsoleError, page
 from workorder_pipeline.api.console.session import Parts, Reader, Sender, SignedInOfficer
 from workorder_pipeline.schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
+from workorder_pipeline.schemas.times import for_people
 from workorder_pipeline.services.officers import MIN_PASSWORD_LENGTH, PasswordTooShort
+from workorder_pipeline.services.sender_keys import SENDERS_FILE
 
 router = APIRouter(prefix="/console/admin")
+log = structlog.get_logger(__name__)
+#: As ``wo api token --days``.
+MAX_TOKEN_DAYS = 3650
 
 
 def _administrator(who: SignedInOfficer) -> None:
@@ -65,3 +77,48 @@ def set_disabled(parts: Parts, who: Sender, certificate_no: str, change: str) ->
     if parts.officers.set_disabled(certificate_no, change == "disable", parts.clock()) is None:
         raise ConsoleError(404, f"没有执法证号为 {certificate_no} 的账号", who)
     return RedirectResponse("/console/admin/officers?saved=1", status_code=303)
+
+
+@router.get("/access", include_in_schema=False)
+def access_page(request: Request, parts: Parts, who: Reader) -> Response:
+    _administrator(who)
+    return page(request, parts, who, "access.html", _access_context(request, parts))
+
+
+@router.post("/access/token", include_in_schema=False)
+async def make_token(request: Request, parts: Parts, who: Sender) -> Response:
+    """A new token shown once with its line for the tokens file; nothing is written here
+    (api/console/access.py says why)."""
+    _administrator(who)
+    form = await request.form()
+    name, role, unit, days = (form.get(f) for f in ("name", "role", "unit", "days"))
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or role not in set(Role):
+        raise ConsoleError(422, "请填写持有人并选择角色", who)
+    chosen = str(unit) if isinstance(unit, str) and unit else None
+    unknown_unit = chosen is not None and chosen not in parts.policy.units.ids()
+    if (Role(str(role)) is Role.unit and chosen is None) or unknown_unit:
+        raise ConsoleError(422, "中队令牌须选择所属单位（units.yaml 中的单位）", who)
+    if not isinstance(days, str) or not days.isdigit() or not 1 <= int(days) <= MAX_TOKEN_DAYS:
+        raise ConsoleError(422, f"有效天数为 1 至 {MAX_TOKEN_DAYS}", who)
+    token, entry = issue_token(name.strip(), Role(str(role)), chosen, int(days), parts.clock())
+    log.info("console_token_made", role=entry.role.value, unit=entry.unit)
+    made = {"token": token, "line": entry_line(entry), "until": for_people(entry.expires_at)}
+    response = page(request, parts, who, "access.html", {**_access_context(request, parts), "made": made})
+    response.headers["Cache-Control"] = "no-store"  # the secret is shown once, never kept by a cache
+    return response
+
+
+def _access_context(request: Request, parts: Parts) -> dict[str, Any]:
+    units = {unit.id: unit.name for unit in parts.policy.units.units}
+    tokens: Tokens = request.app.state.tokens
+    access = parts.access
+    return {
+        "tokens": token_rows(tokens.entries, units, parts.clock()),
+        "keys": key_rows(access.senders, units),
+        "tokens_file": str(access.tokens_file) if access.tokens_file else "WO_API_TOKENS_FILE 所指的文件",
+        "senders_file": str((access.policy_dir or Path("policy")) / SENDERS_FILE),
+        "roles": list(ROLE_TEXT.items()),
+        "units": parts.policy.units.units,
+        "default_days": DEFAULT_TOKEN_DAYS,
+        "max_days": MAX_TOKEN_DAYS,
+    }

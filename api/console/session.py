@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
 from workorder_pipeline.api.auth import Principal, officer_principal
+from workorder_pipeline.api.console.access import ApiAccess
 from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.schemas.officers import Officer
 from workorder_pipeline.schemas.policy import Policy
@@ -35,6 +36,8 @@ class ConsoleParts:
     clock: Callable[[], datetime]
     #: The months' figures, shared with the leader's gauges (services/figure_snapshots.py).
     figures: FigureSnapshots
+    #: The API's tokens file and the keys the worker trusts (the administrator's page).
+    access: ApiAccess = field(default_factory=ApiAccess)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from workorder_pipeline.api.auth import Principal, Role
+from workorder_pipeline.api.auth import Principal
 from workorder_pipeline.api.deps import Api, Caller, Parts
 from workorder_pipeline.services.report_archive import MonthlyReports
 from workorder_pipeline.services.report_formats.documents import ReportFormat
 
 router = APIRouter()
 
-_READERS = frozenset({Role.command_center, Role.supervisor})
-_MEDIA = {
+#: Each format's media type (the console serves the same files).
+MEDIA = {
     ReportFormat.pdf: "application/pdf",
     ReportFormat.html: "text/html; charset=utf-8",
     ReportFormat.xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -33,7 +33,7 @@ class KeptReportOut(BaseModel):
 
 
 def _reports(caller: Principal, api: Parts) -> MonthlyReports:
-    if caller.role not in _READERS:
+    if not caller.may_read_reports:
         raise HTTPException(403, "reports are for the command center and supervisors")
     if api.reports is None:
         raise HTTPException(404, "this API serves no reports")
@@ -63,7 +63,7 @@ def kept_reports(caller: Caller, api: Api) -> list[KeptReportOut]:
     "/reports/monthly/{month}",
     response_class=Response,
     responses={
-        200: {"content": {media: {} for media in _MEDIA.values()}, "description": "The report"},
+        200: {"content": {media: {} for media in MEDIA.values()}, "description": "The report"},
         403: {"description": "A unit's token"},
         404: {"description": "No reports served here"},
         422: {"description": "Not a month (YYYY-MM) or not a format"},
@@ -80,5 +80,5 @@ def monthly(
     content = _reports(caller, api).document(month, format, api.clock())  # ValueError: 422
     name = f"report-{month}.{format.value}"
     return Response(
-        content, media_type=_MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        content, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,8 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import REPO_ROOT, ApiWorld, api_world
+from tests.api.conftest import REPO_ROOT, SENDERS, ApiWorld, api_world
+from workorder_pipeline.api.console.access import ApiAccess
 from workorder_pipeline.api.console.session import ConsoleParts
 from workorder_pipeline.schemas.officers import OfficerRole
 from workorder_pipeline.services.clock import utc_now
@@ -30,6 +32,8 @@ PASSWORD = "长城-correct-horse-7"
 #: Argon2id at a test's cost: the same algorithm, less memory and time.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 LOADED = load_policy_set(REPO_ROOT / "policy")
+#: Where the console says the API's tokens come from (the test world's are in memory).
+TOKENS_FILE = Path("/etc/wo/api-tokens.yaml")
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ def _console(engine: Engine) -> ConsoleParts:
         officers.add(account.certificate_no, account.name, account.unit, account.role, PASSWORD, now)
     # Read on every page (no age): the tests look at figures right after changing orders.
     figures = FigureSnapshots(FigureFacts(engine), LOADED.policy.figures.score, utc_now, refresh_seconds=0)
-    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now, figures)
+    access = ApiAccess(TOKENS_FILE, REPO_ROOT / "policy", SENDERS)
+    return ConsoleParts(officers, LOADED.policy, LOADED.calendar, utc_now, figures, access)
 
 
 @pytest.fixture

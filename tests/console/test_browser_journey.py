@@ -5,45 +5,22 @@ under var/artifacts/console/ (gitignored) as the test's artefacts."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.api.conftest import REPO_ROOT
 from tests.conftest import skip_unless_ci
+from tests.console.browsing import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, served
 from tests.console.conftest import ACCOUNTS, PASSWORD, Account, ConsoleWorld
-from workorder_pipeline.wo.embedded_broker import HOST, free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO_ROOT / "var" / "artifacts" / "console"
 
 
 @pytest.fixture
 def console_url(console: ConsoleWorld) -> Iterator[str]:
     """The console served over HTTP, as `wo run` serves it."""
-    port = free_port()
-    config = uvicorn.Config(
-        console.api.app, host=HOST, port=port, log_config=None, access_log=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    yield f"http://{HOST}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-#: Debian's chromium, as the issue asks (Playwright's own browser download cannot work here).
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking"]
+    with served(console) as url:
+        yield url
 
 
 def _sign_in_with_the_keyboard(page: Page, console_url: str, shots: Path, me: Account) -> None:
