@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -142,8 +143,49 @@ def unstorable(document: object) -> Rejection | None:
     """The first value (unknown fields and keys included) no JSON column can keep as it
     came, or a shape beyond the bounds; None when the whole document is fine.
 
-    Iterative (a hostile message cannot exhaust the stack); each entry keeps its parent's
-    entry, so a location is spelled out only for the rejection."""
+    A message that passes (nearly all) is checked by ``_storable`` alone; the walk that
+    says where the problem is runs only for one that does not."""
+    return None if _storable(document) else _first_unstorable(document)
+
+
+def _storable(document: object) -> bool:
+    """Whether ``unstorable`` finds nothing, without locating anything: one stack entry per
+    object or array instead of per value, the keys of an object checked in one search.
+    Was 38 of the intake's ~260 µs of CPU per alarm (PostgreSQL, batches of 500)."""
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if type(container) is dict:
+            if len(container) > MAX_OBJECT_FIELDS or "\x00" in "".join(container):
+                return False
+            values: Iterable[object] = container.values()
+        elif type(container) is list:
+            values = container
+        else:  # a scalar document (parse refuses one; callers may not)
+            values = (container,)
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value:  # type: ignore[operator]
+                    return False
+            elif kind is int:
+                if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+                    return False
+            elif kind is float:
+                if not math.isfinite(value):  # type: ignore[arg-type]
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((value, depth + 1))
+            elif not (kind is bool or value is None):
+                return False  # anything else: let the full walk judge it
+    return True
+
+
+def _first_unstorable(document: object) -> Rejection | None:
+    """``unstorable``'s walk. Iterative (a hostile message cannot exhaust the stack); each
+    entry keeps its parent's entry, so a location is spelled out only for the rejection."""
     stack: list[tuple[object, int, _Where | None]] = [(document, 1, None)]
     while stack:
         value, depth, where = stack.pop()

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO
 
 _PR_SET_PDEATHSIG = 1
@@ -51,11 +51,15 @@ def _make_preexec(prctl: Callable[..., int] | None) -> Callable[[], None] | None
     return _die_with_parent
 
 
-def spawn_child(command: list[str], output: IO[bytes] | int) -> subprocess.Popen[bytes]:
+def spawn_child(
+    command: list[str], output: IO[bytes] | int, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``command`` with no input, stdout and stderr to ``output``, in its own process
-    group, as a child the kernel SIGTERMs when we die. Raises OSError when it cannot run."""
+    group, as a child the kernel SIGTERMs when we die (``env``: its environment, default
+    ours). Raises OSError when it cannot run."""
     return subprocess.Popen(
         command,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=output,
         stderr=subprocess.STDOUT,

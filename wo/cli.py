@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="run the whole pipeline (embedded broker unless WO_KAFKA_BOOTSTRAP)"
     )
+    run.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="N worker processes of one consumer group (one per core); broker and API started once",
+    )
+    # Set by `wo run --processes N` for each of its children (wo/processes.py).
+    run.add_argument("--worker-process", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(command=_run)
     _add_publish(commands)
     _add_rules(commands)
@@ -131,9 +140,23 @@ def _add_rules_explain(rules_commands: Subcommands) -> None:
     explain.set_defaults(command=_rules_explain)
 
 
-def _run(settings: Settings, _args: argparse.Namespace) -> int:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"须为正整数: {text}")
+    return value
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     from workorder_pipeline.wo.pipeline import run_pipeline
 
+    if args.worker_process is not None:
+        structlog.contextvars.bind_contextvars(process=args.worker_process)
+        return run_pipeline(settings, child=True)
+    if args.processes > 1:
+        from workorder_pipeline.wo.processes import run_processes
+
+        return run_processes(settings, args.processes)
     return run_pipeline(settings)
 
 

@@ -86,19 +86,23 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
-def run_pipeline(settings: Settings) -> int:
+def run_pipeline(settings: Settings, *, child: bool = False) -> int:
+    """The whole pipeline in this process; ``child``: one of ``wo run --processes N``'s
+    workers (wo/processes.py), whose parent started the broker and the API, created the
+    topics and migrated the database."""
     # A bad policy stops us before anything starts, as `wo rules check` would have said.
     loaded = load_policy_set(settings.policy_dir)
     reference = ReferenceFiles(settings.policy_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ports.check_ports(settings)  # a taken port stops us before anything starts
+    ports.check_ports(settings, api=not child)  # a taken port stops us before anything starts
     broker: EmbeddedBroker | None = None
     try:
-        broker = _start_broker(settings)
-        expected = _set_up_topics(settings)
-        _prepare_database(settings)
+        broker = start_broker(settings)
+        expected = set_up_topics(settings)
+        if not child:
+            prepare_database(settings)
         repository = WorkOrderRepository(create_engine(settings.database_url))
-        api_key = _api_signing_key(settings)
+        api_key = api_signing_key(settings)
         worker_parts = _build_worker(settings, loaded, reference, repository, api_key, expected, broker)
         units = loaded.policy.units.ids()
         metrics.initialise(units)
@@ -110,13 +114,7 @@ def run_pipeline(settings: Settings) -> int:
             positions=[worker_parts.lag.positions],
         )
         # One snapshot of the months' figures for the gauges and the console's pages.
-        figures = FigureSnapshots(
-            FigureFacts(repository.engine),
-            loaded.policy.figures.score,
-            refresh_seconds=settings.figures_refresh_seconds,
-            background=True,
-        )
-        figures.prepare()
+        figures = figure_snapshots(settings, repository, loaded)
         figure_gauges.register(figures, supervision.faust_leader(worker_parts.app))
         platform_watch.register(
             PlatformsSeen(repository.engine),
@@ -124,7 +122,8 @@ def run_pipeline(settings: Settings) -> int:
             silence_judge(loaded.calendar),
             supervision.faust_leader(worker_parts.app),
         )
-        api = _start_api(settings, repository, api_key, figures) if api_key is not None else None
+        serve_api = api_key is not None and not child
+        api = start_api(settings, repository, api_key, figures) if serve_api and api_key is not None else None
         return _serve(settings, worker_parts.app, api)
     finally:
         if broker is not None:
@@ -132,7 +131,7 @@ def run_pipeline(settings: Settings) -> int:
             log.info("embedded_broker_stopped")
 
 
-def _start_broker(settings: Settings) -> EmbeddedBroker | None:
+def start_broker(settings: Settings) -> EmbeddedBroker | None:
     """The embedded broker, started (None with an external one, which is waited for: never
     a reason to exit)."""
     if not settings.embedded_broker:
@@ -143,7 +142,7 @@ def _start_broker(settings: Settings) -> EmbeddedBroker | None:
     return broker
 
 
-def _set_up_topics(settings: Settings) -> dict[str, int]:
+def set_up_topics(settings: Settings) -> dict[str, int]:
     """Create the missing topics; returns each topic's partition count (checked while running).
     In exactly-once mode, a broker without transactions stops us here."""
     created = create_topics(settings)
@@ -157,7 +156,7 @@ def _set_up_topics(settings: Settings) -> dict[str, int]:
     return expected
 
 
-def _prepare_database(settings: Settings) -> None:
+def prepare_database(settings: Settings) -> None:
     """Wait for the database (WO_DATABASE_STARTUP_WAIT_S), then migrate it."""
     wait_for_database(
         settings.database_url,
@@ -287,7 +286,7 @@ API_SENDER = "api (this worker)"
 API_KEY_FILE = "api-signing.key"
 
 
-def _api_signing_key(settings: Settings) -> SigningKey | None:
+def api_signing_key(settings: Settings) -> SigningKey | None:
     """The key the API signs its commands with; None when the API is off (no tokens file,
     without which nobody could use it). Without WO_API_SIGNING_KEY_FILE, the worker's own
     key in WO_DATA_DIR, made on first start."""
@@ -303,7 +302,22 @@ def _api_signing_key(settings: Settings) -> SigningKey | None:
     return read_signing_key(path)
 
 
-def _start_api(
+def figure_snapshots(
+    settings: Settings, repository: WorkOrderRepository, loaded: PolicySet
+) -> FigureSnapshots:
+    """One snapshot of the months' figures (the gauges and the console's pages), its first
+    read started in the background."""
+    figures = FigureSnapshots(
+        FigureFacts(repository.engine),
+        loaded.policy.figures.score,
+        refresh_seconds=settings.figures_refresh_seconds,
+        background=True,
+    )
+    figures.prepare()
+    return figures
+
+
+def start_api(
     settings: Settings, repository: WorkOrderRepository, key: SigningKey, figures: FigureSnapshots
 ) -> uvicorn.Server:
     """Serve the HTTP API in a thread; its commands are signed with ``key``."""

@@ -39,8 +39,9 @@ class Listener:
         return CannotListen(f"{self.what}: {problem}: {self.fix}")
 
 
-def listeners(settings: Settings) -> list[Listener]:
-    """Every port this run will listen on (port 0: any free one, nothing to check)."""
+def listeners(settings: Settings, *, api: bool = True) -> list[Listener]:
+    """Every port this run will listen on (port 0: any free one, nothing to check); ``api``:
+    whether this process serves the API."""
     wanted = [metrics_listener(settings)]
     if settings.embedded_broker:
         wanted.append(
@@ -51,7 +52,7 @@ def listeners(settings: Settings) -> list[Listener]:
                 "set WO_EMBEDDED_BROKER_PORT to a free port, or WO_KAFKA_BOOTSTRAP to use a running broker",
             )
         )
-    if settings.api_tokens_file is not None:
+    if api and settings.api_tokens_file is not None:
         wanted.append(api_listener(settings))
     return [listener for listener in wanted if listener.port != 0]
 
@@ -71,9 +72,9 @@ def api_listener(settings: Settings) -> Listener:
     )
 
 
-def check_ports(settings: Settings) -> None:
+def check_ports(settings: Settings, *, api: bool = True) -> None:
     """Raise CannotListen for the first port that cannot be bound now."""
-    for listener in listeners(settings):
+    for listener in listeners(settings, api=api):
         bind(listener).close()
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from workorder_pipeline.config.settings import Settings
 from workorder_pipeline.services.sender_keys import new_signing_key, read_signing_key, write_signing_key
 from workorder_pipeline.streams.app import _inbound_message
-from workorder_pipeline.wo.pipeline import API_KEY_FILE, _api_signing_key
+from workorder_pipeline.wo.pipeline import API_KEY_FILE, api_signing_key
 
 
 def event(headers: object) -> SimpleNamespace:
@@ -36,11 +36,11 @@ def test_record_headers_reach_the_inbound_message_as_name_and_bytes_pairs() -> N
 
 def test_without_a_key_file_the_api_makes_its_own_key_once_readable_by_the_owner_only(tmp_path: Path) -> None:
     settings = Settings(api_tokens_file=tmp_path / "tokens.yaml", data_dir=tmp_path / "data")
-    first = _api_signing_key(settings)
+    first = api_signing_key(settings)
     assert first is not None
     path = tmp_path / "data" / API_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = _api_signing_key(settings)
+    again = api_signing_key(settings)
     assert again is not None and again.key_id == first.key_id
     assert again.public("a", ("*",)) == first.public("a", ("*",))
 
@@ -51,11 +51,11 @@ def test_the_api_signs_with_the_configured_key_file_and_makes_none(tmp_path: Pat
     settings = Settings(
         api_tokens_file=tmp_path / "tokens.yaml", data_dir=tmp_path / "data", api_signing_key_file=key_file
     )
-    key = _api_signing_key(settings)
+    key = api_signing_key(settings)
     assert key is not None and key.key_id == read_signing_key(key_file).key_id == "api-configured"
     assert not (tmp_path / "data" / API_KEY_FILE).exists()
 
 
 def test_without_the_api_there_is_no_api_key(tmp_path: Path) -> None:
-    assert _api_signing_key(Settings(api_tokens_file=None, data_dir=tmp_path / "data")) is None
+    assert api_signing_key(Settings(api_tokens_file=None, data_dir=tmp_path / "data")) is None
     assert not (tmp_path / "data").exists()
