@@ -20,7 +20,6 @@ from workorder_pipeline.storage.tables import work_order, work_order_event
 E = LifecycleEventName
 _GRANTED = (E.extension_approved.value, E.extended.value)
 _CALLBACKS = (E.closed.value, E.reopened.value)
-_FOLDED = (E.returned.value, E.reassigned.value, E.accepted.value, *_GRANTED, *_CALLBACKS)
 #: Of the order's own row, what the figures need (not its text, subject or sources).
 _COLUMNS = (
     "id",
@@ -60,6 +59,15 @@ def _orders(cohort: sa.ColumnElement[bool]) -> sa.Select[Any]:
     acceptance of the unit holding it and its latest callback with a known result."""
     o, ev = work_order.c, work_order_event.c
     callback = ev.detail["callback"].as_string()
+    reassigned = sa.select(ev.work_order_id).where(ev.type == E.reassigned.value)
+    # Only the events that count go into the fold (a month has a million events): returns,
+    # reassignments, grants, callbacks with a known result, and the acceptances of orders
+    # ever reassigned (the others' is the order's own column).
+    counted = sa.or_(
+        ev.type.in_((E.returned.value, E.reassigned.value, *_GRANTED)),
+        sa.and_(ev.type.in_(_CALLBACKS), callback.in_(list(_RESULTS))),
+        sa.and_(ev.type == E.accepted.value, ev.work_order_id.in_(reassigned)),
+    )
     folded = (
         sa.select(
             ev.work_order_id,
@@ -70,7 +78,7 @@ def _orders(cohort: sa.ColumnElement[bool]) -> sa.Select[Any]:
             _last(sa.and_(ev.type.in_(_CALLBACKS), callback.in_(list(_RESULTS)))).label("last_callback"),
         )
         .join(work_order, o.id == ev.work_order_id)
-        .where(cohort, ev.type.in_(_FOLDED))
+        .where(cohort, counted)
         .group_by(ev.work_order_id)
         .subquery()
     )
