@@ -125,7 +125,8 @@ def clocks(conn: Connection, window: Window) -> list[tuple[str, datetime, dateti
     """(unit, created, accepted, closed) of the orders created in the window: three columns
     of each, so a month of 200,000 orders stays a few megabytes."""
     query = sa.select(o.unit, o.created_at, o.accepted_at, o.closed_at).where(*_IN_MONTH)
-    return [(row[0], row[1], row[2], row[3]) for row in conn.execute(query, _bounds(window))]
+    rows = conn.execute(query, _bounds(window)).all()  # fetchall: no per-row fetch
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 def _overdue_condition(window: Window) -> sa.ColumnElement[bool]:
