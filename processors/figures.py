@@ -48,7 +48,7 @@ __all__ = [
     "unit_figures",
 ]
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -164,7 +164,9 @@ def _judged(order: OrderFacts, now: datetime) -> tuple[tuple[int, int], ...]:
 
 
 def _one(judged: bool, counts: bool) -> tuple[int, int]:
-    return int(judged and counts), int(judged)
+    if judged:
+        return (1, 1) if counts else (0, 1)
+    return 0, 0
 
 
 def score(rates: Mapping[Figure, Rate], weights: ScoreWeights) -> float | None:
@@ -185,24 +187,28 @@ def unit_figures(
     """The period's cohort per unit, per unit and kind, and over all units (ALL_UNITS):
     sorted by unit, the all-kinds row first. Facts given twice for one order id count once
     (the last given)."""
-    # Plain integers while counting: a few hundred thousand orders a month are summed here.
-    sums: dict[tuple[str, SignalKind | None], list[int]] = defaultdict(lambda: [0] * (2 * len(Figure)))
     # One order, one count: facts repeated for an order (a re-closure) count as the last.
     latest = {order.id: order for order in facts}
-    for order in latest.values():
-        if order.created_at not in period:
-            continue
-        added = [part for pair in _judged(order, now) for part in pair]
-        for key in _keys(order.unit, order.kind):
+    # A few hundred thousand orders a month fall into a few hundred (unit, kind, part in every
+    # figure) alike: tallied first, then summed as plain integers.
+    alike = Counter(
+        (order.unit, order.kind, _judged(order, now))
+        for order in latest.values()
+        if order.created_at in period
+    )
+    sums: dict[tuple[str, SignalKind | None], list[int]] = defaultdict(lambda: [0] * (2 * len(Figure)))
+    for (unit, kind, judged), orders in alike.items():
+        added = [orders * part for pair in judged for part in pair]
+        for key in _keys(unit, kind):
             row = sums[key]
             for index, part in enumerate(added):
                 row[index] += part
     ordered = sorted(sums, key=lambda key: (key[0] != ALL_UNITS, key[0], key[1] is not None, key[1] or ""))
     result = []
-    for unit, kind in ordered:
-        row = sums[unit, kind]
+    for unit, row_kind in ordered:
+        row = sums[unit, row_kind]
         rates = {figure: Rate(row[2 * i], row[2 * i + 1]) for i, figure in enumerate(Figure)}
-        result.append(UnitFigures(unit, kind, rates, score(rates, weights)))
+        result.append(UnitFigures(unit, row_kind, rates, score(rates, weights)))
     return result
 
 

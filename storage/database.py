@@ -45,7 +45,9 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True, **_JSON)
+    # Sessions in UTC: psycopg then hands times back in datetime.UTC itself, which the stored
+    # times' type passes through as they are (a month's report reads a million of them).
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c TimeZone=UTC"}, **_JSON)
 
     @sa.event.listens_for(engine, "connect")
     def _lists_in_binary(dbapi_connection: Any, _record: Any) -> None:

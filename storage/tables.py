@@ -27,7 +27,10 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        zone = value.tzinfo
+        if zone is UTC:  # PostgreSQL's sessions are in UTC (storage/database.py)
+            return value
+        return value.replace(tzinfo=UTC) if zone is None else value.astimezone(UTC)
 
 
 Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -115,6 +118,8 @@ work_order = sa.Table(
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
     sa.Index("ix_work_order_category", "category"),
     sa.Index("ix_work_order_closed_at", "closed_at"),
+    #: The monthly report's orders due in a month (migration 0028).
+    sa.Index("ix_work_order_due_at", "due_at"),
 )
 
 #: An order with an extension request waiting for the command center (延期申请待审批).
@@ -227,6 +232,8 @@ escalation = sa.Table(
     sa.Column("notified_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("work_order_id", "level", "due_at", name="uq_escalation_once"),
     sa.Index("ix_escalation_unpublished", "published_at"),
+    #: The monthly report's escalations of a month (migration 0028).
+    sa.Index("ix_escalation_fired_at", "fired_at"),
     sa.Index("ix_escalation_unnotified", "notified_at"),
 )
 

@@ -71,10 +71,18 @@ def _shown(table: Table) -> dict[str, object]:
         "section": table.section,
         "title": table.title,
         "headers": table.headers,
+        "widths": _widths(table.kinds),
         "rows": rows,
         "note": table.note,
         "empty": table.empty,
     }
+
+
+def _widths(kinds: list[Kind]) -> list[float]:
+    """Each column's share of the table's width in percent: text (codes, names, times) twice
+    a number's, so that an 18-character enterprise code keeps to one line."""
+    weights = [2 if kind is Kind.text else 1 for kind in kinds]
+    return [round(100 * weight / sum(weights), 2) for weight in weights]
 
 
 def pdf(report: MonthlyReport) -> bytes:

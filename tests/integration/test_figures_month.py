@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -102,3 +103,28 @@ def test_wo_figures_prints_the_months_table_in_chinese(
 def test_wo_figures_refuses_a_month_that_is_not_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["figures", "--month", "2026-13"]) == 2
     assert "2026-13" in capsys.readouterr().err
+
+
+def test_only_the_holders_acceptance_and_known_callbacks_count(engine: Engine) -> None:
+    created = month.NOVEMBER_START + timedelta(days=3)
+    twice = month.Story("WO-TWICE", "squad-2", "suspect", created, status="dispatched")
+    twice.accept_due_at, twice.column_accepted_at = (
+        created + timedelta(hours=12),
+        created + timedelta(hours=1),
+    )
+    twice.event(created + timedelta(hours=1), "accepted")
+    twice.event(created + timedelta(hours=2), "reassigned", to="squad-3")
+    twice.event(created + timedelta(hours=3), "accepted")  # squad-3's, on time
+    twice.event(created + timedelta(hours=4), "reassigned", to="squad-2")  # squad-2 never accepts
+    complaint = month.Story("WO-CALLBACK", "squad-1", "complaint", created, status="closed", closed=True)
+    complaint.closed_at, complaint.closed_on_time = created + timedelta(days=2), True
+    complaint.event(created + timedelta(days=1), "closed", callback="satisfied")
+    complaint.event(created + timedelta(days=1, hours=1), "reopened", note_given=False)
+    complaint.event(created + timedelta(days=2), "closed", callback="very_happy")  # no such result
+    month.write(engine, [twice, complaint])
+
+    rows = figures_for_period(FigureFacts(engine), Period.month(2026, 11), ScoreWeights(), month.NOW)
+
+    pairs = answered(rows)
+    assert pairs["squad-2", "suspect", "accepted_on_time"] == (0, 1)  # its deadline passed unaccepted
+    assert pairs["squad-1", "complaint", "satisfied"] == (1, 1)  # the last callback it understood
