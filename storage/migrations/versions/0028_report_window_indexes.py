@@ -3,7 +3,7 @@
 escalation and every order ever kept; the other windows already had theirs.
 
 Revision ID: 0028
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0028"
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
