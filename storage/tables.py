@@ -118,8 +118,6 @@ work_order = sa.Table(
     sa.Index(DEDUPE_SLOT_INDEX, "dedupe_slot", unique=True),
     sa.Index("ix_work_order_category", "category"),
     sa.Index("ix_work_order_closed_at", "closed_at"),
-    #: The monthly report's orders due in a month (migration 0028).
-    sa.Index("ix_work_order_due_at", "due_at"),
 )
 
 #: An order with an extension request waiting for the command center (延期申请待审批).
