@@ -43,6 +43,9 @@ RETENTION_PURGE_SECONDS = 3600.0
 #: How often the leader looks whether last month's report is kept (made within the hour after
 #: a month ends, or after a worker that was down then starts).
 REPORT_CHECK_SECONDS = 900.0
+#: A worker makes no report in its first minutes: a restart (or a test's short run) does not
+#: spend its start rendering a PDF; a leader that stays makes last month's within ~25 minutes.
+REPORT_SETTLE_SECONDS = 600.0
 
 
 async def _settle_outbox(
@@ -74,6 +77,7 @@ class Background:
         self._clock = clock
         self._retention = retention
         self._reports = reports
+        self._started = clock()
         topics = settings.topics
         outbox_topics = {OutboxTopic.lifecycle: topics.lifecycle, OutboxTopic.dispatched: topics.dispatched}
         self._relay = OutboxRelay(commands, outputs, outbox_topics, clock, _settle_outbox)
@@ -132,8 +136,9 @@ class Background:
 
     async def keep_reports(self) -> None:
         """Leader only: make and keep last month's report (China time) if it is not kept yet."""
-        if self._reports is not None:
-            written = await asyncio.to_thread(self._reports.keep_last_month, self._clock())
+        now = self._clock()
+        if self._reports is not None and (now - self._started).total_seconds() >= REPORT_SETTLE_SECONDS:
+            written = await asyncio.to_thread(self._reports.keep_last_month, now)
             if written:
                 log.info("monthly_report_kept", files=[path.name for path in written])
 
