@@ -216,4 +216,6 @@ ALLOWED_LABELS = {
     "on",  # streams/resilience.WaitingOn
     "figure",  # processors/figures.Figure
     "period",  # services/figures.MonthPeriod
+    "channel",  # schemas/notifications.ChannelType
+    "outcome",  # schemas/notifications.AttemptOutcome
 }

@@ -60,6 +60,7 @@ from workorder_pipeline.processors.figures import Figure
 from workorder_pipeline.processors.platform_silence import PlatformState, judge
 from workorder_pipeline.processors.routing import CONFLICT_OF_INTEREST_KEY
 from workorder_pipeline.schemas.commands import CommandAction, EscalationLevel
+from workorder_pipeline.schemas.notifications import AttemptOutcome, ChannelType
 from workorder_pipeline.schemas.platforms import Cadence
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME as CHINA
@@ -603,6 +604,8 @@ def label_problems(text: str, personal: set[str]) -> list[str]:
         "cadence": {cadence.value for cadence in Cadence},
         "figure": {figure.value for figure in Figure},
         "period": {period.value for period in MonthPeriod},
+        "channel": {channel.value for channel in ChannelType},
+        "outcome": {outcome.value for outcome in AttemptOutcome},
     }
     problems = []
     for family in text_string_to_metric_families(text):
