@@ -1,40 +1,18 @@
-"""The database schema. Alembic migrations (storage/migrations) create and evolve it."""
+"""The database schema. Alembic migrations (storage/migrations) create and evolve it. The
+notifications' tables and the console's accounts live beside it (storage/*_tables.py); every
+table is reachable from here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
 
-
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite (which has no time zones) too."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: every stored time must carry a time zone")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        zone = value.tzinfo
-        if zone is UTC:  # PostgreSQL's sessions are in UTC (storage/database.py)
-            return value
-        return value.replace(tzinfo=UTC) if zone is None else value.astimezone(UTC)
-
-
-Json: Any = sa.JSON().with_variant(JSONB(), "postgresql")
-metadata = sa.MetaData()
+from workorder_pipeline.storage.notification_tables import notification as notification
+from workorder_pipeline.storage.notification_tables import notification_attempt as notification_attempt
+from workorder_pipeline.storage.officer_tables import console_session as console_session
+from workorder_pipeline.storage.officer_tables import officer as officer
+from workorder_pipeline.storage.schema_base import Json as Json
+from workorder_pipeline.storage.schema_base import UtcDateTime as UtcDateTime
+from workorder_pipeline.storage.schema_base import metadata as metadata
 
 #: One order per dedupe key holds its slot (storage/dedupe_slots.py).
 DEDUPE_SLOT_INDEX = "uq_work_order_dedupe_slot"
@@ -316,85 +294,6 @@ platform_seen = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-
-#: A message to one receiver about one order, level, deadline and repeat round: its id is
-#: derived from them (processors.notify_routing.notification_id), so it is planned once
-#: whichever worker plans it, however often (migration 0021).
-notification = sa.Table(
-    "notification",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("work_order_id", sa.String(40), sa.ForeignKey("work_order.id"), nullable=False),
-    sa.Column("level", sa.String(24), nullable=False),
-    sa.Column("deadline", UtcDateTime(), nullable=False),
-    sa.Column("receiver", sa.String(64), nullable=False),
-    sa.Column("channel", sa.String(16), nullable=False),
-    sa.Column("round", sa.Integer(), nullable=False, server_default="0"),
-    #: pending, sent or failed (services.notifications.NotificationStatus).
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    #: The next attempt's earliest time: quiet hours' end, or the backoff's.
-    sa.Column("send_after", UtcDateTime(), nullable=False),
-    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-    #: A worker sending it holds it until then; a worker killed mid-send lets it go then.
-    sa.Column("lease_until", UtcDateTime(), nullable=True),
-    sa.Column("sent_at", UtcDateTime(), nullable=True),
-    sa.Column("failed_at", UtcDateTime(), nullable=True),
-    #: For a delivery_failed notice: the notification that failed.
-    sa.Column("about", sa.String(40), nullable=True),
-    sa.Index("ix_notification_due", "status", "send_after"),
-    sa.Index("ix_notification_order", "work_order_id"),
-)
-
-#: Every attempt to send a notification and its result (shown in the order's history).
-notification_attempt = sa.Table(
-    "notification_attempt",
-    metadata,
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
-    sa.Column("notification_id", sa.String(40), sa.ForeignKey("notification.id"), nullable=False),
-    sa.Column("attempt", sa.Integer(), nullable=False),
-    sa.Column("channel", sa.String(16), nullable=False),
-    #: sending (written before the send), then delivered, rejected, unreachable,
-    #: misconfigured; interrupted when the worker died before it knew.
-    sa.Column("outcome", sa.String(16), nullable=False),
-    #: HTTP status, the platform's errcode or the SMTP reply code.
-    sa.Column("response_code", sa.String(32), nullable=True),
-    sa.Column("detail", sa.String(300), nullable=False, server_default=""),
-    sa.Column("started_at", UtcDateTime(), nullable=False),
-    sa.Column("finished_at", UtcDateTime(), nullable=True),
-    sa.UniqueConstraint("notification_id", "attempt", name="uq_notification_attempt"),
-)
-
-#: Officers' accounts of the web console (migration 0019): the 执法证号 signs in; the
-#: password is kept as an Argon2id hash only.
-officer = sa.Table(
-    "officer",
-    metadata,
-    sa.Column("certificate_no", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("unit", sa.String(128), nullable=False),
-    sa.Column("role", sa.String(32), nullable=False),
-    sa.Column("password_hash", sa.String(255), nullable=False),
-    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("updated_at", UtcDateTime(), nullable=False),
-    sa.Index("ix_officer_unit", "unit"),
-)
-
-#: Signed-in browsers: the SHA-256 of the cookie's random token, never the token itself.
-console_session = sa.Table(
-    "console_session",
-    metadata,
-    sa.Column("token_sha256", sa.String(64), primary_key=True),
-    sa.Column("certificate_no", sa.String(64), nullable=False),
-    sa.Column("csrf_token", sa.String(64), nullable=False),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
-    sa.Index("ix_console_session_officer", "certificate_no"),
-)
 
 #: Every dead letter the pipeline published (the topic carries the message; this row only
 #: what it was and why), for the monthly report: id from its position, so a re-delivery counts
