@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
 from collections.abc import Mapping
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
+from workorder_pipeline.processors import calendar as calendar_rules
+from workorder_pipeline.processors import cards, clocks, escalation, next_check
 from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.processors.cards import due_cards
 from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
@@ -92,6 +98,28 @@ def _due_rows(
 _CARD_LEVELS = {CardLevel.yellow: EscalationLevel.yellow_card, CardLevel.red: EscalationLevel.red_card}
 
 
+#: The code an order's next check follows: a change to any of it is a change of the rules.
+_CLOCK_CODE: tuple[ModuleType, ...] = (calendar_rules, cards, clocks, escalation, next_check)
+
+
+def clock_rules_digest(deadlines: Deadlines, calendar: WorkCalendar | None) -> str:
+    """What the stored next checks depend on, as one SHA-256: the deadlines policy, the
+    calendar's schedules and the source of the modules that compute the clocks."""
+    rules = hashlib.sha256(deadlines.model_dump_json().encode())
+    if calendar is not None:
+        for year, schedule in sorted(calendar.schedules.items()):
+            days = (sorted(schedule.holidays), sorted(schedule.workdays))
+            rules.update(f"{year}:{days}".encode())
+    else:
+        rules.update(b"no calendar")
+    for module in _CLOCK_CODE:
+        try:
+            rules.update(inspect.getsource(module).encode())
+        except OSError:  # installed without its source: the code is unknown, review each time
+            rules.update(os.urandom(16))
+    return rules.hexdigest()
+
+
 def pending_messages(repository: WorkOrderRepository) -> list[EscalationMessage]:
     """Escalations recorded but not yet published (published, then marked: at least once)."""
     messages = []
@@ -128,12 +156,17 @@ class Escalations:
         self._deadlines = deadlines
         self._calendar = calendar
         self._reviewed = False
+        self.rules_digest = clock_rules_digest(deadlines, calendar)
 
     def fire(self, now: datetime) -> int:
-        """The first check of a process looks at every open order (the policy or the
-        calendar may have changed since their next checks were stored); the others at
-        those whose next check came."""
-        fired = fire_due(self._repository, self._deadlines, now, self._calendar, not self._reviewed)
+        """Looks at the orders whose next check came; the first check of a process at every
+        open order when the clock rules differ from those of the last complete review (the
+        policy, the calendar or the clocks' code changed since the next checks were stored).
+        The review is recorded once it is complete: one cut short is made again."""
+        review = not self._reviewed and self._repository.reviewed_clock_rules() != self.rules_digest
+        fired = fire_due(self._repository, self._deadlines, now, self._calendar, review)
+        if review:
+            self._repository.record_clock_review(self.rules_digest, now)
         self._reviewed = True
         return fired
 

@@ -16,7 +16,7 @@ from workorder_pipeline.schemas.commands import EscalationLevel
 from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrderStatus
 from workorder_pipeline.storage import audit_trail
 from workorder_pipeline.storage.bulk import chunks
-from workorder_pipeline.storage.tables import UtcDateTime, escalation, work_order
+from workorder_pipeline.storage.tables import UtcDateTime, clock_review, escalation, work_order
 
 #: The columns the tick's clocks are computed from (processors/next_check.OrderClocks), and
 #: the rework count (提级督办).
@@ -106,6 +106,19 @@ class EscalationStore:
                 if (row["work_order_id"], row["level"], row["due_at"]) not in recorded:
                     new += record_escalation(conn, row, now)
         return new
+
+    def reviewed_clock_rules(self) -> str | None:
+        """The digest of the clock rules the last complete review of every open order was
+        made by (None: never reviewed, or before migration 0032)."""
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(clock_review.c.digest).where(clock_review.c.id == 1)).scalar()
+
+    def record_clock_review(self, digest: str, now: datetime) -> None:
+        """Every open order's next check now follows the rules of ``digest``."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(clock_review).where(clock_review.c.id == 1).values(digest=digest, reviewed_at=now)
+            )
 
     def unpublished_escalations(self, limit: int = 1000) -> list[dict[str, Any]]:
         c = escalation.c

@@ -307,3 +307,14 @@ dead_letter_log = sa.Table(
     sa.Column("at", UtcDateTime(), nullable=False),
     sa.Index("ix_dead_letter_log_at", "at"),
 )
+
+
+#: One row (id 1): the digest of the clock rules (deadlines policy, calendar, the clocks' code)
+#: the last complete review of every open order's next check was made by (migration 0032).
+clock_review = sa.Table(
+    "clock_review",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Column("reviewed_at", UtcDateTime(), nullable=True),
+)
