@@ -360,3 +360,10 @@ def test_a_card_that_would_fire_when_the_order_is_opened_is_refused_at_start(
     problem = the_problem(policy_dir)
     assert "deadlines.yaml:" in str(problem)
     assert said in str(problem), str(problem)
+
+
+def test_the_shipped_units_are_named_in_chinese_alone_as_officers_read_them() -> None:
+    """Unit names appear in the console, reports and notifications: notes for engineers
+    belong in the file's comments, not in the name."""
+    names = [unit.name for unit in load_policy(POLICY_DIR).units.units]
+    assert names and all(not any("a" <= c.lower() <= "z" for c in name) for name in names), names
