@@ -19,6 +19,7 @@ from benchkit.common import (
     TARGET_SCALING,
     Config,
 )
+from benchkit.processes import load_average
 
 # --- results -----------------------------------------------------------------------------
 
@@ -39,6 +40,8 @@ class Row:
     note: str = ""
     #: The broker it was measured on (set by ``Results.add``); "none" for in-process rows.
     broker: str = "-"
+    #: The 1-minute load average when the row was measured (set by ``Results.add``).
+    load: str = ""
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Results:
     def add(self, row: Row) -> Row:
         if row.broker == "-":
             row.broker = self.broker
+        if not row.load:
+            row.load = load_average().split()[0]
         self.rows.append(row)
         print(f"  -> {format_row(row)}", flush=True)
         return row
@@ -99,6 +104,7 @@ def format_row(row: Row) -> str:
             _num(row.peak_rss_mb),
             _num(row.cpu_us),
             _num(row.broker_cpu_us),
+            row.load,
             row.note,
         ]
     )
@@ -144,7 +150,7 @@ def soak_windows(
 
 HEADER = (
     "measurement | broker | database | workers | offered ev/s | rate msg/s | p50 ms | p95 ms | p99 ms "
-    "| peak RSS MB | worker CPU µs/msg | broker CPU µs/msg | note"
+    "| peak RSS MB | worker CPU µs/msg | broker CPU µs/msg | load 1 min | note"
 )
 
 
