@@ -37,7 +37,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):  # run as a script: the packages,
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from benchkit.common import TOPIC_NAMES, AlarmStream, BenchmarkError, Config  # noqa: E402
+from benchkit.common import BATCH_SIZE, TOPIC_NAMES, AlarmStream, BenchmarkError, Config  # noqa: E402
 from benchkit.kafka_io import produce_paced  # noqa: E402
 from benchkit.pipeline import PipelineRuns  # noqa: E402
 from benchkit.processes import Child, bench_broker, database, load_average, start_child  # noqa: E402
@@ -132,9 +132,10 @@ def report(samples: Sequence[Sample], summary: Summary, rate: float, label: str)
     else:
         carried = int(summary.consumed_per_s * 0.8 // 100 * 100)
         lines.append(
-            f"The worker did NOT keep up ({summary.consumed_per_s:,.0f} of {rate:,.0f} ev/s): its queue "
-            "grew all along, so this RSS is not a memory test of steady state. "
-            f"Run again at a rate it carries, e.g. --rate {max(carried, 100)}."
+            f"The worker did NOT keep up ({summary.consumed_per_s:,.0f} of {rate:,.0f} ev/s): "
+            f"{summary.lag_at_end:,} messages waited when sending stopped, so this RSS is not a memory "
+            "test of steady state at this rate (the queue waits in Kafka; the worker takes batches "
+            f"of at most {BATCH_SIZE}). Run again at a rate it carries, e.g. --rate {max(carried, 100)}."
         )
     return "\n".join(lines)
 
