@@ -11,6 +11,9 @@ alarm type), measures:
   and the same plus ``decode_event`` (validation, as the pipeline decodes) without faust;
 - a parse-only faust agent (faust's ceiling): per event (``async for``) and in batches
   the way the pipeline's agent takes them (``noack_take`` + ``ack``);
+- with ``--anchor-venv VENV`` (or ``$WO_ANCHOR_VENV``), the issue's Quix Streams anchor
+  (``bench/anchor_quix.py``: raw confluent-kafka, a parse-only and a dedupe Quix app) run with
+  VENV's python on the same broker, and the ratio pipeline / Quix dedupe app;
 - the full pipeline, ``wo run`` worker processes (SQLite and/or PostgreSQL): the backlog's
   rate (validate, dedupe, triage, store in one transaction per batch, publish on
   ``workorders.dispatched``, mark dispatched), then latency event -> dispatched at fixed
@@ -28,6 +31,7 @@ in the same run, and read the CPU per event next to the rates.
     .venv/bin/python bench/benchmark.py --sqlite --messages 20000 --loads 500,2000 --duration 30
     .venv/bin/python bench/benchmark.py --postgres --workers 1,2 --soak 600   # + a 10-minute memory run
     .venv/bin/python bench/benchmark.py --broker kafka --sqlite --only pipeline --workers 1 --soak 600
+    .venv/bin/python bench/benchmark.py --broker kafka --postgres --only anchor,pipeline --anchor-venv VENV
 
 PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth, like the tests); a
 database is created for each run and dropped afterwards. Exit status: 0 when every
