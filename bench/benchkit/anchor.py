@@ -82,6 +82,8 @@ def run_anchor(
             text=True,
             timeout=timeout_s,
             cwd=workdir,
+            # Another venv's python: our checkout on its path could shadow its packages.
+            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
