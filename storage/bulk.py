@@ -65,6 +65,8 @@ def _copy_rows(
     quote = conn.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN (FORMAT BINARY)"
     columns = [_converted(types[i][1], [row[name] for row in rows]) for i, name in enumerate(names)]
+    if not conn.in_transaction():
+        conn.begin()  # as an execute would: the caller's commit() then commits the COPY too
     driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
     cursor = driver.cursor()
     try:
