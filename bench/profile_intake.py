@@ -40,18 +40,31 @@ from workorder_pipeline.processors.compiled_policy import compile_policy  # noqa
 from workorder_pipeline.services.calendar_files import load_calendar  # noqa: E402
 from workorder_pipeline.services.intake import InboundMessage, Intake  # noqa: E402
 from workorder_pipeline.services.policy_files import ReferenceFiles, load_policy  # noqa: E402
+from workorder_pipeline.storage import bulk  # noqa: E402
 from workorder_pipeline.storage.database import create_engine, migrate  # noqa: E402
 from workorder_pipeline.storage.repository import WorkOrderRepository  # noqa: E402
 
 
 class StatementClock:
-    """Round-trip time and count of each statement (its first words), per engine."""
+    """Round-trip time and count of each statement (its first words), per engine; the COPYs
+    of storage/bulk.py (which SQLAlchemy does not see) as ``COPY <table>``."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
         sa.event.listen(engine, "before_cursor_execute", self._before)
         sa.event.listen(engine, "after_cursor_execute", self._after)
+        copy_rows = bulk._copy_rows
+
+        def timed_copy(conn: Any, table: sa.Table, *args: Any) -> None:
+            started = time.perf_counter()
+            try:
+                copy_rows(conn, table, *args)
+            finally:
+                self.seconds[f"COPY {table.name}"] += time.perf_counter() - started
+                self.counts[f"COPY {table.name}"] += 1
+
+        bulk._copy_rows = timed_copy  # type: ignore[assignment]
 
     def _before(self, conn: Any, _cursor: Any, _statement: str, *_args: Any) -> None:
         conn.info["wo_started"] = time.perf_counter()

@@ -9,11 +9,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrder, WorkOrderStatus
+from workorder_pipeline.schemas.workorder import PIPELINE_ACTOR, PipelineEventName, WorkOrder, WorkOrderStatus
 from workorder_pipeline.storage import audit_trail
 from workorder_pipeline.storage.one_of import one_of
 from workorder_pipeline.storage.order_rows import with_sources
-from workorder_pipeline.storage.tables import work_order
+from workorder_pipeline.storage.tables import work_order, work_order_event
 
 _c = work_order.c
 
@@ -38,9 +38,25 @@ _MARK_DISPATCHED = (
     .returning(_c.id, _c.unit)
 )
 
+# PostgreSQL: the mark and its history rows in one statement (one round trip, no rows back).
+_marked = _MARK_DISPATCHED.cte("marked")
+_MARK_DISPATCHED_AND_LOG = sa.insert(work_order_event).from_select(
+    ["work_order_id", "at", "type", "actor", "detail"],
+    sa.select(
+        _marked.c.id,
+        sa.bindparam("now", type_=work_order_event.c.at.type),
+        sa.literal(PipelineEventName.dispatched.value),
+        sa.literal(PIPELINE_ACTOR),
+        sa.func.jsonb_build_object("unit", _marked.c.unit),
+    ).order_by(_marked.c.id),
+)
+
 
 def record_dispatched(conn: Connection, ids: list[str], now: datetime) -> None:
     """Mark ``ids`` dispatched (those not marked yet) with one ``dispatched`` event each."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_MARK_DISPATCHED_AND_LOG, {"ids": ids, "now": now})
+        return
     newly = conn.execute(_MARK_DISPATCHED, {"ids": ids, "now": now}).all()
     entries = [
         audit_trail.entry(row.id, now, PipelineEventName.dispatched, {"unit": row.unit}) for row in newly

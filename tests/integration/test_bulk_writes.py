@@ -63,6 +63,15 @@ def test_a_batch_written_time_on_a_whole_second_is_found_by_a_range_from_that_se
         assert list(found) == ["vehicle_alarm:a/1"]
 
 
+def test_a_batch_insert_as_a_connection_s_first_statement_is_committed_by_its_commit(engine: Engine) -> None:
+    with engine.connect() as conn:
+        insert_rows(conn, suppressed_signal, [suppressed_row(1, "a")])
+        conn.commit()
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(suppressed_signal.c.source_key)).scalars().all()
+    assert keys == ["vehicle_alarm:a/1"]
+
+
 def test_a_batch_insert_of_nothing_writes_nothing(engine: Engine) -> None:
     with engine.begin() as conn:
         insert_rows(conn, suppressed_signal, [])

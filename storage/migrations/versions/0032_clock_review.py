@@ -4,7 +4,7 @@ changed (36 s at 50,000 open orders). It now does so only when the digest of the
 differs from the one recorded by the last complete review (services/escalations.py).
 
 Revision ID: 0032
-Revises: 0028
+Revises: 0030
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from workorder_pipeline.storage.tables import UtcDateTime
 
 revision = "0032"
-down_revision = "0028"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
