@@ -42,7 +42,11 @@ class _Registered:
 
     def current(self) -> WorkOrder:
         """The order as the database holds it once the batch is written (as a re-read returns it)."""
-        order = self.order.model_copy(
+        order = self.order
+        one_source = len(self.source_ids) == 1 and order.source_ids == (self.source_ids[0],)
+        if self.merged is None and one_source and order.related_ids == tuple(sorted(order.related_ids)):
+            return order  # as registered (one source): nothing to sort or count (most orders)
+        order = order.model_copy(
             update={
                 "source_ids": tuple(sorted(self.source_ids)),
                 "related_ids": tuple(sorted(self.order.related_ids)),

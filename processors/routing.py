@@ -69,11 +69,12 @@ def route_signal(
     """
     if fields is None:
         fields = signal.route_fields()
-    primary, *others = [
-        _apply_jurisdiction(node, routes.regions, signal.region_code)
-        for node in _descend(routes.root, fields)
-    ]
+    found = _descend(routes.root, fields)
+    primary = _apply_jurisdiction(found[0], routes.regions, signal.region_code)
     decision = _apply_conflict_of_interest(primary, fields, routes.conflict_of_interest)
+    if len(found) == 1:  # no ``continue`` matched: no copies (most signals)
+        return decision
+    others = [_apply_jurisdiction(node, routes.regions, signal.region_code) for node in found[1:]]
     excluded = {decision.unit, fields.get("enforcement_unit")}
     copies = tuple(dict.fromkeys(other.unit for other in others if other.unit not in excluded))
     return replace(decision, copied_to=copies) if copies else decision

@@ -88,14 +88,13 @@ class IntakeResult:
 class _Valid:
     message: InboundMessage
     admitted: Admitted
+    signal: Signal
+    #: Read five times per signal: built once.
+    source_key: SourceKey
 
-    @property
-    def signal(self) -> Signal:
-        return self.admitted.signal
-
-    @property
-    def source_key(self) -> SourceKey:
-        return SourceKey.of(self.signal)
+    @classmethod
+    def of(cls, message: InboundMessage, admitted: Admitted) -> _Valid:
+        return cls(message, admitted, admitted.signal, SourceKey.of(admitted.signal))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +147,7 @@ class Intake:
             admitted.received[signal.kind] += 1
             platform, at = publishing_platform(signal), signal.occurred_at
             admitted.platforms[platform] = max(at, admitted.platforms.get(platform, at))
-            valid.append(_Valid(message, outcome))
+            valid.append(_Valid.of(message, outcome))
         return once_more_if_raced(lambda: self._record(admitted, valid, reference, now))
 
     def _record(
