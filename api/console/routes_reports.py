@@ -12,7 +12,7 @@ from workorder_pipeline.api.console.session import Parts, Reader, SignedInOffice
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.api.routes.reports import MEDIA
 from workorder_pipeline.schemas.times import for_people
-from workorder_pipeline.services.report_archive import KeptReport, MonthlyReports
+from workorder_pipeline.services.report_archive import KeptReport, MonthlyReports, MonthRefused, report_period
 from workorder_pipeline.services.report_formats.documents import ReportFormat
 
 router = APIRouter(prefix="/console")
@@ -65,10 +65,11 @@ def report_file(parts: Parts, api: Api, who: Reader, month: str, fmt: str) -> Re
     if fmt not in set(ReportFormat):
         raise ConsoleError(404, "没有这种格式的报告", who)
     try:
-        content = reports.document(month, ReportFormat(fmt), parts.clock())
-    except ValueError:
-        raise ConsoleError(404, f"没有 {month} 的报告（月份应为 YYYY-MM）", who) from None
-    name = f"report-{month}.{fmt}"
+        period = report_period(month, parts.clock())
+    except MonthRefused as exc:
+        raise ConsoleError(404, f"没有这个月份的报告：{exc.zh}", who) from None
+    content = reports.document(period.label, ReportFormat(fmt), parts.clock())
+    name = f"report-{period.label}.{fmt}"
     return Response(
         content,
         media_type=MEDIA[ReportFormat(fmt)],

@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
 from tests.fakes import FakeWorker, InMemoryApiStore
-from tests.report_month import china_month, generate, write
+from tests.report_month import UNIT_NAMES, china_month, generate, write
 from workorder_pipeline.api.app import create_app
 from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from workorder_pipeline.schemas.figures import ScoreWeights
@@ -27,7 +27,7 @@ EARLY_DECEMBER = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
 
 
 def archive(engine: Engine, directory: Path) -> MonthlyReports:
-    return MonthlyReports(ReportStore(engine), FigureFacts(engine), ScoreWeights(), directory)
+    return MonthlyReports(ReportStore(engine), FigureFacts(engine), ScoreWeights(), directory, UNIT_NAMES)
 
 
 def test_the_leader_keeps_last_month_s_report_in_every_format_once(engine: Engine, tmp_path: Path) -> None:
