@@ -357,6 +357,36 @@ def _events(order: Order) -> list[dict[str, Any]]:
     ]
 
 
+def hostile_months(now: datetime) -> list[str]:
+    """The month parameter's worst inputs (none names a month a report can be made for at
+    ``now``): out of range, too short, a path, control characters, 10,000 characters,
+    digits of other scripts, a month still to come."""
+    local = now + timedelta(hours=8)
+    year, month = local.year + (local.month + 2 > 12), (local.month + 1) % 12 + 1  # the month after next
+    return [
+        "2026-13",
+        "2026-00",
+        "0000-01",
+        "0001-01",
+        "1999-12",
+        "9999-12",
+        "2026-1",
+        "26-11",
+        "2026-11-01",
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "2026-11\x00",
+        "\x00",
+        "2026-11\n",
+        " 2026-11",
+        "9" * 10_000,
+        "２０２６-１１",
+        "٢٠٢٦-١١",
+        "2026‐11",
+        f"{year:04d}-{month:02d}",
+    ]
+
+
 def china_month(year: int, month: int) -> tuple[datetime, datetime]:
     """[start, end) in UTC of a calendar month of China time."""
     start = datetime(year, month, 1, tzinfo=UTC) - timedelta(hours=8)

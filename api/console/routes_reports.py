@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from workorder_pipeline.api.console.render import ConsoleError, page
 from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
@@ -58,7 +59,24 @@ def reports_page(request: Request, parts: Parts, api: Api, who: Reader) -> Respo
     return page(request, parts, who, "reports.html", {"months": _months(kept)})
 
 
-@router.get("/reports/{month}/{fmt}", include_in_schema=False)
+class _AnyText(Convertor[str]):
+    """Any text, "/" and line breaks included (``path`` stops at a line break): a month like
+    ``..%2F..`` or ``2026-11%0A`` is refused by the page below, in Chinese, instead of
+    falling through to the API's English 404."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_text", _AnyText())
+
+
+@router.get("/reports/{month:any_text}/{fmt}", include_in_schema=False)
 def report_file(parts: Parts, api: Api, who: Reader, month: str, fmt: str) -> Response:
     """The kept report (or, for a month not kept, one made now, as the API answers)."""
     reports = _reports(api, who)
