@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from workorder_pipeline.processors.intake import Rejection
 from workorder_pipeline.schemas.deadletter import RejectionReason
@@ -95,7 +95,7 @@ def guard(app: FastAPI) -> None:
             response.headers.setdefault(name, value)
         path = request.url.path
         docs = path == "/docs" or path.startswith("/docs-assets")
-        console = path == "/console" or path.startswith("/console/")
+        console = _is_console(path)
         csp = CSP_DOCS if docs else CSP_CONSOLE if console else CSP_JSON
         response.headers.setdefault("Content-Security-Policy", csp)
         return response
@@ -107,9 +107,23 @@ def guard(app: FastAPI) -> None:
         """U+0000 in a path or query parameter: 422, for every route (no database stores it)."""
         where = _u0000_in_url(request.scope)
         if where is not None:
+            if _is_console(request.url.path):  # a person's browser: a page, in Chinese
+                return HTMLResponse(U0000_PAGE, status_code=422)
             rejection = Rejection(RejectionReason.invalid_character, "U+0000 is not accepted in a URL")
             return JSONResponse({"detail": validation_errors(where, rejection)}, status_code=422)
         return await call_next(request)
+
+
+#: The console's answer to a link holding U+0000 (before any route: no session is read).
+U0000_PAGE = (
+    '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>填写有误</title>'
+    "<h1>填写有误</h1><p>链接中含有不允许的字符（U+0000），请从页面上的链接重新进入。</p>"
+    '<p><a href="/console">返回首页</a></p></html>'
+)
+
+
+def _is_console(path: str) -> bool:
+    return path == "/console" or path.startswith("/console/")
 
 
 def validation_errors(where: str, rejection: Rejection) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from tests.conftest import POSTGRES_ADMIN_DSN, POSTGRES_HOST, POSTGRES_PORT, POS
 from tests.report_month import china_month, generate, write
 from workorder_pipeline.processors.figures import Period
 from workorder_pipeline.schemas.figures import ScoreWeights
+from workorder_pipeline.services.policy_files import load_policy
 from workorder_pipeline.services.report import figures_from, monthly_report, previous_month
 from workorder_pipeline.services.report_formats.documents import ReportFormat, render
 from workorder_pipeline.storage.database import create_engine, migrate
@@ -72,7 +73,13 @@ def _run(url: str, orders: int, out: Path) -> int:
     figured = time.perf_counter() - began
     print(f"figures of 2026-11 and 2026-10 (services/figures.py): {figured:.1f} s")
     began = time.perf_counter()
-    report = monthly_report(ReportStore(engine), november, now, lambda period, _now: computed[period.label])
+    report = monthly_report(
+        ReportStore(engine),
+        november,
+        now,
+        lambda period, _now: computed[period.label],
+        unit_names=load_policy(Path(__file__).resolve().parents[1] / "policy").units.names(),
+    )
     queried = time.perf_counter() - began
     print(f"the report's own queries: {queried:.1f} s")
     out.mkdir(parents=True, exist_ok=True)

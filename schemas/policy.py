@@ -74,6 +74,11 @@ class Units(PolicyModel):
     def ids(self) -> set[str]:
         return {unit.id for unit in self.units}
 
+    def names(self) -> dict[str, str]:
+        """Unit id -> its name up to its note ("执法一中队", not "执法一中队 (…)"): how the
+        console, the notifications and the monthly report show a unit (one lookup for all)."""
+        return {unit.id: unit.name.split(" (")[0] for unit in self.units}
+
 
 # ---------------------------------------------------------------- routes
 

@@ -31,14 +31,26 @@ class KindInflow(_Value):
     orders_previous: int
 
 
+class SignalsAndOrders(_Value):
+    """Signals received and orders created under a key (a platform, a category, a region),
+    this month and the month before."""
+
+    key: str
+    signals: int
+    signals_previous: int
+    orders: int
+    orders_previous: int
+
+
 class Inflow(_Value):
     by_kind: list[KindInflow]
-    #: Signals by publishing platform (alarms, check-ins) or channel (complaints); suspect lists: "".
-    signals_by_platform: list[Compared]
-    #: Complaint orders by category (投诉类别).
-    orders_by_category: list[Compared]
-    #: Orders by region code ("": none given).
-    orders_by_region: list[Compared]
+    #: By publishing platform (alarms, check-ins) or channel (complaints); suspect lists: "".
+    #: An order counts under the platform of the signal that registered it.
+    by_platform: list[SignalsAndOrders]
+    #: Complaints by category (投诉类别).
+    by_category: list[SignalsAndOrders]
+    #: By region code, the one routing used ("": none given; check-in failures have none).
+    by_region: list[SignalsAndOrders]
     suppressed_by_reason: list[Compared]
     dead_letters_by_reason: list[Compared]
     #: Dead letters by the topic they were read from (who published them).
@@ -150,6 +162,9 @@ class Closure(_Value):
 class MonthlyReport(_Value):
     #: ``YYYY-MM``, a calendar month of China time.
     month: str
+    #: Unit id -> name (policy/units.yaml when the report was made), of the units it shows; a
+    #: unit no longer in the policy has none and is shown by its id.
+    unit_names: dict[str, str]
     start: datetime
     end: datetime
     generated_at: datetime

@@ -202,13 +202,23 @@ class Intake:
         if outcome.action is Action.create:
             order = self.open_order(outcome, batch.now)
             detail = _audit(outcome, position, due_at=order.due_at)
-            batch.record_signal(key, order.id, payload, position, PipelineEventName.registered, detail)
+            batch.record_signal(
+                key,
+                order.id,
+                payload,
+                position,
+                PipelineEventName.registered,
+                detail,
+                item.signal.region_code,
+            )
             context.merges.register(order, key.source_id)
             state.record(outcome, order.id, batch.now)
         elif outcome.action is Action.merge and outcome.merge_into is not None:
             target = outcome.merge_into.id
             detail = _audit(outcome, position)
-            batch.record_signal(key, target, payload, position, PipelineEventName.merged, detail)
+            batch.record_signal(
+                key, target, payload, position, PipelineEventName.merged, detail, item.signal.region_code
+            )
             context.merges.merge(target, key.source_id, item.signal.occurred_at)
             state.record(outcome, None, batch.now)
             result.merged[kind] += 1
@@ -370,6 +380,7 @@ def _suppressed_row(signal: Signal, outcome: TriageOutcome, payload: dict[str, A
         "occurred_at": signal.occurred_at,
         "violation_key": outcome.violation_key,
         "payload": payload,
+        "region_code": signal.region_code,
     }
 
 

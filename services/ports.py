@@ -154,8 +154,10 @@ class IntakeBatch(Protocol):
         position: str,
         event: PipelineEventName,
         detail: dict[str, Any],
+        region_code: str | None = None,
     ) -> None:
-        """Keep a signal as its order's evidence, with the row of the order's history it makes."""
+        """Keep a signal as its order's evidence, with the row of the order's history it makes
+        (``region_code``: the region routing used, which the monthly report counts by)."""
 
     def add_orders(self, orders: Sequence[WorkOrder]) -> None:
         """The orders the batch registers, as they are once every signal of it is merged."""
@@ -263,6 +265,13 @@ class ReportReads(Protocol):
 
     def signals_by_kind(self, window: Window) -> Counter[str]: ...
     def signals_by_platform(self, window: Window) -> Counter[str]: ...
+    def signals_by_category(self, window: Window) -> Counter[str]:
+        """Complaints by category."""
+
+    def signals_by_region(self, window: Window) -> Counter[str]: ...
+    def orders_by_platform(self, window: Window) -> Counter[str]:
+        """Orders by the platform or channel of the signal that registered each."""
+
     def orders_by(self, field: str, window: Window) -> Counter[str]:
         """Orders created in the window by ``kind``, ``category`` or ``region_code``."""
 

@@ -5,7 +5,7 @@ schemas.report.MonthlyReport. The closure figures are processors/figures.py's, t
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from workorder_pipeline.processors.durations import median, percentile
@@ -26,6 +26,7 @@ from workorder_pipeline.schemas.report import (
     RepeatedCheckins,
     Returns,
     RouteReturns,
+    SignalsAndOrders,
     UnitClosure,
 )
 from workorder_pipeline.schemas.signal import SignalKind
@@ -53,20 +54,31 @@ def previous_month(period: Period) -> Period:
 
 
 def monthly_report(
-    reads: ReportReads, period: Period, now: datetime, figures: FiguresSource | None = None
+    reads: ReportReads,
+    period: Period,
+    now: datetime,
+    figures: FiguresSource | None = None,
+    *,
+    unit_names: Mapping[str, str],
 ) -> MonthlyReport:
-    """The report of ``period`` (a calendar month of China time), as the database holds it at ``now``."""
+    """The report of ``period`` (a calendar month of China time), as the database holds it at
+    ``now``; ``unit_names``: the policy's (schemas.policy.Units.names)."""
     window, before = (period.start, period.end), previous_month(period)
     earlier = (before.start, before.end)
+    closure = _closure(reads, period, before, now, figures)
+    returns = _returns(reads, window, earlier)
+    shown = {u.unit for u in closure.units} | {o.unit for o in (*closure.overdue, *closure.escalated)}
+    shown |= {r.unit for r in returns.by_route}
     return MonthlyReport(
         month=period.label,
+        unit_names={unit: unit_names[unit] for unit in sorted(shown) if unit in unit_names},
         start=period.start,
         end=period.end,
         generated_at=now,
         inflow=_inflow(reads, window, earlier),
         recurring=_recurring(reads, window),
-        returns=_returns(reads, window, earlier),
-        closure=_closure(reads, period, before, now, figures),
+        returns=returns,
+        closure=closure,
     )
 
 
@@ -74,6 +86,24 @@ def compared(current: Counter[str], previous: Counter[str]) -> list[Compared]:
     """Every key of either month, the largest this month first."""
     keys = sorted(set(current) | set(previous), key=lambda key: (-current[key], -previous[key], key))
     return [Compared(key=key, current=current[key], previous=previous[key]) for key in keys]
+
+
+def signals_and_orders(
+    signals: Counter[str], signals_before: Counter[str], orders: Counter[str], orders_before: Counter[str]
+) -> list[SignalsAndOrders]:
+    """Every key of any of the four counts, the most signals this month first."""
+    keys = set(signals) | set(signals_before) | set(orders) | set(orders_before)
+    ordered = sorted(keys, key=lambda key: (-signals[key], -orders[key], -signals_before[key], key))
+    return [
+        SignalsAndOrders(
+            key=key,
+            signals=signals[key],
+            signals_previous=signals_before[key],
+            orders=orders[key],
+            orders_previous=orders_before[key],
+        )
+        for key in ordered
+    ]
 
 
 def _inflow(reads: ReportReads, window: Window, earlier: Window) -> Inflow:
@@ -93,15 +123,21 @@ def _inflow(reads: ReportReads, window: Window, earlier: Window) -> Inflow:
     def both(read: Callable[[Window], Counter[str]]) -> list[Compared]:
         return compared(read(window), read(earlier))
 
+    def of_each(
+        signals: Callable[[Window], Counter[str]], orders: Callable[[Window], Counter[str]]
+    ) -> list[SignalsAndOrders]:
+        return signals_and_orders(signals(window), signals(earlier), orders(window), orders(earlier))
+
     return Inflow(
         by_kind=by_kind,
-        signals_by_platform=both(reads.signals_by_platform),
-        orders_by_category=[
+        by_platform=of_each(reads.signals_by_platform, reads.orders_by_platform),
+        # Complaints only: an order of another kind has no category ("").
+        by_category=[
             row
-            for row in both(lambda w: reads.orders_by("category", w))
-            if row.key  # complaints only
+            for row in of_each(reads.signals_by_category, lambda w: reads.orders_by("category", w))
+            if row.key
         ],
-        orders_by_region=both(lambda w: reads.orders_by("region_code", w)),
+        by_region=of_each(reads.signals_by_region, lambda w: reads.orders_by("region_code", w)),
         suppressed_by_reason=both(reads.suppressed_by_reason),
         dead_letters_by_reason=both(lambda w: reads.dead_letters_by("reason", w)),
         dead_letters_by_publisher=both(lambda w: reads.dead_letters_by("topic", w)),

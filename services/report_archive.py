@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from workorder_pipeline.processors.figures import Period
 from workorder_pipeline.schemas.figures import ScoreWeights
 from workorder_pipeline.schemas.report import MonthlyReport
-from workorder_pipeline.services.figures import period_named
 from workorder_pipeline.services.ports import FigureFactsReader, ReportReads
 from workorder_pipeline.services.report import figures_from, monthly_report
 from workorder_pipeline.services.report_formats.documents import ReportFormat, render
@@ -33,19 +34,26 @@ class KeptReport:
 
 class MonthlyReports:
     def __init__(
-        self, reads: ReportReads, facts: FigureFactsReader, weights: ScoreWeights, directory: Path
+        self,
+        reads: ReportReads,
+        facts: FigureFactsReader,
+        weights: ScoreWeights,
+        directory: Path,
+        unit_names: Mapping[str, str],
     ) -> None:
         self._reads = reads
         self._figures = figures_from(facts, weights)
         self.directory = directory
+        #: The policy's (schemas.policy.Units.names): units are shown by name.
+        self._unit_names = dict(unit_names)
 
     def make(self, period: Period, now: datetime) -> MonthlyReport:
-        return monthly_report(self._reads, period, now, self._figures)
+        return monthly_report(self._reads, period, now, self._figures, unit_names=self._unit_names)
 
     def document(self, month: str, fmt: ReportFormat, now: datetime) -> bytes:
         """The kept report of ``month`` (YYYY-MM), or one made now when none is kept;
-        ValueError for anything but a month."""
-        period = _month(month, now)
+        MonthRefused for anything but a month report_period accepts."""
+        period = report_period(month, now)
         kept = self._path(period.label, fmt)
         if kept.exists():
             return kept.read_bytes()
@@ -92,7 +100,56 @@ class MonthlyReports:
         return path
 
 
-def _month(text: str, now: datetime) -> Period:
-    if not re.fullmatch(r"\d{4}-\d{2}", text):
-        raise ValueError(f"month {text!r}: give it as YYYY-MM, e.g. 2026-11")
-    return period_named(text, now)
+#: ASCII digits only (``\d`` takes full-width and other scripts' digits too).
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+#: The first month a report is made for: nothing earlier was ever stored.
+FIRST_YEAR = 2000
+
+
+class MonthProblem(StrEnum):
+    not_a_month = "not_a_month"
+    too_early = "too_early"
+    in_future = "in_future"
+
+
+_PROBLEMS = {
+    MonthProblem.not_a_month: (
+        "give the month as YYYY-MM in ASCII digits, month 01-12, e.g. 2026-11",
+        "月份应为 YYYY-MM（半角数字，月份 01–12，例如 2026-11）",
+    ),
+    MonthProblem.too_early: (
+        f"no report before {FIRST_YEAR}-01",
+        f"只受理 {FIRST_YEAR} 年 1 月及以后的月份",
+    ),
+    MonthProblem.in_future: (
+        "that month has not begun (China time)",
+        "该月份尚未到来（只受理本月及以前的月份，北京时间）",
+    ),
+}
+
+
+class MonthRefused(ValueError):
+    """Not a month a report can be made for; the message never quotes what was given."""
+
+    def __init__(self, problem: MonthProblem) -> None:
+        super().__init__(_PROBLEMS[problem][0])
+        self.problem = problem
+
+    @property
+    def zh(self) -> str:
+        return _PROBLEMS[self.problem][1]
+
+
+def report_period(text: str, now: datetime) -> Period:
+    """The calendar month (China time) ``text`` names as ``YYYY-MM``, from FIRST_YEAR to the
+    month ``now`` is in: what the CLI, the API and the console accept; MonthRefused otherwise."""
+    found = _MONTH.fullmatch(text) if len(text) == 7 else None
+    if found is None:
+        raise MonthRefused(MonthProblem.not_a_month)
+    year, month = int(found[1]), int(found[2])
+    if year < FIRST_YEAR:
+        raise MonthRefused(MonthProblem.too_early)
+    current = Period.this_month(now).label
+    if f"{year:04d}-{month:02d}" > current:
+        raise MonthRefused(MonthProblem.in_future)
+    return Period.month(year, month)

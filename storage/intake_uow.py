@@ -160,6 +160,7 @@ class IntakeBatch:
         position: str,
         event: PipelineEventName,
         detail: dict[str, Any],
+        region_code: str | None = None,
     ) -> None:
         """Keep a signal as its order's evidence, with the row of the order's history it makes
         (``position``: the topic/partition/offset it was read from)."""
@@ -171,6 +172,7 @@ class IntakeBatch:
                 "received_at": self.now,
                 "payload": payload,
                 "position": position,
+                "region_code": region_code,
             }
         )
         self._events.append(audit_trail.entry(order_id, self.now, event, detail))

@@ -45,14 +45,58 @@ def signals_by_kind(conn: Connection, window: Window) -> Counter[str]:
     )
 
 
+def _platform(table: sa.Table) -> sa.ColumnElement[str | None]:
+    """The publisher's platform_id (alarms, check-ins) or the complaint's channel."""
+    payload = table.c.payload
+    return sa.func.coalesce(payload["platform_id"].as_string(), payload["channel"].as_string(), "")
+
+
 def signals_by_platform(conn: Connection, window: Window) -> Counter[str]:
     """By the publisher's platform_id (alarms, check-ins) or the complaint's channel."""
     total: Counter[str] = Counter()
     for table in (work_order_source, suppressed_signal):
-        payload = table.c.payload
-        platform = sa.func.coalesce(payload["platform_id"].as_string(), payload["channel"].as_string(), "")
-        total += counted(conn, _by(platform, table.c.received_at, window))
+        total += counted(conn, _by(_platform(table), table.c.received_at, window))
     return total
+
+
+def signals_by_category(conn: Connection, window: Window) -> Counter[str]:
+    """Complaints by the ticket's category (the payload's ``category``: no other field of it
+    is read, the complainant's least of all)."""
+    total: Counter[str] = Counter()
+    for table in (work_order_source, suppressed_signal):
+        category = table.c.payload["category"].as_string()
+        query = _by(category, table.c.received_at, window).where(table.c.kind == "complaint")
+        total += counted(conn, query)
+    return total
+
+
+def signals_by_region(conn: Connection, window: Window) -> Counter[str]:
+    """By the region routing used (the stored region_code; "": none, as check-in failures)."""
+    total: Counter[str] = Counter()
+    for table in (work_order_source, suppressed_signal):
+        total += counted(conn, _by(table.c.region_code, table.c.received_at, window))
+    return total
+
+
+def orders_by_platform(conn: Connection, window: Window) -> Counter[str]:
+    """Orders created in the window by the platform of the signal that registered each: the
+    one received at the order's creation (signals merged in the same batch share that moment:
+    the lowest source key of them)."""
+    s, o = work_order_source.c, work_order.c
+    first = (
+        sa.select(sa.func.min(s.source_key).label("source_key"))
+        .select_from(work_order_source.join(work_order, o.id == s.work_order_id))
+        .where(o.created_at >= window[0], o.created_at < window[1], s.received_at == o.created_at)
+        .group_by(s.work_order_id)
+        .subquery()
+    )
+    platform = _platform(work_order_source)
+    query = (
+        sa.select(platform.label("key"), sa.func.count().label("n"))
+        .select_from(first.join(work_order_source, s.source_key == first.c.source_key))
+        .group_by(platform)
+    )
+    return counted(conn, query)
 
 
 def orders_by(conn: Connection, column: sa.ColumnElement[str | None], window: Window) -> Counter[str]:

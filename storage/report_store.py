@@ -28,6 +28,18 @@ class ReportStore:
         with self._engine.connect() as conn:
             return report_inflow.signals_by_platform(conn, window)
 
+    def signals_by_category(self, window: Window) -> Counter[str]:
+        with self._engine.connect() as conn:
+            return report_inflow.signals_by_category(conn, window)
+
+    def signals_by_region(self, window: Window) -> Counter[str]:
+        with self._engine.connect() as conn:
+            return report_inflow.signals_by_region(conn, window)
+
+    def orders_by_platform(self, window: Window) -> Counter[str]:
+        with self._engine.connect() as conn:
+            return report_inflow.orders_by_platform(conn, window)
+
     def orders_by(self, field: str, window: Window) -> Counter[str]:
         if field not in _ORDER_FIELDS:
             raise ValueError(f"orders are not counted by {field!r}")

@@ -158,6 +158,8 @@ work_order_source = sa.Table(
     sa.Column("payload", Json, nullable=False),
     # topic/partition/offset it was read from (migration 0008: NULL before it).
     sa.Column("position", sa.String(300), nullable=True),
+    #: The region routing used (Signal.region_code; migration 0029); NULL: none (check-ins).
+    sa.Column("region_code", sa.String(12), nullable=True),
     sa.Index("ix_work_order_source_work_order_id", "work_order_id"),
     sa.Index("ix_work_order_source_received_at", "received_at"),
 )
@@ -177,6 +179,8 @@ suppressed_signal = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("violation_key", sa.String(300), nullable=True),
     sa.Column("payload", Json, nullable=False),
+    #: As work_order_source.region_code (migration 0029).
+    sa.Column("region_code", sa.String(12), nullable=True),
     sa.Index("ix_suppressed_signal_received_at", "received_at"),
     sa.Index("ix_suppressed_signal_violation_key", "violation_key"),
 )

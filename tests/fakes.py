@@ -329,6 +329,7 @@ class InMemoryIntakeBatch:
         position: str,
         event: PipelineEventName,
         detail: dict[str, Any],
+        region_code: str | None = None,
     ) -> None:
         self._signals.append((source, order_id, position, event, detail))
 

@@ -22,8 +22,7 @@ from workorder_pipeline.api.console.access import ApiAccess
 from workorder_pipeline.api.console.session import ConsoleParts
 from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
 from workorder_pipeline.processors.lifecycle import Clocks
-from workorder_pipeline.schemas.figures import ScoreWeights
-from workorder_pipeline.schemas.policy import ReferenceData
+from workorder_pipeline.schemas.policy import Policy, ReferenceData
 from workorder_pipeline.schemas.senders import SenderKeys
 from workorder_pipeline.services.clock import utc_now
 from workorder_pipeline.services.commands import CommandHandler
@@ -224,7 +223,7 @@ def _build_worker(
             DeadLetterOriginals(repository.engine), timedelta(days=settings.dead_letter_retention_days)
         ),
         notifier=_notifier(loaded, repository),
-        reports=monthly_reports(settings, repository, policy.figures.score),
+        reports=monthly_reports(settings, repository, policy),
     )
 
 
@@ -240,19 +239,20 @@ def _notifier(loaded: PolicySet, repository: WorkOrderRepository) -> Notifier | 
     """Who is told of escalations (policy/notifications.yaml); None: nobody."""
     if loaded.notifications is None or loaded.notify_router is None:
         return None
-    # A unit's name up to its note: "执法一中队", not "执法一中队 (…)".
-    names = {unit.id: unit.name.split(" (")[0] for unit in loaded.policy.units.units}
+    names = loaded.policy.units.names()
     channels = build_channels(os.environ, utc_now)
     store = NotificationStore(repository.engine)
     return Notifier(store, loaded.notifications, loaded.notify_router, channels, names)
 
 
-def monthly_reports(
-    settings: Settings, repository: WorkOrderRepository, weights: ScoreWeights
-) -> MonthlyReports:
-    """The monthly reports on the database, kept in WO_REPORT_DIR (default: data_dir/reports)."""
+def monthly_reports(settings: Settings, repository: WorkOrderRepository, policy: Policy) -> MonthlyReports:
+    """The monthly reports on the database, kept in WO_REPORT_DIR (default: data_dir/reports),
+    scored by the policy's weights, units shown by their names."""
     directory = settings.report_dir or settings.data_dir / "reports"
-    return MonthlyReports(ReportStore(repository.engine), FigureFacts(repository.engine), weights, directory)
+    engine = repository.engine
+    return MonthlyReports(
+        ReportStore(engine), FigureFacts(engine), policy.figures.score, directory, policy.units.names()
+    )
 
 
 def _serve(settings: Settings, app: faust.App, api: uvicorn.Server | None) -> int:
@@ -340,7 +340,7 @@ def start_api(
         wait_s=settings.api_command_wait_s,
         weights=loaded.policy.figures.score,
         console=console,
-        reports=monthly_reports(settings, repository, loaded.policy.figures.score),
+        reports=monthly_reports(settings, repository, loaded.policy),
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)

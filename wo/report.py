@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.schemas.policy import Policy
 from workorder_pipeline.services.clock import utc_now
 from workorder_pipeline.services.policy_files import PolicyError, load_policy
 from workorder_pipeline.wo.errors import EXIT_USAGE
@@ -29,26 +30,43 @@ def add_commands(commands: Any) -> None:
 
 
 def _monthly(settings: Settings, args: argparse.Namespace) -> int:
-    from workorder_pipeline.services.figures import period_named
+    from workorder_pipeline.services.report_archive import MonthRefused, report_period
 
     try:
-        if args.month in ("this_month", "last_month"):
-            raise ValueError("give the month as YYYY-MM")
-        period = period_named(args.month, utc_now())
-    except ValueError as exc:
-        print(f"wo report: 月份无效：{args.month}（应为 YYYY-MM，例如 2026-11）: {exc}", file=sys.stderr)
+        period = report_period(args.month, utc_now())
+    except MonthRefused as exc:
+        print(f"wo report: 月份无效：{_echo(args.month)}：{exc.zh}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        weights = load_policy(settings.policy_dir).figures.score
+        policy = load_policy(settings.policy_dir)
     except PolicyError as exc:
         print(f"wo report: 策略文件有误：{exc}", file=sys.stderr)
         return 1
     return write_reports(
-        settings.database_url, period.label, weights, args.format or FORMATS, args.out, utc_now()
+        settings.database_url,
+        period.label,
+        policy,
+        args.format or FORMATS,
+        args.out,
+        utc_now(),
     )
 
 
-def write_reports(database_url: str, month: str, weights: Any, formats: Any, out: Path, now: datetime) -> int:
+def _echo(text: str) -> str:
+    """What was given, as much as a line can show: 16 characters, control characters as "?"."""
+    shown = "".join(c if c.isprintable() else "?" for c in text[:16])
+    return f"“{shown}…”" if len(text) > 16 else f"“{shown}”"
+
+
+def write_reports(
+    database_url: str,
+    month: str,
+    policy: Policy,
+    formats: Any,
+    out: Path,
+    now: datetime,
+) -> int:
+    """The report of ``month`` by the policy's score weights, units shown by their names."""
     from workorder_pipeline.processors.figures import Period
     from workorder_pipeline.services.report import figures_from, monthly_report
     from workorder_pipeline.services.report_formats.documents import ReportFormat, file_name, render
@@ -60,7 +78,11 @@ def write_reports(database_url: str, month: str, weights: Any, formats: Any, out
     engine = create_engine(database_url)
     try:
         report = monthly_report(
-            ReportStore(engine), Period.month(year, number), now, figures_from(FigureFacts(engine), weights)
+            ReportStore(engine),
+            Period.month(year, number),
+            now,
+            figures_from(FigureFacts(engine), policy.figures.score),
+            unit_names=policy.units.names(),
         )
     finally:
         engine.dispose()

@@ -76,7 +76,7 @@ def page(
     context: dict[str, Any],
     status_code: int = 200,
 ) -> HTMLResponse:
-    units = {unit.id: unit.name for unit in parts.policy.units.units}
+    units = parts.policy.units.names()
     message, kind = _message(request)
     common = {
         "who": who,

@@ -109,7 +109,7 @@ async def make_token(request: Request, parts: Parts, who: Sender) -> Response:
 
 
 def _access_context(request: Request, parts: Parts) -> dict[str, Any]:
-    units = {unit.id: unit.name for unit in parts.policy.units.units}
+    units = parts.policy.units.names()
     tokens: Tokens = request.app.state.tokens
     access = parts.access
     return {

@@ -104,7 +104,7 @@ def order_page(request: Request, parts: Parts, api: Api, who: Reader, order_id: 
             if o.certificate_no != who.officer.certificate_no and officer_principal(o).may_act
         ]
     allowed = parts.policy.lifecycle.return_reasons
-    units = {unit.id: unit.name for unit in parts.policy.units.units}
+    units = parts.policy.units.names()
     names = {o.certificate_no: o.name for o in parts.officers.officers(None, now)}
     context = {
         "v": order_view(order, now, parts.policy, parts.calendar),

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from workorder_pipeline.api.console.render import ConsoleError, page
 from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.api.routes.reports import MEDIA
 from workorder_pipeline.schemas.times import for_people
-from workorder_pipeline.services.report_archive import KeptReport, MonthlyReports
+from workorder_pipeline.services.report_archive import KeptReport, MonthlyReports, MonthRefused, report_period
 from workorder_pipeline.services.report_formats.documents import ReportFormat
 
 router = APIRouter(prefix="/console")
@@ -58,17 +59,35 @@ def reports_page(request: Request, parts: Parts, api: Api, who: Reader) -> Respo
     return page(request, parts, who, "reports.html", {"months": _months(kept)})
 
 
-@router.get("/reports/{month}/{fmt}", include_in_schema=False)
+class _AnyText(Convertor[str]):
+    """Any text, "/" and line breaks included (``path`` stops at a line break): a month like
+    ``..%2F..`` or ``2026-11%0A`` is refused by the page below, in Chinese, instead of
+    falling through to the API's English 404."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_text", _AnyText())
+
+
+@router.get("/reports/{month:any_text}/{fmt}", include_in_schema=False)
 def report_file(parts: Parts, api: Api, who: Reader, month: str, fmt: str) -> Response:
     """The kept report (or, for a month not kept, one made now, as the API answers)."""
     reports = _reports(api, who)
     if fmt not in set(ReportFormat):
         raise ConsoleError(404, "没有这种格式的报告", who)
     try:
-        content = reports.document(month, ReportFormat(fmt), parts.clock())
-    except ValueError:
-        raise ConsoleError(404, f"没有 {month} 的报告（月份应为 YYYY-MM）", who) from None
-    name = f"report-{month}.{fmt}"
+        period = report_period(month, parts.clock())
+    except MonthRefused as exc:
+        raise ConsoleError(404, f"没有这个月份的报告：{exc.zh}", who) from None
+    content = reports.document(period.label, ReportFormat(fmt), parts.clock())
+    name = f"report-{period.label}.{fmt}"
     return Response(
         content,
         media_type=MEDIA[ReportFormat(fmt)],

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from workorder_pipeline.api.auth import Principal
 from workorder_pipeline.api.deps import Api, Caller, Parts
-from workorder_pipeline.services.report_archive import MonthlyReports
+from workorder_pipeline.services.report_archive import MonthlyReports, MonthRefused, report_period
 from workorder_pipeline.services.report_formats.documents import ReportFormat
 
 router = APIRouter()
@@ -66,7 +66,10 @@ def kept_reports(caller: Caller, api: Api) -> list[KeptReportOut]:
         200: {"content": {media: {} for media in MEDIA.values()}, "description": "The report"},
         403: {"description": "A unit's token"},
         404: {"description": "No reports served here"},
-        422: {"description": "Not a month (YYYY-MM) or not a format"},
+        422: {
+            "description": "Not a month (YYYY-MM, ASCII digits, 2000-01 to this month: detail.code "
+            "not_a_month, too_early, in_future) or not a format"
+        },
     },
 )
 def monthly(
@@ -77,8 +80,13 @@ def monthly(
 ) -> Response:
     """The kept report of the month (China time), or one made now when none is kept (a month
     still running: as it stands)."""
-    content = _reports(caller, api).document(month, format, api.clock())  # ValueError: 422
-    name = f"report-{month}.{format.value}"
+    try:
+        period = report_period(month, api.clock())
+    except MonthRefused as exc:
+        # What was given is not quoted back: it may be 10,000 characters or hold a NUL.
+        raise HTTPException(422, {"code": exc.problem.value, "message": str(exc)}) from None
+    content = _reports(caller, api).document(period.label, format, api.clock())
+    name = f"report-{period.label}.{format.value}"
     return Response(
         content, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from workorder_pipeline.schemas.figures import Figure as Rate
 from workorder_pipeline.schemas.report import MonthlyReport
-from workorder_pipeline.services.report_formats.labels import zh
+from workorder_pipeline.services.report_formats.labels import unit_name, zh
 
 #: The font family every chart's text uses: without it, Chinese labels are drawn as boxes.
 CJK_FAMILY = "Noto Sans CJK SC"
@@ -89,7 +89,7 @@ def _inflow(report: MonthlyReport) -> Chart:
 def _closure(report: MonthlyReport) -> Chart:
     units = [u for u in report.closure.units if u.figures]
     figure, axes = plt.subplots(figsize=(7.5, 0.5 + 0.45 * len(units) + 1.2))
-    names = [zh(u.unit) for u in units]
+    names = [unit_name(report, u.unit) for u in units]
     for offset, (key, label, color) in enumerate(
         (
             (Rate.closed_on_time, Rate.closed_on_time.label_zh, "#2f5d8a"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workorder_pipeline.processors.figures import ALL_UNITS
+from workorder_pipeline.schemas.report import MonthlyReport
 
 LABELS: dict[str, str] = {
     # kinds of signal
@@ -63,10 +64,22 @@ LABELS: dict[str, str] = {
     "overdue": "逾期督办",
     "leadership": "领导督办",
     "accept_overdue": "签收超时",
-    # units
+    # the totals over every unit (each unit's own name is the policy's: unit_name below)
     ALL_UNITS: "全部单位",
-    "command-center": "指挥中心",
 }
+
+#: Marks a unit shown by its id: it is no longer in policy/units.yaml (UNKNOWN_UNIT_NOTE).
+UNKNOWN_UNIT = "※"
+UNKNOWN_UNIT_NOTE = "※ 该单位已不在单位配置（policy/units.yaml）中，显示其代码。"
+
+
+def unit_name(report: MonthlyReport, unit: str) -> str:
+    """The unit's name as the policy gave it when the report was made; its id marked with
+    UNKNOWN_UNIT when the policy no longer has it."""
+    if unit == ALL_UNITS or not unit:
+        return zh(unit)
+    name = report.unit_names.get(unit)
+    return name if name else f"{unit}{UNKNOWN_UNIT}"
 
 
 def zh(code: str) -> str:

@@ -4,14 +4,20 @@ A cell holds text or a number; its column's ``Kind`` says how a person reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from workorder_pipeline.schemas.figures import Figure
-from workorder_pipeline.schemas.report import Compared, FigureValue, MonthlyReport, Recurrence
+from workorder_pipeline.schemas.report import (
+    Compared,
+    FigureValue,
+    MonthlyReport,
+    Recurrence,
+    SignalsAndOrders,
+)
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.times import for_people
-from workorder_pipeline.services.report_formats.labels import zh
+from workorder_pipeline.services.report_formats.labels import UNKNOWN_UNIT, UNKNOWN_UNIT_NOTE, unit_name, zh
 
 Cell = str | int | float | None
 
@@ -60,7 +66,20 @@ _KINDS = [kind for kind in SignalKind]
 
 
 def report_tables(report: MonthlyReport) -> list[Table]:
-    return [*_inflow(report), *_closure(report), *_recurring(report), *_returns(report)]
+    tables = [*_inflow(report), *_closure(report), *_recurring(report), *_returns(report)]
+    return [_unknown_units_noted(table) for table in tables]
+
+
+#: Columns that show a unit (unit_name).
+_UNIT_HEADERS = frozenset({"单位", "退单单位"})
+
+
+def _unknown_units_noted(table: Table) -> Table:
+    """The table with UNKNOWN_UNIT_NOTE under it when a unit of it is shown by its id."""
+    columns = [i for i, header in enumerate(table.headers) if header in _UNIT_HEADERS]
+    if not any(str(row[i]).endswith(UNKNOWN_UNIT) for row in table.rows for i in columns):
+        return table
+    return replace(table, note=f"{table.note} {UNKNOWN_UNIT_NOTE}".strip())
 
 
 def _compared(section: str, title: str, sheet: str, what: str, rows: list[Compared]) -> Table:
@@ -71,6 +90,18 @@ def _compared(section: str, title: str, sheet: str, what: str, rows: list[Compar
         [what, "本月", "上月", "增减"],
         [Kind.text, Kind.integer, Kind.integer, Kind.integer],
         [[zh(row.key), row.current, row.previous, row.current - row.previous] for row in rows],
+    )
+
+
+def _both(title: str, sheet: str, what: str, rows: list[SignalsAndOrders], note: str) -> Table:
+    return Table(
+        INFLOW,
+        title,
+        sheet,
+        [what, "本月信号", "上月信号", "本月工单", "上月工单"],
+        [Kind.text, Kind.integer, Kind.integer, Kind.integer, Kind.integer],
+        [[zh(r.key), r.signals, r.signals_previous, r.orders, r.orders_previous] for r in rows],
+        note=note,
     )
 
 
@@ -87,9 +118,21 @@ def _inflow(report: MonthlyReport) -> list[Table]:
     )
     return [
         by_kind,
-        _compared(INFLOW, "信号（按平台或渠道）", "信号按平台", "平台或渠道", inflow.signals_by_platform),
-        _compared(INFLOW, "投诉工单（按类别）", "投诉按类别", "投诉类别", inflow.orders_by_category),
-        _compared(INFLOW, "工单（按地区）", "工单按地区", "地区代码", inflow.orders_by_region),
+        _both(
+            "信号与工单（按平台或渠道）",
+            "信号与工单按平台",
+            "平台或渠道",
+            inflow.by_platform,
+            "工单按登记它的信号的平台或渠道计；疑似名单没有平台，计入（无）。",
+        ),
+        _both("投诉与投诉工单（按类别）", "投诉按类别", "投诉类别", inflow.by_category, ""),
+        _both(
+            "信号与工单（按地区）",
+            "信号与工单按地区",
+            "地区代码",
+            inflow.by_region,
+            "地区为派发所依据的行政区划代码（未换算为地名）；查岗失败没有地区，计入（无）。",
+        ),
         _compared(INFLOW, "被抑制的信号（按原因）", "抑制按原因", "原因", inflow.suppressed_by_reason),
         _compared(INFLOW, "死信（按原因）", "死信按原因", "原因", inflow.dead_letters_by_reason),
         _compared(INFLOW, "死信（按发布主题）", "死信按主题", "主题", inflow.dead_letters_by_publisher),
@@ -115,7 +158,10 @@ def _closure(report: MonthlyReport) -> list[Table]:
         "考核指标",
         ["单位", "工单", *rate_headers, "评分", "上月评分"],
         [Kind.text, Kind.integer, *rate_kinds, Kind.score, Kind.score],
-        [[zh(u.unit), u.orders, *_figure_cells(u.figures), u.score, u.score_previous] for u in closure.units],
+        [
+            [unit_name(report, u.unit), u.orders, *_figure_cells(u.figures), u.score, u.score_previous]
+            for u in closure.units
+        ],
         note="指标按本月新建工单、以报告生成时的状态计算；定义见 processors/figures.py。",
     )
     previous = Table(
@@ -124,7 +170,11 @@ def _closure(report: MonthlyReport) -> list[Table]:
         "上月指标",
         ["单位", *rate_headers],
         [Kind.text, *rate_kinds],
-        [[zh(u.unit), *_figure_cells(u.figures_previous)] for u in closure.units if u.figures_previous],
+        [
+            [unit_name(report, u.unit), *_figure_cells(u.figures_previous)]
+            for u in closure.units
+            if u.figures_previous
+        ],
     )
     times = Table(
         CLOSURE,
@@ -133,7 +183,13 @@ def _closure(report: MonthlyReport) -> list[Table]:
         ["单位", "签收中位数", "签收90分位", "办结中位数", "办结90分位"],
         [Kind.text, Kind.hours, Kind.hours, Kind.hours, Kind.hours],
         [
-            [zh(u.unit), u.accept_hours_median, u.accept_hours_p90, u.close_hours_median, u.close_hours_p90]
+            [
+                unit_name(report, u.unit),
+                u.accept_hours_median,
+                u.accept_hours_p90,
+                u.close_hours_median,
+                u.close_hours_p90,
+            ]
             for u in closure.units
         ],
     )
@@ -150,7 +206,10 @@ def _order_lists(report: MonthlyReport) -> list[Table]:
         "逾期工单",
         headers,
         kinds,
-        [[o.id, zh(o.unit), zh(o.kind), for_people(o.due_at), zh(o.status)] for o in closure.overdue],
+        [
+            [o.id, unit_name(report, o.unit), zh(o.kind), for_people(o.due_at), zh(o.status)]
+            for o in closure.overdue
+        ],
         note=_listed(len(closure.overdue), closure.overdue_total),
     )
     escalated = Table(
@@ -160,7 +219,7 @@ def _order_lists(report: MonthlyReport) -> list[Table]:
         [*headers, "最高级别"],
         [*kinds, Kind.text],
         [
-            [o.id, zh(o.unit), zh(o.kind), for_people(o.due_at), zh(o.status), zh(o.level)]
+            [o.id, unit_name(report, o.unit), zh(o.kind), for_people(o.due_at), zh(o.status), zh(o.level)]
             for o in closure.escalated
         ],
         note=_listed(len(closure.escalated), closure.escalated_total),
@@ -240,7 +299,7 @@ def _returns(report: MonthlyReport) -> list[Table]:
             "退单按派发规则",
             ["派发规则", "退单单位", "退单数", "本月该规则派单"],
             [Kind.text, Kind.text, Kind.integer, Kind.integer],
-            [[r.route_key, zh(r.unit), r.returned, r.orders] for r in returns.by_route],
+            [[r.route_key, unit_name(report, r.unit), r.returned, r.orders] for r in returns.by_route],
             note="修改派发规则后，可用 wo rules replay --from … --to … --rules 目录 核对哪些工单会改派。",
         ),
     ]

@@ -313,7 +313,11 @@ def api_world(
     publisher = KafkaCommandPublisher(bootstrap, topic, API_KEY, timeout_s=publish_timeout_s)
     parts = console(engine) if console is not None else None
     reports = MonthlyReports(
-        ReportStore(engine), FigureFacts(engine), ScoreWeights(), Path(tempfile.mkdtemp(prefix="wo-reports-"))
+        ReportStore(engine),
+        FigureFacts(engine),
+        ScoreWeights(),
+        Path(tempfile.mkdtemp(prefix="wo-reports-")),
+        POLICY.units.names(),
     )
     app = create_app(ApiStore(engine), token_store, publisher, wait_s=WAIT_S, console=parts, reports=reports)
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from tests.console.conftest import ConsoleWorld
+from tests.report_month import hostile_months
 from workorder_pipeline.processors.figures import Period
 from workorder_pipeline.services.report_archive import MonthlyReports
 
@@ -63,3 +65,20 @@ def test_no_kept_report_yet_says_when_one_comes(console: ConsoleWorld) -> None:
     assert "还没有保存的报告" in listing and "/console/reports/" not in listing.replace(
         'href="/console/reports"', ""
     )
+
+
+def test_a_hostile_month_in_the_link_is_a_chinese_page_and_writes_nothing(console: ConsoleWorld) -> None:
+    reports = _reports(console)
+    reports.keep_last_month(datetime.now(UTC))
+    directory = reports.directory
+    before = sorted(directory.rglob("*"))
+    client = console.signed_in("supervisor")
+    for month in hostile_months(datetime.now(UTC)):
+        answer = client.get(f"/console/reports/{quote(month, safe='')}/pdf")
+        assert answer.status_code in (404, 422), (month[:20], answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), month[:20]
+        assert "Traceback" not in answer.text and not answer.content.startswith(b"%PDF")
+        expected = "链接中含有不允许的字符" if "\x00" in month else "没有这个月份的报告："
+        assert expected in answer.text, (month[:20], answer.text[:300])
+        assert "9" * 100 not in answer.text, "what was given is not quoted back"
+    assert sorted(directory.rglob("*")) == before

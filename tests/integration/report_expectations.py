@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from tests.report_month import ENTERPRISES, KINDS, Month, Order
+from tests.report_month import ENTERPRISES, KINDS, UNIT_NAMES, Month, Order
 from workorder_pipeline.services.report_formats.labels import zh
 
 Window = tuple[datetime, datetime]
@@ -40,20 +40,38 @@ def compared(current: Counter[str], previous: Counter[str], keep_empty: bool = T
     return rows
 
 
-def signals(orders: Iterable[Order], month: Month, window: Window) -> tuple[Counter[str], Counter[str]]:
-    """(by kind, by platform) of the valid signals received in the window."""
-    kinds: Counter[str] = Counter()
-    platforms: Counter[str] = Counter()
+def unit(code: str) -> str:
+    """A unit as the report shows it: its name in policy/units.yaml, or its id marked ※."""
+    if code == "*":
+        return "全部单位"
+    return UNIT_NAMES.get(code, f"{code}※")
+
+
+def signals(orders: Iterable[Order], month: Month, window: Window) -> dict[str, Counter[str]]:
+    """The valid signals received in the window, by kind, platform, category and region."""
+    found: dict[str, Counter[str]] = {key: Counter() for key in ("kind", "platform", "category", "region")}
     for order in orders:
-        for at in order.signals:
+        for n, at in enumerate(order.signals):
             if inside(at, window):
-                kinds[order.kind] += 1
-                platforms[order.platform] += 1
-    for kind, _reason, platform, at in month.suppressed:
-        if inside(at, window):
-            kinds[kind] += 1
-            platforms[platform] += 1
-    return kinds, platforms
+                found["kind"][order.kind] += 1
+                found["platform"][order.signal_platforms[n]] += 1
+                found["region"][order.signal_regions[n] or ""] += 1
+                if order.category:
+                    found["category"][order.category] += 1
+    for row in month.suppressed:
+        if inside(row.at, window):
+            found["kind"][row.kind] += 1
+            found["platform"][row.platform] += 1
+            found["region"][row.region or ""] += 1
+            if row.category:
+                found["category"][row.category] += 1
+    return found
+
+
+def both(signals: tuple[Counter[str], Counter[str]], orders: tuple[Counter[str], Counter[str]]) -> Rows:
+    """(signals, signals before, orders, orders before) under each key of any of them."""
+    keys = set().union(*signals, *orders)
+    return {(zh(key),): [signals[0][key], signals[1][key], orders[0][key], orders[1][key]] for key in keys}
 
 
 def inflow(orders: list[Order], months: list[Month], window: Window, earlier: Window) -> dict[str, Rows]:
@@ -61,26 +79,34 @@ def inflow(orders: list[Order], months: list[Month], window: Window, earlier: Wi
     for month in months:
         everything.suppressed += month.suppressed
         everything.dead_letters += month.dead_letters
-    kinds, platforms = signals(orders, everything, window)
-    kinds_before, platforms_before = signals(orders, everything, earlier)
+    now, before = signals(orders, everything, window), signals(orders, everything, earlier)
+    kinds, kinds_before = now["kind"], before["kind"]
 
     def orders_by(attribute: str, within: Window) -> Counter[str]:
-        return Counter(getattr(o, attribute) or "" for o in orders if inside(o.created_at, within))
+        found = Counter(getattr(o, attribute) or "" for o in orders if inside(o.created_at, within))
+        return found if attribute != "category" else Counter({k: n for k, n in found.items() if k})
 
     def letters(index: int, within: Window) -> Counter[str]:
         return Counter(str(row[index]) for row in everything.dead_letters if inside(row[2], within))
 
     suppressed = [
-        Counter(r for _k, r, _p, at in everything.suppressed if inside(at, w)) for w in (window, earlier)
+        Counter(r.reason for r in everything.suppressed if inside(r.at, w)) for w in (window, earlier)
     ]
     by_kind, by_kind_before = orders_by("kind", window), orders_by("kind", earlier)
     return {
         "信号与工单": {(zh(k),): [kinds[k], kinds_before[k], by_kind[k], by_kind_before[k]] for k in KINDS},
-        "信号按平台": compared(platforms, platforms_before),
-        "投诉按类别": compared(
-            orders_by("category", window), orders_by("category", earlier), keep_empty=False
+        "信号与工单按平台": both(
+            (now["platform"], before["platform"]),
+            (orders_by("platform", window), orders_by("platform", earlier)),
         ),
-        "工单按地区": compared(orders_by("region_code", window), orders_by("region_code", earlier)),
+        "投诉按类别": both(
+            (now["category"], before["category"]),
+            (orders_by("category", window), orders_by("category", earlier)),
+        ),
+        "信号与工单按地区": both(
+            (now["region"], before["region"]),
+            (orders_by("region_code", window), orders_by("region_code", earlier)),
+        ),
         "抑制按原因": compared(suppressed[0], suppressed[1]),
         "死信按原因": compared(letters(1, window), letters(1, earlier)),
         "死信按主题": compared(letters(0, window), letters(0, earlier)),
@@ -132,7 +158,7 @@ def returns(orders: list[Order], window: Window, earlier: Window) -> dict[str, R
     for o in orders:
         for at, _reason, by in o.returns:
             if inside(at, window):
-                by_route[o.route_key, zh(by)] += 1
+                by_route[o.route_key, unit(by)] += 1
     sent = Counter(o.route_key for o in orders if inside(o.created_at, window))
     return {
         "退单按原因": compared(reasons[0], reasons[1]),
@@ -194,16 +220,17 @@ def closure(orders: list[Order], window: Window, earlier: Window, now: datetime)
     figures: Rows = {}
     previous: Rows = {}
     times: Rows = {}
-    for unit, cohort in cohorts.items():
+    for code, cohort in cohorts.items():
+        unit_shown = unit(code)
         current = rates(cohort, now)
-        old = rates(before[unit], now) if before[unit] else None
+        old = rates(before[code], now) if before[code] else None
         values = [n / d if d else None for n, d in current.values()]
-        figures[(zh(unit),)] = [len(cohort), *values, score(current), score(old) if old else None]
+        figures[(unit_shown,)] = [len(cohort), *values, score(current), score(old) if old else None]
         if old:
-            previous[(zh(unit),)] = [n / d if d else None for n, d in old.values()]
+            previous[(unit_shown,)] = [n / d if d else None for n, d in old.values()]
         accept = [(o.accepted_at - o.created_at).total_seconds() / 3600 for o in cohort if o.accepted_at]
         close = [(o.closed_at - o.created_at).total_seconds() / 3600 for o in cohort if o.closed_at]
-        times[(zh(unit),)] = [
+        times[(unit_shown,)] = [
             statistics.median(accept) if accept else None,
             nearest_rank(accept, 0.9),
             statistics.median(close) if close else None,

@@ -34,6 +34,7 @@ def suppressed_row(n: int, text: str) -> dict[str, object]:
         "received_at": datetime(2026, 11, 22, 1, 31, tzinfo=UTC),
         "violation_key": None if n % 2 else text,
         "payload": {"text": text, "n": n, "nested": [text, None, True, 1.5], "空": {"a": text}},
+        "region_code": None if n % 3 else "320682",
     }
 
 

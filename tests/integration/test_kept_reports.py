@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
 from tests.fakes import FakeWorker, InMemoryApiStore
-from tests.report_month import china_month, generate, write
+from tests.report_month import UNIT_NAMES, china_month, generate, hostile_months, write
 from workorder_pipeline.api.app import create_app
 from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from workorder_pipeline.schemas.figures import ScoreWeights
@@ -27,7 +28,7 @@ EARLY_DECEMBER = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
 
 
 def archive(engine: Engine, directory: Path) -> MonthlyReports:
-    return MonthlyReports(ReportStore(engine), FigureFacts(engine), ScoreWeights(), directory)
+    return MonthlyReports(ReportStore(engine), FigureFacts(engine), ScoreWeights(), directory, UNIT_NAMES)
 
 
 def test_the_leader_keeps_last_month_s_report_in_every_format_once(engine: Engine, tmp_path: Path) -> None:
@@ -129,3 +130,52 @@ def test_wo_report_monthly_writes_the_formats_asked_for(
     assert "已生成" in capsys.readouterr().out
     assert main(["report", "monthly", "2026-11-01", "--out", str(tmp_path)]) == 2
     assert "月份无效" in capsys.readouterr().err
+
+
+def _files(directory: Path) -> set[Path]:
+    return set(directory.rglob("*")) if directory.exists() else set()
+
+
+def test_no_hostile_month_makes_the_api_fail_or_write_a_file(engine: Engine, tmp_path: Path) -> None:
+    reports_dir = tmp_path / "reports"
+    reports = archive(engine, reports_dir)
+    reports.keep_last_month(EARLY_DECEMBER)
+    kept, elsewhere = _files(reports_dir), _files(tmp_path) - _files(reports_dir)
+    api, headers = client(reports)
+    for month in hostile_months(EARLY_DECEMBER):
+        for fmt in ("pdf", "xlsx"):
+            answer = api.get(
+                f"/reports/monthly/{quote(month, safe='')}",
+                params={"format": fmt},
+                headers=headers["supervisor"],
+            )
+            assert answer.status_code in (404, 422), (month[:20], answer.status_code)
+            body = answer.json()  # structured, never a page or a traceback
+            assert "detail" in body and "Traceback" not in answer.text
+            if isinstance(body["detail"], dict):  # the report's refusal
+                assert answer.status_code == 422
+                assert body["detail"]["code"] in ("not_a_month", "too_early", "in_future"), month[:20]
+            elif answer.status_code == 422:  # refused before routing (a NUL in the URL)
+                assert all("type" in problem for problem in body["detail"]), body
+            assert len(answer.text) < 400, "what was given is not quoted back"
+    assert _files(reports_dir) == kept and _files(tmp_path) - _files(reports_dir) == elsewhere
+    # The month still running is made on demand; the one after it is refused as to come.
+    assert api.get("/reports/monthly/2026-12", headers=headers["supervisor"]).status_code == 200
+    refused = api.get("/reports/monthly/2027-01", headers=headers["supervisor"])
+    assert refused.status_code == 422 and refused.json()["detail"]["code"] == "in_future"
+
+
+def test_wo_report_refuses_every_hostile_month_in_chinese_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before the database is opened (none is reachable here) and before a path is made."""
+    monkeypatch.setenv("WO_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")
+    monkeypatch.setenv("WO_POLICY_DIR", str(Path(__file__).resolve().parents[2] / "policy"))
+    monkeypatch.chdir(tmp_path)
+    for month in hostile_months(datetime.now(UTC)):
+        assert main(["report", "monthly", month, "--out", str(tmp_path / "out")]) == 2, month[:20]
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("wo report: 月份无效：") and err.count("\n") == 1, month[:20]
+        assert any(zh in err for zh in ("月份应为 YYYY-MM", "2000 年 1 月及以后", "尚未到来")), err
+        assert "Traceback" not in err and "\x00" not in err and len(err) < 200
+    assert list(tmp_path.iterdir()) == []

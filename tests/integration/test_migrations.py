@@ -180,3 +180,73 @@ def test_complaint_orders_stored_before_the_category_column_get_their_ticket_s_c
         assert found == {"CP-1": "detour", "CP-2": None, "VA-1": None}
     finally:
         engine.dispose()
+
+
+def test_signals_stored_before_the_region_column_get_the_region_routing_used(database_url: str) -> None:
+    """An alarm's location, a complaint's subject, a suspect's busiest checkpoint region (summed
+    passes; a tie: the busier single checkpoint); a check-in failure and a suspect without
+    checkpoints have none."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    engine = create_engine(database_url)
+    at = datetime(2026, 11, 22, 1, 31, tzinfo=UTC)
+    payloads = {
+        "vehicle_alarm:a": {"platform_id": "p", "location": {"lat": 1, "lon": 2, "region_code": "320682"}},
+        "complaint:b": {"category": "detour", "subject": {"region_code": "320681"}, "complainant": {}},
+        "complaint:c": {"category": "detour", "subject": {}},
+        # 320601: 2 + 2 passes; 320602: 4 in one checkpoint; tie on 4: the busier checkpoint wins.
+        "suspect:d": {
+            "checkpoints": [
+                {"id": "k1", "region_code": "320601", "passes": 2},
+                {"id": "k2", "region_code": "320601", "passes": 2},
+                {"id": "k3", "region_code": "320602", "passes": 4},
+            ]
+        },
+        "suspect:e": {"checkpoints": []},
+        "checkin_failure:f": {"platform_id": "p", "enterprise": {"id": "x"}},
+    }
+    expected = {
+        "vehicle_alarm:a": "320682",
+        "complaint:b": "320681",
+        "complaint:c": None,
+        "suspect:d": "320602",
+        "suspect:e": None,
+        "checkin_failure:f": None,
+    }
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0028")
+            connection.commit()
+        with engine.begin() as conn:
+            orders = sa.Table("work_order", sa.MetaData(), autoload_with=conn)
+            sources = sa.Table("work_order_source", sa.MetaData(), autoload_with=conn)
+            suppressed = sa.Table("suppressed_signal", sa.MetaData(), autoload_with=conn)
+            conn.execute(
+                sa.insert(orders).values(
+                    id="WO-1", kind="complaint", summary="s", occurrences=1, status="closed", unit="squad-1",
+                    priority="P2", route_key="r", created_at=at, updated_at=at, due_at=at, first_seen_at=at,
+                    last_seen_at=at,
+                )
+            )  # fmt: skip
+            for key, payload in payloads.items():
+                kind = key.split(":")[0]
+                conn.execute(
+                    sa.insert(sources).values(
+                        source_key=key, work_order_id="WO-1", kind=kind, received_at=at, payload=payload
+                    )
+                )
+                conn.execute(
+                    sa.insert(suppressed).values(
+                        source_key=key, kind=kind, reason="threshold", rule_key="r", detail="d",
+                        unit="squad-1", route_key="r", occurred_at=at, received_at=at, payload=payload,
+                    )
+                )  # fmt: skip
+        migrate(database_url)
+        for table in ("work_order_source", "suppressed_signal"):
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text(f"SELECT source_key, region_code FROM {table}"))
+                assert {key: region for key, region in rows} == expected, table
+    finally:
+        engine.dispose()

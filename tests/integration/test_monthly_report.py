@@ -17,10 +17,11 @@ from openpyxl import load_workbook
 from sqlalchemy.engine import Engine
 
 from tests.integration import report_expectations as expect
-from tests.report_month import COMPLAINANT, china_month, generate, write
+from tests.report_month import COMPLAINANT, UNIT_NAMES, UNITS, china_month, generate, write
 from workorder_pipeline.processors.figures import Period
 from workorder_pipeline.schemas.figures import ScoreWeights
 from workorder_pipeline.schemas.report import MonthlyReport
+from workorder_pipeline.services.policy_files import load_policy
 from workorder_pipeline.services.report import LISTED, TOP, figures_from, monthly_report
 from workorder_pipeline.services.report_formats.documents import ReportFormat, render
 from workorder_pipeline.services.report_formats.labels import zh
@@ -39,7 +40,8 @@ Rows = dict[tuple[Any, ...], list[Any]]
 
 def report_of(engine: Engine, year: int = 2026, month: int = 11) -> MonthlyReport:
     facts = figures_from(FigureFacts(engine), ScoreWeights())
-    return monthly_report(ReportStore(engine), Period.month(year, month), NOW, facts)
+    names = load_policy(ROOT / "policy").units.names()
+    return monthly_report(ReportStore(engine), Period.month(year, month), NOW, facts, unit_names=names)
 
 
 def sheet_rows(book: Any, name: str) -> tuple[list[list[Any]], list[str]]:
@@ -90,8 +92,23 @@ def test_a_generated_month_s_report_equals_the_counts_computed_from_its_data(
         assert not any(
             secret in str(cell) for sheet in book for row in sheet.iter_rows(values_only=True) for cell in row
         )
+    _check_units(book, text, render(report, ReportFormat.html).decode())
     pages = _pngs(pdf, f"generated-{database_url.split(':')[0].split('+')[0]}")
     assert len(pages) >= 3
+
+
+def _check_units(book: Any, pdf: list[str], html: str) -> None:
+    """Units in the policy by name, never by id; squad-9 (not in it) by its id, marked, with
+    the note saying why."""
+    cells = [str(cell) for sheet in book for row in sheet.iter_rows(values_only=True) for cell in row]
+    text = "\n".join(pdf)
+    for unit in UNITS:
+        if unit in UNIT_NAMES:
+            assert UNIT_NAMES[unit] in cells and UNIT_NAMES[unit] in text and UNIT_NAMES[unit] in html, unit
+            assert not any(unit in cell for cell in cells), unit
+            assert unit not in text and unit not in html, unit
+    assert "squad-9" not in UNIT_NAMES and "squad-9※" in cells and "squad-9※" in text
+    assert any("已不在单位配置" in cell for cell in cells) and "已不在单位配置" in text
 
 
 def _check_workbook(book: Any, orders: list[Any], months: list[Any]) -> dict[str, list[list[Any]]]:

@@ -7,6 +7,7 @@ later, nothing is recorded twice; ``wo rules replay`` keeps them stale.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from workorder_pipeline.services.intake import InboundMessage, Intake
 from workorder_pipeline.services.policy_files import load_policy, load_reference
 from workorder_pipeline.services.rules import replay_stored
 from workorder_pipeline.storage.repository import WorkOrderRepository
-from workorder_pipeline.storage.tables import suppressed_signal, work_order_event
+from workorder_pipeline.storage.tables import suppressed_signal, work_order_event, work_order_source
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +65,34 @@ def test_old_samples_make_late_complaint_orders_and_stale_records_only(engine: E
     report = replay_stored(repository, *window, POLICY, POLICY, REFERENCE, RECEIVED + timedelta(days=2))
     assert report.current[Action.suppress] == report.candidate[Action.suppress] == len(reasons)
     assert report.changes == []
+
+
+def _region_in(kind: str, payload: dict[str, Any]) -> str | None:
+    """The region a signal's payload gives, where the contracts put it, computed here."""
+    if kind == "vehicle_alarm":
+        return str(payload["location"]["region_code"])
+    if kind == "complaint":
+        return (payload.get("subject") or {}).get("region_code")
+    if kind == "suspect":
+        totals: dict[str, tuple[int, int]] = {}
+        for c in payload.get("checkpoints") or []:
+            total, peak = totals.get(c["region_code"], (0, 0))
+            totals[c["region_code"]] = (total + c["passes"], max(peak, c["passes"]))
+        return min(totals, key=lambda r: (-totals[r][0], -totals[r][1], r)) if totals else None
+    return None
+
+
+def test_every_stored_signal_keeps_its_region_for_the_monthly_report(engine: Engine) -> None:
+    intake = Intake(
+        compile_policy(POLICY), WorkOrderRepository(engine), Topics().inbound(), reference=lambda: REFERENCE
+    )
+    intake.handle(samples(), RECEIVED)
+    with engine.connect() as conn:
+        stored = [
+            (row.kind, row.payload, row.region_code)
+            for table in (work_order_source, suppressed_signal)
+            for row in conn.execute(sa.select(table.c.kind, table.c.payload, table.c.region_code))
+        ]
+    assert {kind for kind, _, _ in stored} == {kind.value for kind in SignalKind}
+    assert [region for _, _, region in stored] == [_region_in(kind, payload) for kind, payload, _ in stored]
+    assert any(region for _, _, region in stored)
