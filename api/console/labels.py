@@ -83,6 +83,25 @@ CALLBACK = {
 
 CARD = {CardLevel.yellow: "黄牌", CardLevel.red: "红牌"}
 
+#: The action forms' fields, as the forms label them (the fields named in a refusal).
+FORM_FIELD = {
+    "note": "情况说明",
+    "disposition": "处理结果",
+    "reason": "退回理由",
+    "to_unit": "改派单位",
+    "colleague": "共同执法人员",
+    "officer_ids": "共同执法人员",
+    "extension": "延期时长",
+    "extension.hours": "延期小时数",
+    "extension.working_days": "延期工作日数",
+    "hours": "延期小时数",
+    "working_days": "延期工作日数",
+    "callback": "回访结果",
+    "callback.result": "回访结果",
+    "attempts": "回访次数",
+    "callback.attempts": "回访次数",
+}
+
 EVENT: dict[str, str] = {
     **{
         PipelineEventName.registered: "登记",

@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from workorder_pipeline.api.console.render import NAV, ConsoleError, page
+from workorder_pipeline.api.console.render import NAV, page
 from workorder_pipeline.api.console.session import (
     COOKIE,
     CSRF_FIELD,
+    ConsoleError,
     Parts,
     Reader,
     Sender,

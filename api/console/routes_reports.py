@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader, SignedInOfficer
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.api.routes.reports import MEDIA
 from workorder_pipeline.schemas.times import for_people
