@@ -138,7 +138,11 @@ def _signal(row: dict[str, Any]) -> dict[str, Any]:
         if name not in _HIDDEN_FIELDS
         for inner, item in (value.items() if isinstance(value, dict) else [("", value)])
     }
-    fields = [(name, _shown(value)) for name, value in flat.items() if value is not None]
+    fields = [
+        (labels.SIGNAL_FIELD.get(name, name), _shown(value))
+        for name, value in flat.items()
+        if value is not None
+    ]
     evidence = [link for link in payload.get("evidence") or [] if isinstance(link, str) and _LINK.match(link)]
     return {
         "kind": key.kind,
