@@ -282,3 +282,28 @@ def test_a_hostile_token_form_is_refused_in_words(console: ConsoleWorld, field: 
             # The line for the tokens file stays one line whatever the holder's name holds.
             line = response.text.split("  - {", 1)[1].split("}", 1)[0]
             assert "\n" not in line and "\r" not in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/console/figures/orders?period=this_month&unit={v}&figure=closed&part=denominator",
+        "/console/figures/orders?period={v}&unit=squad-1&figure=closed",
+        "/console/figures/orders?period=this_month&unit=squad-1&figure={v}&part={v}",
+        "/console/reports/{v}/html",
+        "/console/reports/2026-11/{v}",
+        "/console/reports/9999-99/pdf",
+    ],
+)
+def test_hostile_figure_and_report_parameters_answer_a_page_or_a_4xx(console: ConsoleWorld, url: str) -> None:
+    client = console.signed_in("duty")
+    for value in (
+        "%27%20OR%201%3D1--",
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "%FF%FE",
+        "x" * 5000,
+        "1" + "0" * 40,
+    ):
+        response = client.get(url.replace("{v}", value))
+        assert_refused_in_words(response)
+        assert "<script>alert(1)</script>" not in response.text
