@@ -5,8 +5,9 @@ phone (the order's sources are never read), and the plate only where the policy 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from workorder_pipeline.processors.time_texts import time_left
 from workorder_pipeline.schemas.notifications import NotificationLevel
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.times import CHINA_STANDARD_TIME
@@ -62,18 +63,6 @@ class NotificationText:
     markdown: str
 
 
-def time_left(due_at: datetime, now: datetime) -> str:
-    """``剩余 3小时5分`` or ``已超期 1天2小时``, to the minute."""
-    left = due_at - now
-    prefix = "剩余" if left >= timedelta(0) else "已超期"
-    minutes = int(abs(left).total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{prefix} {days}天{hours}小时"
-    return f"{prefix} {hours}小时{mins}分"
-
-
 def render(
     level: NotificationLevel, order: NotifyOrder, console_url: str, now: datetime, show_plate: bool
 ) -> NotificationText:
@@ -86,7 +75,7 @@ def render(
         "order_id": order.order_id,
         "kind": KIND_NAMES[order.kind],
         "unit": order.unit_name,
-        "time_left": time_left(order.due_at, now),
+        "time_left": time_left((order.due_at - now).total_seconds()),
         "due": due,
         "plate": plate,
     }
@@ -109,7 +98,7 @@ def render_decision(
         "unit": order.unit_name,
         "decision": "已批准" if approved else "被驳回",
         "due": ("新的办理期限 " if approved else "办理期限仍为 ") + _china(order.due_at),
-        "time_left": time_left(order.due_at, now),
+        "time_left": time_left((order.due_at - now).total_seconds()),
         "plate": f"车牌 {order.plate}。" if show_plate and order.plate else "",
     }
     text = DECISION_TEMPLATE.format(**fields, link=link)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -10,8 +11,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 #: 执法证号: the enforcement certificate number, the officer's sign-in name and the id
 #: commands name officers by (``actor.officer_ids``).
-CertificateNo = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+CERTIFICATE_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CertificateNo = Annotated[str, StringConstraints(pattern=CERTIFICATE_NO.pattern)]
+#: No control characters: U+0000 is refused by PostgreSQL, a line break breaks the pages' lists.
+OfficerName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class OfficerRole(StrEnum):

@@ -235,8 +235,7 @@ class Notifier:
                 self._policy.receiver(row["receiver"]),
                 self._text(row, clock()),
             )
-            channel = self._channels.get(channel_type)
-            receipt = await channel.send(message) if channel else Receipt(AttemptOutcome.misconfigured)
+            receipt = await self._send(channel_type, message)
         now = clock()
         changes, follow_up = self._after(row, receipt, now)
         await asyncio.to_thread(
@@ -255,6 +254,16 @@ class Notifier:
         if changes.get("status") == NotificationStatus.failed.value:
             sent.append(Sent(channel_type, AttemptOutcome.gave_up))
         return sent
+
+    async def _send(self, channel_type: ChannelType, message: Outgoing) -> Receipt:
+        channel = self._channels.get(channel_type)
+        if channel is None:
+            return Receipt(AttemptOutcome.misconfigured)
+        try:
+            return await channel.send(message)
+        except Exception as exc:  # a channel's bug: recorded as a failed attempt, not a stuck lease
+            log.error("notification_channel_failed", channel=channel_type.value, error=type(exc).__name__)
+            return Receipt(AttemptOutcome.unreachable, None, type(exc).__name__)
 
     def _text(self, row: Mapping[str, Any], now: datetime) -> NotificationText:
         level = NotificationLevel(row["level"])

@@ -19,7 +19,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from workorder_pipeline.schemas.officers import ConsoleSession, Officer, OfficerRole
+from workorder_pipeline.schemas.officers import CERTIFICATE_NO, ConsoleSession, Officer, OfficerRole
 from workorder_pipeline.services.ports import OfficerStore
 
 #: Shorter passwords are refused when an account is made or its password set.
@@ -136,7 +136,8 @@ class Officers:
             log.warning("console_sign_in_throttled")
             return SignInRefusal.throttled
         with self._store.officer_work(now) as work:
-            found = work.officer(certificate_no)
+            # A number no account can have (U+0000, which PostgreSQL refuses…) is an unknown one.
+            found = work.officer(certificate_no) if CERTIFICATE_NO.fullmatch(certificate_no) else None
             verified = self._verify(found[1] if found else self._decoy, password)
             if found is None or not verified or found[0].disabled:
                 self._by_account.record(certificate_no, now)

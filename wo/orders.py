@@ -13,6 +13,7 @@ import httpx
 
 from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, entry_line, issue_token
 from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.processors.time_texts import time_left
 from workorder_pipeline.schemas.times import for_people
 from workorder_pipeline.services.clock import utc_now
 from workorder_pipeline.wo.arguments import aware_time
@@ -240,17 +241,6 @@ def _extensions(settings: Settings, args: argparse.Namespace) -> int:
             f"理由：{row['reason']}"
         )
     return 0
-
-
-def time_left(seconds: int) -> str:
-    """剩余 1 天 2 小时 3 分钟, or 已超时 … once the deadline has passed (to the minute)."""
-    minutes = abs(seconds) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days} 天"] if days else []
-    parts += [f"{hours} 小时"] if hours or days else []
-    parts.append(f"{minutes} 分钟")
-    return ("剩余 " if seconds >= 0 else "已超时 ") + " ".join(parts)
 
 
 _LIST_FILTERS = (

@@ -19,8 +19,8 @@ from workorder_pipeline.api.console import (
     routes_orders,
     routes_reports,
 )
-from workorder_pipeline.api.console.render import ConsoleError, error_page
-from workorder_pipeline.api.console.session import ConsoleParts, NotSignedIn
+from workorder_pipeline.api.console.render import error_page
+from workorder_pipeline.api.console.session import ConsoleError, ConsoleParts, NotSignedIn
 
 STATIC = Path(__file__).parent / "static"
 

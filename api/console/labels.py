@@ -83,6 +83,25 @@ CALLBACK = {
 
 CARD = {CardLevel.yellow: "黄牌", CardLevel.red: "红牌"}
 
+#: The action forms' fields, as the forms label them (the fields named in a refusal).
+FORM_FIELD = {
+    "note": "情况说明",
+    "disposition": "处理结果",
+    "reason": "退回理由",
+    "to_unit": "改派单位",
+    "colleague": "共同执法人员",
+    "officer_ids": "共同执法人员",
+    "extension": "延期时长",
+    "extension.hours": "延期小时数",
+    "extension.working_days": "延期工作日数",
+    "hours": "延期小时数",
+    "working_days": "延期工作日数",
+    "callback": "回访结果",
+    "callback.result": "回访结果",
+    "attempts": "回访次数",
+    "callback.attempts": "回访次数",
+}
+
 EVENT: dict[str, str] = {
     **{
         PipelineEventName.registered: "登记",
@@ -127,4 +146,52 @@ REFUSAL = {
     RefusalCode.reason_not_allowed: "该退回理由不在允许范围内",
     RefusalCode.needs_new_feedback: "重办工单须先重新反馈",
     RefusalCode.unprocessable: "操作无法处理",
+}
+
+#: A signal's fields on the order page (``name`` or ``object.name`` as the contracts in
+#: docs/ and schemas/inbound.py spell them); a field not named here shows its contract name.
+SIGNAL_FIELD = {
+    "alarm_id": "报警编号",
+    "alarm_type": "报警类型",
+    "answer_window_s": "应答时限（秒）",
+    "category": "投诉类别",
+    "channel": "受理渠道",
+    "check_id": "查岗编号",
+    "checkpoints": "途经卡口",
+    "due_at": "办理期限",
+    "duration_s": "持续时长（秒）",
+    "enterprise.id": "企业编号",
+    "enterprise.name": "企业名称",
+    "entry_id": "名单条目编号",
+    "issued_at": "下发时间",
+    "level": "等级",
+    "list_date": "名单日期",
+    "location.lat": "纬度",
+    "location.lon": "经度",
+    "location.region_code": "行政区划代码",
+    "location.road": "道路",
+    "occurred_at": "发生时间",
+    "outcome": "查岗结果",
+    "pass_count": "通行次数",
+    "plate": "车牌号",
+    "plate_color": "车牌颜色",
+    "platform_id": "平台编号",
+    "received_at": "受理时间",
+    "responded_at": "应答时间",
+    "score": "嫌疑评分",
+    "speed_kmh": "车速（公里/小时）",
+    "speed_limit_kmh": "限速（公里/小时）",
+    "subject.enforcement_unit": "执法单位",
+    "subject.enterprise_id": "企业编号",
+    "subject.enterprise_name": "企业名称",
+    "subject.place": "地点",
+    "subject.plate": "车牌号",
+    "subject.region_code": "行政区划代码",
+    "summary": "投诉内容",
+    "suspect_type": "嫌疑类型",
+    "ticket_id": "热线工单号",
+    "urgent": "紧急",
+    "vehicle_class": "车辆类别",
+    "vehicles_moving": "在途车辆",
+    "window_days": "统计天数",
 }

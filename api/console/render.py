@@ -100,13 +100,3 @@ def error_page(
     heading = {403: "无权访问", 404: "未找到", 422: "填写有误"}.get(status, "出错了")
     context = {"status": status, "heading": heading, "detail": detail}
     return page(request, parts, who, "error.html", context, status_code=status)
-
-
-class ConsoleError(Exception):
-    """An answer as a page of the console (403, 404, 422), for the signed-in ``who``."""
-
-    def __init__(self, status: int, detail: str, who: SignedInOfficer | None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.who = who

@@ -3,6 +3,7 @@ the API's tokens and the command-signing keys (api/console/access.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from workorder_pipeline.api.auth import DEFAULT_TOKEN_DAYS, Role, Tokens, entry_line, issue_token
 from workorder_pipeline.api.console.access import ROLE_TEXT, key_rows, token_rows
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader, Sender, SignedInOfficer
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader, Sender, SignedInOfficer
 from workorder_pipeline.schemas.officers import ROLE_NAMES, OfficerExists, OfficerRole
 from workorder_pipeline.schemas.times import for_people
 from workorder_pipeline.services.officers import MIN_PASSWORD_LENGTH, PasswordTooShort
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/console/admin")
 log = structlog.get_logger(__name__)
 #: As ``wo api token --days``.
 MAX_TOKEN_DAYS = 3650
+_DAYS = re.compile(r"[0-9]{1,4}")
 
 
 def _administrator(who: SignedInOfficer) -> None:
@@ -98,7 +100,8 @@ async def make_token(request: Request, parts: Parts, who: Sender) -> Response:
     unknown_unit = chosen is not None and chosen not in parts.policy.units.ids()
     if (Role(str(role)) is Role.unit and chosen is None) or unknown_unit:
         raise ConsoleError(422, "中队令牌须选择所属单位（units.yaml 中的单位）", who)
-    if not isinstance(days, str) or not days.isdigit() or not 1 <= int(days) <= MAX_TOKEN_DAYS:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not isinstance(days, str) or not _DAYS.fullmatch(days) or not 1 <= int(days) <= MAX_TOKEN_DAYS:
         raise ConsoleError(422, f"有效天数为 1 至 {MAX_TOKEN_DAYS}", who)
     token, entry = issue_token(name.strip(), Role(str(role)), chosen, int(days), parts.clock())
     log.info("console_token_made", role=entry.role.value, unit=entry.unit)

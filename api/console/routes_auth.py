@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from workorder_pipeline.api.console.render import NAV, ConsoleError, page
+from workorder_pipeline.api.console.render import NAV, page
 from workorder_pipeline.api.console.session import (
     COOKIE,
     CSRF_FIELD,
+    ConsoleError,
     Parts,
     Reader,
     Sender,
@@ -26,6 +27,8 @@ router = APIRouter(prefix="/console")
 
 #: The sign-in form's CSRF token (no session yet): a cookie and the form field must match.
 LOGIN_CSRF_COOKIE = "wo_console_login"
+MAX_CERTIFICATE_NO = 64
+MAX_PASSWORD = 256
 
 
 @router.get("", include_in_schema=False)
@@ -58,13 +61,16 @@ def _sign_in_form(request: Request, parts: Parts, message: str, status: int) -> 
 async def sign_in(
     request: Request,
     parts: Parts,
-    certificate_no: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    certificate_no: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
         raise ConsoleError(403, "表单已失效，请刷新页面后重试", None)
+    # Longer than any account's: the sign-in page's refusal (not FastAPI's English 422).
+    if len(certificate_no) > MAX_CERTIFICATE_NO or len(password) > MAX_PASSWORD:
+        return _sign_in_form(request, parts, "执法证号或密码错误，或账号已停用", 401)
     address = request.client.host if request.client else "unknown"
     # Argon2 takes tens of milliseconds on purpose: not on the event loop.
     result = await asyncio.to_thread(

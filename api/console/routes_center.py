@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workorder_pipeline.api.auth import Role
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader
 from workorder_pipeline.api.console.views import order_view
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.schemas.records import OrderQuery

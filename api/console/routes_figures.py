@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader, SignedInOfficer
 from workorder_pipeline.api.console.views import order_view
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.schemas.records import OrderQuery

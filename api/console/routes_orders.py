@@ -7,17 +7,19 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 
 from workorder_pipeline.api.auth import Role, officer_principal
 from workorder_pipeline.api.console import labels
 from workorder_pipeline.api.console.forms import command_request
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader, Sender, SignedInOfficer
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader, Sender, SignedInOfficer
 from workorder_pipeline.api.console.views import deadline_notes, offered_actions, order_view
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.api.sending import build_command, send_and_wait
@@ -119,6 +121,8 @@ def order_page(request: Request, parts: Parts, api: Api, who: Reader, order_id: 
         "units": parts.policy.units.units,
         "signals": [_signal(row) for row in api.store.sources(order_id)],
         "history": [_history_row(row, units, names) for row in api.store.history(order_id)],
+        # The forms' id: a double click sends one command (api/console/forms.command_id).
+        "form_id": secrets.token_urlsafe(12),
     }
     return page(request, parts, who, "order.html", context)
 
@@ -134,7 +138,11 @@ def _signal(row: dict[str, Any]) -> dict[str, Any]:
         if name not in _HIDDEN_FIELDS
         for inner, item in (value.items() if isinstance(value, dict) else [("", value)])
     }
-    fields = [(name, _shown(value)) for name, value in flat.items() if value is not None]
+    fields = [
+        (labels.SIGNAL_FIELD.get(name, name), _shown(value))
+        for name, value in flat.items()
+        if value is not None
+    ]
     evidence = [link for link in payload.get("evidence") or [] if isinstance(link, str) and _LINK.match(link)]
     return {
         "kind": key.kind,
@@ -210,7 +218,10 @@ async def act(
     body = command_request(action, await request.form(), who, now)
     if isinstance(body, str):
         raise ConsoleError(422, body, who)
-    command = build_command(body, order_id, acting, now, officer_id=who.officer.certificate_no)
+    try:
+        command = build_command(body, order_id, acting, now, officer_id=who.officer.certificate_no)
+    except RequestValidationError:  # the command's own limits (processors/intake): sent nowhere
+        raise ConsoleError(422, "以下内容填写有误：含有不可用的字符或超出范围的数值", who) from None
     known = await send_and_wait(api, command)
     where = f"/console/orders/{order_id}"
     if known is None:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from workorder_pipeline.api.console.render import ConsoleError, page
-from workorder_pipeline.api.console.session import Parts, Reader, SignedInOfficer
+from workorder_pipeline.api.console.render import page
+from workorder_pipeline.api.console.session import ConsoleError, Parts, Reader, SignedInOfficer
 from workorder_pipeline.api.deps import Api
 from workorder_pipeline.api.routes.reports import MEDIA
 from workorder_pipeline.schemas.times import for_people

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import unquote_to_bytes
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, Request, Response
 
 from workorder_pipeline.api.auth import Principal, officer_principal
 from workorder_pipeline.api.console.access import ApiAccess
@@ -51,6 +52,30 @@ class NotSignedIn(Exception):
     """No valid session: the answer is the sign-in page (303)."""
 
 
+class ConsoleError(Exception):
+    """An answer as a page of the console (403, 404, 422), for the signed-in ``who``."""
+
+    def __init__(self, status: int, detail: str, who: SignedInOfficer | None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.who = who
+
+
+def well_formed(request: Request, body: bytes, who: SignedInOfficer | None) -> None:
+    """A form as a browser sends it: URL-encoded UTF-8 (every other byte percent-encoded).
+    Raw bytes or invalid UTF-8 would reach the form as other characters than were typed
+    (the parser decodes bytes as Latin-1 and bad UTF-8 as U+FFFD): refused instead (422)."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return
+    try:
+        body.decode("ascii")
+        for part in body.replace(b"+", b" ").split(b"&"):
+            unquote_to_bytes(part).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConsoleError(422, "表单内容不是有效的 UTF-8 文本，请在浏览器中重新填写后提交", who) from None
+
+
 def console_parts(request: Request) -> ConsoleParts:
     parts: ConsoleParts = request.app.state.console
     return parts
@@ -73,9 +98,11 @@ async def csrf_checked(
     request: Request, who: Annotated[SignedInOfficer, Depends(signed_in)]
 ) -> SignedInOfficer:
     """The signed-in officer, for a form whose CSRF token is the session's (403 otherwise)."""
+    body = await request.body()  # first: kept, the form is parsed from it
     sent = (await request.form()).get(CSRF_FIELD)
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), who.csrf_token.encode()):
-        raise HTTPException(403, "表单已失效，请刷新页面后重试")
+        raise ConsoleError(403, "表单已失效，请刷新页面后重试", who)
+    well_formed(request, body, who)
     return who
 
 

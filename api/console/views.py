@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from workorder_pipeline.api.auth import Principal
 from workorder_pipeline.api.console import labels
+from workorder_pipeline.processors import time_texts
 from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.processors.cards import due_cards
 from workorder_pipeline.processors.lifecycle import offered
@@ -43,18 +44,6 @@ class OrderView:
     card_level: str
 
 
-def duration_text(seconds: float) -> str:
-    """``2天3小时``, ``45分钟``: a person's reading of a span."""
-    minutes = int(abs(seconds)) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}天{hours}小时"
-    if hours:
-        return f"{hours}小时{minutes}分钟"
-    return f"{minutes}分钟"
-
-
 def order_view(order: WorkOrder, now: datetime, policy: Policy, calendar: WorkCalendar) -> OrderView:
     closed = order.status is WorkOrderStatus.closed
     left = (order.due_at - now).total_seconds()
@@ -64,10 +53,8 @@ def order_view(order: WorkOrder, now: datetime, policy: Policy, calendar: WorkCa
         )
     elif order.status is WorkOrderStatus.returned:
         time_left = "已退回，计时暂停"
-    elif left >= 0:
-        time_left = f"剩余 {duration_text(left)}"
     else:
-        time_left = f"已超期 {duration_text(left)}"
+        time_left = time_texts.time_left(left)
     # Every card due by now for this deadline (none fired before: the console only reads).
     levels = {
         card.level for card in due_cards(order.status, order.due_at, policy.deadlines.cards, calendar, now)
@@ -104,7 +91,7 @@ def deadline_notes(order: WorkOrder) -> list[str]:
     if order.extended_working_days or order.extended_hours:
         notes.append(f"已批准延期：{order.extended_working_days} 个工作日，{order.extended_hours:g} 小时")
     if order.returned_seconds:
-        notes.append(f"退回等待改派的 {duration_text(order.returned_seconds)} 不计入办理时间")
+        notes.append(f"退回等待改派的 {time_texts.duration_text(order.returned_seconds)} 不计入办理时间")
     if order.rework_count:
         notes.append(f"已重办 {order.rework_count} 次")
     return notes

@@ -3,6 +3,7 @@ the webhook share."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,10 @@ import httpx
 
 from workorder_pipeline.schemas.notifications import AttemptOutcome
 from workorder_pipeline.services.notifications import Outgoing, Receipt
+
+#: An answer is read up to this size: the platforms answer a few hundred bytes, and a
+#: receiver claiming (or sending) a gigabyte is not read into memory.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,22 +28,46 @@ class Answer:
 class HttpSender:
     def __init__(self, timeout_s: float) -> None:
         self._timeout = httpx.Timeout(timeout_s)
+        #: httpx's timeouts are per read: an answer trickled a byte at a time would never end.
+        self._deadline_s = 2 * timeout_s
 
     async def send(
         self, method: str, url: str, payload: bytes, headers: Mapping[str, str] | None = None
     ) -> Answer | Receipt:
-        """The answer, or the Receipt of a failure to get one (unreachable)."""
+        """The answer, or the Receipt of a failure to get one (unreachable): no answer within
+        the deadline, a broken or oversized answer."""
         all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
-                response = await client.request(method, url, content=payload, headers=all_headers)
+            async with asyncio.timeout(self._deadline_s):
+                async with (
+                    httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
+                    client.stream(method, url, content=payload, headers=all_headers) as response,
+                ):
+                    raw = await _read_at_most(response, MAX_ANSWER_BYTES)
+        except TimeoutError:
+            return Receipt(AttemptOutcome.unreachable, None, "no complete answer in time")
         except httpx.HTTPError as exc:
             return Receipt(AttemptOutcome.unreachable, None, type(exc).__name__)
+        if raw is None:
+            detail = f"answer over {MAX_ANSWER_BYTES} bytes"
+            return Receipt(AttemptOutcome.unreachable, str(response.status_code), detail)
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the parser
             body = None
         return Answer(response.status_code, body)
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` bytes (whatever Content-Length claims)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():  # decoded: a gzip bomb stops at the limit too
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def by_status(answer: Answer) -> Receipt | None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import get_args, get_origin
 
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from tests.api.conftest import POLICY, REFERENCE, TOPICS
 from tests.console.conftest import ACCOUNTS, PASSWORD, ConsoleWorld, csrf_of, sign_in
@@ -21,6 +23,7 @@ from workorder_pipeline.schemas.commands import (
     RefusalCode,
     ReturnReason,
 )
+from workorder_pipeline.schemas.inbound import CONTRACTS
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.workflow import CardLevel
 from workorder_pipeline.schemas.workorder import PipelineEventName, Priority, WorkOrder, WorkOrderStatus
@@ -67,6 +70,30 @@ def test_markup_in_a_summary_or_name_shows_as_text_and_personal_data_is_not_show
         assert "&lt;img src=x" in html and "<img src=x" not in html
         assert "<b>" not in html
         assert "13962718304" not in html and "顾晓明" not in html
+    page = client.get(f"/console/orders/{order_id}").text
+    assert "<dt>投诉内容</dt>" in page and "<dt>企业名称</dt>" in page and "<dt>summary</dt>" not in page
+
+
+def _contract_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """A contract's fields as the order page names them (``object.name`` one level down; a
+    list is one field)."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        shown = prefix + (field.alias or name)
+        listed = get_origin(field.annotation) is list
+        inner = [
+            a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type) and not listed
+        ]
+        models = [a for a in inner if issubclass(a, BaseModel)]
+        names |= _contract_fields(models[0], shown + ".") if models else {shown}
+    return names
+
+
+def test_every_signal_field_shown_on_the_order_page_has_a_chinese_label() -> None:
+    shown = set().union(*(_contract_fields(model) for model in CONTRACTS.values()))
+    hidden = {"schema", "evidence", "complainant.name", "complainant.phone"}
+    assert shown - hidden - set(labels.SIGNAL_FIELD) == set()
+    assert set(labels.SIGNAL_FIELD) <= shown  # no label for a field no contract has
 
 
 def test_search_finds_orders_by_plate_enterprise_and_ticket(console: ConsoleWorld) -> None:

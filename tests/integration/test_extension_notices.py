@@ -84,7 +84,7 @@ def test_a_rejection_tells_the_unit_once_that_the_deadline_stands(world: World) 
     world.run(world.notifier(routed(world)))
     (text,) = texts(world)
     assert text.startswith(f"【延期审批结果】工单 {order_id}（车辆报警，执法一中队）的延期申请被驳回")
-    assert "办理期限仍为 2026-11-24 08:00（北京时间），剩余 20小时59分" in text
+    assert "办理期限仍为 2026-11-24 08:00（北京时间），剩余 20小时59分钟" in text
 
 
 def test_two_workers_planning_one_decision_together_send_it_once(world: World, database_url: str) -> None:

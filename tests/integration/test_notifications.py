@@ -155,7 +155,7 @@ def test_quiet_hours_across_midnight_china_time_hold_all_but_urgent(world: World
     world.run(world.notifier(policy))
     (mail,) = world.mailbox.messages
     # Held past the deadline itself (05:10): the text says so, counted when it is sent.
-    assert mail["Subject"] == f"办理提醒 {order_id}" and "已超期 2小时20分" in mail.get_content()
+    assert mail["Subject"] == f"办理提醒 {order_id}" and "已超期 2小时20分钟" in mail.get_content()
 
 
 def test_two_workers_planning_and_sending_together_tell_each_receiver_once(
@@ -189,7 +189,7 @@ def test_a_new_urgent_order_is_told_once_to_its_receivers(world: World) -> None:
     assert world.run(world.notifier(policy)) == []
     (told,) = world.robots.of("/cgi-bin/webhook/send")
     assert told.json()["text"]["content"].startswith(
-        f"【紧急工单】工单 {order_id}（车辆报警，执法一中队）剩余 23小时59分"
+        f"【紧急工单】工单 {order_id}（车辆报警，执法一中队）剩余 23小时59分钟"
     )
 
 

@@ -17,12 +17,12 @@ from tests.fakes import FakeWorker, InMemoryApiStore
 from tests.unit.test_api_without_database import FAR_FUTURE, NOW, applied, order
 from workorder_pipeline.api.app import create_app
 from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token
+from workorder_pipeline.processors.time_texts import time_left
 from workorder_pipeline.schemas.commands import LifecycleEventName
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.workorder import WorkOrderStatus
 from workorder_pipeline.wo.cli import main
 from workorder_pipeline.wo.embedded_broker import HOST, free_port
-from workorder_pipeline.wo.orders import time_left
 
 
 def _asked(store: InMemoryApiStore, order_id: str, note: str) -> None:
@@ -101,11 +101,11 @@ def test_the_command_center_reads_the_waiting_requests_in_chinese_due_first(
     # NOW is 2026-12-01 02:00 UTC, 10:00 China time.
     assert late == (
         "WO-LATE  squad-1  vehicle_alarm  申请于 2026-11-30 08:00:00+08:00  申请延期 6 小时  "
-        "办结时限 2026-12-01 08:30:00+08:00（已超时 1 小时 30 分钟）  理由：等待车主到案"
+        "办结时限 2026-12-01 08:30:00+08:00（已超期 1小时30分钟）  理由：等待车主到案"
     )
     assert soon == (
         "WO-SOON  squad-2  complaint  申请于 2026-12-01 08:00:00+08:00  申请延期 2 个工作日  "
-        "办结时限 2026-12-02 12:03:59+08:00（剩余 1 天 2 小时 3 分钟）  理由：需调取监控录像"
+        "办结时限 2026-12-02 12:03:59+08:00（剩余 1天2小时）  理由：需调取监控录像"
     )
 
 
@@ -137,14 +137,16 @@ def test_a_kind_that_does_not_exist_names_the_option(
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [
-        (0, "剩余 0 分钟"),
-        (59, "剩余 0 分钟"),
-        (3600, "剩余 1 小时 0 分钟"),
-        (86400, "剩余 1 天 0 小时 0 分钟"),
-        (-1, "已超时 0 分钟"),
-        (-5400, "已超时 1 小时 30 分钟"),
-        (-(3 * 86400 + 61), "已超时 3 天 0 小时 1 分钟"),
+        (0, "剩余 0分钟"),
+        (59, "剩余 0分钟"),
+        (3600, "剩余 1小时0分钟"),
+        (86400, "剩余 1天0小时"),
+        (-1, "已超期 0分钟"),
+        (-5400, "已超期 1小时30分钟"),
+        (-(3 * 86400 + 61), "已超期 3天0小时"),
     ],
 )
-def test_the_time_left_is_said_to_the_minute(seconds: int, shown: str) -> None:
+def test_the_time_left_is_said_to_the_minute_under_a_day_and_in_days_and_hours_past_one(
+    seconds: int, shown: str
+) -> None:
     assert time_left(seconds) == shown

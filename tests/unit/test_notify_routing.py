@@ -11,7 +11,6 @@ from workorder_pipeline.processors.notify_content import (
     render,
     render_decision,
     render_failure,
-    time_left,
 )
 from workorder_pipeline.processors.notify_routing import (
     NotifyEvent,
@@ -21,6 +20,7 @@ from workorder_pipeline.processors.notify_routing import (
     retry_delay,
     send_after,
 )
+from workorder_pipeline.processors.time_texts import time_left
 from workorder_pipeline.schemas.notifications import (
     Backoff,
     NotificationLevel,
@@ -148,7 +148,7 @@ def test_the_text_is_short_chinese_with_id_kind_unit_time_left_and_link() -> Non
     order = NotifyOrder("WO-20261206-0001", SignalKind.complaint, "执法一中队", cst(6, 18), plate="苏A12345")
     text = render(L.overdue, order, URL, cst(6, 20, 15).astimezone(UTC), show_plate=False)
     assert text.text == (
-        "【超期督办】工单 WO-20261206-0001（群众投诉，执法一中队）已超期 2小时15分，"
+        "【超期督办】工单 WO-20261206-0001（群众投诉，执法一中队）已超期 2小时15分钟，"
         "办理期限 2026-12-06 18:00（北京时间）。查看：https://console.example/orders/WO-20261206-0001"
     )
     assert "苏A12345" not in text.text + text.markdown
@@ -159,18 +159,8 @@ def test_the_text_is_short_chinese_with_id_kind_unit_time_left_and_link() -> Non
 
 
 def test_time_left_counts_days_once_past_a_day() -> None:
-    assert time_left(cst(8, 18), cst(6, 17)) == "剩余 2天1小时"
-    assert (
-        time_left(
-            cst(6, 18),
-            cst(
-                6,
-                17,
-                59,
-            ),
-        )
-        == "剩余 0小时1分"
-    )
+    assert time_left((cst(8, 18) - cst(6, 17)).total_seconds()) == "剩余 2天1小时"
+    assert time_left((cst(6, 18) - cst(6, 17, 59)).total_seconds()) == "剩余 1分钟"
 
 
 def test_a_failed_delivery_names_the_receiver_not_the_person() -> None:
@@ -187,7 +177,6 @@ def test_an_extension_decision_says_approved_with_the_new_deadline_or_rejected_i
     )
     assert approved.markdown.startswith("**【延期审批结果】**") and "苏A12345" not in approved.markdown
     rejected = render_decision(False, moved, URL, cst(8, 10), show_plate=True)
-    assert (
-        "的延期申请被驳回，办理期限仍为 2026-12-08 09:30（北京时间），已超期 0小时30分。车牌 苏A12345。"
-        in (rejected.text)
+    assert "的延期申请被驳回，办理期限仍为 2026-12-08 09:30（北京时间），已超期 30分钟。车牌 苏A12345。" in (
+        rejected.text
     )
