@@ -150,7 +150,7 @@ class Outputs(mode.Service):
             value = letter.model_dump_json(by_alias=True).encode()
             messages.append((topics.dead_letters, base64.b64decode(key) if key is not None else None, value))
         for order in orders:
-            value = order.dispatch_message().model_dump_json(by_alias=True).encode()
+            value = order.dispatch_json()
             messages += [(topics.dispatched, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
         return messages
 

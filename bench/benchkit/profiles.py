@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,15 +91,17 @@ class Profiling(BenchBase):
         """py-spy sampling ``child`` (--profile): collapsed stacks, and a flame graph from them."""
         if self.config.profile_dir is None:
             return None
-        py_spy = Path(sys.executable).parent / "py-spy"
-        if not py_spy.exists():
+        # py-spy is not a dependency: the venv's, else the one on PATH.
+        beside = Path(sys.executable).parent / "py-spy"
+        py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
+        if py_spy is None:
             raise BenchmarkError(f"--profile needs py-spy: {Path(sys.executable).parent}/pip install py-spy")
         self.config.profile_dir.mkdir(parents=True, exist_ok=True)
         output = self.config.profile_dir / f"{name}.txt"
         print(f"  profiling pid {child.pid} -> {output}", flush=True)
         return subprocess.Popen(
             [
-                str(py_spy),
+                py_spy,
                 "record",
                 "--pid",
                 str(child.pid),
