@@ -30,7 +30,7 @@ import mode
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from workorder_pipeline.config.settings import Settings
 from workorder_pipeline.schemas.deadletter import DeadLetter
@@ -52,6 +52,9 @@ class Committer(StrEnum):
     commands = "commands"
 
 
+#: How many keys' partitions ``Outputs`` remembers before it starts again.
+PARTITION_MEMO_SIZE = 4096
+
 #: How long stopping a producer may take (flushing to a broker that may be gone).
 STOP_WAIT_S = 3.0
 
@@ -63,6 +66,8 @@ class Outputs(mode.Service):
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
+        #: (key, partition count) -> index into the sorted partitions, as DefaultPartitioner has it.
+        self._partition_index: dict[tuple[bytes, int], int] = {}
         self._transactional: dict[Committer, AIOKafkaProducer] = {}
         process = uuid.uuid4().hex[:12]
         self.transactional_ids = {c: f"{settings.consumer_group}-{c.value}-{process}" for c in Committer}
@@ -150,7 +155,7 @@ class Outputs(mode.Service):
             value = letter.model_dump_json(by_alias=True).encode()
             messages.append((topics.dead_letters, base64.b64decode(key) if key is not None else None, value))
         for order in orders:
-            value = order.dispatch_message().model_dump_json(by_alias=True).encode()
+            value = order.dispatch_json()
             messages += [(topics.dispatched, unit.encode(), value) for unit in (order.unit, *order.copied_to)]
         return messages
 
@@ -166,7 +171,7 @@ class Outputs(mode.Service):
         for topic, key, value in messages:
             if topic not in partitions:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
-            partition = self._partitioner(key, partitions[topic], partitions[topic])
+            partition = self._partition(key, partitions[topic])
             by_partition.setdefault((topic, partition), []).append((key, value))
         pending: list[Awaitable[Any]] = []
         for (topic, partition), records in by_partition.items():
@@ -179,6 +184,19 @@ class Outputs(mode.Service):
                         raise ValueError(f"a message of {len(value):,} bytes exceeds the producer's limit")
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
+
+    def _partition(self, key: bytes | None, partitions: list[int]) -> int:
+        """The partition ``send`` would choose. aiokafka hashes a key in pure Python (2–12 µs);
+        the dispatched topic's keys are the units' ids, a few hundred, so each is hashed once."""
+        if key is None:
+            return int(self._partitioner(key, partitions, partitions))
+        index = self._partition_index.get((key, len(partitions)))
+        if index is None:
+            if len(self._partition_index) >= PARTITION_MEMO_SIZE:
+                self._partition_index.clear()  # dead letters' keys are any publisher's: bounded
+            index = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
+            self._partition_index[key, len(partitions)] = index
+        return partitions[index]
 
 
 class TransactionsUnavailable(ConfigurationError, RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,46 +16,40 @@ from benchkit.processes import Child, cpu_seconds
 
 # --- profiles ------------------------------------------------------------------------------
 
-#: Where a sampled stack's time goes: the frame nearest the leaf that matches one of these
-#: (generic frames, the last two, only when no specific one matches).
+#: Where a sampled stack's time goes, by top-level area: the first rule one of whose markers
+#: is anywhere in the stack. Nearest-leaf rules put every stack under mode's
+#: ``Service._execute_task`` and ``Worker.execute_from_commandline`` (the roots of the event
+#: loop's work) in "faust": the loop, the consumer and the producer were counted as faust's.
 PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("Intake.handle (storage, decode, triage; a thread)", ("Intake.handle ",)),
+    ("Intake.dispatched (the mark; a thread)", ("Intake.dispatched ",)),
     ("metrics endpoint (scrapes)", ("prometheus_client/exposition", "streams/supervision.py")),
-    ("database: SQLAlchemy + driver", ("storage/", "sqlalchemy/", "psycopg", "sqlite3")),
-    ("decode + validate", ("processors/intake.py", "processors/signals.py")),
-    ("triage, route, open order", ("processors/",)),
-    (
-        "publish: dispatched + dead letters",
-        ("Outputs.", "aiokafka/producer", "publish", "dispatch_message"),
-    ),
+    ("publish: building the messages", ("Outputs.messages ",)),
+    ("publish: batches, producer, acks", ("Outputs.", "aiokafka/producer")),
+    ("offsets commit", ("BatchConsumer._commit",)),
     ("metrics + logging", ("prometheus_client", "structlog", "logging/", "streams/metrics.py")),
-    ("faust + aiokafka consumer", ("faust/", "mode/", "aiokafka/", "streams/intake_consumer.py")),
-    ("intake service glue", ("services/",)),
-    ("pydantic", ("pydantic",)),
-    ("event loop, selectors, thread pool", ("asyncio/", "threading.py", "selectors.py", "concurrent/")),
+    ("faust's own (agents, its consumer thread)", ("faust/", "mode/threads.py")),
+    ("aiokafka: fetching, reading every response", ("aiokafka/", "BatchConsumer._messages")),
+    ("other background work (timers, relay, watches)", ("streams/", "services/", "storage/")),
+    ("thread hand-offs (to_thread)", ("concurrent/", "threading.py", "to_thread", "_chain_future")),
+    ("event loop (selector, callbacks)", ("asyncio/", "selectors.py")),
 ]
 
 
 def summarize_profile(path: Path, cpu_us_per_message: float) -> list[str]:
-    """py-spy's collapsed stacks (GIL holder) by category: share of the samples, and that share
+    """py-spy's collapsed stacks (GIL holder) by area: share of the samples, and that share
     of the worker's CPU time per message."""
     counts: dict[str, int] = {}
     total = 0
-    specific, generic = PROFILE_CATEGORIES[:-2], PROFILE_CATEGORIES[-2:]
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
-        frames = stack.split(";")[::-1]
-        category = "other"
-        for rules in (specific, generic):
-            found = next(
-                (name for frame in frames for name, parts in rules if any(p in frame for p in parts)), None
-            )
-            if found is not None:
-                category = found
-                break
+        category = next(
+            (name for name, markers in PROFILE_CATEGORIES if any(m in stack for m in markers)), "other"
+        )
         counts[category] = counts.get(category, 0) + count
     lines = [f"{path.name}: {total:,} samples of the GIL holder, worker CPU {cpu_us_per_message:,.0f} µs/msg"]
     for category, count in sorted(counts.items(), key=lambda item: -item[1]):
@@ -90,15 +85,17 @@ class Profiling(BenchBase):
         """py-spy sampling ``child`` (--profile): collapsed stacks, and a flame graph from them."""
         if self.config.profile_dir is None:
             return None
-        py_spy = Path(sys.executable).parent / "py-spy"
-        if not py_spy.exists():
+        # py-spy is not a dependency: the venv's, else the one on PATH.
+        beside = Path(sys.executable).parent / "py-spy"
+        py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
+        if py_spy is None:
             raise BenchmarkError(f"--profile needs py-spy: {Path(sys.executable).parent}/pip install py-spy")
         self.config.profile_dir.mkdir(parents=True, exist_ok=True)
         output = self.config.profile_dir / f"{name}.txt"
         print(f"  profiling pid {child.pid} -> {output}", flush=True)
         return subprocess.Popen(
             [
-                str(py_spy),
+                py_spy,
                 "record",
                 "--pid",
                 str(child.pid),
