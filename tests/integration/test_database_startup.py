@@ -62,7 +62,11 @@ def test_wo_run_waits_for_a_database_that_is_down_as_long_as_it_takes(tmp_path: 
     with log.open("wb") as stderr:
         run = subprocess.Popen([str(ROOT / ".venv" / "bin" / "wo"), "run"], env=env, stderr=stderr)
         try:
-            time.sleep(8)  # past several retries (0.5 s doubling)
+            # Past several retries (0.5 s doubling); a loaded machine may take long to start.
+            deadline = time.monotonic() + 90
+            while log.read_text().count('"database_unavailable"') < 3 and time.monotonic() < deadline:
+                assert run.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.5)
             assert run.poll() is None, log.read_text()[-2000:]
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=15)
