@@ -202,14 +202,7 @@ class IntakeBatch:
         other rows refer to them), merges into earlier orders as one UPDATE per order."""
         self._insert_orders()
         if self._merges:
-            # Sorted: concurrent workers lock the rows they update in the same order.
-            self._conn.execute(
-                intake_queries.MERGE_INTO_ORDER,
-                [
-                    _merge_parameters(order_id, merged, self.now)
-                    for order_id, merged in sorted(self._merges.items())
-                ],
-            )
+            _merge(self._conn, self._merges, self.now)
         insert_rows(self._conn, work_order_source, self._sources)
         audit_trail.append(self._conn, self._events)
         insert_rows(self._conn, suppressed_signal, self._suppressed)
@@ -234,6 +227,26 @@ class IntakeBatch:
         # order (in batch order they could deadlock).
         insert_rows(self._conn, work_order, sorted(rows, key=lambda row: row["dedupe_slot"] or ""))
         self._slot_holders.update(slots)
+
+
+def _merge(conn: Connection, merges: dict[str, Occurrences], now: datetime) -> None:
+    """Add signals merged into orders registered before the batch (sorted: concurrent workers
+    lock the rows they update in the same order)."""
+    ordered = sorted(merges.items())
+    if conn.dialect.name != "postgresql":
+        parameters = [_merge_parameters(order_id, merged, now) for order_id, merged in ordered]
+        conn.execute(intake_queries.MERGE_INTO_ORDER, parameters)
+        return
+    times = [now, *(at for _, m in ordered for at in (m.first_seen_at, m.last_seen_at))]
+    if any(at.tzinfo is None for at in times):
+        raise ValueError("naive datetime: every stored time must carry a time zone")
+    arrays = {
+        "m_ids": [order_id for order_id, _ in ordered],
+        "m_counts": [m.count for _, m in ordered],
+        "m_firsts": [m.first_seen_at for _, m in ordered],
+        "m_lasts": [m.last_seen_at for _, m in ordered],
+    }
+    conn.exec_driver_sql(intake_queries.MERGE_INTO_ORDERS_PG, {**arrays, "m_now": now})
 
 
 def _merge_parameters(order_id: str, merged: Occurrences, now: datetime) -> dict[str, Any]:
