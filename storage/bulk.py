@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import psycopg
@@ -148,6 +148,15 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """The text UtcDateTime and SQLite's DATETIME make of an aware time (UTC, always six
+    digits of microseconds), in one C call instead of three Python ones: ~40% of the
+    intake's storage CPU on SQLite was converting times."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: every stored time must carry a time zone")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def _converted(convert: Convert, values: list[Any]) -> list[Any]:
     return values if convert is None else [None if value is None else convert(value) for value in values]
 
@@ -186,6 +195,8 @@ def _converter(column: sa.Column[Any], dialect: Dialect) -> Convert:
     """What SQLAlchemy would do to a value of this column before handing it to the driver."""
     if _is_json(column, dialect):
         return json_text
+    if dialect.name == "sqlite" and isinstance(column.type, UtcDateTime):
+        return sqlite_utc_text
     # The dialect's own type: the generic DateTime renders a whole second without ".000000" on
     # SQLite, and then compares below the same time bound as a query parameter.
     processor: Convert = column.type.dialect_impl(dialect).bind_processor(dialect)
