@@ -4,14 +4,18 @@
 benchmark's vehicle alarms, in a fresh PostgreSQL database, in a child process that imports
 one tree; the trees take turns, and the medians are printed. Reported per alarm: the
 client's CPU, the PostgreSQL backends' CPU (read from /proc, so PostgreSQL must run on this
-machine) and the wall time.
+machine) and the wall time; ``storage/`` is the part of the client's CPU spent in the intake's
+storage calls (the batch's lookups and writes, its transaction, the dispatched mark).
 
     .venv/bin/python bench/ab_intake.py /path/to/main-checkout /path/to/branch --rounds 3
+    .venv/bin/python bench/ab_intake.py ../main-checkout . --rounds 3 --sqlite
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import resource
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,50 @@ def backends_cpu_s(engine: Any) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def child(tree: Path, messages: int, batch: int) -> dict[str, float]:
+class StorageClock:
+    """This thread's CPU spent in storage/ on the intake's behalf: the intake batch's methods,
+    its transaction (begin, the writes at its end, commit) and the dispatched mark."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, owner: type, name: str) -> None:
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+        clock = self
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                clock.seconds += time.thread_time() - started
+
+        setattr(owner, name, timed)
+
+    def install(self, repository_class: Any, batch_class: type) -> None:
+        for name in vars(batch_class):
+            if not name.startswith("_") and name != "flush" and callable(getattr(batch_class, name)):
+                self.wrap(batch_class, name)
+        self.wrap(repository_class, "mark_dispatched")
+        opened = repository_class.intake_batch
+        clock = self
+
+        @contextlib.contextmanager
+        def timed_batch(repository: Any, now: datetime) -> Iterator[Any]:
+            started = time.thread_time()
+            with opened(repository, now) as batch:
+                clock.seconds += time.thread_time() - started
+                yield batch
+                started = time.thread_time()
+            clock.seconds += time.thread_time() - started
+
+        repository_class.intake_batch = timed_batch
+
+
+def child(tree: Path, messages: int, batch: int, kind: str) -> dict[str, float]:
     """One run in this process, on the tree first in sys.path."""
     sys.path[:0] = [str(tree), str(tree / "bench")]
     from benchkit.common import AlarmStream
@@ -52,9 +100,13 @@ def child(tree: Path, messages: int, batch: int) -> dict[str, float]:
     from workorder_pipeline.services.intake import InboundMessage, Intake
     from workorder_pipeline.services.policy_files import ReferenceFiles, load_policy
     from workorder_pipeline.storage.database import create_engine, migrate
+    from workorder_pipeline.storage.intake_uow import IntakeBatch
     from workorder_pipeline.storage.repository import WorkOrderRepository
 
-    with tempfile.TemporaryDirectory() as workdir, database("postgres", Path(workdir)) as url:
+    storage = StorageClock()
+    storage.install(WorkOrderRepository, IntakeBatch)
+
+    with tempfile.TemporaryDirectory() as workdir, database(kind, Path(workdir)) as url:
         migrate(url)
         engine = create_engine(url)
         reference, topics = ReferenceFiles(tree / "policy"), Topics()
@@ -70,7 +122,9 @@ def child(tree: Path, messages: int, batch: int) -> dict[str, float]:
             for offset, m in enumerate(AlarmStream("PR").take(messages + batch))
         ]
         done = [intake.handle(alarms[:batch], datetime.now(UTC))]  # warm-up, not counted
-        server0, client0 = backends_cpu_s(engine), resource.getrusage(resource.RUSAGE_SELF)
+        server_cpu = backends_cpu_s if kind == "postgres" else (lambda _engine: 0.0)
+        server0, client0 = server_cpu(engine), resource.getrusage(resource.RUSAGE_SELF)
+        storage.seconds = 0.0
         started = time.monotonic()
         for start in range(batch, len(alarms), batch):
             now = datetime.now(UTC)
@@ -78,11 +132,12 @@ def child(tree: Path, messages: int, batch: int) -> dict[str, float]:
             intake.dispatched(result.to_dispatch, now)
             done.append(result)
         wall = time.monotonic() - started
-        client1, server1 = resource.getrusage(resource.RUSAGE_SELF), backends_cpu_s(engine)
+        client1, server1 = resource.getrusage(resource.RUSAGE_SELF), server_cpu(engine)
         engine.dispose()
     client = client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime
     return {
         "client_us": client / messages * 1e6,
+        "storage_us": storage.seconds / messages * 1e6,
         "server_us": (server1 - server0) / messages * 1e6,
         "wall_us": wall / messages * 1e6,
     }
@@ -90,7 +145,7 @@ def child(tree: Path, messages: int, batch: int) -> dict[str, float]:
 
 def main() -> int:
     if sys.argv[1:2] == [CHILD]:
-        print(json.dumps(child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
+        print(json.dumps(child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))
         return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -99,6 +154,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     args = parser.parse_args()
     runs: dict[Path, list[dict[str, float]]] = {tree: [] for tree in args.trees}
     loads = []
@@ -106,6 +162,7 @@ def main() -> int:
         for tree in args.trees:
             loads.append(os.getloadavg()[0])
             command = [sys.executable, __file__, CHILD, str(tree), str(args.messages), str(args.batch)]
+            command.append("sqlite" if args.sqlite else "postgres")
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             runs[tree].append(json.loads(out.strip().splitlines()[-1]))
             print(tree, runs[tree][-1], flush=True)
@@ -114,7 +171,8 @@ def main() -> int:
         medians = {key: statistics.median(run[key] for run in measured) for key in measured[0]}
         rate = 1e6 / medians["wall_us"]
         print(
-            f"  {tree}: client CPU {medians['client_us']:.0f} µs, PostgreSQL CPU "
+            f"  {tree}: client CPU {medians['client_us']:.0f} µs (storage/ "
+            f"{medians['storage_us']:.0f}), PostgreSQL CPU "
             f"{medians['server_us']:.0f} µs, wall {medians['wall_us']:.0f} µs ({rate:,.0f} msg/s)"
         )
     return 0

@@ -13,7 +13,10 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.types.array import ListBinaryDumper
+from psycopg.types.json import JsonbBinaryDumper
 from sqlalchemy.engine import Engine
 
 from workorder_pipeline.schemas.errors import UnavailableError
@@ -54,8 +57,21 @@ def create_engine(url: str) -> Engine:
         # A list parameter (``column = ANY(%(keys)s)``) goes as a binary array: psycopg's
         # text format quotes each element through a regular expression (~4% of the intake).
         dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
+        # JSON values of a binary COPY (storage/bulk.py): orjson's bytes as they are, where the
+        # dumper SQLAlchemy installs calls json_text, decodes, and psycopg encodes again.
+        dbapi_connection.adapters.register_dumper(None, _JsonbCopyDumper)
 
     return engine
+
+
+class _JsonbCopyDumper(Dumper):
+    """A jsonb value in binary, for a COPY whose column types are set (found by oid only)."""
+
+    format = Format.BINARY
+    oid = JsonbBinaryDumper.oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)  # format version 1
 
 
 #: PostgreSQL advisory lock held while migrating, so workers starting together take turns.

@@ -69,3 +69,22 @@ MERGE_INTO_ORDER = (
         updated_at=sa.bindparam("m_now", type_=UtcDateTime()),
     )
 )
+
+#: The same for PostgreSQL, every merge of a batch in one statement (one array per column):
+#: no parameter set per order to build and send. The rows are locked in id order first, as
+#: one UPDATE per order in sorted order locked them (and as the dispatched mark locks them).
+MERGE_INTO_ORDERS_PG = """
+UPDATE work_order SET
+    occurrences = work_order.occurrences + m.m_count,
+    last_seen_at = CASE WHEN work_order.last_seen_at < m.m_last THEN m.m_last
+                   ELSE work_order.last_seen_at END,
+    first_seen_at = CASE WHEN work_order.first_seen_at > m.m_first THEN m.m_first
+                    ELSE work_order.first_seen_at END,
+    updated_at = %(m_now)s
+FROM unnest(%(m_ids)s::varchar[], %(m_counts)s::int4[], %(m_firsts)s::timestamptz[],
+            %(m_lasts)s::timestamptz[]) AS m(m_id, m_count, m_first, m_last)
+WHERE work_order.id = m.m_id
+  AND work_order.id IN (
+    SELECT id FROM work_order WHERE id = ANY(%(m_ids)s::varchar[]) ORDER BY id FOR UPDATE
+  )
+"""

@@ -90,7 +90,7 @@ class IntakeBatch:
         asked = {str(key): key for key in keys}
         known: dict[SourceKey, str | None] = {}
         for chunk in chunks(list(asked)):
-            for stored, order_id in self._conn.execute(intake_queries.KNOWN_SOURCES, {"keys": chunk}):
+            for stored, order_id in self._conn.execute(intake_queries.KNOWN_SOURCES, {"keys": chunk}).all():
                 if order_id is None:  # suppressed: it made no order, whatever else says so
                     known[asked[stored]] = None
                 else:
@@ -104,7 +104,7 @@ class IntakeBatch:
         for chunk in chunks(list(asked)):
             for stored, order_id, position in self._conn.execute(
                 intake_queries.SOURCE_POSITIONS, {"keys": chunk}
-            ):
+            ).all():
                 found[asked[stored]] = (order_id, position)
         return found
 
@@ -112,14 +112,14 @@ class IntakeBatch:
         """The stored orders of ``ids`` (those that exist)."""
         found: list[RowMapping] = []
         for chunk in chunks(list(ids)):
-            found += self._conn.execute(intake_queries.ORDERS_OF, {"ids": chunk}).mappings()
+            found += self._conn.execute(intake_queries.ORDERS_OF, {"ids": chunk}).mappings().all()
         return with_sources(self._conn, found)
 
     def undispatched(self, ids: Sequence[str]) -> list[WorkOrder]:
         """Those of ``ids`` registered earlier but never published."""
         found: list[RowMapping] = []
         for chunk in chunks(list(ids)):
-            found += self._conn.execute(intake_queries.UNDISPATCHED_OF, {"ids": chunk}).mappings()
+            found += self._conn.execute(intake_queries.UNDISPATCHED_OF, {"ids": chunk}).mappings().all()
         return with_sources(self._conn, found)
 
     def open_orders_by_dedupe_key(self, keys: Sequence[str]) -> dict[str, tuple[str, str, datetime]]:
@@ -127,18 +127,21 @@ class IntakeBatch:
         Also notes which order holds each key's slot: a new order for the key takes it over."""
         found: dict[str, tuple[str, str, datetime]] = {}
         for chunk in chunks(list(keys)):
-            for row in self._conn.execute(intake_queries.OPEN_ORDERS_BY_DEDUPE_KEY, {"keys": chunk}):
-                if row.dedupe_slot is not None:
-                    self._slot_holders[row.dedupe_slot] = row.id
-                if row.status != WorkOrderStatus.closed.value:
-                    found[row.dedupe_key] = (row.id, row.unit, row.last_seen_at)
+            rows = self._conn.execute(intake_queries.OPEN_ORDERS_BY_DEDUPE_KEY, {"keys": chunk}).all()
+            for order_id, unit, key, last_seen_at, status, slot in rows:
+                if slot is not None:
+                    self._slot_holders[slot] = order_id
+                if status != WorkOrderStatus.closed.value:
+                    found[key] = (order_id, unit, last_seen_at)
         return found
 
     def violations(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
         """Violation key -> when each earlier violation under it was recorded, since ``since``."""
         found: dict[str, list[datetime]] = {}
         for chunk in chunks(list(keys)):
-            for key, at in self._conn.execute(intake_queries.VIOLATIONS, {"keys": chunk, "since": since}):
+            for key, at in self._conn.execute(
+                intake_queries.VIOLATIONS, {"keys": chunk, "since": since}
+            ).all():
                 found.setdefault(key, []).append(at)
         return found
 
@@ -147,9 +150,12 @@ class IntakeBatch:
         found: dict[str, list[str]] = {}
         for chunk in chunks(list(subjects)):
             wanted = set(chunk)
-            for row in self._conn.execute(intake_queries.OPEN_ORDERS_BY_SUBJECT, {"subjects": chunk}):
-                for subject in {row.plate, row.enterprise_id} & wanted:
-                    found.setdefault(subject, []).append(row.id)
+            rows = self._conn.execute(intake_queries.OPEN_ORDERS_BY_SUBJECT, {"subjects": chunk}).all()
+            for order_id, plate, enterprise_id in rows:
+                if plate in wanted:
+                    found.setdefault(plate, []).append(order_id)
+                if enterprise_id in wanted and enterprise_id != plate:
+                    found.setdefault(enterprise_id, []).append(order_id)
         return found
 
     def record_signal(
@@ -198,14 +204,7 @@ class IntakeBatch:
         other rows refer to them), merges into earlier orders as one UPDATE per order."""
         self._insert_orders()
         if self._merges:
-            # Sorted: concurrent workers lock the rows they update in the same order.
-            self._conn.execute(
-                intake_queries.MERGE_INTO_ORDER,
-                [
-                    _merge_parameters(order_id, merged, self.now)
-                    for order_id, merged in sorted(self._merges.items())
-                ],
-            )
+            _merge(self._conn, self._merges, self.now)
         insert_rows(self._conn, work_order_source, self._sources)
         audit_trail.append(self._conn, self._events)
         insert_rows(self._conn, suppressed_signal, self._suppressed)
@@ -230,6 +229,26 @@ class IntakeBatch:
         # order (in batch order they could deadlock).
         insert_rows(self._conn, work_order, sorted(rows, key=lambda row: row["dedupe_slot"] or ""))
         self._slot_holders.update(slots)
+
+
+def _merge(conn: Connection, merges: dict[str, Occurrences], now: datetime) -> None:
+    """Add signals merged into orders registered before the batch (sorted: concurrent workers
+    lock the rows they update in the same order)."""
+    ordered = sorted(merges.items())
+    if conn.dialect.name != "postgresql":
+        parameters = [_merge_parameters(order_id, merged, now) for order_id, merged in ordered]
+        conn.execute(intake_queries.MERGE_INTO_ORDER, parameters)
+        return
+    times = [now, *(at for _, m in ordered for at in (m.first_seen_at, m.last_seen_at))]
+    if any(at.tzinfo is None for at in times):
+        raise ValueError("naive datetime: every stored time must carry a time zone")
+    arrays = {
+        "m_ids": [order_id for order_id, _ in ordered],
+        "m_counts": [m.count for _, m in ordered],
+        "m_firsts": [m.first_seen_at for _, m in ordered],
+        "m_lasts": [m.last_seen_at for _, m in ordered],
+    }
+    conn.exec_driver_sql(intake_queries.MERGE_INTO_ORDERS_PG, {**arrays, "m_now": now})
 
 
 def _merge_parameters(order_id: str, merged: Occurrences, now: datetime) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,19 @@ _SAME_NAME_COLUMNS = tuple(
     if name in work_order.c and name not in ("copied_to", "related_ids")
 )
 _SUBJECT_COLUMNS = tuple(Subject.model_fields)
+#: A new order's row: its values read from the models' __dict__ by one C call each (the
+#: attributes one by one cost 5 µs per order).
+_ROW_COLUMNS = (
+    *_SAME_NAME_COLUMNS,
+    *_SUBJECT_COLUMNS,
+    "copied_to",
+    "related_ids",
+    "updated_at",
+    "dispatched_at",
+    "next_check_at",
+)
+_same_name_values = operator.itemgetter(*_SAME_NAME_COLUMNS)
+_subject_values = operator.itemgetter(*_SUBJECT_COLUMNS)
 
 _SOURCES_OF_ORDERS = (
     sa.select(work_order_source.c.work_order_id, work_order_source.c.source_key)
@@ -30,15 +44,21 @@ _SOURCES_OF_ORDERS = (
 
 def order_row(order: WorkOrder, now: datetime) -> dict[str, Any]:
     """The work_order row of a new order."""
-    return {
-        **{name: getattr(order, name) for name in _SAME_NAME_COLUMNS},
-        **{name: getattr(order.subject, name) for name in _SUBJECT_COLUMNS},
-        "copied_to": ",".join(order.copied_to),
-        "related_ids": ",".join(sorted(order.related_ids)),
-        "updated_at": now,
-        "dispatched_at": None,
-        "next_check_at": order.created_at,  # the escalation tick looks at it next time
-    }
+    return dict(
+        zip(
+            _ROW_COLUMNS,
+            (
+                *_same_name_values(order.__dict__),
+                *_subject_values(order.subject.__dict__),
+                ",".join(order.copied_to),
+                ",".join(sorted(order.related_ids)),
+                now,  # updated_at
+                None,  # dispatched_at
+                order.created_at,  # next_check_at: the escalation tick looks at it next time
+            ),
+            strict=True,
+        )
+    )
 
 
 def with_sources(conn: Connection, rows: list[RowMapping]) -> list[WorkOrder]:
@@ -47,7 +67,7 @@ def with_sources(conn: Connection, rows: list[RowMapping]) -> list[WorkOrder]:
         return []
     ids = [row["id"] for row in rows]
     sources: dict[str, list[str]] = {}
-    for source in conn.execute(_SOURCES_OF_ORDERS, {"ids": ids}):
+    for source in conn.execute(_SOURCES_OF_ORDERS, {"ids": ids}).all():
         sources.setdefault(source.work_order_id, []).append(SourceKey.parse(source.source_key).source_id)
     return [_order_from_row(row, sources.get(row["id"], [])) for row in rows]
 

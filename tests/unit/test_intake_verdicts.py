@@ -212,8 +212,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _verdicts() -> dict[str, Any]:
-    store = new_store()
+def _verdicts(store: WorkOrderRepository | None = None) -> dict[str, Any]:
+    """What the three batches gave and stored (on a fresh SQLite store unless given one)."""
+    store = store or new_store()
     intake = Intake(compile_policy(_policy()), store, TOPICS.inbound(), reference=lambda: REFERENCE)
     first, second = _messages()
     seen: dict[str, Any] = {}
