@@ -6,18 +6,29 @@ signal into storage. Plates are normalized, times carry an offset and become UTC
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from workorder_pipeline.schemas.plates import Plate
 from workorder_pipeline.schemas.times import UtcDatetime
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
-RegionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+
+
+def _fold_digits(value: object) -> object:
+    """Full-width digits (３２０６８２) become ASCII, as plates are folded (NFKC); any
+    other script's digits stay and fail the ASCII pattern: one code, one spelling."""
+    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
+
+#: An administrative region code (行政区划代码): six ASCII digits. A regular expression's
+#: ``\d`` matches every script's digits, so the class is spelled out.
+RegionCode = Annotated[str, BeforeValidator(_fold_digits), StringConstraints(pattern=r"^[0-9]{6}$")]
 # Unified social credit code: 18 characters; upper-cased before the check.
 EnterpriseId = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[0-9A-Z]{18}$")

@@ -143,7 +143,7 @@ class SmsReceiver(NotifyModel):
     headers: dict[str, str] = {}
     body: dict[str, Any]
     #: Numbers of the duty officers (not complainants): one request each.
-    phones: list[Annotated[str, StringConstraints(pattern=r"^\+?\d{5,20}$")]] = Field(min_length=1)
+    phones: list[Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,20}$")]] = Field(min_length=1)
     success: SuccessCheck = SuccessCheck()
 
     @field_validator("headers", "body")

@@ -52,7 +52,7 @@ class Unit(PolicyModel):
     name: str
     domains: list[str] = []
     #: Administrative region codes of the unit's jurisdiction.
-    regions: list[Annotated[str, StringConstraints(pattern=r"^\d{6}$")]] = []
+    regions: list[Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]] = []
     #: Waterway segments the unit patrols.
     waterway_segments: list[str] = []
     officers: int = Field(default=0, ge=0)
@@ -357,7 +357,7 @@ class ReferenceData(PolicyModel):
     whitelist: list[WhitelistEntry] = []
     key_supervision: list[KeySupervisionEntry] = []
     #: Checkpoint id -> region code, where the suspect list's own region is wrong or missing.
-    checkpoints: dict[str, Annotated[str, StringConstraints(pattern=r"^\d{6}$")]] = {}
+    checkpoints: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]] = {}
 
 
 # ---------------------------------------------------------------- everything

@@ -443,3 +443,18 @@ def test_an_alarm_without_a_plate_is_an_invalid_field_not_a_bad_plate() -> None:
     assert isinstance(rejection, Rejection)
     assert rejection.reason is RejectionReason.invalid_field
     assert "plate: Field required" in rejection.detail
+
+
+def test_a_full_width_region_code_is_read_as_its_ascii_digits() -> None:
+    """A platform's full-width digits (３２０６８２) are the same region, routed and counted
+    as 320682; digits of another script are not a region code: a clear field error."""
+    base = alarm()
+    full_width = decode_event(
+        encode({**base, "location": {**base["location"], "region_code": "３２０６８２"}}), ALARM
+    )
+    assert isinstance(full_width, VehicleAlarm) and full_width.location.region_code == "320682"
+    for code in ("٣٢٠٦٨٢", "32068", "3206820", "32068a", "320682\n", "３２０６８"):
+        document = {**base, "location": {**base["location"], "region_code": code}}
+        rejection = rejected(decode_event(encode(document), ALARM))
+        assert rejection.reason is RejectionReason.invalid_field
+        assert "location.region_code" in rejection.detail
