@@ -80,12 +80,13 @@ def monthly(
 ) -> Response:
     """The kept report of the month (China time), or one made now when none is kept (a month
     still running: as it stands)."""
+    reports = _reports(caller, api)  # rights first: a unit learns nothing of the month's checks
     try:
         period = report_period(month, api.clock())
     except MonthRefused as exc:
         # What was given is not quoted back: it may be 10,000 characters or hold a NUL.
         raise HTTPException(422, {"code": exc.problem.value, "message": str(exc)}) from None
-    content = _reports(caller, api).document(period.label, format, api.clock())
+    content = reports.document(period.label, format, api.clock())
     name = f"report-{period.label}.{format.value}"
     return Response(
         content, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
