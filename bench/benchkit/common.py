@@ -30,8 +30,10 @@ PROFILE_RATE_HZ = 250
 TARGET_PIPELINE_OVER_FAUST = 0.5
 TARGET_POSTGRES_RATE = 5000.0
 TARGET_P99_MS = 250.0
-TARGET_P99_LOAD = 2000
-TARGET_SCALING = 1.6
+#: Issue 22: p99 under 250 ms at 5,000 ev/s with one worker (issue 7 asked it at 2,000).
+TARGET_P99_LOAD = 5000
+#: Issue 22: two workers at least 1.8x one (issue 7 asked 1.6x).
+TARGET_SCALING = 1.8
 #: Issue 22: one worker with PostgreSQL at least half the lean Quix Streams app's rate.
 TARGET_PIPELINE_OVER_QUIX = 0.5
 #: faust's parse-only rate on the machine where the issue set its absolute targets (the
