@@ -28,7 +28,7 @@ def _fold_digits(value: object) -> object:
 
 #: An administrative region code (行政区划代码): six ASCII digits. A regular expression's
 #: ``\d`` matches every script's digits, so the class is spelled out.
-RegionCode = Annotated[str, BeforeValidator(_fold_digits), StringConstraints(pattern=r"^[0-9]{6}$")]
+RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$"), BeforeValidator(_fold_digits)]
 # Unified social credit code: 18 characters; upper-cased before the check.
 EnterpriseId = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[0-9A-Z]{18}$")
