@@ -48,6 +48,7 @@ __all__ = [
     "unit_figures",
 ]
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ ALL_UNITS = "*"
 
 _CONTENT = frozenset({CallbackResult.satisfied, CallbackResult.basically_satisfied})
 _JUDGED_CALLBACKS = _CONTENT | {CallbackResult.unsatisfied}
+
+
+#: A month as people and URLs write it: ``YYYY-MM``, ASCII digits only (``\d`` would take
+#: every script's digits), month 01-12.
+_MONTH_LABEL = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+def month_label(text: str) -> tuple[int, int] | None:
+    """(year, month) of a ``YYYY-MM`` label, or None: the one syntax of a month everywhere."""
+    found = _MONTH_LABEL.fullmatch(text) if len(text) == 7 else None
+    return None if found is None else (int(found[1]), int(found[2]))
 
 
 @dataclass(frozen=True, slots=True)

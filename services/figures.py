@@ -16,7 +16,6 @@ __all__ = [
     "period_named",
 ]
 
-import re
 from datetime import datetime
 from enum import StrEnum
 
@@ -27,6 +26,7 @@ from workorder_pipeline.processors.figures import (
     Rate,
     ScoreWeights,
     UnitFigures,
+    month_label,
     orders_behind,
     unit_figures,
 )
@@ -41,7 +41,6 @@ class MonthPeriod(StrEnum):
 
 
 MONTH_PERIODS = tuple(MonthPeriod)
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def figures_for_period(
@@ -66,7 +65,7 @@ def period_named(text: str, now: datetime) -> Period:
     """``this_month``, ``last_month`` or a month ``YYYY-MM`` (China time); ValueError otherwise."""
     if text in MonthPeriod.__members__:
         return month_periods(now)[MonthPeriod(text)]
-    found = _MONTH.match(text)
-    if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
+    named = month_label(text)
+    if named is None or named[0] < 1:
         raise ValueError(f"period {text!r}: give this_month, last_month or a month as YYYY-MM")
-    return Period.month(int(found[1]), int(found[2]))
+    return Period.month(*named)

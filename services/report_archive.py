@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from workorder_pipeline.processors.figures import Period
+from workorder_pipeline.processors.figures import Period, month_label
 from workorder_pipeline.schemas.figures import ScoreWeights
 from workorder_pipeline.schemas.report import MonthlyReport
 from workorder_pipeline.services.ports import FigureFactsReader, ReportReads
@@ -100,8 +100,6 @@ class MonthlyReports:
         return path
 
 
-#: ASCII digits only (``\d`` takes full-width and other scripts' digits too).
-_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 #: The first month a report is made for: nothing earlier was ever stored.
 FIRST_YEAR = 2000
 
@@ -143,10 +141,10 @@ class MonthRefused(ValueError):
 def report_period(text: str, now: datetime) -> Period:
     """The calendar month (China time) ``text`` names as ``YYYY-MM``, from FIRST_YEAR to the
     month ``now`` is in: what the CLI, the API and the console accept; MonthRefused otherwise."""
-    found = _MONTH.fullmatch(text) if len(text) == 7 else None
-    if found is None:
+    named = month_label(text)
+    if named is None:
         raise MonthRefused(MonthProblem.not_a_month)
-    year, month = int(found[1]), int(found[2])
+    year, month = named
     if year < FIRST_YEAR:
         raise MonthRefused(MonthProblem.too_early)
     current = Period.this_month(now).label
