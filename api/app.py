@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
+from workorder_pipeline.api import refusals
 from workorder_pipeline.api.auth import Tokens
 from workorder_pipeline.api.console import mount_console
 from workorder_pipeline.api.console.session import ConsoleParts
@@ -75,11 +75,7 @@ def create_app(
         reports_routes,
     ):
         app.include_router(module.router)
-    app.add_exception_handler(ValueError, _value_error)
+    refusals.install(app)
     if console is not None:
         mount_console(app, console)
     return app
-
-
-async def _value_error(_: Request, exc: Exception) -> Response:
-    return JSONResponse({"detail": str(exc)}, status_code=422)

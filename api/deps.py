@@ -49,14 +49,14 @@ def current_principal(
     wait_s = failures.retry_after_s(address)
     if wait_s:
         raise HTTPException(
-            429, "too many bad tokens from this address", headers={"Retry-After": str(wait_s)}
+            429, "该地址近期出示无效令牌过多，请稍后再试", headers={"Retry-After": str(wait_s)}
         )
     tokens: Tokens = request.app.state.tokens
     now = _parts(request).clock()
     found = tokens.principal(credentials.credentials, now) if credentials else None
     if found is None:
         failures.record(address)
-        raise HTTPException(401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "需要有效的令牌（Bearer）", headers={"WWW-Authenticate": "Bearer"})
     return found
 
 

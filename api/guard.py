@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from workorder_pipeline.api.refusals import console_page, is_console, refusal
 from workorder_pipeline.processors.intake import Rejection
 from workorder_pipeline.schemas.deadletter import RejectionReason
 
@@ -109,8 +110,8 @@ def guard(app: FastAPI) -> None:
         if where is not None:
             if _is_console(request.url.path):  # a person's browser: a page, in Chinese
                 return HTMLResponse(U0000_PAGE, status_code=422)
-            rejection = Rejection(RejectionReason.invalid_character, "U+0000 is not accepted in a URL")
-            return JSONResponse({"detail": validation_errors(where, rejection)}, status_code=422)
+            refused = refusal([where], RejectionReason.invalid_character.value)
+            return JSONResponse({"detail": [refused]}, status_code=422)
         return await call_next(request)
 
 
@@ -122,12 +123,12 @@ U0000_PAGE = (
 )
 
 
-def _is_console(path: str) -> bool:
-    return path == "/console" or path.startswith("/console/")
+_is_console = is_console
 
 
 def validation_errors(where: str, rejection: Rejection) -> list[dict[str, Any]]:
-    """A rejection in the shape of FastAPI's 422 body (the documented HTTPValidationError)."""
+    """A rejection in the shape of FastAPI's 422 body (the documented HTTPValidationError);
+    said to the client in Chinese by api.refusals."""
     return [{"loc": [where], "msg": rejection.detail, "type": rejection.reason.value}]
 
 
@@ -140,6 +141,11 @@ def _u0000_in_url(scope: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: The refusals of a body, in words (the console shows them as a page).
+NEEDS_LENGTH = "请求须带 Content-Length（不受理分块传输的正文）"
+TOO_BIG = f"请求正文超过 {MAX_BODY_BYTES // 1024} KB 的上限，未予受理"
+
+
 def _declared_too_big(request: Request) -> Response | None:
     """413 for a body over the limit, from its declared length (chunked bodies: no length,
     refused with 411, so nothing unbounded is read)."""
@@ -148,8 +154,14 @@ def _declared_too_big(request: Request) -> Response | None:
     length = request.headers.get("content-length")
     if length is None:
         if request.headers.get("transfer-encoding"):
-            return JSONResponse({"detail": "a Content-Length is needed"}, status_code=411)
+            return _refused(request, 411, "缺少内容长度", NEEDS_LENGTH)
         return None
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        return JSONResponse({"detail": f"the body is over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return _refused(request, 413, "内容过大", TOO_BIG)
     return None
+
+
+def _refused(request: Request, status: int, heading: str, text: str) -> Response:
+    if _is_console(request.url.path):
+        return console_page(status, heading, [text])
+    return JSONResponse({"detail": text}, status_code=status)

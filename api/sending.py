@@ -52,7 +52,7 @@ async def send_and_wait(api: Parts, command: WorkOrderCommand) -> DecidedCommand
     try:
         await asyncio.to_thread(api.publisher.publish, command)
     except CommandNotPublished as exc:
-        raise HTTPException(503, f"the command could not be queued, nothing was recorded: {exc}") from exc
+        raise HTTPException(503, "指令未能送入队列，未作任何记录，请稍后用同一 command_id 重发") from exc
     await asyncio.to_thread(api.store.record_sent, command.command_id, command.work_order_id, api.clock())
     deadline = time.monotonic() + api.wait_s
     while time.monotonic() < deadline:

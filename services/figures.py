@@ -7,6 +7,7 @@ __all__ = [
     "MONTH_PERIODS",
     "Figure",
     "Period",
+    "PeriodRefused",
     "Rate",
     "ScoreWeights",
     "UnitFigures",
@@ -61,11 +62,19 @@ def month_periods(now: datetime) -> dict[MonthPeriod, Period]:
     return {MonthPeriod.this_month: Period.this_month(now), MonthPeriod.last_month: Period.last_month(now)}
 
 
+class PeriodRefused(ValueError):
+    """Not a period of the figures; the message never quotes what was given (it may be
+    10,000 characters or hold U+0000)."""
+
+    def __init__(self) -> None:
+        super().__init__("give this_month, last_month or a month as YYYY-MM")
+
+
 def period_named(text: str, now: datetime) -> Period:
-    """``this_month``, ``last_month`` or a month ``YYYY-MM`` (China time); ValueError otherwise."""
+    """``this_month``, ``last_month`` or a month ``YYYY-MM`` (China time); PeriodRefused otherwise."""
     if text in MonthPeriod.__members__:
         return month_periods(now)[MonthPeriod(text)]
     named = month_label(text)
     if named is None or named[0] < 1:
-        raise ValueError(f"period {text!r}: give this_month, last_month or a month as YYYY-MM")
+        raise PeriodRefused
     return Period.month(*named)

@@ -180,7 +180,7 @@ def refusal_lines(status: int, body: Any) -> list[str]:
 
 
 def _problem(item: Any) -> str:
-    """One problem of a 422 body: ``--created-from: Input should have timezone info``."""
+    """One problem of a 422 body: ``--created-from: 时间须带时区偏移，例如 +08:00``."""
     if not isinstance(item, dict):
         return str(item)
     parts = [str(part) for part in item.get("loc") or []]
@@ -190,7 +190,10 @@ def _problem(item: Any) -> str:
         name = _OPTIONS[name]
     elif name and (where == "query" or (where == "body" and len(parts) == 1)):
         name = "--" + name.replace("_", "-")
-    return f"{name or where or 'request'}: {item.get('msg', 'invalid')}"
+    message = str(item.get("msg", "invalid"))
+    # The API names the field itself ("查询参数 limit：…"); the option named here says it once.
+    said = message.split("：", 1)[1] if "：" in message and (name or where) else message
+    return f"{name or where or 'request'}: {said}"
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:

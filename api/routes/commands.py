@@ -42,6 +42,8 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
 }
 
 router = APIRouter()
+#: The longest command_id a command can carry (schemas.inbound.Id).
+MAX_COMMAND_ID = 128
 
 
 @router.post(
@@ -64,7 +66,7 @@ async def send_command(
 ) -> CommandResponse:
     """Send a lifecycle command as the caller's unit (the command center for its role)."""
     if not caller.may_act:
-        raise HTTPException(403, f"{caller.role.value}s read; they do not act on orders")
+        raise HTTPException(403, "本角色只能查看，不能办理工单")
     visible_order(api.store, order_id, caller)
     acting = caller.acting_unit
     assert acting is not None
@@ -76,7 +78,7 @@ async def send_command(
         return CommandResponse(
             command_id=command.command_id,
             outcome=AnswerOutcome.command_id_reused,
-            reason="this command_id was already used for another order: send a new one",
+            reason="该 command_id 已用于另一工单，请换一个新的 command_id",
         )
     if known is None:
         known = await send_and_wait(api, command)
@@ -111,9 +113,10 @@ def command_status(command_id: str, caller: Caller, api: Api, response: Response
         # Never sent, or another unit's: the same answer, so it tells nobody which ids exist.
         response.status_code = 404
         return CommandResponse(
-            command_id=command_id,
+            # An id longer than any command carries (schemas.inbound.Id) is not said back.
+            command_id=command_id if len(command_id) <= MAX_COMMAND_ID else "",
             outcome=AnswerOutcome.unknown_command,
-            reason="no command with this id was sent through the API or decided",
+            reason="没有经本接口发送或已处理的此编号指令",
         )
     if known is None:
         response.status_code = 202

@@ -30,7 +30,7 @@ def dead_letter_original(dead_letter_id: str, caller: Caller, api: Api) -> DeadL
     personal data. Command center only; every read is recorded (see /personal-data-reads)."""
     found = api.store.dead_letter_original(dead_letter_id) if caller.role is Role.command_center else None
     if found is None:
-        raise HTTPException(404, f"no dead-letter original {dead_letter_id}")
+        raise HTTPException(404, "没有这条死信原件，或已过保留期，或无权查看")
     read = PersonalDataRead(api.clock(), caller.name, caller.role.value, caller.unit, None, ROUTE, found.id)
     api.store.record_read(read)
     return DeadLetterOriginal(

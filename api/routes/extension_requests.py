@@ -32,7 +32,7 @@ def list_extension_requests(
     """Requests waiting for a decision, the order due first first. The command center
     decides them; supervisors read them; a squad sees its own on its orders."""
     if caller.role is Role.unit:
-        raise HTTPException(403, "only the command center lists extension requests across orders")
+        raise HTTPException(403, "跨工单的延期申请仅限指挥中心和督查查看")
     query = ExtensionRequestQuery(unit=unit, kind=kind, limit=limit, offset=offset)
     return [
         ExtensionRequestRow(

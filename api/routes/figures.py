@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
 from workorder_pipeline.api.deps import Api, Caller
 from workorder_pipeline.api.models import FigureOut, FiguresOut, UnitFiguresOut
-from workorder_pipeline.services.figures import figures_for_period, period_named
+from workorder_pipeline.services.figures import PeriodRefused, figures_for_period, period_named
 
 router = APIRouter()
 
@@ -32,9 +33,12 @@ def figures(
     """Per unit, per unit and kind, and for all units together (unit "*"), the rates of the
     orders created in the month (China time), as they stand now, and the score."""
     if not caller.may_read_figures:
-        raise HTTPException(403, "figures are for the command center and supervisors")
+        raise HTTPException(403, "考核指标仅供指挥中心和督查查看")
     now = api.clock()
-    chosen = period_named(period, now)  # ValueError: 422
+    try:
+        chosen = period_named(period, now)
+    except PeriodRefused:
+        raise RequestValidationError([{"loc": ("query", "period"), "type": "not_a_period"}]) from None
     rows = figures_for_period(api.store, chosen, api.weights, now)
     return FiguresOut(
         period=chosen.label,

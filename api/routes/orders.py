@@ -24,7 +24,7 @@ def visible_order(orders: OrderReads, order_id: str, caller: Principal) -> WorkO
     """The order, if the caller may read it; otherwise 404, as for an order that does not exist."""
     order = orders.order(order_id)
     if order is None or not caller.may_see(order):
-        raise HTTPException(404, f"no work order {order_id}")
+        raise HTTPException(404, "没有这个工单，或无权查看")
     return order
 
 
@@ -67,7 +67,7 @@ def list_orders(
     visible_to = None
     if caller.role is Role.unit:
         if unit is not None and unit != caller.unit:
-            raise HTTPException(403, f"{caller.unit} may list only its own orders")
+            raise HTTPException(403, "只能查看本单位的工单")
         unit, visible_to = None, caller.unit
     query = OrderQuery(
         unit=unit,

@@ -30,9 +30,9 @@ def complainant(order_id: str, caller: Caller, api: Api) -> Complainant:
     Every read is recorded (who, when, which order, which route): see /personal-data-reads."""
     order = visible_order(api.store, order_id, caller)
     if not caller.may_read_personal_data(order):
-        raise HTTPException(403, "only the assigned unit and the command center read complainants' data")
+        raise HTTPException(403, "投诉人信息仅限承办单位和指挥中心查看")
     if order.kind is not SignalKind.complaint:
-        raise HTTPException(404, f"work order {order_id} is not a complaint")
+        raise HTTPException(404, "该工单不是投诉工单")
     found = Complainant.model_validate(api.store.complainant(order_id))
     route = "GET /orders/{order_id}/complainant"
     read = PersonalDataRead(api.clock(), caller.name, caller.role.value, caller.unit, order_id, route)
@@ -55,6 +55,6 @@ def personal_data_reads_listed(
 ) -> list[PersonalDataReadOut]:
     """Who read complainants' personal data, newest first (the command center only)."""
     if caller.role is not Role.command_center:
-        raise HTTPException(403, "only the command center lists reads of personal data")
+        raise HTTPException(403, "个人信息查阅记录仅限指挥中心查看")
     found = api.store.reads(work_order_id=work_order_id, since=since, until=until, limit=limit)
     return [PersonalDataReadOut.model_validate(read, from_attributes=True) for read in found]

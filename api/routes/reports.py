@@ -34,9 +34,9 @@ class KeptReportOut(BaseModel):
 
 def _reports(caller: Principal, api: Parts) -> MonthlyReports:
     if not caller.may_read_reports:
-        raise HTTPException(403, "reports are for the command center and supervisors")
+        raise HTTPException(403, "月度报告仅供指挥中心和督查查看")
     if api.reports is None:
-        raise HTTPException(404, "this API serves no reports")
+        raise HTTPException(404, "本接口不提供月度报告")
     return api.reports
 
 
@@ -85,7 +85,7 @@ def monthly(
         period = report_period(month, api.clock())
     except MonthRefused as exc:
         # What was given is not quoted back: it may be 10,000 characters or hold a NUL.
-        raise HTTPException(422, {"code": exc.problem.value, "message": str(exc)}) from None
+        raise HTTPException(422, {"code": exc.problem.value, "message": exc.zh}) from None
     content = reports.document(period.label, format, api.clock())
     name = f"report-{period.label}.{format.value}"
     return Response(

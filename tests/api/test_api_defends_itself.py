@@ -16,6 +16,18 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(api: ApiWorld) -> No
         headers={**api.headers("command_center"), "Content-Type": "application/json"},
     )
     assert response.status_code == 413, response.text
+    assert response.json() == {"detail": "请求正文超过 64 KB 的上限，未予受理"}
+
+
+def test_a_chunked_body_without_a_length_is_refused_in_chinese(api: ApiWorld) -> None:
+    order = api.orders()[0]
+    response = api.client.post(
+        f"/orders/{order.id}/commands",
+        content=iter([b'{"action": ', b'"accept"}']),  # a generator: sent chunked, no length
+        headers={**api.headers("command_center"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 411, response.text
+    assert response.json() == {"detail": "请求须带 Content-Length（不受理分块传输的正文）"}
 
 
 def test_every_answer_carries_the_security_headers_and_no_cors(api: ApiWorld) -> None:

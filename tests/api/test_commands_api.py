@@ -247,7 +247,7 @@ def test_a_command_while_the_broker_is_unreachable_is_503_and_recorded_nowhere(f
     response = world.command("squad-1", order.id, command_id=command_id, action="start")
     assert time.monotonic() - started < 1 + 3, "the publisher's timeout is 1 s"
     assert response.status_code == 503, response.text
-    assert "nothing was recorded" in response.json()["detail"]
+    assert "未作任何记录" in response.json()["detail"]
     assert world.repository.command_outcome(command_id) is None
     assert world.snapshot() == rows
     never_sent = world.client.get(f"/commands/{command_id}", headers=world.headers("squad-1"))

@@ -59,7 +59,7 @@ def test_anyone_else_gets_the_answer_of_an_id_that_does_not_exist(api: ApiWorld)
         refused = api.client.get(f"/dead-letters/{letter.original_id}/original", headers=api.headers(who))
         assert (refused.status_code, refused.json()) == (
             404,
-            {"detail": f"no dead-letter original {letter.original_id}"},
+            {"detail": "没有这条死信原件，或已过保留期，或无权查看"},
         )
         assert NAME not in refused.text and PHONE not in refused.text
     reads = api.client.get("/personal-data-reads", headers=api.headers("command_center")).json()

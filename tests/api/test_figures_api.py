@@ -96,4 +96,14 @@ def test_a_period_that_is_no_month_is_refused(
     response = client.get(
         "/figures", params={"period": period}, headers={"Authorization": auth["supervisor"]}
     )
-    assert response.status_code == 422 and period in response.text
+    assert response.status_code == 422, response.text
+    # The parameter is named and the months allowed said, in Chinese; what was sent is not quoted.
+    assert response.json() == {
+        "detail": [
+            {
+                "loc": ["query", "period"],
+                "msg": "查询参数 period（统计期间）：应为 this_month、last_month 或 YYYY-MM（半角数字）",
+                "type": "not_a_period",
+            }
+        ]
+    }

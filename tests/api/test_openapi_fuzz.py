@@ -13,10 +13,12 @@ pytest 9 removed), so each operation's Hypothesis strategy is run here directly.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -34,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.api.conftest import ApiWorld, api_world, documented_operations, openapi_document
+from workorder_pipeline.api.guard import AuthFailures
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 
@@ -160,12 +163,17 @@ def test_every_status_the_api_answers_is_documented(api: ApiWorld) -> None:
 # --- a crawler with hostile values, every route, every role, both databases ------------------
 
 ROLES = ("squad-1", "squad-2", "command_center", "supervisor", None)
+#: The longest URL the HTTP client sends (httpx: 64 KB); uvicorn refuses longer lines anyway.
+LONG_IN_URL = "y" * 60_000
 #: Text no route may answer 5xx to, in a path or a query parameter.
 HOSTILE_TEXT = [
     "\x00",
     "WO-\x00-1",
     "x" * 5000,
+    LONG_IN_URL,
     "9" * 40,  # an integer beyond 64 bits, as text
+    str(10**40),
+    "-1",
     "-9223372036854775809",
     "true",
     "1e999",
@@ -176,6 +184,20 @@ HOSTILE_TEXT = [
     "%00",
     "\u202e\ufeff",
 ]
+#: Percent-escapes that are not UTF-8 (a lone byte, a surrogate, a cut sequence), sent as is.
+RAW_ESCAPES = ["%FF%FE", "%ED%A0%80", "%C3", "WO-%C0%AF"]
+#: Values distinctive enough that finding them in an answer means they were said back.
+ECHOED_IF_FOUND = [
+    "x" * 5000,
+    LONG_IN_URL,
+    "9" * 40,
+    str(10**40),
+    "-9223372036854775809",
+    "../../etc/passwd",
+    "ＷＯ－全角",
+    "z" * 100_000,
+]
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
 DEEP: Any = [[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]
 #: JSON values no body field may make the API answer 5xx to.
 HOSTILE_JSON: list[Any] = [
@@ -183,6 +205,9 @@ HOSTILE_JSON: list[Any] = [
     "ok\x00",
     10**20,
     -(10**20),
+    10**40,
+    -1,
+    "z" * 100_000,  # the body passes the API's 64 KB: 413
     2**63,
     True,
     3.5,
@@ -219,7 +244,7 @@ def crawl(world: ApiWorld, order_id: str) -> Counter[int]:
         base_body = {"action": "accept"} if fields else None
         requests: list[tuple[dict[str, str], dict[str, str], Any]] = []
         for name, where in parameters:
-            for text in HOSTILE_TEXT:
+            for text in [*HOSTILE_TEXT, *RAW_ESCAPES]:
                 path_values = {**valid_path, name: text} if where == "path" else valid_path
                 requests.append((path_values, {name: text} if where == "query" else {}, base_body))
         for name in fields:
@@ -228,20 +253,50 @@ def crawl(world: ApiWorld, order_id: str) -> Counter[int]:
         for who in ROLES:
             headers = world.headers(who) if who else {}
             for path_values, query, body in requests:
-                url = path.format(**{k: quote(v, safe="") for k, v in path_values.items()})
+                url = path.format(**{k: _in_url(v) for k, v in path_values.items()})
+                if query:
+                    url += "?" + "&".join(f"{k}={_in_url(v)}" for k, v in query.items())
                 content = json.dumps(body).encode() if body is not None or fields else None
                 response = client.request(
                     method,
                     url,
-                    params=query,
                     content=content,
                     headers={**headers, "Content-Type": "application/json"} if content else headers,
                 )
                 statuses[response.status_code] += 1
-                assert response.status_code < 500, (
-                    f"{method} {url} {query} {body!r:.200} as {who}: {response.text}"
-                )
+                if who is None:  # else the address is slowed down and the rest is only 429s
+                    world.app.state.auth_failures = AuthFailures()
+                assert_refused_in_chinese(response, f"{method} {url:.300} {body!r:.200} as {who}")
     return statuses
+
+
+def _in_url(value: str) -> str:
+    return value if value in RAW_ESCAPES else quote(value, safe="")
+
+
+def assert_refused_in_chinese(response: httpx.Response, request: str) -> None:
+    """No 5xx; a refusal (JSON ``detail``) says in Chinese what is wrong and quotes nothing
+    that was sent (the documented ``command_id`` of an answer about a command aside)."""
+    assert response.status_code < 500, f"{request}: {response.text:.500}"
+    if response.status_code < 400 or not response.headers["content-type"].startswith("application/json"):
+        return
+    body = response.json()
+    if isinstance(body, dict) and "command_id" in body:
+        # The API's own answers about a command; a verdict's reason is the worker's (English).
+        own = body["outcome"] in ("unknown_command", "command_id_reused")
+        body = {key: value for key, value in body.items() if key != "command_id"}
+        words = [body["reason"]] if own else []
+    else:
+        detail = body["detail"]
+        if isinstance(detail, list):
+            words = [entry["msg"] for entry in detail]
+        else:
+            words = [detail["message"] if isinstance(detail, dict) else detail]
+    assert all(CHINESE.search(text) for text in words), f"{request}: not in Chinese: {body}"
+    said = json.dumps(body, ensure_ascii=False)
+    assert "\x00" not in said and "\\u0000" not in said, f"{request}: U+0000 said back"
+    for value in ECHOED_IF_FOUND:
+        assert value not in said, f"{request}: the value sent was said back: {said:.300}"
 
 
 def test_no_route_answers_5xx_to_hostile_values_as_any_role(

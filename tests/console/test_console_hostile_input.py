@@ -78,12 +78,28 @@ def test_a_hostile_search_lists_nothing_it_should_not_and_shows_the_term_as_text
         assert "<script>alert(1)</script>" not in response.text
 
 
-@pytest.mark.parametrize("page_no", ["-1", "10001", "1" + "0" * 30, "abc", "1e3", "%00", "0x10"])
-def test_a_page_number_out_of_range_is_refused_not_a_server_error(
+@pytest.mark.parametrize(
+    "page_no",
+    ["-1", "10001", "1" + "0" * 40, "abc", "1e3", "%00", "0x10", "%FF%FE", "%ED%A0%80", "p" * 60_000],
+)
+def test_a_page_number_out_of_range_is_refused_in_chinese_naming_the_field(
     console: ConsoleWorld, page_no: str
 ) -> None:
     response = console.signed_in("duty").get(f"/console/orders?group=all&page={page_no}")
     assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "填写有误" in response.text, response.text[:300]
+    if page_no != "%00":  # refused before any route, for every parameter: the link, not the field
+        assert "页码" in response.text, response.text[:300]
+    assert page_no not in response.text and "\ufffd" not in response.text, response.text[:300]
+
+
+def test_a_console_form_over_the_body_limit_is_refused_with_a_page_in_chinese(console: ConsoleWorld) -> None:
+    client = console.signed_in("squad-1")
+    response = client.post("/console/orders/WO-1/accept", content=MEGABYTE, headers=FORM)
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert "内容过大" in response.text and "64 KB" in response.text
 
 
 @pytest.mark.parametrize("group", ["<script>", "%00", "all%27--", "x" * 5000])

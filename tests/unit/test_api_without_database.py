@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from tests.fakes import FakeWorker, InMemoryApiStore
@@ -17,7 +18,7 @@ from workorder_pipeline.api.app import create_app
 from workorder_pipeline.api.auth import Role, TokenEntry, Tokens, hash_token, new_token
 from workorder_pipeline.api.routes.commands import REFUSAL_STATUS
 from workorder_pipeline.schemas.commands import RefusalCode, WorkOrderCommand
-from workorder_pipeline.schemas.records import DecidedCommand
+from workorder_pipeline.schemas.records import DecidedCommand, OrderPage, OrderQuery
 from workorder_pipeline.schemas.signal import SignalKind
 from workorder_pipeline.schemas.workorder import Priority, Subject, WorkOrder, WorkOrderStatus
 
@@ -191,3 +192,31 @@ def test_reading_a_complainant_is_recorded_and_listed_to_the_command_center_only
     assert [(r["reader"], r["work_order_id"], r["route"]) for r in reads] == [
         ("squad-1", "WO-C", "GET /orders/{order_id}/complainant")
     ]
+
+
+class _StoreThatBreaks(InMemoryApiStore):
+    """A store whose listing fails with a ValueError quoting personal data, as a library's
+    error may quote the row or the input it choked on."""
+
+    def orders(self, query: OrderQuery, now: datetime) -> OrderPage:
+        raise ValueError("cannot convert '13800000000' for 张三")
+
+
+def test_an_unexpected_value_error_is_logged_without_its_text_and_answered_in_chinese() -> None:
+    api = world()
+    store = _StoreThatBreaks()
+    app = create_app(store, api.client.app.state.tokens, api.worker, clock=lambda: NOW)  # type: ignore[attr-defined]
+    with structlog.testing.capture_logs() as logs:
+        response = TestClient(app).get("/orders", headers=api.as_("command_center"))
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [{"loc": [], "msg": "请求：请求无法处理，请检查填写的内容后重试", "type": "value_error"}]
+    }
+    [logged] = [entry for entry in logs if entry["event"] == "api_value_error"]
+    assert logged == {
+        "event": "api_value_error",
+        "log_level": "warning",
+        "error": "ValueError",
+        "method": "GET",
+        "route": "/orders",
+    }
