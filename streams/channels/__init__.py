@@ -15,7 +15,8 @@ from workorder_pipeline.streams.channels.robots import DingtalkChannel, WecomCha
 from workorder_pipeline.streams.channels.sms import SmsChannel
 from workorder_pipeline.streams.channels.webhook import WebhookChannel
 
-#: Seconds a channel waits for a platform's answer (well within services.notifications.LEASE).
+#: Seconds a channel waits for any one step of a platform's answer; a whole send ends by
+#: ``http.deadline_for(TIMEOUT_S)`` (well within services.notifications.LEASE).
 TIMEOUT_S = 15.0
 
 

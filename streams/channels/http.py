@@ -19,6 +19,13 @@ from workorder_pipeline.services.notifications import Outgoing, Receipt
 MAX_ANSWER_BYTES = 64 * 1024
 
 
+def deadline_for(timeout_s: float) -> float:
+    """The deadline of a whole send (connect, request, answer) for a channel whose single
+    waits are bounded by ``timeout_s``: a per-read timeout alone lets a receiver that
+    trickles its answer a byte at a time hold the channel for ever. Every channel's rule."""
+    return 2 * timeout_s
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
@@ -28,8 +35,7 @@ class Answer:
 class HttpSender:
     def __init__(self, timeout_s: float) -> None:
         self._timeout = httpx.Timeout(timeout_s)
-        #: httpx's timeouts are per read: an answer trickled a byte at a time would never end.
-        self._deadline_s = 2 * timeout_s
+        self._deadline_s = deadline_for(timeout_s)
 
     async def send(
         self, method: str, url: str, payload: bytes, headers: Mapping[str, str] | None = None

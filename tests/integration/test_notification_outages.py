@@ -1,8 +1,9 @@
 """Notifications under the outages the other drills leave out: a receiver that accepts the
 connection and never answers, trickles its answer, claims (or sends) a gigabyte, answers
 bytes that are not HTTP or JSON nested past the parser; and the database gone while a
-message is in flight. Nothing is lost, nothing is sent twice beyond the at-least-once
-window (the receiver had it and its answer never came), and the worker goes on."""
+message is in flight; an SMTP server trickling its greeting a byte a second. Nothing is
+lost, nothing is sent twice beyond the at-least-once window (the receiver had it and its
+answer never came), and the worker goes on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta
 
 import psycopg
@@ -18,12 +20,15 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import POSTGRES_ADMIN_DSN
-from tests.integration.notify_support import free_port
+from tests.integration.notify_support import HOST, free_port
 from tests.integration.notify_world import LATER, World, attempt_log, escalate
 from tests.integration.notify_world import world as world  # the fixture
-from workorder_pipeline.schemas.notifications import NotificationPolicy
-from workorder_pipeline.services.notifications import Notifier, Sent
+from workorder_pipeline.schemas.notifications import AttemptOutcome, NotificationPolicy
+from workorder_pipeline.services.notifications import LEASE, Notifier, Sent
 from workorder_pipeline.storage.api_store import ApiStore
+from workorder_pipeline.streams.channels import TIMEOUT_S
+from workorder_pipeline.streams.channels.email import TOO_SLOW
+from workorder_pipeline.streams.channels.http import deadline_for
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +243,100 @@ def test_the_database_gone_mid_send_loses_nothing_and_the_worker_goes_on(
     assert paths.count(in_flight.path) == 2 and len(paths) == 3  # the one in flight: twice, at most
     logs = sorted([a["outcome"] for a in n["attempt_log"]] for n in shown)
     assert logs == [["delivered"], ["interrupted", "delivered"]]
+
+
+class TricklingSmtp:
+    """An SMTP server on 127.0.0.1 whose greeting never ends: a 220 continuation line sent
+    one byte a second (each read well within smtplib's timeout, the conversation never
+    done). Counts the connections and those the client closed."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self.closed_by_client = 0
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        assert ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._greet, HOST, self.port))
+        ready.set()
+        with contextlib.suppress(RuntimeError):  # stopped
+            self._loop.run_until_complete(server.serve_forever())
+
+    async def _greet(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        hung_up = asyncio.ensure_future(reader.read(1))  # b"": the client shut its side
+        line = b"220-mail.example.invalid is thinking\r\n"
+        with contextlib.suppress(OSError):
+            for index in range(10**6):
+                writer.write(line[index % len(line) : index % len(line) + 1])
+                await writer.drain()
+                done, _ = await asyncio.wait({hung_up}, timeout=1.0)
+                if done:
+                    self.closed_by_client += 1
+                    break
+        writer.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@pytest.fixture
+def trickling_smtp() -> Iterator[TricklingSmtp]:
+    found = TricklingSmtp()
+    yield found
+    found.close()
+
+
+def test_an_smtp_server_trickling_its_greeting_fails_the_attempt_by_the_deadline_and_it_is_retried(
+    world: World, trickling_smtp: TricklingSmtp
+) -> None:
+    """smtplib's timeout is per read: without the send's own deadline this run never ends."""
+    policy = world.policy(route={"routes": [{"match": {"level": ["leadership"]}, "receivers": ["mail"]}]})
+    document = policy.model_dump(mode="json", by_alias=True)
+    good_port = world.mailbox_port
+    slow = next(r for r in document["receivers"] if r["id"] == "mail")
+    slow["via"]["port"] = trickling_smtp.port
+    order_id = escalate(world)
+    world.clock.now = LATER.astimezone(UTC)
+    notifier = world.notifier(NotificationPolicy.model_validate(document))  # timeout 5 s
+    deadline_s = deadline_for(5)
+    started = time.monotonic()
+    sent = run_bounded(world, notifier)
+    took = time.monotonic() - started
+    assert [s.outcome for s in sent] == [AttemptOutcome.unreachable]
+    assert deadline_s <= took < deadline_s + 5, f"the send ended after {took:.1f} s"
+    [shown] = ApiStore(world.engine).notifications(order_id)
+    assert [(a["outcome"], a["detail"]) for a in shown["attempt_log"]] == [("unreachable", TOO_SLOW)]
+    assert shown["status"] == "pending" and shown["lease_until"] is None  # released, not held
+    assert shown["send_after"] == world.clock.now + timedelta(seconds=30)  # the policy's backoff
+    assert trickling_smtp.connections == 1
+    assert _eventually(lambda: trickling_smtp.closed_by_client == 1), "the connection was left open"
+
+    # The server mends (the good one on the same address): the retry delivers, once.
+    slow["via"]["port"] = good_port
+    mended = world.notifier(NotificationPolicy.model_validate(document))
+    world.clock.now += timedelta(seconds=30)
+    assert [s.outcome for s in run_bounded(world, mended)] == [AttemptOutcome.delivered]
+    world.clock.now += timedelta(minutes=10)
+    assert run_bounded(world, mended) == []
+    outcomes = [a["outcome"] for a in ApiStore(world.engine).notifications(order_id)[0]["attempt_log"]]
+    assert outcomes == ["unreachable", "delivered"] and len(world.mailbox.messages) == 1
+
+
+def _eventually(check: Callable[[], bool], limit_s: float = 10) -> bool:
+    """``check`` within ``limit_s`` (a hang detector for the server's own view)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_every_channels_deadline_ends_before_the_lease_of_its_notification() -> None:
+    """A send still running when its lease ends could be claimed and sent by another worker."""
+    assert timedelta(seconds=deadline_for(TIMEOUT_S)) < LEASE
