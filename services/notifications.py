@@ -12,7 +12,8 @@ recorded: the lease expires and it is sent again (README, "Notifications")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -60,6 +61,16 @@ PER_RUN = 200
 LEASE = timedelta(minutes=2)
 
 
+async def _nobody_recorded(_: str) -> None:
+    return None
+
+
+def recipient_key(address: str) -> str:
+    """How a recipient of a receiver that is several (an SMS phone) is recorded as having
+    a notification: a digest, so the table holds no phone."""
+    return hashlib.sha256(address.encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     notification_id: str
@@ -67,6 +78,10 @@ class Outgoing:
     level: NotificationLevel
     receiver: Receiver
     text: NotificationText
+    #: Recipients (recipient_key) that have it from an earlier attempt: not sent to again.
+    already: frozenset[str] = frozenset()
+    #: Records a recipient that took it, before the next one is sent (committed at once).
+    delivered: Callable[[str], Awaitable[None]] = _nobody_recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +243,20 @@ class Notifier:
         if row["receiver"] not in known:
             receipt = Receipt(AttemptOutcome.misconfigured, None, "receiver no longer in the policy")
         else:
+            already = await asyncio.to_thread(self._store.delivered_recipients, row["id"])
+
+            async def delivered(recipient: str) -> None:
+                record = self._store.record_recipient
+                await asyncio.to_thread(record, row["id"], recipient, row["attempts"], clock())
+
             message = Outgoing(
                 row["id"],
                 row["work_order_id"],
                 NotificationLevel(row["level"]),
                 self._policy.receiver(row["receiver"]),
                 self._text(row, clock()),
+                already,
+                delivered,
             )
             receipt = await self._send(channel_type, message)
         now = clock()

@@ -56,3 +56,16 @@ notification_attempt = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("notification_id", "attempt", name="uq_notification_attempt"),
 )
+
+#: The recipients of a notification that have it, when a receiver is several (an SMS
+#: receiver's phones): recorded as each is taken, so a retry sends only to the others
+#: (migration 0033). ``recipient`` is services.notifications.recipient_key: a digest, not
+#: the phone.
+notification_recipient = sa.Table(
+    "notification_recipient",
+    metadata,
+    sa.Column("notification_id", sa.String(40), sa.ForeignKey("notification.id"), primary_key=True),
+    sa.Column("recipient", sa.String(64), primary_key=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime(), nullable=False),
+)

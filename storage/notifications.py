@@ -1,4 +1,5 @@
-"""Notifications and their attempts (tables ``notification``, ``notification_attempt``).
+"""Notifications and their attempts (tables ``notification``, ``notification_attempt``,
+and ``notification_recipient`` for the recipients of a receiver that is several).
 
 Sending is leased: ``claim`` takes a due notification with a conditional UPDATE (a second
 worker's UPDATE of the same row finds the lease taken and claims nothing) and records the
@@ -24,6 +25,7 @@ from workorder_pipeline.storage.tables import (
     escalation,
     notification,
     notification_attempt,
+    notification_recipient,
     work_order,
     work_order_event,
 )
@@ -254,6 +256,25 @@ class NotificationStore:
                 .values(**changes, lease_until=None)
             )
             _insert_new(conn, follow_up)
+
+    def delivered_recipients(self, notification_id: str) -> frozenset[str]:
+        """The recipients (keys) that have the notification from an earlier attempt."""
+        r = notification_recipient.c
+        with self._engine.connect() as conn:
+            found = conn.execute(sa.select(r.recipient).where(r.notification_id == notification_id))
+            return frozenset(found.scalars())
+
+    def record_recipient(self, notification_id: str, recipient: str, attempt: int, now: datetime) -> None:
+        """``recipient`` has it: committed at once, so neither a retry nor another worker
+        after a crash sends it to them again. Recording it twice keeps the first."""
+        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        row = {"notification_id": notification_id, "recipient": recipient, "attempt": attempt}
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(notification_recipient)
+                .values(**row, delivered_at=now)
+                .on_conflict_do_nothing(index_elements=["notification_id", "recipient"])
+            )
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's notifications, oldest first, each with its attempts."""

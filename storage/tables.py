@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from workorder_pipeline.storage.notification_tables import notification as notification
 from workorder_pipeline.storage.notification_tables import notification_attempt as notification_attempt
+from workorder_pipeline.storage.notification_tables import notification_recipient as notification_recipient
 from workorder_pipeline.storage.officer_tables import console_session as console_session
 from workorder_pipeline.storage.officer_tables import officer as officer
 from workorder_pipeline.storage.schema_base import Json as Json

@@ -1,17 +1,20 @@
 """An SMS gateway through a configured HTTP request: the body is the policy's JSON
 template with ``{text}``, ``{phone}`` and the credentials filled in (JSON-escaped, as
 values of the structure, never spliced into text), one request per phone; the policy's
-success check says whether the gateway took it. A retry sends to every phone again: a
-phone that got the first attempt may get the message twice."""
+success check says whether the gateway took it. Each phone the gateway took is recorded
+before the next is sent (``Outgoing.delivered``); a phone it did not take does not stop
+the others, and a retry (or another worker after a crash) sends only to the phones that
+do not have it."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from workorder_pipeline.schemas.notifications import AttemptOutcome, SmsReceiver
-from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.services.notifications import Outgoing, Receipt, recipient_key
 from workorder_pipeline.streams.channels.http import (
     Answer,
     HttpSender,
@@ -68,12 +71,21 @@ class SmsChannel:
             if not secret:
                 return missing(variable)
             values[name] = secret
-        receipt = Receipt(AttemptOutcome.delivered)
-        for phone in via.phones:
+        failures: list[Receipt] = []
+        taken = Receipt(AttemptOutcome.delivered, None, "every phone had it already")
+        # A phone listed twice is one recipient.
+        waiting = [p for p in dict.fromkeys(via.phones) if recipient_key(p) not in message.already]
+        for phone in waiting:
             filled = {**values, "phone": phone}
             headers = {key: fill(value, filled) for key, value in via.headers.items()}
             answer = await self._http.send(via.method, str(via.url), dumps(fill(via.body, filled)), headers)
             receipt = answer if isinstance(answer, Receipt) else accepted(via, answer)
-            if receipt.outcome is not AttemptOutcome.delivered:
-                return receipt
-        return receipt
+            if receipt.outcome is AttemptOutcome.delivered:
+                await message.delivered(recipient_key(phone))
+                taken = receipt
+            else:
+                failures.append(receipt)
+        if not failures:
+            return taken
+        first = failures[0]
+        return replace(first, detail=f"{len(failures)} of {len(waiting)} phones: {first.detail}"[:300])

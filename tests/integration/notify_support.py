@@ -63,6 +63,14 @@ class Robots:
     received: list[Received] = field(default_factory=list)
     #: Path -> (HTTP status, JSON answer) to give instead of the platform's checks.
     forced: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    #: Phones the SMS gateway fails for (503), the others taken as usual.
+    sms_failing: set[str] = field(default_factory=set)
+    #: The phones of the messages the SMS gateway took, in order.
+    sms_taken: list[str] = field(default_factory=list)
+    #: Set: only the SMS to this phone is held (the others answered at once).
+    hold_phone: str | None = None
+    #: Set when a request is being held.
+    holding: threading.Event = field(default_factory=threading.Event)
     #: Set: requests wait (the answer is held) until ``release`` is set.
     hold: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -72,6 +80,13 @@ class Robots:
     def of(self, path: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.path == path]
+
+    def holds(self, request: Received) -> bool:
+        if not self.hold.is_set():
+            return False
+        return self.hold_phone is None or (
+            request.path == "/sms" and request.json().get("mobile") == self.hold_phone
+        )
 
     def answer(self, request: Received) -> tuple[int, dict[str, Any]]:
         if request.path in self.forced:
@@ -125,6 +140,9 @@ class Robots:
         body = r.json()
         if not (isinstance(body.get("mobile"), str) and isinstance(body.get("content"), str)):
             return 200, {"code": "1001", "message": "bad template"}
+        if body["mobile"] in self.sms_failing:
+            return 503, {"code": "503", "message": "carrier unavailable"}
+        self.sms_taken.append(body["mobile"])
         return 200, {"code": "0", "message": "accepted"}
 
     def _webhook(self, r: Received) -> tuple[int, dict[str, Any]]:
@@ -164,7 +182,8 @@ class RobotServer:
                 with robots.lock:
                     robots.received.append(request)
                 robots.arrived.set()
-                if robots.hold.is_set():
+                if robots.holds(request):
+                    robots.holding.set()
                     robots.release.wait(60)
                 status, answer = robots.answer(request)
                 payload = json.dumps(answer).encode()
