@@ -33,6 +33,17 @@ def json_text(value: Any) -> str:
 _JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
+#: Every PostgreSQL session: in UTC, so psycopg hands times back in datetime.UTC itself, which
+#: the stored times' type passes through as they are (a month's report reads a million of
+#: them); and each statement planned for its values. psycopg prepares a statement on the
+#: server after 5 executions, and PostgreSQL may then keep one generic plan until the table's
+#: statistics change: the intake's lookups (``column = ANY($1)``) and the tick's updates were
+#: planned while their tables were nearly empty, and scanned the whole table ever after, until
+#: autovacuum analyzed it (20-30 ms a lookup at 2,500 orders, growing with them; bench/README).
+#: Planning an intake batch's lookups for their values costs ~3.5 ms per 500 signals.
+SESSION_OPTIONS = "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan"
+
+
 def create_engine(url: str) -> Engine:
     """An engine tuned per backend: SQLite in WAL mode with a busy timeout."""
     if url.startswith("sqlite"):
@@ -48,9 +59,7 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    # Sessions in UTC: psycopg then hands times back in datetime.UTC itself, which the stored
-    # times' type passes through as they are (a month's report reads a million of them).
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c TimeZone=UTC"}, **_JSON)
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"options": SESSION_OPTIONS}, **_JSON)
 
     @sa.event.listens_for(engine, "connect")
     def _lists_in_binary(dbapi_connection: Any, _record: Any) -> None:

@@ -4,15 +4,20 @@ reminder, card and escalation at its new time, once. Real databases, signed comm
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
+from tests.integration.pipeline_support import REPO_ROOT
 from tests.integration.test_signed_commands import POLICY, SENDERS
 from tests.integration.test_workflow_commands import CALENDAR, CLOCKS, Sender, night_ban_alarm
+from workorder_pipeline.config.settings import Topics
+from workorder_pipeline.processors.compiled_policy import compile_policy
 from workorder_pipeline.services.commands import CommandHandler
 from workorder_pipeline.services.escalations import Escalations
+from workorder_pipeline.services.intake import InboundMessage, Intake
 from workorder_pipeline.storage.database import create_engine, migrate
 from workorder_pipeline.storage.repository import WorkOrderRepository
 
@@ -198,3 +203,44 @@ def test_a_restarted_leader_looks_at_every_open_order_once_more(repository: Work
     ]
     assert restarted(CREATED + timedelta(days=5)) == []
     assert [row["type"] for row in repository.history(order_id)].count("escalated") == 6
+
+
+def alarm_orders(repository: WorkOrderRepository, now: datetime, count: int) -> list[str]:
+    """``count`` night-ban alarms about different coaches, each its own order, dispatched."""
+    line = (REPO_ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
+    messages = []
+    for n in range(count):
+        alarm = json.loads(line)
+        alarm["alarm_id"], alarm["plate"] = f"JSKV-20261120-9{n:05d}", f"苏F9{n:04d}"
+        messages.append(InboundMessage(Topics().vehicle_alarms, 0, n, None, json.dumps(alarm).encode()))
+    intake = Intake(compile_policy(POLICY), repository, Topics().inbound())
+    orders = intake.handle(messages, now).created
+    intake.dispatched(orders, now)
+    assert len(orders) == count
+    return [order.id for order in orders]
+
+
+def test_a_tick_stores_every_orders_next_check_but_one_a_command_changed_meanwhile(
+    repository: WorkOrderRepository, handler: CommandHandler
+) -> None:
+    """The tick stores a chunk's next checks in one statement: the orders a command changed
+    after the tick read them keep the check the command asked for, the others take the tick's."""
+    moved_id, *kept = alarm_orders(repository, CREATED, 4)
+    tick = ticker(Escalations(repository, POLICY.deadlines, CALENDAR))
+    assert len(levels(tick(CREATED + timedelta(hours=1)), ("accept_overdue",))) == 4
+    read = [row for chunk in repository.orders_to_check(CREATED + timedelta(days=30)) for row in chunk]
+    assert sorted(row["id"] for row in read) == sorted([moved_id, *kept])
+    moved = Sender(handler, moved_id)(
+        "reassign", "command-center", CREATED + timedelta(hours=3), to_unit="squad-2"
+    )
+    assert moved.outcome == "applied", moved.refusal
+    later = CREATED + timedelta(days=30)
+    repository.set_next_checks([(row, later) for row in read])
+
+    assert tick(CREATED + timedelta(hours=3, minutes=30)) == [("accept_reminder", "squad-2")]
+    due_before = [
+        row["id"] for chunk in repository.orders_to_check(later - timedelta(seconds=1)) for row in chunk
+    ]
+    assert kept[0] not in due_before and kept[1] not in due_before and kept[2] not in due_before
+    due_then = [row["id"] for chunk in repository.orders_to_check(later) for row in chunk]
+    assert set(kept) <= set(due_then)
