@@ -20,6 +20,17 @@ log = structlog.get_logger(__name__)
 #: faust's leader-election topic (faust.assignor.leader_assignor): one partition.
 LEADER_TOPIC_SUFFIX = "-__assignor-__leader"
 
+#: Waiting for an external broker at start: the pause after the first failed attempt,
+#: doubled after each one up to the cap.
+FIRST_RETRY_DELAY_S = 1.0
+RETRY_CAP_S = 15.0
+#: One attempt: connecting (kafka-python re-tries the connection within it, backing off at
+#: most ~1 s) and the metadata request.
+ATTEMPT_TIMEOUT_S = 5.0
+#: A broker that comes up and answers is seen within this: at worst it comes up as an
+#: attempt gives up, and the next attempt starts one capped pause later.
+BROKER_SEEN_WITHIN_S = RETRY_CAP_S + ATTEMPT_TIMEOUT_S
+
 
 def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics with the configured partition count (and, on the embedded
@@ -57,14 +68,15 @@ def partition_counts(
     }
 
 
-def wait_for_broker(settings: Settings, max_delay_s: float = 15.0) -> None:
+def wait_for_broker(settings: Settings, max_delay_s: float = RETRY_CAP_S) -> None:
     """Until the external broker answers a metadata request: said once when it does not
-    (``broker_unavailable``) and once when it does; retried after 1 s doubling to 15 s.
+    (``broker_unavailable``) and once when it does; retried after 1 s doubling to 15 s, so
+    a broker that comes up is seen within BROKER_SEEN_WITHIN_S.
     SIGTERM or Ctrl-C ends the wait (no handler is installed yet)."""
-    delay, since, attempts = 1.0, time.monotonic(), 0
+    delay, since, attempts = FIRST_RETRY_DELAY_S, time.monotonic(), 0
     while True:
         try:
-            admin = open_admin(settings.bootstrap_servers, 5.0, kafka_python_options(settings))
+            admin = open_admin(settings.bootstrap_servers, ATTEMPT_TIMEOUT_S, kafka_python_options(settings))
             try:
                 admin.list_topics()
             finally:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +27,8 @@ SAMPLES = REPO_ROOT / "samples"
 
 T = TypeVar("T")
 Labels = tuple[tuple[str, str], ...]
+#: The port in ``wo run``'s ``metrics_serving`` line (JSON or console logs).
+_METRICS_URL_PORT = re.compile(r"http://[^\s\"]+?:(\d+)/metrics")
 
 
 # --- waiting ----------------------------------------------------------------------------
@@ -106,12 +110,25 @@ class PipelineProcess:
             body: bytes = response.read()
         return body.decode()
 
+    def serving_ports(self) -> list[int]:
+        """The metrics ports this process said it serves on (``metrics_serving``, any log format)."""
+        lines = [line for line in self.output().splitlines() if "metrics_serving" in line]
+        return [int(port) for line in lines for port in _METRICS_URL_PORT.findall(line)]
+
     def wait_metrics(self, timeout_s: float) -> None:
-        """Wait until the metrics endpoint answers; fail early (with its output) if the process died."""
+        """Wait until this process says it serves its metrics and the endpoint answers; fail
+        early (with its output) if the process died. Its own word first: a port picked free
+        is free only at that moment, and another process that took it would answer for ours.
+        With metrics port 0, the port it says it took."""
 
         def probe() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"wo run exited with {self.process.returncode}")
+            said = self.serving_ports()
+            if self.metrics_port == 0 and said:
+                self.metrics_port = said[0]
+            if self.metrics_port not in said:
+                return False
             try:
                 self.metrics_text()
             except (urllib.error.URLError, OSError):
@@ -135,6 +152,27 @@ class PipelineProcess:
                 self.process.wait(timeout=10)
                 return None
         return self.process.returncode
+
+
+class HeldPort:
+    """A port on 127.0.0.1 bound and not listened on until released: connecting to it is
+    refused, as to a server not started yet, and no other process can take it meanwhile
+    (a number from free_port() is free only at the moment it was picked)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+
+    def release(self) -> None:
+        """Free it for the server that is to listen on it (started right after)."""
+        self._socket.close()
+
+    def __enter__(self) -> HeldPort:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
 
 def process_alive(pid: int) -> bool:

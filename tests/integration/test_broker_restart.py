@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from tests.integration.outage_support import alarm
 from tests.integration.pipeline_support import (
     REPO_ROOT,
+    HeldPort,
     PipelineProcess,
     children_of,
     clean_env,
@@ -36,6 +37,7 @@ from workorder_pipeline.services.policy_files import load_policy
 from workorder_pipeline.storage.database import create_engine
 from workorder_pipeline.storage.repository import WorkOrderRepository
 from workorder_pipeline.streams.kafka.admin import ensure_topics
+from workorder_pipeline.wo.broker_keeper import ATTEMPT_TIMEOUT_S, BROKER_SEEN_WITHIN_S, FIRST_RETRY_DELAY_S
 from workorder_pipeline.wo.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.outage]
@@ -197,33 +199,113 @@ def test_a_topic_lost_on_an_external_broker_is_said_and_waited_for(
         worker.close()
 
 
-def test_wo_run_waits_for_an_external_broker_that_is_not_there_yet(tmp_path: Path) -> None:
-    port = free_port()
+def start_waiting_worker(tmp_path: Path, broker_port: int) -> PipelineProcess:
+    """``wo run`` on an external broker at ``broker_port``, its metrics on a port it picks
+    (a number picked for it now could be taken by another process while it waits)."""
     env = clean_env(
-        WO_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
-        WO_METRICS_PORT=str(free_port()),
+        WO_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
+        WO_METRICS_PORT="0",
         WO_DATA_DIR=str(tmp_path / "data"),
         WO_DATABASE_URL=f"sqlite:///{tmp_path}/wo.db",
         WO_LOG_FORMAT="json",
     )
-    worker = PipelineProcess.start(
-        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
+    return PipelineProcess.start([str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", 0)
+
+
+def broker_seen(worker: PipelineProcess) -> dict[str, Any]:
+    """``broker_available``, within the bound the worker's retry pauses give (its cap plus
+    one attempt) of a broker that came up; the worker's own log, not its metrics port."""
+    came_up = time.monotonic()
+    (available,) = wait_for(
+        lambda: log_events(worker, "broker_available") or None,
+        BROKER_SEEN_WITHIN_S,
+        f"broker_available within {BROKER_SEEN_WITHIN_S:g} s of the broker coming up",
+        describe=worker.tail,
     )
+    print(f"\nbroker_available {time.monotonic() - came_up:.1f} s after the broker came up: {available}")
+    return available
+
+
+def assert_consuming(worker: PipelineProcess, tmp_path: Path, bootstrap: str) -> None:
+    """Its metrics answer, and an alarm published now becomes a work order."""
+    worker.wait_metrics(TIMEOUT_S)
+    wait_for(
+        lambda: log_events(worker, "intake_partitions_assigned") or None,
+        TIMEOUT_S,
+        "the intake to be assigned its partitions",
+        describe=worker.tail,
+    )
+    publish(bootstrap, [alarm(uuid.uuid4().hex[:6], 0)])
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/wo.db")
+
+    def orders() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM work_order")).scalar_one())
+
     try:
-        said = wait_for(
-            lambda: log_events(worker, "broker_unavailable") or None, TIMEOUT_S, "the wait to be said"
-        )
-        assert said[0]["bootstrap"] == f"127.0.0.1:{port}"
-        time.sleep(5)
-        assert worker.process.poll() is None, worker.tail()  # still waiting, not exited
-        assert len(log_events(worker, "broker_unavailable")) == 1  # said once, not per retry
-        with EmbeddedBroker(port):
-            worker.wait_metrics(TIMEOUT_S)  # it went on: topics, database, worker
-            assert log_events(worker, "broker_available")
-            assert worker.stop(signal.SIGTERM) == 0, worker.tail()
+        wait_for(lambda: orders() == 1 or None, TIMEOUT_S, "the alarm's work order", describe=worker.tail)
     finally:
-        if worker.process.poll() is None:
-            worker.stop(signal.SIGKILL, timeout_s=10)
+        engine.dispose()
+
+
+def test_wo_run_waits_for_an_external_broker_that_is_not_there_yet(tmp_path: Path) -> None:
+    with HeldPort() as broker_port:
+        worker = start_waiting_worker(tmp_path, broker_port.port)
+        try:
+            said = wait_for(
+                lambda: log_events(worker, "broker_unavailable") or None,
+                TIMEOUT_S,
+                "the wait to be said",
+                describe=worker.tail,
+            )
+            assert said[0]["bootstrap"] == f"127.0.0.1:{broker_port.port}"
+            # Away for the first attempt and the next, a retry pause later (and some).
+            time.sleep(FIRST_RETRY_DELAY_S + ATTEMPT_TIMEOUT_S + 2)
+            assert worker.process.poll() is None, worker.tail()  # still waiting, not exited
+            broker_port.release()
+            with EmbeddedBroker(broker_port.port) as broker:
+                available = broker_seen(worker)
+                assert available["failed_attempts"] >= 2, available
+                assert len(log_events(worker, "broker_unavailable")) == 1  # said once, not per retry
+                assert_consuming(worker, tmp_path, broker.bootstrap)
+                assert worker.stop(signal.SIGTERM) == 0, worker.tail()
+        finally:
+            if worker.process.poll() is None:
+                worker.stop(signal.SIGKILL, timeout_s=10)
+
+
+def test_wo_run_waits_past_a_broker_that_takes_connections_and_answers_nothing(tmp_path: Path) -> None:
+    """The broker comes up frozen (connections queue, no answer), goes, and comes back: no
+    attempt hangs on the frozen one, and the one that answers is seen."""
+    frozen = EmbeddedBroker().start()
+    try:
+        frozen_pid = frozen.pid
+        assert frozen_pid is not None
+        os.kill(frozen_pid, signal.SIGSTOP)
+        worker = start_waiting_worker(tmp_path, frozen.port)
+        try:
+            said = wait_for(
+                lambda: log_events(worker, "broker_unavailable") or None,
+                TIMEOUT_S,
+                "the wait to be said",
+                describe=worker.tail,
+            )
+            assert said[0]["error"] == "KafkaTimeoutError"
+            time.sleep(FIRST_RETRY_DELAY_S + ATTEMPT_TIMEOUT_S + 2)
+            assert worker.process.poll() is None, worker.tail()
+            assert not log_events(worker, "broker_available")
+            os.kill(frozen_pid, signal.SIGKILL)
+            frozen.stop()  # reaps it: the port is free again
+            with EmbeddedBroker(frozen.port) as broker:
+                assert broker_seen(worker)["failed_attempts"] >= 2
+                assert len(log_events(worker, "broker_unavailable")) == 1
+                assert_consuming(worker, tmp_path, broker.bootstrap)
+                assert worker.stop(signal.SIGTERM) == 0, worker.tail()
+        finally:
+            if worker.process.poll() is None:
+                worker.stop(signal.SIGKILL, timeout_s=10)
+    finally:
+        frozen.stop()
 
 
 def test_sigterm_with_a_frozen_embedded_broker_ends_wo_run_within_15_s(tmp_path: Path) -> None:
