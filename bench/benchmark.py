@@ -32,6 +32,10 @@ in the same run, and read the CPU per event next to the rates.
     .venv/bin/python bench/benchmark.py --postgres --workers 1,2 --soak 600   # + a 10-minute memory run
     .venv/bin/python bench/benchmark.py --broker kafka --sqlite --only pipeline --workers 1 --soak 600
     .venv/bin/python bench/benchmark.py --broker kafka --postgres --only anchor,pipeline --anchor-venv VENV
+    WO_PROCESSING_GUARANTEE=exactly_once .venv/bin/python bench/benchmark.py --broker kafka --only pipeline
+
+The workers run at least once unless ``WO_PROCESSING_GUARANTEE`` says otherwise (exactly_once
+needs ``--broker kafka``).
 
 PostgreSQL: the server at 127.0.0.1:5432 (user postgres, trust auth, like the tests); a
 database is created for each run and dropped afterwards. Exit status: 0 when every

@@ -24,6 +24,8 @@ in one table (wo/errors.py, ``EXIT_CODES``). The hierarchy::
         ├── DedupeSlotTaken          storage.dedupe_slots (lost a race: the batch runs again)
         ├── TopicsNotReady           streams.resilience (retried until the topics are back)
         └── Stopped                  streams.resilience (the worker is stopping)
+            ├── PartitionsLost           streams.transactions (a partition's transaction failed)
+            └── PartitionNotHeld         streams.transactions (no producer for the partition)
 
 Here (schemas/) because every layer may import it, the settings included.
 """

@@ -82,6 +82,9 @@ class IntakeResult:
     redelivered: Counter[SignalKind] = field(default_factory=Counter)
     #: Publishing platform (see publishing_platform) -> newest event time of its valid signals.
     platforms: dict[str, datetime] = field(default_factory=dict)
+    #: Order to dispatch -> (topic, partition) of the message it was registered from: exactly
+    #: once, it is published in the transaction that commits that partition's offsets.
+    origins: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class Intake:
             suppressed=Counter(),
             late=Counter(),
             redelivered=Counter(),
+            origins={},
         )
         with self._store.intake_batch(now) as batch:
             # Before the dead letters are published (a re-delivery keeps them once).
@@ -184,7 +188,7 @@ class Intake:
             result.created = merges.registered()
             batch.add_orders(result.created)
             batch.add_occurrences(merges.into_earlier())
-            result.to_dispatch = result.created + self._republished(batch, valid, known)
+            result.to_dispatch = result.created + self._republished(batch, valid, known, result)
             if self._guarantee is ProcessingGuarantee.exactly_once:
                 # Published in the Kafka transaction that commits this batch's offsets, or the
                 # batch comes again and publishes them again (see _republished).
@@ -212,6 +216,7 @@ class Intake:
                 item.signal.region_code,
             )
             context.merges.register(order, key.source_id)
+            result.origins[order.id] = (item.message.topic, item.message.partition)
             state.record(outcome, order.id, batch.now)
         elif outcome.action is Action.merge and outcome.merge_into is not None:
             target = outcome.merge_into.id
@@ -232,7 +237,7 @@ class Intake:
         return open_work_order(outcome, self.policy.source.deadlines, self.calendar, now)
 
     def _republished(
-        self, batch: IntakeBatch, valid: list[_Valid], known: dict[SourceKey, str | None]
+        self, batch: IntakeBatch, valid: list[_Valid], known: dict[SourceKey, str | None], out: IntakeResult
     ) -> list[WorkOrder]:
         """Stored orders a re-delivered or re-sent signal must publish again.
 
@@ -240,7 +245,7 @@ class Intake:
         Exactly once: the outputs of a batch commit with its input offsets, so a message that
         comes again from the very position its order was registered from is one whose batch's
         outputs never committed: its order goes out again, in this batch's transaction; a
-        publisher's re-send (another position) publishes nothing.
+        publisher's re-send (another position) publishes nothing (their origins: in ``out``).
         """
         if self._guarantee is ProcessingGuarantee.at_least_once:
             return batch.undispatched(sorted({order_id for order_id in known.values() if order_id}))
@@ -249,11 +254,12 @@ class Intake:
             return []
         stored = batch.source_positions([item.source_key for item in again])
         ids = {
-            order_id
+            order_id: (item.message.topic, item.message.partition)
             for item in again
             if (order_id := work_order_id(item.signal)) == stored.get(item.source_key, ("", None))[0]
             and stored[item.source_key][1] == _position(item.message)
         }
+        out.origins.update(ids)
         return batch.orders(sorted(ids))
 
     def load_state(self, batch: IntakeBatch, signals: list[Signal]) -> BatchTriageState:
@@ -326,12 +332,9 @@ def combined(results: Sequence[IntakeResult]) -> IntakeResult:
         total.dead_letters += part.dead_letters
         total.originals += part.originals
         total.created += part.created
-        total.received.update(part.received)
-        total.rejected.update(part.rejected)
-        total.merged.update(part.merged)
-        total.suppressed.update(part.suppressed)
-        total.redelivered.update(part.redelivered)
-        total.late.update(part.late)
+        total.origins.update(part.origins)
+        for counts in ("received", "rejected", "merged", "suppressed", "redelivered", "late"):
+            getattr(total, counts).update(getattr(part, counts))
         for platform, at in part.platforms.items():
             total.platforms[platform] = max(at, total.platforms.get(platform, at))
     return total

@@ -33,9 +33,10 @@ from workorder_pipeline.services.notifications import Notifier
 from workorder_pipeline.services.report_archive import MonthlyReports
 from workorder_pipeline.streams import metrics, transport
 from workorder_pipeline.streams.background import Background
+from workorder_pipeline.streams.batch_consumer import METADATA_MAX_AGE_MS, BatchConsumer
 from workorder_pipeline.streams.broker_probe import BrokerProbe
 from workorder_pipeline.streams.command_consumer import CommandConsumer, log_commands, record_headers
-from workorder_pipeline.streams.intake_consumer import METADATA_MAX_AGE_MS, BatchConsumer, IntakeConsumer
+from workorder_pipeline.streams.intake_consumer import IntakeConsumer
 from workorder_pipeline.streams.kafka.security import faust_credentials
 from workorder_pipeline.streams.outputs import Outputs
 from workorder_pipeline.streams.resilience import Task, until_done
@@ -210,7 +211,7 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_commit_every=settings.intake_batch_size,
-        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see streams/intake_consumer.py
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see streams/batch_consumer.py
         broker_credentials=faust_credentials(settings),
         # Stopping (or a rebalance) does not wait for the command batch in hand to be acked: one
         # that waits out a database outage would hold SIGTERM forever. Its offsets are not

@@ -23,8 +23,8 @@ from workorder_pipeline.services.ports import OutboxTopic
 from workorder_pipeline.services.publishing import OutboxRelay, OutboxRow, Recovery, publish_escalations
 from workorder_pipeline.services.report_archive import MonthlyReports
 from workorder_pipeline.streams import metrics
+from workorder_pipeline.streams.batch_consumer import BatchConsumer
 from workorder_pipeline.streams.broker_probe import BrokerProbe
-from workorder_pipeline.streams.intake_consumer import BatchConsumer
 from workorder_pipeline.streams.outputs import Outputs
 from workorder_pipeline.streams.resilience import Task, every, until_done
 from workorder_pipeline.streams.retry import settle

@@ -3,12 +3,14 @@ and dead-letter topics, published in one Kafka transaction with the commands' of
 
 Used instead of the faust commands agent (streams/app.py) when ``WO_PROCESSING_GUARANTEE``
 is exactly_once: faust commits offsets itself, outside any transaction. It is the intake's
-consuming loop (streams/intake_consumer.py) with the commands group and topic. A command
-batch is handled in one database transaction that stores its announcements in the outbox
-with each command's position, already marked published; then the announcements, dead
-letters and offsets commit in one Kafka transaction. A crash between the two re-delivers
-the commands; the handler finds their positions in the outbox and returns the stored
-announcements again without handling the commands again (services/commands.py).
+consuming loop (streams/batch_consumer.py) with the commands group and topic. A batch is
+handled partition by partition (each partition's offsets commit in its own producer's
+transaction: streams/transactions.py): each part in one database transaction that stores
+its announcements in the outbox with each command's position, already marked published;
+then the announcements, dead letters and offsets commit in one Kafka transaction. A crash
+between the two re-delivers the commands; the handler finds their positions in the outbox
+and returns the stored announcements again without handling the commands again
+(services/commands.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from workorder_pipeline.services.failures import error_name
 from workorder_pipeline.services.intake import InboundMessage
 from workorder_pipeline.services.ports import OutboxTopic
 from workorder_pipeline.streams import metrics
-from workorder_pipeline.streams.intake_consumer import BatchConsumer, next_offsets
+from workorder_pipeline.streams.batch_consumer import BatchConsumer, next_offsets
 from workorder_pipeline.streams.outputs import Committer, Message, Outputs
 from workorder_pipeline.streams.resilience import Task
 
@@ -37,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 class CommandConsumer(BatchConsumer):
     task_name = Task.commands
+    committer = Committer.commands
 
     def __init__(
         self,
@@ -65,6 +68,14 @@ class CommandConsumer(BatchConsumer):
     def _group(self) -> str:
         return self._settings.commands_consumer_group
 
+    def _groups(self, messages: list[InboundMessage]) -> list[list[InboundMessage]]:
+        """Partition by partition: a command's announcements go out in the transaction of its
+        own partition, and one database transaction's outputs in one Kafka transaction."""
+        by_partition: dict[tuple[str, int], list[InboundMessage]] = {}
+        for message in messages:
+            by_partition.setdefault((message.topic, message.partition), []).append(message)
+        return list(by_partition.values())
+
     async def _process(self, messages: Sequence[InboundMessage]) -> tuple[CommandResult, dict[str, int]]:
         started = time.monotonic()
         result = await asyncio.to_thread(self._commands.handle, messages, self._clock())
@@ -89,9 +100,10 @@ class CommandConsumer(BatchConsumer):
 
     async def _publish_committing(self, result: CommandResult, offsets: Mapping[TopicPartition, int]) -> None:
         messages = announcements(self._settings, result) + self._outputs.messages((), result.dead_letters)
-        group = self._settings.commands_consumer_group
-        await self._outputs.publish_committing(Committer.commands, messages, offsets, group)
-        self._committed.update(offsets)
+        if len(offsets) != 1:
+            raise ValueError("a command part spans partitions: its announcements have no one transaction")
+        ((tp, offset),) = offsets.items()
+        await self._commit_transactions({tp: (messages, offset)})
 
     def _done(self, parts: list[tuple[Any, dict[str, int]]], size: int, done_s: float) -> None:
         for result, _ in parts:

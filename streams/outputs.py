@@ -6,11 +6,10 @@ queued; awaiting what it returns waits until the broker has it, so a caller can 
 whole batch and then wait once.
 
 In exactly-once mode an intake batch's orders and dead letters (and a command batch's
-announcements and dead letters) leave through a transactional producer, one per consumer
-(``Committer``), in one Kafka transaction with the batch's input offsets
-(``publish_committing``): a ``read_committed`` consumer sees them exactly when the offsets
-commit. Its transactional id is fixed for the process, so a retry after an error fences
-and aborts what the failed attempt left open at once.
+announcements and dead letters) leave through transactional producers, one per input
+partition of each consumer (``Committer``), in one Kafka transaction with that partition's
+offsets (streams/transactions.py): a ``read_committed`` consumer sees them exactly when the
+offsets commit. They publish with ``send_all``.
 
 While the topic check (streams/topic_watch) finds the topics not as expected, the gate is
 shut: every send raises ``TopicsNotReady`` (the caller retries), and when it opens again
@@ -22,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
 import mode
 import structlog
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
@@ -45,8 +44,8 @@ Message = tuple[str, bytes | None, bytes]
 
 
 class Committer(StrEnum):
-    """Who commits its input offsets in Kafka transactions (one producer each: a producer
-    runs one transaction at a time)."""
+    """Who commits its input offsets in Kafka transactions (its own producers, one per input
+    partition: streams/transactions.py)."""
 
     intake = "intake"
     commands = "commands"
@@ -68,9 +67,6 @@ class Outputs(mode.Service):
         self._partitioner = DefaultPartitioner()
         #: (key, partition count) -> index into the sorted partitions, as DefaultPartitioner has it.
         self._partition_index: dict[tuple[bytes, int], int] = {}
-        self._transactional: dict[Committer, AIOKafkaProducer] = {}
-        process = uuid.uuid4().hex[:12]
-        self.transactional_ids = {c: f"{settings.consumer_group}-{c.value}-{process}" for c in Committer}
         self._shut = False
 
     async def on_start(self) -> None:
@@ -84,6 +80,10 @@ class Outputs(mode.Service):
         self._shut = True
         await self._drop_producer()
 
+    @property
+    def is_shut(self) -> bool:
+        return self._shut
+
     async def reopen(self) -> None:
         await self._drop_producer()
         self._shut = False
@@ -91,11 +91,9 @@ class Outputs(mode.Service):
     async def _drop_producer(self) -> None:
         async with self._starting:
             producer, self._producer = self._producer, None
-            transactional, self._transactional = list(self._transactional.values()), {}
-        for dropped in (producer, *transactional):
-            if dropped is not None:
-                # The broker may be gone: what the producer held is published again later.
-                await close_quietly(dropped.stop(), STOP_WAIT_S, "producer")
+        if producer is not None:
+            # The broker may be gone: what the producer held is published again later.
+            await close_quietly(producer.stop(), STOP_WAIT_S, "producer")
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         # Agents may publish before the service has been started: whoever comes first starts it.
@@ -107,34 +105,6 @@ class Outputs(mode.Service):
                 await producer.start()
                 self._producer = producer
             return self._producer
-
-    async def publish_committing(
-        self,
-        committer: Committer,
-        messages: Sequence[Message],
-        offsets: Mapping[TopicPartition, int],
-        group_id: str,
-    ) -> None:
-        """Publish (topic, key, value) messages and commit ``offsets`` (next offset to read, per
-        partition) for ``group_id``, all in one Kafka transaction of ``committer``'s producer;
-        on any error it is aborted (nothing visible to read_committed consumers, offsets not
-        committed) and raised."""
-        if self._shut:
-            raise TopicsNotReady("the worker's topics are not as expected: publishing is paused")
-        producer = self._transactional.get(committer)
-        if producer is None:
-            producer = new_producer(self._settings, transactional_id=self.transactional_ids[committer])
-            await producer.start()  # InitProducerId: aborts what an earlier attempt left open
-            self._transactional[committer] = producer
-        try:
-            async with producer.transaction():
-                await self.send_all(messages, producer)
-                await producer.send_offsets_to_transaction(dict(offsets), group_id)
-        except BaseException:
-            # The next attempt starts a new producer with the same id (fencing this one).
-            self._transactional.pop(committer, None)
-            await close_quietly(producer.stop(), STOP_WAIT_S, "transactional producer")
-            raise
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Queue one message; the awaitable returned completes when the broker has it."""

@@ -51,6 +51,8 @@ class PipelineRuns(Profiling):
             WO_INTAKE_BATCH_SECONDS=str(BATCH_SECONDS),
             WO_CONSUMER_FETCH_MAX_WAIT_MS=str(self.config.fetch_wait_ms),
             WO_INTAKE_BATCH_INTERVAL_MS=str(self.config.batch_interval_ms),
+            # The guarantee to measure: exactly_once needs --broker kafka.
+            WO_PROCESSING_GUARANTEE=os.environ.get("WO_PROCESSING_GUARANTEE", "at_least_once"),
         )
         for name in TOPIC_NAMES:
             env[f"WO_TOPICS__{name.upper()}"] = getattr(topics, name)

@@ -24,16 +24,18 @@ _ENVELOPE_BYTES = 64 * 1024
 
 def new_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
     """The worker's producer (streams/outputs.py), idempotent when transactional."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"linger_ms": 5}
     if transactional_id is not None:
         options = {
             "transactional_id": transactional_id,
             "transaction_timeout_ms": int(settings.kafka_transaction_timeout_s * 1000),
+            # A transaction's messages are queued at once, as whole batches (Outputs.send_all),
+            # and its commit waits for them: lingering would only delay every commit.
+            "linger_ms": 0,
         }
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
-        linger_ms=5,
         max_request_size=settings.max_message_bytes * 4 // 3 + _ENVELOPE_BYTES,
         **options,
         **aiokafka_options(settings),

@@ -92,3 +92,20 @@ def test_exactly_once_on_a_broker_without_transactions_stops_at_start_with_the_r
     )
     assert done.returncode == 3, done.stderr[-2000:]
     assert "exactly_once needs a broker with transactions" in done.stderr, done.stderr[-2000:]
+
+
+def test_exactly_once_names_the_input_partition_each_order_commits_with(engine: Engine) -> None:
+    """An order goes out in the Kafka transaction of the partition it was registered from:
+    the partition whose batch comes again if that transaction never commits."""
+    intake = intake_with(engine, ProcessingGuarantee.exactly_once)
+    on_two = replace(alarm_message("EOS-P2", 21, offset=3), partition=2)
+    on_five = replace(alarm_message("EOS-P5", 22, offset=8), partition=5)
+    merged = replace(alarm_message("EOS-P5b", 22, offset=9), partition=1)  # same vehicle and alarm
+    first = intake.handle([on_two, on_five, merged], T0)
+    assert sorted(first.origins.values()) == [(TOPICS.vehicle_alarms, 2), (TOPICS.vehicle_alarms, 5)]
+    assert set(first.origins) == {order.id for order in first.to_dispatch}
+    from_five = next(order_id for order_id, (_, p) in first.origins.items() if p == 5)
+
+    again = intake.handle([merged, on_five], T1)  # re-delivered: only the registering one publishes
+    assert [order.id for order in again.to_dispatch] == [from_five]
+    assert again.origins == {from_five: (TOPICS.vehicle_alarms, 5)}
