@@ -18,7 +18,7 @@ from workorder_pipeline.processors.cards import due_cards
 from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
 from workorder_pipeline.processors.escalation import due_escalations
 from workorder_pipeline.schemas.policy import Deadlines
-from workorder_pipeline.schemas.workorder import Priority, WorkOrderStatus
+from workorder_pipeline.schemas.workorder import Priority, WorkOrder, WorkOrderStatus
 
 #: Later than any clock: every rule lists all its moments.
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -72,3 +72,19 @@ def next_check_at(
     """The first moment after ``now`` one of the order's clocks comes due; None when none
     will (closed, or everything fired): the order waits for a change to be looked at again."""
     return min((moment for moment in clock_moments(order, deadlines, calendar) if moment > now), default=None)
+
+
+def first_check_at(order: WorkOrder, deadlines: Deadlines, calendar: WorkCalendar | None) -> datetime | None:
+    """When the tick must first look at an order being dispatched: the earliest moment of its
+    clocks as dispatched, past or future (none has fired yet: a deadline already past fires
+    at the tick's next look)."""
+    clocks = OrderClocks(
+        WorkOrderStatus.dispatched,
+        order.unit,
+        order.created_at,
+        order.due_at,
+        order.accept_due_at,
+        None,
+        order.priority,
+    )
+    return min(clock_moments(clocks, deadlines, calendar), default=None)

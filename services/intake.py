@@ -1,9 +1,7 @@
 """The intake service: a batch of inbound messages in, orders to dispatch and dead letters out.
 
 It ties the pure processors (decode, normalize, route, open an order) to a unit of work
-(services.ports.IntakeStore), and knows nothing of Kafka or metrics: the stream agent hands
-it messages and publishes what it returns.
-"""
+(services.ports.IntakeStore), and knows nothing of Kafka or metrics."""
 
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.processors.compiled_policy import CompiledPolicy
 from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
 from workorder_pipeline.processors.merging import BatchMerges
+from workorder_pipeline.processors.next_check import first_check_at
 from workorder_pipeline.processors.triage import (
     Action,
     BatchTriageState,
@@ -192,7 +191,7 @@ class Intake:
             if self._guarantee is ProcessingGuarantee.exactly_once:
                 # Published in the Kafka transaction that commits this batch's offsets, or the
                 # batch comes again and publishes them again (see _republished).
-                batch.mark_dispatched(result.to_dispatch)
+                batch.mark_dispatched(result.to_dispatch, self.first_checks(result.to_dispatch))
         return result
 
     def _triage_one(self, batch: IntakeBatch, item: _Valid, context: _Context) -> None:
@@ -309,7 +308,12 @@ class Intake:
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic (exactly once: done in the batch)."""
         if self._guarantee is ProcessingGuarantee.at_least_once:
-            self._store.mark_dispatched(orders, now)
+            self._store.mark_dispatched(orders, now, self.first_checks(orders))
+
+    def first_checks(self, orders: Sequence[WorkOrder]) -> dict[str, datetime | None]:
+        """When the leader's tick first looks at each order (it need not look at once to learn it)."""
+        deadlines, calendar = self.policy.source.deadlines, self.calendar
+        return {order.id: first_check_at(order, deadlines, calendar) for order in orders}
 
     def undispatched(self) -> list[WorkOrder]:
         """Orders stored but never published (exactly once: none, re-delivery publishes them)."""

@@ -166,12 +166,21 @@ class IntakeBatch(Protocol):
         """Signals the batch merged into orders registered before it, by order id."""
 
     def suppress(self, source: SourceKey, record: dict[str, Any]) -> None: ...
-    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None: ...
+    def mark_dispatched(
+        self, orders: Sequence[WorkOrder], first_checks: Mapping[str, datetime | None] | None = None
+    ) -> None:
+        """Dispatched in this transaction, each with when the escalation tick first looks at
+        it (by order id; not given: at once)."""
 
 
 class IntakeStore(Protocol):
     def intake_batch(self, now: datetime) -> AbstractContextManager[IntakeBatch]: ...
-    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None: ...
+    def mark_dispatched(
+        self,
+        orders: Sequence[WorkOrder],
+        now: datetime,
+        first_checks: Mapping[str, datetime | None] | None = None,
+    ) -> None: ...
     def undispatched(self, limit: int = 1000) -> list[WorkOrder]: ...
     def keep_originals(self, originals: Sequence[KeptOriginal]) -> None: ...
     def log_dead_letters(self, letters: Sequence[DeadLetter]) -> None:

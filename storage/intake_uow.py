@@ -22,7 +22,7 @@ from workorder_pipeline.schemas.workorder import Occurrences, PipelineEventName,
 from workorder_pipeline.storage import audit_trail, dead_letters, intake_queries, platforms_seen
 from workorder_pipeline.storage.bulk import chunks, insert_rows
 from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
-from workorder_pipeline.storage.dispatch_marks import record_dispatched
+from workorder_pipeline.storage.dispatch_marks import first_checks_of, record_dispatched
 from workorder_pipeline.storage.order_rows import order_row, with_sources
 from workorder_pipeline.storage.tables import suppressed_signal, work_order, work_order_source
 from workorder_pipeline.storage.transaction import races_reported
@@ -67,7 +67,7 @@ class IntakeBatch:
         self._sources: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._suppressed: list[dict[str, Any]] = []
-        self._dispatching: list[str] = []
+        self._dispatching: dict[str, datetime | None] = {}
         #: Dedupe key -> the order seen holding its slot (a new order takes it over).
         self._slot_holders: dict[str, str] = {}
         self._platforms: dict[str, datetime] = {}
@@ -195,9 +195,12 @@ class IntakeBatch:
         """Record a signal triage decided makes no order (other columns of suppressed_signal)."""
         self._suppressed.append({"source_key": str(source), **record, "received_at": self.now})
 
-    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None:
-        """Record these orders as dispatched in this transaction (when the batch flushes)."""
-        self._dispatching += [order.id for order in orders]
+    def mark_dispatched(
+        self, orders: Sequence[WorkOrder], first_checks: Mapping[str, datetime | None] | None = None
+    ) -> None:
+        """Record these orders as dispatched in this transaction (when the batch flushes), each
+        with when the escalation tick first looks at it (not given: at once)."""
+        self._dispatching.update(first_checks_of(orders, first_checks))
 
     def flush(self) -> None:
         """Write what the batch decided: one multi-row statement per table (orders first: the
@@ -211,7 +214,7 @@ class IntakeBatch:
         if self._dispatching:
             record_dispatched(self._conn, self._dispatching, self.now)
         platforms_seen.record(self._conn, self._platforms, self.now)
-        self._orders, self._merges, self._dispatching, self._platforms = [], {}, [], {}
+        self._orders, self._merges, self._dispatching, self._platforms = [], {}, {}, {}
         self._sources, self._events, self._suppressed = [], [], []
 
     def _insert_orders(self) -> None:

@@ -237,7 +237,12 @@ class InMemoryIntakeStore:
         batch.commit()
         self.commits += 1
 
-    def mark_dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
+    def mark_dispatched(
+        self,
+        orders: Sequence[WorkOrder],
+        now: datetime,
+        first_checks: Mapping[str, datetime | None] | None = None,
+    ) -> None:
         for order in orders:
             if order.id not in self.dispatched:
                 self.dispatched.add(order.id)
@@ -342,7 +347,9 @@ class InMemoryIntakeBatch:
     def suppress(self, source: SourceKey, record: dict[str, Any]) -> None:
         self._suppressed[source] = {**record, "received_at": self.now}
 
-    def mark_dispatched(self, orders: Sequence[WorkOrder]) -> None:
+    def mark_dispatched(
+        self, orders: Sequence[WorkOrder], first_checks: Mapping[str, datetime | None] | None = None
+    ) -> None:
         self._dispatching += orders
 
     def commit(self) -> None:

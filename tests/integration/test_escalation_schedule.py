@@ -244,3 +244,31 @@ def test_a_tick_stores_every_orders_next_check_but_one_a_command_changed_meanwhi
     assert kept[0] not in due_before and kept[1] not in due_before and kept[2] not in due_before
     due_then = [row["id"] for chunk in repository.orders_to_check(later) for row in chunk]
     assert set(kept) <= set(due_then)
+
+
+def test_an_order_published_a_day_late_fires_every_clock_that_came_due_meanwhile(
+    repository: WorkOrderRepository,
+) -> None:
+    """An order is looked at first at its first clock, which for an order the broker took only
+    a day after it was registered (an outage) has long passed: the next tick fires them all."""
+    registered = CREATED
+    intake = Intake(compile_policy(POLICY), repository, Topics().inbound())
+    line = (REPO_ROOT / "samples" / "vehicle-alarms.jsonl").read_text(encoding="utf-8").splitlines()[3]
+    (order,) = intake.handle(
+        [InboundMessage(Topics().vehicle_alarms, 0, 0, None, line.encode())], registered
+    ).created
+    published = registered + timedelta(hours=25)
+    intake.dispatched([order], published)
+    tick = ticker(Escalations(repository, POLICY.deadlines, CALENDAR))
+
+    fired = tick(published)
+
+    assert sorted(fired) == [
+        ("accept_overdue", "command-center"),
+        ("accept_reminder", "squad-1"),
+        ("overdue", "command-center"),
+        ("red_card", "squad-1"),
+        ("reminder", "squad-1"),
+        ("yellow_card", "squad-1"),
+    ]
+    assert tick(published + timedelta(minutes=1)) == []

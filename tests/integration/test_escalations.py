@@ -109,12 +109,14 @@ def test_every_running_order_is_checked_when_they_span_several_reads(database_ur
         intake.dispatched(result.created, created)
         assert len(result.created) == 7, [d.detail for d in result.dead_letters]
 
-        chunks = list(repository.orders_to_check(created, chunk=3))
+        # Looked at first at their first clock: the acceptance reminder, 30 min in.
+        assert list(repository.orders_to_check(created + timedelta(minutes=29), chunk=3)) == []
+        at = created + timedelta(hours=18)  # the reminder, 6 h before the 24-h deadline
+        chunks = list(repository.orders_to_check(at, chunk=3))
         assert [len(chunk) for chunk in chunks] == [3, 3, 1]
         assert sorted(row["id"] for chunk in chunks for row in chunk) == sorted(o.id for o in result.created)
 
         escalations = Escalations(repository, POLICY.deadlines)
-        at = created + timedelta(hours=18)
         assert escalations.fire(at) == 7
         assert escalations.fire(at) == 0
     finally:

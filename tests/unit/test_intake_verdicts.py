@@ -6,7 +6,8 @@ documents the contracts normalize (plates, times, stripped ids, unknown fields) 
 documents that must be dead-lettered. Everything a user or the monthly report could read
 afterwards (each batch's counts and dead letters, every stored order, audit row, source
 payload, suppressed row, dead-letter log and kept original) is compared with
-``intake_verdicts.json``, recorded from main (7e2ea1d) before the intake was changed; a few
+``intake_verdicts.json``, recorded from main (7e2ea1d) before the intake was changed (re-recorded
+once since: orders take their first check at dispatch, not their creation time); a few
 verdicts are spelled out below as well, so the file cannot drift unnoticed.
 
 Re-record only for an intended change of behaviour: ``WO_RECORD_VERDICTS=1 pytest <this file>``.
