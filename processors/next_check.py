@@ -10,6 +10,7 @@ deadline, so this module cannot disagree with the rules it schedules. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,3 +89,11 @@ def first_check_at(order: WorkOrder, deadlines: Deadlines, calendar: WorkCalenda
         order.priority,
     )
     return min(clock_moments(clocks, deadlines, calendar), default=None)
+
+
+def first_checks(
+    orders: Sequence[WorkOrder], deadlines: Deadlines, calendar: WorkCalendar | None
+) -> dict[str, datetime | None]:
+    """Each order's first check, by order id: the leader's tick need not look at every new
+    order at once to learn when its clocks come due."""
+    return {order.id: first_check_at(order, deadlines, calendar) for order in orders}

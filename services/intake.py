@@ -17,7 +17,7 @@ from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.processors.compiled_policy import CompiledPolicy
 from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
 from workorder_pipeline.processors.merging import BatchMerges
-from workorder_pipeline.processors.next_check import first_check_at
+from workorder_pipeline.processors.next_check import first_checks
 from workorder_pipeline.processors.triage import (
     Action,
     BatchTriageState,
@@ -189,9 +189,8 @@ class Intake:
             batch.add_occurrences(merges.into_earlier())
             result.to_dispatch = result.created + self._republished(batch, valid, known, result)
             if self._guarantee is ProcessingGuarantee.exactly_once:
-                # Published in the Kafka transaction that commits this batch's offsets, or the
-                # batch comes again and publishes them again (see _republished).
-                batch.mark_dispatched(result.to_dispatch, self.first_checks(result.to_dispatch))
+                # Published with this batch's offsets, or the batch comes again (_republished).
+                batch.mark_dispatched(result.to_dispatch, self._first_checks(result.to_dispatch))
         return result
 
     def _triage_one(self, batch: IntakeBatch, item: _Valid, context: _Context) -> None:
@@ -308,12 +307,10 @@ class Intake:
     def dispatched(self, orders: Sequence[WorkOrder], now: datetime) -> None:
         """Record that ``orders`` reached the dispatched topic (exactly once: done in the batch)."""
         if self._guarantee is ProcessingGuarantee.at_least_once:
-            self._store.mark_dispatched(orders, now, self.first_checks(orders))
+            self._store.mark_dispatched(orders, now, self._first_checks(orders))
 
-    def first_checks(self, orders: Sequence[WorkOrder]) -> dict[str, datetime | None]:
-        """When the leader's tick first looks at each order (it need not look at once to learn it)."""
-        deadlines, calendar = self.policy.source.deadlines, self.calendar
-        return {order.id: first_check_at(order, deadlines, calendar) for order in orders}
+    def _first_checks(self, orders: Sequence[WorkOrder]) -> dict[str, datetime | None]:
+        return first_checks(orders, self.policy.source.deadlines, self.calendar)
 
     def undispatched(self) -> list[WorkOrder]:
         """Orders stored but never published (exactly once: none, re-delivery publishes them)."""
