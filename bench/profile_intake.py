@@ -37,6 +37,7 @@ from benchkit.processes import database  # noqa: E402
 
 from workorder_pipeline.config.settings import Topics  # noqa: E402
 from workorder_pipeline.processors.compiled_policy import compile_policy  # noqa: E402
+from workorder_pipeline.schemas.policy import Policy  # noqa: E402
 from workorder_pipeline.services.calendar_files import load_calendar  # noqa: E402
 from workorder_pipeline.services.intake import InboundMessage, Intake  # noqa: E402
 from workorder_pipeline.services.policy_files import ReferenceFiles, load_policy  # noqa: E402
@@ -75,25 +76,38 @@ class StatementClock:
         self.counts[key] += 1
 
 
+def bench_intake(engine: sa.Engine) -> tuple[Intake, WorkOrderRepository, Policy]:
+    """The worker's intake service on ``engine``, with the bundled policy and calendar."""
+    policy_dir = REPO_ROOT / "policy"
+    reference = ReferenceFiles(policy_dir)
+    policy = load_policy(policy_dir)
+    repository = WorkOrderRepository(engine)
+    intake = Intake(
+        compile_policy(policy),
+        repository,
+        Topics().inbound(),
+        reference=lambda: reference.current,
+        calendar=load_calendar(policy_dir),
+    )
+    return intake, repository, policy
+
+
+def alarm_backlog(messages: int) -> list[InboundMessage]:
+    """The benchmark's vehicle alarms, as the intake consumer hands them over."""
+    topic = Topics().vehicle_alarms
+    return [
+        InboundMessage(topic, 0, offset, m.key, m.value)
+        for offset, m in enumerate(AlarmStream("PR").take(messages))
+    ]
+
+
 def run(
     url: str, messages: int, batch: int, top: int, save: str | None = None, cpu_clock: bool = False
 ) -> None:
     migrate(url)
     engine = create_engine(url)
-    policy_dir = REPO_ROOT / "policy"
-    reference = ReferenceFiles(policy_dir)
-    topics = Topics()
-    intake = Intake(
-        compile_policy(load_policy(policy_dir)),
-        WorkOrderRepository(engine),
-        topics.inbound(),
-        reference=lambda: reference.current,
-        calendar=load_calendar(policy_dir),
-    )
-    backlog = [
-        InboundMessage(topics.vehicle_alarms, 0, offset, m.key, m.value)
-        for offset, m in enumerate(AlarmStream("PR").take(messages))
-    ]
+    intake, _, _ = bench_intake(engine)
+    backlog = alarm_backlog(messages)
     clock = StatementClock(engine)
     # The thread's CPU clock leaves out the time spent waiting on the database.
     profile = cProfile.Profile(time.thread_time) if cpu_clock else cProfile.Profile()

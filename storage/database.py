@@ -33,15 +33,22 @@ def json_text(value: Any) -> str:
 _JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
-#: Every PostgreSQL session: in UTC, so psycopg hands times back in datetime.UTC itself, which
-#: the stored times' type passes through as they are (a month's report reads a million of
-#: them); and each statement planned for its values. psycopg prepares a statement on the
-#: server after 5 executions, and PostgreSQL may then keep one generic plan until the table's
-#: statistics change: the intake's lookups (``column = ANY($1)``) and the tick's updates were
-#: planned while their tables were nearly empty, and scanned the whole table ever after, until
-#: autovacuum analyzed it (20-30 ms a lookup at 2,500 orders, growing with them; bench/README).
-#: Planning an intake batch's lookups for their values costs ~3.5 ms per 500 signals.
-SESSION_OPTIONS = "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan"
+#: Every PostgreSQL session in UTC: psycopg then hands times back in datetime.UTC itself,
+#: which the stored times' type passes through as they are (a month's report reads a million
+#: of them).
+SESSION_OPTIONS = "-c TimeZone=UTC"
+#: No statement prepared on the server: each is planned for its values. psycopg prepares a
+#: statement after 5 executions, and PostgreSQL may then keep one generic plan until the
+#: table's statistics change: on a fresh database the intake's lookups (``column = ANY($1)``)
+#: and the tick's updates kept the whole-table scans planned while their tables were nearly
+#: empty (20-30 ms a lookup at 2,500 orders, growing with every order until autovacuum
+#: analyzed them; bench/server_statements.py --plans). Measured on a fresh database
+#: (bench/ab_intake.py, 2026-12-06): batches of 50, PostgreSQL CPU per alarm 638 -> 264 µs
+#: and 930 -> 1,505 alarms/s; batches of 500, the planning costs more than the scans saved,
+#: 2,291 -> 2,051 alarms/s (PostgreSQL CPU 145 -> 172 µs, client 297 -> 321 µs). Not
+#: ``plan_cache_mode = force_custom_plan``: that also re-plans the foreign-key check of
+#: every row a COPY writes (server time per alarm 147 -> 214 µs at batches of 500).
+PREPARE_THRESHOLD = None
 
 
 def create_engine(url: str) -> Engine:
@@ -59,7 +66,12 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"options": SESSION_OPTIONS}, **_JSON)
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"options": SESSION_OPTIONS, "prepare_threshold": PREPARE_THRESHOLD},
+        **_JSON,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _lists_in_binary(dbapi_connection: Any, _record: Any) -> None:
