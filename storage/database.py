@@ -37,18 +37,15 @@ _JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 #: which the stored times' type passes through as they are (a month's report reads a million
 #: of them).
 SESSION_OPTIONS = "-c TimeZone=UTC"
-#: No statement prepared on the server: each is planned for its values. psycopg prepares a
-#: statement after 5 executions, and PostgreSQL may then keep one generic plan until the
-#: table's statistics change: on a fresh database the intake's lookups (``column = ANY($1)``)
-#: and the tick's updates kept the whole-table scans planned while their tables were nearly
-#: empty (20-30 ms a lookup at 2,500 orders, growing with every order until autovacuum
-#: analyzed them; bench/server_statements.py --plans). Measured on a fresh database
-#: (bench/ab_intake.py, 2026-12-06): batches of 50, PostgreSQL CPU per alarm 638 -> 264 µs
-#: and 930 -> 1,505 alarms/s; batches of 500, the planning costs more than the scans saved,
-#: 2,291 -> 2,051 alarms/s (PostgreSQL CPU 145 -> 172 µs, client 297 -> 321 µs). Not
-#: ``plan_cache_mode = force_custom_plan``: that also re-plans the foreign-key check of
-#: every row a COPY writes (server time per alarm 147 -> 214 µs at batches of 500).
-PREPARE_THRESHOLD = None
+# Statements stay prepared on the server (psycopg: after 5 executions), though PostgreSQL may
+# then keep one generic plan until the table's statistics change: on a fresh database the
+# intake's lookups (``column = ANY($1)``) kept the whole-table scans planned while their
+# tables were nearly empty, until autovacuum analyzed them (bench/server_statements.py
+# --plans). Planning every statement for its values cost more than those scans in the
+# pipeline (2026-12-06, one worker, Apache Kafka, fresh database, two rounds each: backlog
+# 1,745 / 1,713 alarms/s prepared against 1,374 / 1,679 unprepared, p99 at 1,000 ev/s
+# 242 / 464 against 682 / 352 ms); ``plan_cache_mode = force_custom_plan`` also re-plans
+# the foreign-key check of every row a COPY writes.
 
 
 def create_engine(url: str) -> Engine:
@@ -69,7 +66,7 @@ def create_engine(url: str) -> Engine:
     engine = sa.create_engine(
         url,
         pool_pre_ping=True,
-        connect_args={"options": SESSION_OPTIONS, "prepare_threshold": PREPARE_THRESHOLD},
+        connect_args={"options": SESSION_OPTIONS},
         **_JSON,
     )
 
