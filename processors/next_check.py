@@ -75,25 +75,34 @@ def next_check_at(
     return min((moment for moment in clock_moments(order, deadlines, calendar) if moment > now), default=None)
 
 
-def first_check_at(order: WorkOrder, deadlines: Deadlines, calendar: WorkCalendar | None) -> datetime | None:
-    """When the tick must first look at an order being dispatched: the earliest moment of its
-    clocks as dispatched, past or future (none has fired yet: a deadline already past fires
-    at the tick's next look)."""
-    clocks = OrderClocks(
+def first_checks(
+    orders: Sequence[WorkOrder], deadlines: Deadlines, calendar: WorkCalendar | None
+) -> dict[str, datetime | None]:
+    """Each order's first check, by order id: when the tick must first look at an order being
+    dispatched, the earliest moment of its clocks as dispatched, past or future (none has
+    fired yet: a deadline already past fires at the tick's next look). The tick need not look
+    at every new order at once to learn it. Orders of one batch alike in kind and
+    priority share their clocks (one creation time, so one deadline): each set of clocks is
+    computed once (~65 µs of calendar arithmetic)."""
+    moments: dict[OrderClocks, datetime | None] = {}
+    checks: dict[str, datetime | None] = {}
+    for order in orders:
+        clocks = _as_dispatched(order)
+        if clocks not in moments:
+            moments[clocks] = min(clock_moments(clocks, deadlines, calendar), default=None)
+        checks[order.id] = moments[clocks]
+    return checks
+
+
+def _as_dispatched(order: WorkOrder) -> OrderClocks:
+    """The order's clocks once dispatched. Without its unit: a unit only names who is told,
+    never when."""
+    return OrderClocks(
         WorkOrderStatus.dispatched,
-        order.unit,
+        "",
         order.created_at,
         order.due_at,
         order.accept_due_at,
         None,
         order.priority,
     )
-    return min(clock_moments(clocks, deadlines, calendar), default=None)
-
-
-def first_checks(
-    orders: Sequence[WorkOrder], deadlines: Deadlines, calendar: WorkCalendar | None
-) -> dict[str, datetime | None]:
-    """Each order's first check, by order id: the leader's tick need not look at every new
-    order at once to learn when its clocks come due."""
-    return {order.id: first_check_at(order, deadlines, calendar) for order in orders}

@@ -3,6 +3,7 @@ later than a reminder, card or escalation comes due, and never a moment at which
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 from workorder_pipeline.processors.cards import due_cards
 from workorder_pipeline.processors.clocks import due_acceptance, due_reroute
 from workorder_pipeline.processors.escalation import due_escalations
-from workorder_pipeline.processors.next_check import OrderClocks, next_check_at
-from workorder_pipeline.schemas.workorder import WorkOrderStatus
+from workorder_pipeline.processors.next_check import OrderClocks, clock_moments, first_checks, next_check_at
+from workorder_pipeline.schemas.signal import SignalKind
+from workorder_pipeline.schemas.workorder import Subject, WorkOrder, WorkOrderStatus
 from workorder_pipeline.services.calendar_files import load_calendar
 from workorder_pipeline.services.policy_files import load_policy
 
@@ -81,3 +83,55 @@ def test_without_the_calendar_only_the_reminder_and_escalations_are_scheduled() 
     )
     assert next_check_at(order, DEADLINES, None, created) == created + timedelta(hours=18)
     assert next_check_at(order, DEADLINES, None, created + timedelta(hours=48)) is None
+
+
+def dispatched_order(order_id: str, unit: str, clocks: OrderClocks) -> WorkOrder:
+    return WorkOrder(
+        id=order_id,
+        kind=SignalKind.vehicle_alarm,
+        status=WorkOrderStatus.dispatched,
+        unit=unit,
+        priority=clocks.priority,
+        route_key="route",
+        created_at=clocks.created_at,
+        due_at=clocks.due_at,
+        accept_due_at=clocks.accept_due_at,
+        subject=Subject(),
+        summary="",
+        source_ids=(order_id,),
+        first_seen_at=clocks.created_at,
+        last_seen_at=clocks.created_at,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders.map(lambda o: replace(o, status=WorkOrderStatus.dispatched, returned_at=None)))
+def test_a_dispatched_orders_first_check_is_when_its_first_clock_comes_due(order: OrderClocks) -> None:
+    """Nothing is due before the first check (past or future), something is at it."""
+    (first,) = first_checks([dispatched_order("WO-1", order.unit, order)], DEADLINES, CALENDAR).values()
+    assert first is not None
+    assert fired_by(order, first - TICK) == set()
+    assert fired_by(order, first) != set()
+
+
+def test_alike_orders_of_other_units_share_their_first_check_and_others_keep_theirs() -> None:
+    clocks = OrderClocks(
+        WorkOrderStatus.dispatched,
+        "squad-1",
+        START,
+        START + timedelta(days=1),
+        START + timedelta(hours=1),
+        None,
+    )
+    later = replace(clocks, due_at=START + timedelta(days=10), accept_due_at=START + timedelta(hours=5))
+    checks = first_checks(
+        [
+            dispatched_order("WO-1", "squad-1", clocks),
+            dispatched_order("WO-2", "command-center", replace(clocks, unit="command-center")),
+            dispatched_order("WO-3", "squad-1", later),
+        ],
+        DEADLINES,
+        CALENDAR,
+    )
+    assert checks["WO-1"] == checks["WO-2"] == min(clock_moments(clocks, DEADLINES, CALENDAR))
+    assert checks["WO-3"] == min(clock_moments(later, DEADLINES, CALENDAR)) != checks["WO-1"]
