@@ -16,6 +16,7 @@ in one table (wo/errors.py, ``EXIT_CODES``). The hierarchy::
     │   └── CommandNotPublished      services.ports (the API's commands topic)
     ├── BrokerError              the broker refused or failed what we asked of it
     │   ├── TopicSetupError          streams.kafka.admin
+    │   │   └── TopicSetupTimedOut       streams.kafka.admin (no answer in time: waited for)
     │   └── BrokerStartError         wo.embedded_broker
     ├── InputError               a file or value given to a command is unusable
     │   ├── PublishError             wo.publish

@@ -14,6 +14,7 @@ from datetime import timedelta
 import faust
 import structlog
 import uvicorn
+from kafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from workorder_pipeline.api.app import create_app
@@ -56,6 +57,7 @@ from workorder_pipeline.storage.repository import WorkOrderRepository
 from workorder_pipeline.streams import figure_gauges, metrics, platform_watch, supervision
 from workorder_pipeline.streams.app import Worker, build_app
 from workorder_pipeline.streams.channels import build_channels
+from workorder_pipeline.streams.kafka.admin import TopicSetupTimedOut
 from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
 from workorder_pipeline.streams.kafka.security import kafka_python_options
 from workorder_pipeline.streams.outputs import check_transactions
@@ -143,11 +145,26 @@ def start_broker(settings: Settings) -> EmbeddedBroker | None:
 
 def set_up_topics(settings: Settings) -> dict[str, int]:
     """Create the missing topics; returns each topic's partition count (checked while running).
-    In exactly-once mode, a broker without transactions stops us here."""
-    created = create_topics(settings)
-    expected = partition_counts(
-        settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
-    )
+    An external broker that stops answering meanwhile is waited for again, as at start; in
+    exactly-once mode, a broker without transactions stops us here."""
+    while True:
+        try:
+            created = create_topics(settings)
+            expected = partition_counts(
+                settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
+            )
+        except (TopicSetupTimedOut, KafkaError, OSError) as exc:
+            if settings.embedded_broker:
+                raise
+            log.warning(
+                "broker_lost_during_topic_setup",
+                bootstrap=settings.bootstrap_servers,
+                error=type(exc).__name__,
+                detail="waiting for it again, then setting up the topics again",
+            )
+            wait_for_broker(settings)
+            continue
+        break
     log.info("topics_ready", created=created, partitions=expected)
     if settings.processing_guarantee is ProcessingGuarantee.exactly_once:
         asyncio.run(check_transactions(settings))

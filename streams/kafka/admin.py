@@ -33,6 +33,11 @@ class TopicSetupError(BrokerError, RuntimeError):
     """Topics could not be created or did not show up in the broker's metadata."""
 
 
+class TopicSetupTimedOut(TopicSetupError):
+    """The broker did not answer, or the topics did not show up, before the deadline: it may
+    be gone or still coming up (unlike a refusal, which waiting does not change)."""
+
+
 def open_admin(bootstrap: str, timeout_s: float, client_options: Mapping[str, Any]) -> Any:
     """A connected KafkaAdminClient, or the error why not, without leaking its I/O thread.
 
@@ -139,7 +144,7 @@ def ensure_topics(
             return _ready(bootstrap, names, created, counts, partitions, replication_factor)
         last_error = TopicSetupError(f"not ready in the metadata: {pending}")
         break
-    raise TopicSetupError(
+    raise TopicSetupTimedOut(
         f"could not set up topics {names} on Kafka at {bootstrap} within {timeout_s:g} s "
         f"(is the broker running and reachable?); last error: {last_error!r}"
     )
