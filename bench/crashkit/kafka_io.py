@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from crashkit.config import CrashTestError
 from crashkit.workload import Chunk, Message
@@ -82,14 +83,21 @@ def _stable_end(
     bootstrap: str, consumer: KafkaConsumer, partitions: list[Any], deadline: float, topic: str
 ) -> dict[Any, int]:
     """The read_committed end of each partition once no transaction is open in it. A worker
-    SIGKILLed inside a transaction leaves it open (its transactional id is its process's, so
-    no successor fences it) until the broker aborts it after the transaction timeout: until
-    then a read_committed consumer's end stops before it, and everything committed after it
-    is not readable yet. Reading to that end would report those messages missing."""
+    SIGKILLed inside a transaction leaves it open until the partition's next owner fences it
+    or the broker aborts it after the transaction timeout: until then a read_committed
+    consumer's end stops before it, and everything committed after it is not readable yet.
+    Reading to that end would report those messages missing. Right after a drill restarted
+    every broker, asking for the ends can time out while leaders move: asked again, within
+    the read's deadline."""
     everything = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
     try:
         while True:
-            stable, high = consumer.end_offsets(partitions), everything.end_offsets(partitions)
+            try:
+                stable, high = consumer.end_offsets(partitions), everything.end_offsets(partitions)
+            except KafkaTimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+                continue
             if stable == high:
                 return dict(stable)
             if time.monotonic() > deadline:
