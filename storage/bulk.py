@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -147,6 +147,14 @@ def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: every stored time must carry a time zone")
     return value
+
+
+def refuse_naive(times: Iterable[datetime | None]) -> None:
+    """ValueError for a naive time among ``times``: what UtcDateTime refuses, for the
+    statements sent as arrays, which bypass it (PostgreSQL would read the time as UTC)."""
+    for at in times:
+        if at is not None:
+            _aware(at)
 
 
 def sqlite_utc_text(value: datetime) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from workorder_pipeline.schemas.workorder import PIPELINE_ACTOR, PipelineEventName, WorkOrder, WorkOrderStatus
 from workorder_pipeline.storage import audit_trail
+from workorder_pipeline.storage.bulk import refuse_naive
 from workorder_pipeline.storage.one_of import one_of
 from workorder_pipeline.storage.order_rows import with_sources
 from workorder_pipeline.storage.tables import work_order
@@ -69,10 +70,10 @@ def record_dispatched(conn: Connection, first_checks: Mapping[str, datetime | No
     ids = sorted(first_checks)
     if conn.dialect.name == "postgresql":
         checks = [first_checks[order_id] for order_id in ids]
-        if any(at is not None and at.tzinfo is None for at in (now, *checks)):
-            # As the stored times' type refuses them in SQLAlchemy's statements.
-            naive = ValueError("naive datetime: every stored time must carry a time zone")
-            raise sa.exc.StatementError(str(naive), _MARK_DISPATCHED_AND_LOG_PG, None, naive)
+        try:
+            refuse_naive([now, *checks])
+        except ValueError as naive:  # raised as SQLAlchemy raises the stored times' refusal
+            raise sa.exc.StatementError(str(naive), _MARK_DISPATCHED_AND_LOG_PG, None, naive) from naive
         conn.exec_driver_sql(_MARK_DISPATCHED_AND_LOG_PG, {"ids": ids, "first_checks": checks, "now": now})
         return
     newly = conn.execute(_MARK_DISPATCHED, {"ids": ids, "now": now}).all()

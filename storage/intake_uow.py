@@ -20,7 +20,7 @@ from workorder_pipeline.schemas.deadletter import DeadLetter, KeptOriginal
 from workorder_pipeline.schemas.signal import SourceKey
 from workorder_pipeline.schemas.workorder import Occurrences, PipelineEventName, WorkOrder, WorkOrderStatus
 from workorder_pipeline.storage import audit_trail, dead_letters, intake_queries, platforms_seen
-from workorder_pipeline.storage.bulk import chunks, insert_rows
+from workorder_pipeline.storage.bulk import chunks, insert_rows, refuse_naive
 from workorder_pipeline.storage.dedupe_slots import DedupeSlotTaken, free_slots, slot_taken
 from workorder_pipeline.storage.dispatch_marks import first_checks_of, record_dispatched
 from workorder_pipeline.storage.order_rows import order_row, with_sources
@@ -242,9 +242,7 @@ def _merge(conn: Connection, merges: dict[str, Occurrences], now: datetime) -> N
         parameters = [_merge_parameters(order_id, merged, now) for order_id, merged in ordered]
         conn.execute(intake_queries.MERGE_INTO_ORDER, parameters)
         return
-    times = [now, *(at for _, m in ordered for at in (m.first_seen_at, m.last_seen_at))]
-    if any(at.tzinfo is None for at in times):
-        raise ValueError("naive datetime: every stored time must carry a time zone")
+    refuse_naive([now, *(at for _, m in ordered for at in (m.first_seen_at, m.last_seen_at))])
     arrays = {
         "m_ids": [order_id for order_id, _ in ordered],
         "m_counts": [m.count for _, m in ordered],
