@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from workorder_pipeline.schemas.commands import EscalationLevel
 from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrderStatus
 from workorder_pipeline.storage import audit_trail
-from workorder_pipeline.storage.bulk import chunks
+from workorder_pipeline.storage.bulk import chunks, refuse_naive
 from workorder_pipeline.storage.tables import UtcDateTime, clock_review, escalation, work_order
 
 #: The columns the tick's clocks are computed from (processors/next_check.OrderClocks), and
@@ -126,6 +126,7 @@ class EscalationStore:
                 conn.execute(_SET_NEXT_CHECK, params)
                 return
             arrays = {name: [row[name] for row in params] for name in params[0]}
+            refuse_naive(at for values in arrays.values() for at in values if isinstance(at, datetime))
             conn.exec_driver_sql(SET_NEXT_CHECKS_PG, arrays)
 
     def record_escalations(self, rows: Sequence[dict[str, Any]], now: datetime) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.integration.pipeline_support import REPO_ROOT
 from tests.integration.test_signed_commands import POLICY, SENDERS
@@ -272,3 +273,16 @@ def test_an_order_published_a_day_late_fires_every_clock_that_came_due_meanwhile
         ("yellow_card", "squad-1"),
     ]
     assert tick(published + timedelta(minutes=1)) == []
+
+
+def test_a_next_check_without_a_time_zone_is_refused_and_nothing_is_stored(
+    repository: WorkOrderRepository,
+) -> None:
+    """PostgreSQL would read a naive time as UTC, eight hours off a time meant in China."""
+    alarm_orders(repository, CREATED, 2)
+    later = CREATED + timedelta(days=30)
+    read = [row for chunk in repository.orders_to_check(later) for row in chunk]
+    naive = datetime(2026, 11, 24, 8, 0)
+    with pytest.raises((ValueError, sa.exc.StatementError), match="naive datetime"):
+        repository.set_next_checks([(read[0], naive), (read[1], naive)])  # no aware one to go by
+    assert [row for chunk in repository.orders_to_check(later) for row in chunk] == read
