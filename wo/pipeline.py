@@ -14,7 +14,6 @@ from datetime import timedelta
 import faust
 import structlog
 import uvicorn
-from kafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from workorder_pipeline.api.app import create_app
@@ -57,7 +56,7 @@ from workorder_pipeline.storage.repository import WorkOrderRepository
 from workorder_pipeline.streams import figure_gauges, metrics, platform_watch, supervision
 from workorder_pipeline.streams.app import Worker, build_app
 from workorder_pipeline.streams.channels import build_channels
-from workorder_pipeline.streams.kafka.admin import TopicSetupTimedOut
+from workorder_pipeline.streams.kafka.admin import TopicSetupTimedOut, is_retriable
 from workorder_pipeline.streams.kafka.producers import KafkaCommandPublisher
 from workorder_pipeline.streams.kafka.security import kafka_python_options
 from workorder_pipeline.streams.outputs import check_transactions
@@ -153,8 +152,9 @@ def set_up_topics(settings: Settings) -> dict[str, int]:
             expected = partition_counts(
                 settings.bootstrap_servers, settings.topics.all(), kafka_python_options(settings)
             )
-        except (TopicSetupTimedOut, KafkaError, OSError) as exc:
-            if settings.embedded_broker:
+        except Exception as exc:
+            # A refusal (rights, settings) is not waited out: waiting does not change it.
+            if settings.embedded_broker or not (isinstance(exc, TopicSetupTimedOut) or is_retriable(exc)):
                 raise
             log.warning(
                 "broker_lost_during_topic_setup",

@@ -65,7 +65,7 @@ def open_admin(bootstrap: str, timeout_s: float, client_options: Mapping[str, An
     return admin
 
 
-def _is_retriable(exc: BaseException) -> bool:
+def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (
         isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
     )
@@ -132,7 +132,7 @@ def ensure_topics(
         except TopicSetupError:
             raise
         except Exception as exc:
-            if not _is_retriable(exc):
+            if not is_retriable(exc):
                 raise TopicSetupError(
                     f"cannot create topics {names} on Kafka at {bootstrap}: {exc!r}"
                 ) from exc

@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.pipeline_support import HeldPort
 from workorder_pipeline.config.settings import Settings
+from workorder_pipeline.streams.kafka.admin import TopicSetupError
 from workorder_pipeline.wo.broker_keeper import BROKER_SEEN_WITHIN_S
 from workorder_pipeline.wo.embedded_broker import EmbeddedBroker
 from workorder_pipeline.wo.pipeline import set_up_topics
@@ -44,3 +45,13 @@ def test_topic_set_up_outlasts_a_broker_gone_quiet_and_finishes_when_it_answers(
     partitions = outcome["partitions"]
     assert isinstance(partitions, dict)
     assert partitions == {topic: settings.topic_partitions for topic in settings.topics.all()}
+
+
+def test_a_broker_that_refuses_the_topics_ends_the_start_at_once() -> None:
+    """A refusal is not waited out: a replication factor the one broker cannot give."""
+    with EmbeddedBroker() as broker:
+        settings = Settings(kafka_bootstrap=broker.bootstrap, topic_replication_factor=3)
+        started = time.monotonic()
+        with pytest.raises(TopicSetupError, match="replication_factor 3"):
+            set_up_topics(settings)
+        assert time.monotonic() - started < TOPIC_SETUP_DEADLINE_S
