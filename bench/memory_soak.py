@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Memory of one ``wo run`` worker fed at a constant rate for minutes (issue 22's soak).
+"""Memory of ``wo run`` workers fed at a constant rate for minutes (issue 22's soak).
 
 Starts an Apache Kafka node (one KRaft node, as ``bench/benchmark.py --broker kafka``) and a
-throw-away PostgreSQL database (or SQLite with ``--sqlite``), one worker, waits until it
-handles messages, then offers ``--rate`` vehicle alarms a second (the benchmark's mix) for
-``--minutes``. Every ``--sample-s`` seconds it reads the worker's RSS (``VmRSS`` in
-/proc/PID/status), the messages sent and handled (the worker's ``intake_batch`` log lines)
-and the load average. It prints the samples, the first-half and second-half mean RSS, the
+throw-away PostgreSQL database (or SQLite with ``--sqlite``), ``--workers`` workers of one
+consumer group (one by default; each its own process, as the benchmark's rows and
+``wo run --processes N`` run them), waits until each handles messages, then offers
+``--rate`` vehicle alarms a second (the benchmark's mix) for ``--minutes``. Every
+``--sample-s`` seconds it reads each worker's RSS (``VmRSS`` in /proc/PID/status), the
+messages sent and handled (the workers' ``intake_batch`` log lines) and the load average;
+with several workers the figures below are of their RSS summed, each worker's last RSS is
+printed too. It prints the samples, the first-half and second-half mean RSS, the
 slope of RSS over the second half (MB/min, least squares), the achieved consumption rate
 and the lag (sent - handled) when sending stops.
 
@@ -16,6 +19,7 @@ the worker kept up, 1 when it did not, 2 when the run could not be carried out.
 
     .venv/bin/python bench/memory_soak.py                         # 2,000 ev/s, 10 minutes
     .venv/bin/python bench/memory_soak.py --rate 1500 --minutes 2 # does one worker carry 1,500?
+    .venv/bin/python bench/memory_soak.py --workers 2             # two worker processes
 """
 
 from __future__ import annotations
@@ -55,7 +59,10 @@ KEPT_UP_LAG_S = 5.0
 @dataclass(frozen=True)
 class Sample:
     seconds: float
+    #: The workers' RSS summed (one worker: its RSS).
     rss_mb: float
+    #: Each worker's RSS.
+    worker_mb: tuple[float, ...]
     sent: int
     handled: int
     load: str
@@ -105,10 +112,11 @@ def summarize(samples: Sequence[Sample], rate: float) -> Summary:
 
 
 def report(samples: Sequence[Sample], summary: Summary, rate: float, label: str) -> str:
+    workers = len(samples[-1].worker_mb)
+    who = "one wo run worker" if workers == 1 else f"{workers} wo run workers (RSS summed)"
     lines = [
         "",
-        f"Memory soak: one wo run worker, {label}, offered {rate:,.0f} ev/s for "
-        f"{samples[-1].seconds / 60:.1f} min",
+        f"Memory soak: {who}, {label}, offered {rate:,.0f} ev/s for {samples[-1].seconds / 60:.1f} min",
         "",
         "| s | worker RSS MB | sent | handled | lag | load average |",
         "|---|---|---|---|---|---|",
@@ -118,6 +126,9 @@ def report(samples: Sequence[Sample], summary: Summary, rate: float, label: str)
         f"| {s.load} |"
         for s in samples
     ]
+    if workers > 1:
+        each = ", ".join(f"{mb:.1f}" for mb in samples[-1].worker_mb)
+        lines += ["", f"each worker's RSS at the end: {each} MB"]
     lines += [
         "",
         f"RSS mean: first half {summary.first_half_mb:.1f} MB, second half {summary.second_half_mb:.1f} MB "
@@ -128,61 +139,73 @@ def report(samples: Sequence[Sample], summary: Summary, rate: float, label: str)
         f"({summary.lag_at_end / rate:.1f} s of sending)",
     ]
     if summary.kept_up:
-        lines.append("The worker kept up: the RSS above is its steady state at this rate.")
+        lines.append("The workers kept up: the RSS above is their steady state at this rate.")
     else:
         carried = int(summary.consumed_per_s * 0.8 // 100 * 100)
         lines.append(
-            f"The worker did NOT keep up ({summary.consumed_per_s:,.0f} of {rate:,.0f} ev/s): "
+            f"The workers did NOT keep up ({summary.consumed_per_s:,.0f} of {rate:,.0f} ev/s): "
             f"{summary.lag_at_end:,} messages waited when sending stopped, so this RSS is not a memory "
-            "test of steady state at this rate (the queue waits in Kafka; the worker takes batches "
-            f"of at most {BATCH_SIZE}). Run again at a rate it carries, e.g. --rate {max(carried, 100)}."
+            "test of steady state at this rate (the queue waits in Kafka; a worker takes batches "
+            f"of at most {BATCH_SIZE}). Run again at a rate they carry, e.g. --rate {max(carried, 100)}, "
+            "or with more --workers."
         )
     return "\n".join(lines)
 
 
 class Soak(PipelineRuns):
-    """One worker on its own topics and database, fed at a constant rate."""
+    """Workers of one group on their own topics and database, fed at a constant rate."""
 
-    async def run(self, kind: str, rate: float, minutes: float, sample_s: float) -> list[Sample]:
+    async def run(
+        self, kind: str, rate: float, minutes: float, sample_s: float, workers: int
+    ) -> list[Sample]:
         run = uuid.uuid4().hex[:6]
         topics = Topics(**{name: f"soak.{run}.{name.replace('_', '-')}" for name in TOPIC_NAMES})
         ensure_topics(self.bootstrap, topics.all(), self.config.partitions, 1)
         group = f"soak-wo-{run}"
         with database(kind, self.workdir) as url:
             migrate(url)
-            env = self.worker_env(url, group, topics, 0)
-            child = start_child(
-                "wo run",
-                [str(self.wo), "run"],
-                env,
-                self.workdir / f"{group}.log",
-                int(env["WO_METRICS_PORT"]),
-            )
+            children: list[Child] = []
             try:
-                await self._warm_up([child], topics.vehicle_alarms)
+                for index in range(workers):
+                    env = self.worker_env(url, group, topics, index)
+                    children.append(
+                        start_child(
+                            f"wo run #{index + 1}",
+                            [str(self.wo), "run"],
+                            env,
+                            self.workdir / f"{group}-{index}.log",
+                            int(env["WO_METRICS_PORT"]),
+                        )
+                    )
+                await self._warm_up(children, topics.vehicle_alarms)
+                pids = ", ".join(str(child.pid) for child in children)
                 print(
-                    f"worker {child.pid} in its group; offering {rate:,.0f} ev/s for {minutes:g} min",
+                    f"workers {pids} in their group; offering {rate:,.0f} ev/s for {minutes:g} min",
                     flush=True,
                 )
-                return await self._feed(child, topics.vehicle_alarms, rate, minutes * 60, sample_s)
+                return await self._feed(children, topics.vehicle_alarms, rate, minutes * 60, sample_s)
             finally:
-                child.stop()
+                for child in children:
+                    child.stop()
 
     async def _feed(
-        self, child: Child, topic: str, rate: float, seconds: float, sample_s: float
+        self, children: list[Child], topic: str, rate: float, seconds: float, sample_s: float
     ) -> list[Sample]:
         stream = AlarmStream(f"S{uuid.uuid4().hex[:4]}")
-        handled0 = child.read_batches()
+        handled0 = sum(child.read_batches() for child in children)
         started = time.monotonic()
         samples: list[Sample] = []
 
         def sample() -> Sample:
-            child.check_alive()
+            for child in children:
+                child.check_alive()
+            each = tuple(child.rss_kb() / 1024 for child in children)
             taken = Sample(
                 time.monotonic() - started,
-                child.rss_kb() / 1024,
+                sum(each),
+                each,
                 stream.count,
-                child.read_batches() - handled0,
+                sum(child.read_batches() for child in children) - handled0,
                 load_average(),
             )
             print(
@@ -216,6 +239,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-s", type=float, default=10, help="seconds between RSS samples")
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL (127.0.0.1:5432)")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of one consumer group")
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (worker and broker logs)"
     )
@@ -230,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         databases=[kind],
         loads=[],
         duration_s=0,
-        workers=[1],
+        workers=[args.workers],
         partitions=args.partitions,
         soak_s=args.minutes * 60,
         soak_load=int(args.rate),
@@ -244,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def soak() -> tuple[str, list[Sample]]:
         with bench_broker(BrokerKind.KAFKA, workdir / "kafka") as broker:
-            samples = await Soak(config, broker, workdir).run(kind, args.rate, args.minutes, args.sample_s)
+            soak = Soak(config, broker, workdir)
+            samples = await soak.run(kind, args.rate, args.minutes, args.sample_s, args.workers)
             return f"{broker.label}, {kind}", samples
 
     try:

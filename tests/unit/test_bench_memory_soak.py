@@ -12,9 +12,16 @@ if str(BENCH) not in sys.path:  # bench/ is scripts, not a package: imported as 
 from memory_soak import Sample, report, slope_per_minute, summarize  # noqa: E402
 
 
-def samples(rss: list[float], rate: float, consumed: float) -> list[Sample]:
+def samples(rss: list[float], rate: float, consumed: float, workers: int = 1) -> list[Sample]:
     return [
-        Sample(10.0 * (i + 1), mb, int(rate * 10 * (i + 1)), int(consumed * 10 * (i + 1)), "3.00 3.00 3.00")
+        Sample(
+            10.0 * (i + 1),
+            mb,
+            (mb / workers,) * workers,
+            int(rate * 10 * (i + 1)),
+            int(consumed * 10 * (i + 1)),
+            "3.00 3.00 3.00",
+        )
         for i, mb in enumerate(rss)
     ]
 
@@ -42,9 +49,18 @@ def test_a_worker_that_fell_behind_is_named_so_with_a_rate_it_carried() -> None:
     assert "--rate 1200" in text
 
 
+def test_two_workers_are_reported_as_their_rss_summed_and_each_at_the_end() -> None:
+    two = samples([400, 402, 400, 402], 2000, 2000, workers=2)
+    text = report(two, summarize(two, 2000), 2000, "Apache Kafka")
+
+    assert "2 wo run workers (RSS summed)" in text
+    assert "each worker's RSS at the end: 201.0, 201.0 MB" in text
+    assert "The workers kept up" in text
+
+
 def test_a_lag_of_a_few_seconds_of_sending_still_counts_as_keeping_up() -> None:
     kept = samples([150] * 6, 1000, 1000)
     last = kept[-1]
-    kept[-1] = Sample(last.seconds, last.rss_mb, last.sent, last.handled - 4_000, last.load)
+    kept[-1] = Sample(last.seconds, last.rss_mb, last.worker_mb, last.sent, last.handled - 4_000, last.load)
 
     assert summarize(kept, 1000).kept_up
