@@ -46,7 +46,11 @@ def pieces(tree: Path, alarms: int) -> dict[str, Callable[[], object]]:
     from workorder_pipeline.processors.signals import to_signal
     from workorder_pipeline.processors.triage import BatchTriageState, ReferenceIndex, state_keys, triage
     from workorder_pipeline.processors.workorders import open_work_order
-    from workorder_pipeline.services import intake
+
+    try:  # the audit detail's own module since 2026-12-06; a checkout before that: intake's
+        from workorder_pipeline.services.intake_audit import audit_detail
+    except ImportError:
+        from workorder_pipeline.services.intake import _audit as audit_detail  # type: ignore[attr-defined,no-redef]
     from workorder_pipeline.services.calendar_files import load_calendar
     from workorder_pipeline.services.policy_files import load_policy, load_reference
 
@@ -75,7 +79,7 @@ def pieces(tree: Path, alarms: int) -> dict[str, Callable[[], object]]:
         "open_order": lambda: [open_work_order(o, policy.source.deadlines, calendar, now) for o in outcomes],
         "register": register,
         "payload": lambda: [event.model_dump(mode="json", by_alias=True) for event in events],
-        "audit": lambda: [intake._audit(outcome, "t/0/1", due_at=now) for outcome in outcomes],
+        "audit": lambda: [audit_detail(outcome, "t/0/1", due_at=now) for outcome in outcomes],
         "dispatch_json": lambda: [o.dispatch_message().model_dump_json(by_alias=True) for o in orders],
     }
 

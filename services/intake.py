@@ -9,10 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from workorder_pipeline.config.settings import ProcessingGuarantee, Settings
-from workorder_pipeline.processors.admission import EVENT_TIME_STEP, Admitted, Limits, admit, decide
+from workorder_pipeline.processors.admission import Admitted, Limits, admit, decide
 from workorder_pipeline.processors.calendar import WorkCalendar
 from workorder_pipeline.processors.compiled_policy import CompiledPolicy
 from workorder_pipeline.processors.intake import DEFAULT_MAX_MESSAGE_BYTES, EventTime, Rejection
@@ -34,6 +33,7 @@ from workorder_pipeline.schemas.signal import Signal, SignalKind, SourceKey
 from workorder_pipeline.schemas.workorder import PipelineEventName, WorkOrder
 from workorder_pipeline.services.calendar_files import package_schedules
 from workorder_pipeline.services.dead_letters import Lettered, dead_letter
+from workorder_pipeline.services.intake_audit import audit_detail, suppressed_row
 from workorder_pipeline.services.ports import IntakeBatch, IntakeStore
 from workorder_pipeline.services.unit_of_work import once_more_if_raced
 
@@ -100,6 +100,18 @@ class _Valid:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """A batch decoded and validated (``Intake.admit``), to be recorded (``Intake.record``)."""
+
+    #: What admission found: dead letters, counts received and rejected, platforms heard.
+    found: IntakeResult
+    valid: list[_Valid]
+    reference: ReferenceIndex
+    #: The batch's receipt.
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _Context:
     """What triage of one signal reads and adds to, within one attempt at a batch."""
 
@@ -136,6 +148,11 @@ class Intake:
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> IntakeResult:
         """Validate, triage and record a batch: every message ends as an order, a merge, a
         recorded suppression, a known re-delivery or a dead letter."""
+        return self.record(self.admit(messages, now))
+
+    def admit(self, messages: Sequence[InboundMessage], now: datetime) -> Admission:
+        """The batch decoded and validated, ``now`` its receipt: nothing stored is read, so a
+        batch may be admitted while the one before it is still being published and marked."""
         admitted = IntakeResult()
         reference = self.reference_index()
         valid: list[_Valid] = []
@@ -150,7 +167,14 @@ class Intake:
             platform, at = publishing_platform(signal), signal.occurred_at
             admitted.platforms[platform] = max(at, admitted.platforms.get(platform, at))
             valid.append(_Valid.of(message, outcome))
-        return once_more_if_raced(lambda: self._record(admitted, valid, reference, now))
+        return Admission(admitted, valid, reference, now)
+
+    def record(self, admission: Admission) -> IntakeResult:
+        """Triage and record an admitted batch, in one transaction (done again if another
+        worker won a race for one of its dedupe keys)."""
+        return once_more_if_raced(
+            lambda: self._record(admission.found, admission.valid, admission.reference, admission.now)
+        )
 
     def _record(
         self, admitted: IntakeResult, valid: list[_Valid], reference: ReferenceIndex, now: datetime
@@ -203,7 +227,7 @@ class Intake:
             result.late[kind] += 1
         if outcome.action is Action.create:
             order = self.open_order(outcome, batch.now)
-            detail = _audit(outcome, position, due_at=order.due_at)
+            detail = audit_detail(outcome, position, due_at=order.due_at)
             batch.record_signal(
                 key,
                 order.id,
@@ -218,7 +242,7 @@ class Intake:
             state.record(outcome, order.id, batch.now)
         elif outcome.action is Action.merge and outcome.merge_into is not None:
             target = outcome.merge_into.id
-            detail = _audit(outcome, position)
+            detail = audit_detail(outcome, position)
             batch.record_signal(
                 key, target, payload, position, PipelineEventName.merged, detail, item.signal.region_code
             )
@@ -226,7 +250,7 @@ class Intake:
             state.record(outcome, None, batch.now)
             result.merged[kind] += 1
         elif outcome.suppression is not None:
-            batch.suppress(key, _suppressed_row(item.signal, outcome, payload))
+            batch.suppress(key, suppressed_row(item.signal, outcome, payload))
             state.record(outcome, None, batch.now)
             result.suppressed[outcome.suppression.reason] += 1
 
@@ -350,42 +374,6 @@ def publishing_platform(signal: Signal) -> str:
     if signal.kind is SignalKind.complaint:
         return f"complaint-{signal.attributes.get('channel')}"
     return {SignalKind.suspect: "rectification", SignalKind.checkin_failure: "checkin"}[signal.kind]
-
-
-def _audit(outcome: TriageOutcome, position: str, due_at: datetime | None = None) -> dict[str, Any]:
-    """The triage decision as the audit trail keeps it: every step with its reason."""
-    detail: dict[str, Any] = {
-        "source": position,
-        "source_id": outcome.signal.source_id,
-        "action": outcome.action.value,
-        "unit": outcome.route.unit,
-        "priority": outcome.priority.value,
-        "route_key": outcome.route.route_key,
-        "route_path": list(outcome.route.path),
-        "steps": [{"step": s.name, "outcome": s.outcome, "reason": s.reason} for s in outcome.steps],
-    }
-    if any(s.name == EVENT_TIME_STEP and s.outcome == EventTime.late for s in outcome.steps):
-        # Countable in the audit trail without reading the steps.
-        detail["received_late"] = True
-    if due_at is not None:
-        detail["due_at"] = due_at.isoformat()
-    return detail
-
-
-def _suppressed_row(signal: Signal, outcome: TriageOutcome, payload: dict[str, Any]) -> dict[str, Any]:
-    assert outcome.suppression is not None
-    return {
-        "kind": signal.kind.value,
-        "reason": outcome.suppression.reason.value,
-        "rule_key": outcome.suppression.rule_key,
-        "detail": outcome.suppression.detail,
-        "unit": outcome.route.unit,
-        "route_key": outcome.route.route_key,
-        "occurred_at": signal.occurred_at,
-        "violation_key": outcome.violation_key,
-        "payload": payload,
-        "region_code": signal.region_code,
-    }
 
 
 def unprocessable_rejection(error: str) -> Rejection:

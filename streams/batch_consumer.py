@@ -44,6 +44,7 @@ from workorder_pipeline.services.failures import error_name
 from workorder_pipeline.services.intake import InboundMessage
 from workorder_pipeline.streams.kafka.security import aiokafka_options
 from workorder_pipeline.streams.outputs import Committer, Outputs
+from workorder_pipeline.streams.read_ahead import ReadAhead
 from workorder_pipeline.streams.resilience import Outage, Stopped, Task, close_quietly
 from workorder_pipeline.streams.retry import settle
 from workorder_pipeline.streams.transactions import PartitionBatch, PartitionProducers, PartitionsLost
@@ -97,6 +98,9 @@ class BatchConsumer(mode.Service):
         self._assignments = 0
         self._starts: dict[TopicPartition, int] = {}
         self._rejoin = False
+        #: When the batch in hand was read; the next one may be read ahead (``_read_ahead``).
+        self._batch_read_at = 0.0
+        self._ahead = ReadAhead(self._messages, self._prepare, settings.intake_batch_size)
 
     async def _open(self) -> None:
         """A new consumer, subscribed (the consuming loop makes one when there is none)."""
@@ -149,6 +153,7 @@ class BatchConsumer(mode.Service):
             log.warning(f"{self.task_name.value}_stopped_mid_batch", detail="the batch will be re-delivered")
         else:
             self._batch_in_hand.release()
+        await self._ahead.drop()
         await close_quietly(consumer.stop(), CONSUMER_STOP_WAIT_S, "intake consumer")
         if self._transactions is not None:
             await self._transactions.release()
@@ -173,7 +178,6 @@ class BatchConsumer(mode.Service):
     @mode.Service.task
     async def _consume(self) -> None:
         interval_s = self._settings.intake_batch_interval_ms / 1000
-        last_batch_at = 0.0
         fetching = Outage(self.task_name)
         while not self.should_stop:
             if self._suspended.is_set():
@@ -191,27 +195,31 @@ class BatchConsumer(mode.Service):
                 except Exception as exc:
                     await asyncio.sleep(fetching.failed(exc))
                 continue
-            # The consumer keeps fetching meanwhile: the next batch takes what arrived.
-            wait_s = last_batch_at + interval_s - time.monotonic()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            assignments = self._assignments
-            try:
-                fetched = await consumer.getmany(
-                    timeout_ms=int(self._settings.intake_batch_seconds * 1000),
-                    max_records=self._settings.intake_batch_size,
-                )
-            except ConsumerStoppedError:
-                continue  # stopping, or suspended
-            except Exception as exc:  # aiokafka retries what it can; this is what it could not
-                self._count_failure()
-                await asyncio.sleep(fetching.failed(exc))
-                continue
-            fetching.succeeded()
-            messages = self._messages(fetched)
-            if not messages:
-                continue
-            last_batch_at = time.monotonic()
+            ahead = await self._ahead.taken()  # taken from the consumer: it must be the next batch
+            if ahead is not None:
+                fetched, messages, assignments = ahead.fetched, ahead.messages, ahead.assignments
+            else:
+                # The consumer keeps fetching meanwhile: the next batch takes what arrived.
+                wait_s = self._batch_read_at + interval_s - time.monotonic()
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
+                assignments = self._assignments
+                try:
+                    fetched = await consumer.getmany(
+                        timeout_ms=int(self._settings.intake_batch_seconds * 1000),
+                        max_records=self._settings.intake_batch_size,
+                    )
+                except ConsumerStoppedError:
+                    continue  # stopping, or suspended
+                except Exception as exc:  # aiokafka retries what it can; this is what it could not
+                    self._count_failure()
+                    await asyncio.sleep(fetching.failed(exc))
+                    continue
+                fetching.succeeded()
+                messages = self._messages(fetched)
+                if not messages:
+                    continue
+            self._batch_read_at = time.monotonic()
             async with self._batch_in_hand:
                 if assignments != self._assignments:  # exactly once: read again where it started
                     self._rewind(consumer, fetched)
@@ -222,7 +230,7 @@ class BatchConsumer(mode.Service):
                 for tp, records in fetched.items():
                     self._processed[tp] = records[-1].offset + 1
                 await self._commit(consumer)
-            self._done(parts, len(messages), time.monotonic() - last_batch_at)
+            self._done(parts, len(messages), time.monotonic() - self._batch_read_at)
 
     async def _settled(self, messages: list[InboundMessage]) -> list[tuple[Any, dict[str, int]]] | None:
         """The batch processed (``settle``'s parts), or None if it was left undone. Transient
@@ -269,6 +277,17 @@ class BatchConsumer(mode.Service):
             for records in fetched.values()
             for r in records
         ]
+
+    def _read_ahead(self) -> None:
+        """The batch in hand is stored: the next is taken and prepared while this one is
+        published (streams/read_ahead.py), once the batch interval has passed."""
+        consumer = self._consumer
+        interval_s = self._settings.intake_batch_interval_ms / 1000
+        if consumer is not None and time.monotonic() - self._batch_read_at >= interval_s:
+            self._ahead.start(consumer, self._assignments)
+
+    async def _prepare(self, messages: list[InboundMessage]) -> object:
+        """The CPU-only first step of handling ``messages`` read ahead (``_read_ahead``)."""
 
     def _done(self, parts: list[tuple[Any, dict[str, int]]], size: int, done_s: float) -> None:
         """A batch committed (``parts``: what ``settle`` returned), ``done_s`` after it was read."""
@@ -368,15 +387,6 @@ class BatchConsumer(mode.Service):
         """The partitions this worker consumes now (for the lag gauge)."""
         consumer = self._consumer
         return [(tp.topic, tp.partition) for tp in consumer.assignment()] if consumer is not None else []
-
-
-def next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:
-    """Per partition, the offset after the batch's last message (what a commit records)."""
-    offsets: dict[TopicPartition, int] = {}
-    for message in messages:
-        tp = TopicPartition(message.topic, message.partition)
-        offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
-    return offsets
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]

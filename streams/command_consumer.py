@@ -30,9 +30,10 @@ from workorder_pipeline.services.failures import error_name
 from workorder_pipeline.services.intake import InboundMessage
 from workorder_pipeline.services.ports import OutboxTopic
 from workorder_pipeline.streams import metrics
-from workorder_pipeline.streams.batch_consumer import BatchConsumer, next_offsets
+from workorder_pipeline.streams.batch_consumer import BatchConsumer
 from workorder_pipeline.streams.outputs import Committer, Message, Outputs
 from workorder_pipeline.streams.resilience import Task
+from workorder_pipeline.streams.transactions import next_offsets
 
 log = structlog.get_logger(__name__)
 

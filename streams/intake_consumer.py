@@ -21,12 +21,12 @@ from aiokafka import TopicPartition
 
 from workorder_pipeline.config.settings import Settings
 from workorder_pipeline.services.failures import error_name
-from workorder_pipeline.services.intake import InboundMessage, Intake, IntakeResult, combined
+from workorder_pipeline.services.intake import Admission, InboundMessage, Intake, IntakeResult, combined
 from workorder_pipeline.streams import metrics
-from workorder_pipeline.streams.batch_consumer import BatchConsumer, next_offsets
+from workorder_pipeline.streams.batch_consumer import BatchConsumer
 from workorder_pipeline.streams.outputs import Committer, Message, Outputs
 from workorder_pipeline.streams.resilience import Task
-from workorder_pipeline.streams.transactions import PartitionBatch
+from workorder_pipeline.streams.transactions import PartitionBatch, next_offsets
 
 log = structlog.get_logger(__name__)
 
@@ -73,19 +73,28 @@ class IntakeConsumer(BatchConsumer):
     async def _process(self, messages: Sequence[InboundMessage]) -> tuple[IntakeResult, dict[str, int]]:
         """Store, publish, mark dispatched; returns the result and when each step ended (ms)."""
         started = time.monotonic()
-        result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
+        admission = self._ahead.prepared(messages)
+        if isinstance(admission, Admission):  # admitted while the batch before was published
+            result = await asyncio.to_thread(self._intake.record, admission)
+        else:
+            result = await asyncio.to_thread(self._intake.handle, messages, self._clock())
         stored = time.monotonic()
         if self._exactly_once:
             await self._commit_transactions(self._by_partition(messages, result))
         else:
             await self._outputs.publish(result.to_dispatch, result.dead_letters)
         published = time.monotonic()
+        self._read_ahead()
         await asyncio.to_thread(self._intake.dispatched, result.to_dispatch, self._clock())
         steps = {
+            "admitted_ahead": int(isinstance(admission, Admission)),
             "stored_ms": round((stored - started) * 1000),
             "published_ms": round((published - started) * 1000),
         }
         return result, steps
+
+    async def _prepare(self, messages: list[InboundMessage]) -> Admission:
+        return await asyncio.to_thread(self._intake.admit, messages, self._clock())
 
     def _by_partition(
         self, messages: Sequence[InboundMessage], result: IntakeResult

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from workorder_pipeline.config.settings import Settings
 from workorder_pipeline.services.failures import error_name
+from workorder_pipeline.services.intake import InboundMessage
 from workorder_pipeline.streams.kafka.producers import new_producer
 from workorder_pipeline.streams.outputs import STOP_WAIT_S, Committer, Message, Outputs
 from workorder_pipeline.streams.resilience import Stopped, TopicsNotReady, close_quietly
@@ -144,3 +145,12 @@ class PartitionProducers:
 class PartitionNotHeld(Stopped):
     """No producer for the partition: its start failed, or a transaction of it failed since
     the group assigned it (this worker may have been replaced: it must not start one)."""
+
+
+def next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the batch's last message (what a commit records)."""
+    offsets: dict[TopicPartition, int] = {}
+    for message in messages:
+        tp = TopicPartition(message.topic, message.partition)
+        offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
+    return offsets

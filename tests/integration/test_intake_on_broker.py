@@ -38,6 +38,7 @@ from workorder_pipeline.services.intake import InboundMessage, Intake
 from workorder_pipeline.services.policy_files import load_policy
 from workorder_pipeline.storage.database import create_engine, migrate
 from workorder_pipeline.storage.repository import WorkOrderRepository
+from workorder_pipeline.streams.kafka.admin import ensure_topics
 from workorder_pipeline.wo.embedded_broker import free_port
 from workorder_pipeline.wo.kafka_cluster import KafkaCluster
 
@@ -284,3 +285,47 @@ def test_repeated_alarms_merge_into_one_order_across_a_restart(worker: Worker) -
     text = second.metrics_text()
     assert metric_total(text, "wo_signals_deduplicated_total") == 6
     assert second.stop(signal.SIGTERM) == 0, second.tail()
+
+
+def test_a_backlog_read_ahead_merges_and_recognizes_resends_across_batches(worker: Worker) -> None:
+    """Batches of 10 with no interval: each next batch is read and admitted while the one
+    before is published. Its repeats and re-sends of the batch before must still see that
+    batch's orders stored and marked: one order per vehicle, each published once."""
+    run = uuid.uuid4().hex[:6]
+    template = json.loads(file_lines(SAMPLES / "vehicle-alarms.jsonl")[0])
+    vehicles = 40
+
+    def alarm(n: int, repeat: int) -> tuple[bytes, bytes]:
+        plate = f"苏FA{n:04d}"
+        event = {
+            **template,
+            "alarm_id": f"RA-{run}-{n:03d}-{repeat}",
+            "plate": plate,
+            "occurred_at": f"2026-11-22T08:{repeat:02d}:00+08:00",
+        }
+        return plate.encode(), json.dumps(event, ensure_ascii=False).encode()
+
+    # Each vehicle's first alarm, then (a few messages on) its re-send and a repeat: they
+    # fall into the batch after the first alarm's, or the one after that.
+    messages = []
+    for n in range(vehicles):
+        messages.append(alarm(n, 0))
+        if n >= 3:
+            messages += [alarm(n - 3, 0), alarm(n - 3, 1)]
+    messages += [m for n in range(vehicles - 3, vehicles) for m in (alarm(n, 0), alarm(n, 1))]
+    ensure_topics(worker.bootstrap, [worker.alarms_topic], 3, 1)
+    worker.produce(messages)  # a backlog before the worker starts: full batches
+    worker.env.update(WO_INTAKE_BATCH_SIZE="10", WO_INTAKE_BATCH_INTERVAL_MS="0")
+    process = worker.start()
+    worker.wait_caught_up(process)
+
+    batches = [json.loads(line) for line in process.output().splitlines() if '"intake_batch"' in line]
+    assert sum(batch["messages"] for batch in batches) == len(messages)
+    assert sum(batch.get("admitted_ahead", 0) for batch in batches) >= 5, process.tail()
+    with worker.engine.connect() as conn:
+        occurrences = conn.execute(sa.text("SELECT occurrences FROM work_order")).scalars().all()
+    assert sorted(occurrences) == [2] * vehicles
+    dispatched = worker.dispatched()
+    assert len(dispatched) == len(set(dispatched)) == vehicles
+    assert worker.statuses() == [("dispatched", vehicles)]
+    assert process.stop(signal.SIGTERM) == 0, process.tail()
