@@ -26,6 +26,9 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from yarl import URL
 
+from workorder_pipeline.streams.batch_consumer import CONSUMER_STOP_WAIT_S
+from workorder_pipeline.streams.resilience import close_quietly
+
 #: The broker URL scheme of this transport (faust's own is ``kafka``).
 SCHEME = "wo+kafka"
 #: The broker URL query parameter carrying the consumer's fetch wait, in milliseconds.
@@ -86,6 +89,14 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             )
         consumer._fetch_max_wait_ms = wait
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # faust's own awaits consumer.stop() bare: with the broker gone, aiokafka 0.14 lets the
+        # CancelledError of its fetch task escape it, the thread never reports that it stopped,
+        # and the worker hangs on SIGTERM (seen: a Kafka node killed under a busy worker).
+        await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()  # the method queue
+        if self._consumer is not None:
+            await close_quietly(self._consumer.stop(), CONSUMER_STOP_WAIT_S, "faust consumer")
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -104,3 +104,42 @@ def test_the_worker_survives_a_broker_outage_and_catches_up(
         engine.dispose()
         if worker.process.poll() is None:
             worker.stop(signal.SIGKILL, timeout_s=10)
+
+
+def test_sigterm_while_the_broker_is_gone_ends_the_worker_within_15_s(
+    network: tuple[CuttableProxy, ProxiedBroker], tmp_path: Path
+) -> None:
+    """A Kafka node that died (connections refused) and then SIGTERM, as an operator stops a
+    worker whose broker is down: faust's consumer thread, closing its consumer, met aiokafka's
+    cancelled fetch and never said it had stopped (the worker hung, spinning on metadata)."""
+    proxy, _broker = network
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    topics = Topics()
+    ensure_topics(bootstrap, topics.all(), 3, 1)
+    env = clean_env(
+        WO_KAFKA_BOOTSTRAP=bootstrap,
+        WO_DATABASE_URL=f"sqlite:///{tmp_path / 'wo.db'}",
+        WO_DATA_DIR=str(tmp_path / "data"),
+        WO_METRICS_PORT=str(free_port()),
+        WO_TOPIC_PARTITIONS="3",
+        WO_KAFKA_SESSION_TIMEOUT_S="4",
+        WO_LOG_FORMAT="json",
+    )
+    worker = PipelineProcess.start(
+        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
+    )
+    try:
+        worker.wait_metrics(TIMEOUT_S)
+        publish(bootstrap, topics.vehicle_alarms, 0, 10)
+        wait_for(
+            lambda: '"intake_batch"' in worker.output() or None, TIMEOUT_S, "a batch", describe=worker.tail
+        )
+        proxy.cut()
+        time.sleep(3)  # every client of the worker is retrying by now
+        started = time.monotonic()
+        code = worker.stop(signal.SIGTERM, timeout_s=30)
+        assert time.monotonic() - started < 15, worker.tail()
+        assert code == 0, worker.tail()
+    finally:
+        if worker.process.poll() is None:
+            worker.stop(signal.SIGKILL, timeout_s=10)
