@@ -4,6 +4,7 @@ embedded broker restarted when it dies (streams/topic_watch.BrokerChild)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -71,33 +72,42 @@ def partition_counts(
 def wait_for_broker(settings: Settings, max_delay_s: float = RETRY_CAP_S) -> None:
     """Until the external broker answers a metadata request: said once when it does not
     (``broker_unavailable``) and once when it does; retried after 1 s doubling to 15 s, so
-    a broker that comes up is seen within BROKER_SEEN_WITHIN_S.
-    SIGTERM or Ctrl-C ends the wait (no handler is installed yet)."""
+    a broker that comes up is seen within BROKER_SEEN_WITHIN_S. kafka-python's own lines
+    (about four a second) are left out after the first attempt's: an outage of hours would
+    otherwise bury the log in them. SIGTERM or Ctrl-C ends the wait (no handler is installed yet)."""
     delay, since, attempts = FIRST_RETRY_DELAY_S, time.monotonic(), 0
-    while True:
-        try:
-            admin = open_admin(settings.bootstrap_servers, ATTEMPT_TIMEOUT_S, kafka_python_options(settings))
-            try:
-                admin.list_topics()
-            finally:
-                admin.close()
-        except Exception as exc:
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    try:
+        while (failure := _attempt(settings)) is not None:
             attempts += 1
             if attempts == 1:
                 log.warning(
                     "broker_unavailable",
                     bootstrap=settings.bootstrap_servers,
-                    error=type(exc).__name__,
+                    error=type(failure).__name__,
                     detail="waiting for it before setting up the topics (said again when it answers)",
                 )
+                kafka_log.setLevel(logging.CRITICAL)
             time.sleep(delay)
             delay = min(delay * 2, max_delay_s)
-            continue
-        if attempts:
-            log.info(
-                "broker_available", waited_s=round(time.monotonic() - since, 1), failed_attempts=attempts
-            )
-        return
+    finally:
+        kafka_log.setLevel(level)
+    if attempts:
+        log.info("broker_available", waited_s=round(time.monotonic() - since, 1), failed_attempts=attempts)
+
+
+def _attempt(settings: Settings) -> Exception | None:
+    """One metadata request to the broker; what failed, or None if it answered."""
+    try:
+        admin = open_admin(settings.bootstrap_servers, ATTEMPT_TIMEOUT_S, kafka_python_options(settings))
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+    except Exception as exc:
+        return exc
+    return None
 
 
 class EmbeddedBrokerChild:

@@ -262,6 +262,10 @@ def test_wo_run_waits_for_an_external_broker_that_is_not_there_yet(tmp_path: Pat
             # Away for the first attempt and the next, a retry pause later (and some).
             time.sleep(FIRST_RETRY_DELAY_S + ATTEMPT_TIMEOUT_S + 2)
             assert worker.process.poll() is None, worker.tail()  # still waiting, not exited
+            # kafka-python's own lines (~4 a second) stop once the wait is said.
+            lines = worker.output().splitlines()
+            waiting = next(n for n, line in enumerate(lines) if '"broker_unavailable"' in line)
+            assert [line for line in lines[waiting:] if '"logger": "kafka.' in line] == []
             broker_port.release()
             with EmbeddedBroker(broker_port.port) as broker:
                 available = broker_seen(worker)
