@@ -22,6 +22,8 @@ from benchkit.processes import Child, cpu_seconds
 #: loop's work) in "faust": the loop, the consumer and the producer were counted as faust's.
 PROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("Intake.handle (storage, decode, triage; a thread)", ("Intake.handle ",)),
+    ("Intake.record (storage, triage; a thread)", ("Intake.record ",)),
+    ("Intake.admit (decode, validate; a thread, read ahead)", ("Intake.admit ",)),
     ("Intake.dispatched (the mark; a thread)", ("Intake.dispatched ",)),
     ("metrics endpoint (scrapes)", ("prometheus_client/exposition", "streams/supervision.py")),
     ("publish: building the messages", ("Outputs.messages ",)),
