@@ -66,9 +66,12 @@ class ReadAhead:
         return await taking if taking is not None else None
 
     def prepared(self, messages: Sequence[InboundMessage]) -> object | None:
-        """What ``prepare`` made of exactly this list of messages, once (None: nothing)."""
-        prepared, self._prepared = self._prepared, None
-        return prepared[1] if prepared is not None and prepared[0] is messages else None
+        """What ``prepare`` made of exactly this list of messages, once (None: nothing). Kept
+        for its own batch while parts of the batch in hand ask (a failure being isolated)."""
+        if self._prepared is None or self._prepared[0] is not messages:
+            return None
+        prepared, self._prepared = self._prepared[1], None
+        return prepared
 
     async def drop(self) -> None:
         """The consumer is closing: whatever was taken goes with it."""

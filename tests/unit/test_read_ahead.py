@@ -87,9 +87,12 @@ class FakeOrder:
 class FakeIntake:
     """Admits and records in threads (as the real one); the mark is slow, as PostgreSQL's is."""
 
-    def __init__(self, steps: Steps, fail_admit_of: int | None = None) -> None:
+    def __init__(self, steps: Steps, fail_admit_of: int | None = None, poison: int | None = None) -> None:
         self.steps = steps
         self.fail_admit_of = fail_admit_of
+        #: The offset of a message whose recording always fails (a permanent failure).
+        self.poison = poison
+        self.set_aside: list[int] = []
 
     def admit(self, messages: Sequence[InboundMessage], now: datetime) -> Admission:
         if messages[0].offset == self.fail_admit_of:
@@ -107,9 +110,15 @@ class FakeIntake:
         return self._recorded(messages)
 
     def _recorded(self, messages: Sequence[InboundMessage]) -> IntakeResult:
+        if any(message.offset == self.poison for message in messages):
+            raise ValueError("a message no retry will store")
         self.steps("record", messages)
         time.sleep(0.02)
         return IntakeResult(to_dispatch=[FakeOrder(messages[0].offset)])  # type: ignore[list-item]
+
+    def unprocessable(self, message: InboundMessage, error: str, now: datetime) -> IntakeResult:
+        self.set_aside.append(message.offset)
+        return IntakeResult()
 
     def dispatched(self, orders: Sequence[FakeOrder], now: datetime) -> None:
         self.steps("mark start", [_At(orders[0].offset)])
@@ -127,6 +136,8 @@ class FakeOutputs:
         self.steps = steps
 
     async def publish(self, orders: Sequence[FakeOrder], letters: Sequence[Any]) -> None:
+        if not orders:  # a dead letter alone
+            return
         self.steps("publish", [_At(orders[0].offset)])
         await asyncio.sleep(0.02)
 
@@ -180,6 +191,23 @@ def test_a_batch_whose_admission_ahead_failed_is_admitted_again_in_turn() -> Non
     assert consumer.committed == [10, 20, 30]
     assert steps.index("record", 10) > steps.index("mark end", 0)
     assert [first for step, first in steps.log if step == "record"] == [0, 10, 20]
+
+
+def test_a_message_that_fails_alone_is_set_aside_and_the_batch_read_ahead_follows_in_turn() -> None:
+    intake = FakeIntake(Steps(), poison=13)
+    steps, consumer = run_loop(batches=3, size=10, intake=intake)
+
+    assert intake.set_aside == [13]
+    assert consumer.committed == [10, 20, 30]
+    records = [first for step, first in steps.log if step == "record"]
+    # The second batch split until offset 13 was alone; the third, read ahead meanwhile, was
+    # recorded only after every part of the second was marked.
+    assert records[0] == 0 and records[-1] == 20 and 20 not in records[:-1]
+    second_marked = [
+        n for n, (step, first) in enumerate(steps.log) if step == "mark end" and 10 <= first < 20
+    ]
+    assert second_marked and steps.index("record", 20) > max(second_marked)
+    assert steps.log.count(("admit", 20)) == 1  # admitted ahead, and that admission used
 
 
 def test_what_was_prepared_is_handed_over_once_and_only_for_its_own_batch() -> None:
