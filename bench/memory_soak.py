@@ -44,7 +44,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "bench"):  # run as a script: the packages,
 from benchkit.common import BATCH_SIZE, TOPIC_NAMES, AlarmStream, BenchmarkError, Config  # noqa: E402
 from benchkit.kafka_io import produce_paced  # noqa: E402
 from benchkit.pipeline import PipelineRuns  # noqa: E402
-from benchkit.processes import Child, bench_broker, database, load_average, start_child  # noqa: E402
+from benchkit.processes import Child, bench_broker, database, load_average  # noqa: E402
 
 from workorder_pipeline.config.settings import Settings, Topics  # noqa: E402
 from workorder_pipeline.storage.database import migrate  # noqa: E402
@@ -166,17 +166,7 @@ class Soak(PipelineRuns):
             migrate(url)
             children: list[Child] = []
             try:
-                for index in range(workers):
-                    env = self.worker_env(url, group, topics, index)
-                    children.append(
-                        start_child(
-                            f"wo run #{index + 1}",
-                            [str(self.wo), "run"],
-                            env,
-                            self.workdir / f"{group}-{index}.log",
-                            int(env["WO_METRICS_PORT"]),
-                        )
-                    )
+                self.start_workers(children, workers, url, group, topics)
                 await self._warm_up(children, topics.vehicle_alarms)
                 pids = ", ".join(str(child.pid) for child in children)
                 print(

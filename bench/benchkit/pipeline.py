@@ -58,6 +58,23 @@ class PipelineRuns(Profiling):
             env[f"WO_TOPICS__{name.upper()}"] = getattr(topics, name)
         return env
 
+    def start_workers(
+        self, children: list[Child], workers: int, url: str, group: str, topics: Topics
+    ) -> None:
+        """``workers`` ``wo run`` processes of ``group``, each added to ``children`` as it starts
+        (the caller stops them, those started before a failure too)."""
+        for index in range(workers):
+            env = self.worker_env(url, group, topics, index)
+            children.append(
+                start_child(
+                    f"wo run #{index + 1}",
+                    [str(self.wo), "run"],
+                    env,
+                    self.workdir / f"{group}-{index}.log",
+                    int(env["WO_METRICS_PORT"]),
+                )
+            )
+
     async def pipeline(self, kind: str, workers: int) -> None:
         label = f"pipeline: wo run ({kind}, {workers} worker{'s' if workers > 1 else ''})"
         print(f"{label}: {len(self.backlog):,} messages, then loads {self.config.loads} ev/s", flush=True)
@@ -71,17 +88,7 @@ class PipelineRuns(Profiling):
             # once collide (alembic's _alembic_tmp_work_order table; PostgreSQL takes a lock).
             migrate(url)
             try:
-                for index in range(workers):
-                    env = self.worker_env(url, group, topics, index)
-                    children.append(
-                        start_child(
-                            f"wo run #{index + 1}",
-                            [str(self.wo), "run"],
-                            env,
-                            self.workdir / f"{group}-{index}.log",
-                            int(env["WO_METRICS_PORT"]),
-                        )
-                    )
+                self.start_workers(children, workers, url, group, topics)
                 handled = await self._warm_up(children, topics.vehicle_alarms)
                 await self._throughput(label, kind, children, topics, handled)
                 for load in self.config.loads:
