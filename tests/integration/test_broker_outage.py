@@ -56,27 +56,31 @@ def publish(bootstrap: str, topic: str, first: int, count: int) -> None:
         producer.close(timeout=5)
 
 
-def test_the_worker_survives_a_broker_outage_and_catches_up(
-    network: tuple[CuttableProxy, ProxiedBroker], tmp_path: Path
-) -> None:
-    proxy, _broker = network
-    bootstrap = f"127.0.0.1:{proxy.port}"
-    topics = Topics()
+def start_worker(bootstrap: str, topics: Topics, tmp_path: Path) -> PipelineProcess:
+    """``wo run`` on ``bootstrap`` (the proxy) and a SQLite database in ``tmp_path``/wo.db."""
     ensure_topics(bootstrap, topics.all(), 3, 1)
-    database = tmp_path / "wo.db"
     env = clean_env(
         WO_KAFKA_BOOTSTRAP=bootstrap,
-        WO_DATABASE_URL=f"sqlite:///{database}",
+        WO_DATABASE_URL=f"sqlite:///{tmp_path / 'wo.db'}",
         WO_DATA_DIR=str(tmp_path / "data"),
         WO_METRICS_PORT=str(free_port()),
         WO_TOPIC_PARTITIONS="3",
         WO_KAFKA_SESSION_TIMEOUT_S="4",
         WO_LOG_FORMAT="json",
     )
-    worker = PipelineProcess.start(
+    return PipelineProcess.start(
         [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
     )
-    engine = sa.create_engine(f"sqlite:///{database}")
+
+
+def test_the_worker_survives_a_broker_outage_and_catches_up(
+    network: tuple[CuttableProxy, ProxiedBroker], tmp_path: Path
+) -> None:
+    proxy, _broker = network
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    topics = Topics()
+    worker = start_worker(bootstrap, topics, tmp_path)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'wo.db'}")
 
     def orders() -> int:
         with engine.connect() as conn:
@@ -115,19 +119,7 @@ def test_sigterm_while_the_broker_is_gone_ends_the_worker_within_15_s(
     proxy, _broker = network
     bootstrap = f"127.0.0.1:{proxy.port}"
     topics = Topics()
-    ensure_topics(bootstrap, topics.all(), 3, 1)
-    env = clean_env(
-        WO_KAFKA_BOOTSTRAP=bootstrap,
-        WO_DATABASE_URL=f"sqlite:///{tmp_path / 'wo.db'}",
-        WO_DATA_DIR=str(tmp_path / "data"),
-        WO_METRICS_PORT=str(free_port()),
-        WO_TOPIC_PARTITIONS="3",
-        WO_KAFKA_SESSION_TIMEOUT_S="4",
-        WO_LOG_FORMAT="json",
-    )
-    worker = PipelineProcess.start(
-        [str(REPO_ROOT / ".venv" / "bin" / "wo"), "run"], env, tmp_path / "logs", int(env["WO_METRICS_PORT"])
-    )
+    worker = start_worker(bootstrap, topics, tmp_path)
     try:
         worker.wait_metrics(TIMEOUT_S)
         publish(bootstrap, topics.vehicle_alarms, 0, 10)
