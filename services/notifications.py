@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -57,7 +58,8 @@ NEW_ORDER_WINDOW = timedelta(hours=24)
 DECISION_WINDOW = timedelta(hours=24)
 #: Notifications sent per run at most: the periodic job comes back for the rest.
 PER_RUN = 200
-#: How long a worker holds a notification it is sending: longer than any channel's timeout.
+#: How long a worker holds a notification it is sending: a channel's whole send ends within
+#: it (Outgoing.lease_ends), its result recorded before another worker may claim it.
 LEASE = timedelta(minutes=2)
 
 
@@ -78,6 +80,9 @@ class Outgoing:
     level: NotificationLevel
     receiver: Receiver
     text: NotificationText
+    #: When (time.monotonic) this worker's lease of it ends: the channel's whole send ends
+    #: before, or another worker may send it again (streams/channels/deadline.py).
+    lease_ends: float
     #: Recipients (recipient_key) that have it from an earlier attempt: not sent to again.
     already: frozenset[str] = frozenset()
     #: Records a recipient that took it, before the next one is sent (committed at once).
@@ -114,8 +119,10 @@ class Notifier:
         router: NotifyRouter,
         channels: Mapping[ChannelType, Channel],
         unit_names: Mapping[str, str],
+        lease: timedelta = LEASE,
     ) -> None:
         self._store = store
+        self._lease = lease
         self._policy = policy
         self._router = router
         self._channels = channels
@@ -224,10 +231,12 @@ class Notifier:
         worker killed mid-send holds only the one in flight."""
         results: list[Sent] = []
         for _ in range(PER_RUN):
-            claimed = await asyncio.to_thread(self._store.claim, clock(), LEASE, 1)
+            # Read before the claim: the lease as this worker counts it ends no later.
+            lease_ends = time.monotonic() + self._lease.total_seconds()
+            claimed = await asyncio.to_thread(self._store.claim, clock(), self._lease, 1)
             if not claimed:
                 break
-            results += await self._attempt(claimed[0], clock)
+            results += await self._attempt(claimed[0], clock, lease_ends)
         return results
 
     async def run(self, clock: Callable[[], datetime]) -> list[Sent]:
@@ -237,7 +246,9 @@ class Notifier:
             log.info("notifications_planned", count=planned)
         return await self.deliver(clock)
 
-    async def _attempt(self, row: dict[str, Any], clock: Callable[[], datetime]) -> list[Sent]:
+    async def _attempt(
+        self, row: dict[str, Any], clock: Callable[[], datetime], lease_ends: float
+    ) -> list[Sent]:
         channel_type = ChannelType(row["channel"])
         known = {r.id for r in self._policy.receivers}
         if row["receiver"] not in known:
@@ -255,6 +266,7 @@ class Notifier:
                 NotificationLevel(row["level"]),
                 self._policy.receiver(row["receiver"]),
                 self._text(row, clock()),
+                lease_ends,
                 already,
                 delivered,
             )

@@ -15,8 +15,9 @@ from workorder_pipeline.streams.channels.robots import DingtalkChannel, WecomCha
 from workorder_pipeline.streams.channels.sms import SmsChannel
 from workorder_pipeline.streams.channels.webhook import WebhookChannel
 
-#: Seconds a channel waits for any one step of a platform's answer; a whole send ends by
-#: ``http.deadline_for(TIMEOUT_S)`` (well within services.notifications.LEASE).
+#: Seconds a channel waits for any one step of a platform's answer; an exchange (a request,
+#: an SMTP conversation) ends by ``deadline.deadline_for(TIMEOUT_S)``, a whole send one
+#: exchange's time before services.notifications.LEASE ends (``deadline.send_deadline``).
 TIMEOUT_S = 15.0
 
 

@@ -4,8 +4,10 @@ derived from the notification's id: a resend after a crash carries the same one.
 An SMTP 4xx (or no connection) is retried; a 5xx is a refusal.
 
 smtplib's timeout bounds each read, not the conversation: a server answering a byte a
-second would hold the channel for ever. The whole send has the channels' deadline
-(http.deadline_for); past it the connection is shut down, which ends the thread's read."""
+second would hold the channel for ever. The whole conversation has an exchange's deadline
+(deadline.deadline_for); past it the connection is shut down, which ends the thread's
+read. It is the send's one exchange: begun only if that deadline falls by the send's
+(deadline.may_start), as each SMS request is."""
 
 from __future__ import annotations
 
@@ -20,10 +22,8 @@ from email.message import EmailMessage
 
 from workorder_pipeline.schemas.notifications import AttemptOutcome, EmailReceiver
 from workorder_pipeline.services.notifications import Outgoing, Receipt
-from workorder_pipeline.streams.channels.http import deadline_for, missing, wrong_channel
-
-#: The attempt's detail when the deadline passed (as the HTTP channels say it).
-TOO_SLOW = "no complete answer in time"
+from workorder_pipeline.streams.channels.deadline import deadline_for, may_start, not_tried, too_slow
+from workorder_pipeline.streams.channels.http import missing, wrong_channel
 
 
 def compose(message: Outgoing, via: EmailReceiver) -> EmailMessage:
@@ -83,6 +83,8 @@ class EmailChannel:
             password = self._environ.get(via.password_env)
             if not password:
                 return missing(via.password_env)
+        if not may_start(message, self._deadline_s):
+            return not_tried()
         smtp = _AbortableSmtp(via.host, self._timeout)
         sending = asyncio.ensure_future(asyncio.to_thread(_send, smtp, compose(message, via), via, password))
         sending.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen, if late
@@ -91,7 +93,7 @@ class EmailChannel:
                 return await asyncio.shield(sending)
         except TimeoutError:
             smtp.abort()  # the thread's read fails now; its result is not waited for
-            return Receipt(AttemptOutcome.unreachable, None, TOO_SLOW)
+            return too_slow()
 
 
 def _send(smtp: _AbortableSmtp, mail: EmailMessage, via: EmailReceiver, password: str | None) -> Receipt:

@@ -13,17 +13,11 @@ import httpx
 
 from workorder_pipeline.schemas.notifications import AttemptOutcome
 from workorder_pipeline.services.notifications import Outgoing, Receipt
+from workorder_pipeline.streams.channels.deadline import deadline_for, too_slow
 
 #: An answer is read up to this size: the platforms answer a few hundred bytes, and a
 #: receiver claiming (or sending) a gigabyte is not read into memory.
 MAX_ANSWER_BYTES = 64 * 1024
-
-
-def deadline_for(timeout_s: float) -> float:
-    """The deadline of a whole send (connect, request, answer) for a channel whose single
-    waits are bounded by ``timeout_s``: a per-read timeout alone lets a receiver that
-    trickles its answer a byte at a time hold the channel for ever. Every channel's rule."""
-    return 2 * timeout_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +29,8 @@ class Answer:
 class HttpSender:
     def __init__(self, timeout_s: float) -> None:
         self._timeout = httpx.Timeout(timeout_s)
-        self._deadline_s = deadline_for(timeout_s)
+        #: A request's deadline, from connection to complete answer.
+        self.deadline_s = deadline_for(timeout_s)
 
     async def send(
         self, method: str, url: str, payload: bytes, headers: Mapping[str, str] | None = None
@@ -44,14 +39,14 @@ class HttpSender:
         the deadline, a broken or oversized answer."""
         all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with asyncio.timeout(self.deadline_s):
                 async with (
                     httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client,
                     client.stream(method, url, content=payload, headers=all_headers) as response,
                 ):
                     raw = await _read_at_most(response, MAX_ANSWER_BYTES)
         except TimeoutError:
-            return Receipt(AttemptOutcome.unreachable, None, "no complete answer in time")
+            return too_slow()
         except httpx.HTTPError as exc:
             return Receipt(AttemptOutcome.unreachable, None, type(exc).__name__)
         if raw is None:

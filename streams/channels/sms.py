@@ -4,17 +4,21 @@ values of the structure, never spliced into text), one request per phone; the po
 success check says whether the gateway took it. Each phone the gateway took is recorded
 before the next is sent (``Outgoing.delivered``); a phone it did not take does not stop
 the others, and a retry (or another worker after a crash) sends only to the phones that
-do not have it."""
+do not have it. A phone is tried only while its request would end by the send's deadline
+(deadline.may_start: the requests one after another would outlast the lease); the phones
+left are failures of this attempt like one the gateway did not take, and retried so."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from workorder_pipeline.schemas.notifications import AttemptOutcome, SmsReceiver
 from workorder_pipeline.services.notifications import Outgoing, Receipt, recipient_key
+from workorder_pipeline.streams.channels.deadline import may_start, not_tried
 from workorder_pipeline.streams.channels.http import (
     Answer,
     HttpSender,
@@ -76,6 +80,9 @@ class SmsChannel:
         # A phone listed twice is one recipient.
         waiting = [p for p in dict.fromkeys(via.phones) if recipient_key(p) not in message.already]
         for phone in waiting:
+            if not may_start(message, self._http.deadline_s):
+                failures.append(not_tried())
+                continue
             filled = {**values, "phone": phone}
             headers = {key: fill(value, filled) for key, value in via.headers.items()}
             answer = await self._http.send(via.method, str(via.url), dumps(fill(via.body, filled)), headers)
@@ -87,5 +94,11 @@ class SmsChannel:
                 failures.append(receipt)
         if not failures:
             return taken
-        first = failures[0]
-        return replace(first, detail=f"{len(failures)} of {len(waiting)} phones: {first.detail}"[:300])
+        return _failed(failures, len(waiting))
+
+
+def _failed(failures: list[Receipt], phones: int) -> Receipt:
+    """One receipt for the phones that do not have it: the first failure's outcome and
+    code, how many phones failed for each reason."""
+    reasons = ", ".join(f"{detail} ({n})" for detail, n in Counter(f.detail for f in failures).items())
+    return replace(failures[0], detail=f"{len(failures)} of {phones} phones: {reasons}"[:300])

@@ -69,6 +69,9 @@ class Robots:
     sms_taken: list[str] = field(default_factory=list)
     #: Set: only the SMS to this phone is held (the others answered at once).
     hold_phone: str | None = None
+    #: Phones the SMS gateway hangs on: never answered, never taken (the connection is
+    #: closed unanswered once ``release`` is set).
+    sms_hanging: set[str] = field(default_factory=set)
     #: Set when a request is being held.
     holding: threading.Event = field(default_factory=threading.Event)
     #: Set: requests wait (the answer is held) until ``release`` is set.
@@ -87,6 +90,9 @@ class Robots:
         return self.hold_phone is None or (
             request.path == "/sms" and request.json().get("mobile") == self.hold_phone
         )
+
+    def hangs(self, request: Received) -> bool:
+        return request.path == "/sms" and request.json().get("mobile") in self.sms_hanging
 
     def answer(self, request: Received) -> tuple[int, dict[str, Any]]:
         if request.path in self.forced:
@@ -182,6 +188,9 @@ class RobotServer:
                 with robots.lock:
                     robots.received.append(request)
                 robots.arrived.set()
+                if robots.hangs(request):
+                    robots.release.wait(60)
+                    return
                 if robots.holds(request):
                     robots.holding.set()
                     robots.release.wait(60)

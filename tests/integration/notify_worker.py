@@ -23,7 +23,7 @@ def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     now = datetime.fromisoformat(config["now"])
     policy = NotificationPolicy.model_validate(config["policy"])
-    channels = build_channels(config["env"], lambda: now, timeout_s=60)
+    channels = build_channels(config["env"], lambda: now)
     store = NotificationStore(create_engine(config["database_url"]))
     notifier = Notifier(store, policy, NotifyRouter(policy), channels, {})
     asyncio.run(notifier.run(lambda: now))

@@ -31,7 +31,7 @@ from tests.integration.test_escalations import POLICY, dispatched_order
 from workorder_pipeline.processors.notify_routing import NotifyRouter
 from workorder_pipeline.schemas.notifications import NotificationPolicy
 from workorder_pipeline.services.escalations import Escalations
-from workorder_pipeline.services.notifications import Notifier, Sent
+from workorder_pipeline.services.notifications import LEASE, Notifier, Sent
 from workorder_pipeline.storage.api_store import ApiStore
 from workorder_pipeline.storage.notifications import NotificationStore
 from workorder_pipeline.storage.repository import WorkOrderRepository
@@ -113,12 +113,17 @@ class World:
 
     mailbox_port: int = 0
 
-    def notifier(self, policy: NotificationPolicy, engine: Engine | None = None) -> Notifier:
-        channels = build_channels(self.env, self.clock, timeout_s=5)
+    def notifier(
+        self,
+        policy: NotificationPolicy,
+        engine: Engine | None = None,
+        timeout_s: float = 5,
+        lease: timedelta = LEASE,
+    ) -> Notifier:
+        channels = build_channels(self.env, self.clock, timeout_s=timeout_s)
         names = {"squad-1": "执法一中队", "command-center": "指挥中心"}
-        return Notifier(
-            NotificationStore(engine or self.engine), policy, NotifyRouter(policy), channels, names
-        )
+        store = NotificationStore(engine or self.engine)
+        return Notifier(store, policy, NotifyRouter(policy), channels, names, lease=lease)
 
     def run(self, notifier: Notifier) -> list[Sent]:
         return asyncio.run(notifier.run(self.clock))

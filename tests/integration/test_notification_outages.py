@@ -27,8 +27,7 @@ from workorder_pipeline.schemas.notifications import AttemptOutcome, Notificatio
 from workorder_pipeline.services.notifications import LEASE, Notifier, Sent
 from workorder_pipeline.storage.api_store import ApiStore
 from workorder_pipeline.streams.channels import TIMEOUT_S
-from workorder_pipeline.streams.channels.email import TOO_SLOW
-from workorder_pipeline.streams.channels.http import deadline_for
+from workorder_pipeline.streams.channels.deadline import TOO_SLOW, deadline_for, send_deadline
 
 pytestmark = pytest.mark.integration
 
@@ -337,6 +336,9 @@ def _eventually(check: Callable[[], bool], limit_s: float = 10) -> bool:
     return check()
 
 
-def test_every_channels_deadline_ends_before_the_lease_of_its_notification() -> None:
-    """A send still running when its lease ends could be claimed and sent by another worker."""
-    assert timedelta(seconds=deadline_for(TIMEOUT_S)) < LEASE
+def test_an_exchange_begun_at_the_claim_ends_by_the_sends_deadline_before_the_lease() -> None:
+    """A send still running when its lease ends could be claimed and sent by another worker;
+    a send whose first exchange could not end by its deadline would never send at all."""
+    exchange_s = deadline_for(TIMEOUT_S)
+    ends = send_deadline(LEASE.total_seconds(), exchange_s)  # from the claim
+    assert exchange_s <= ends < LEASE.total_seconds()

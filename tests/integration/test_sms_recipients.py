@@ -6,11 +6,13 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -23,6 +25,7 @@ from tests.integration.notify_world import LATER, World, attempt_log, escalate
 from tests.integration.notify_world import world as world  # the fixture
 from workorder_pipeline.schemas.notifications import AttemptOutcome, NotificationPolicy
 from workorder_pipeline.services.notifications import recipient_key
+from workorder_pipeline.storage.api_store import ApiStore
 from workorder_pipeline.storage.database import create_engine
 from workorder_pipeline.storage.tables import notification_recipient
 
@@ -137,3 +140,45 @@ def test_a_worker_killed_mid_sms_leaves_the_phones_that_had_it_alone(
     assert _restarted(world, policy) == []
     assert _taken(world) == Counter({PHONES[0]: 1, PHONES[1]: 2, PHONES[2]: 1})
     assert [outcome for outcome, _ in attempt_log(world, order_id)["sms"]] == ["interrupted", "delivered"]
+
+
+def test_a_gateway_hanging_on_every_phone_ends_the_send_inside_its_lease_and_the_rest_get_it_next(
+    world: World,
+) -> None:
+    """Each hanging request ends at its own timeout (0.5 s here), but nine hanging phones
+    one after the other would hold the notification past its lease (4 s here), when another
+    worker may claim it and send it again. The phones not tried by the send's deadline are
+    left to the next attempt, which sends only to the phones without it."""
+    phones = [f"1390000000{n}" for n in range(10)]
+    policy = _policy(world, phones)
+    order_id = escalate(world)
+    world.clock.now = LATER.astimezone(UTC)
+    world.robots.sms_hanging = set(phones[1:])  # takes the first at once, then hangs
+    lease = timedelta(seconds=4)
+    notifier = world.notifier(policy, timeout_s=0.5, lease=lease)
+    notifier.plan(world.clock())
+
+    started = time.monotonic()
+    sent = asyncio.run(notifier.deliver(world.clock))
+    took = time.monotonic() - started
+
+    assert [s.outcome for s in sent] == [AttemptOutcome.unreachable]
+    assert took < lease.total_seconds(), f"the attempt ended {took:.1f} s after its claim"
+    tried = [r.json()["mobile"] for r in world.robots.of("/sms")]
+    assert 2 <= len(tried) < len(phones) and tried == phones[: len(tried)]  # in order, once each
+    [shown] = ApiStore(world.engine).notifications(order_id)
+    assert shown["status"] == "pending" and shown["lease_until"] is None
+    assert shown["send_after"] == world.clock.now + timedelta(seconds=30)  # retried as any failure
+    [first] = shown["attempt_log"]
+    assert first["outcome"] == "unreachable"
+    assert f"not tried by the send's deadline ({len(phones) - len(tried)})" in first["detail"]
+
+    world.robots.sms_hanging = set()  # the gateway is back
+    world.robots.release.set()  # the hung requests end, unanswered: none was taken
+    world.clock.now += timedelta(seconds=30)
+    assert _restarted(world, policy) == [AttemptOutcome.delivered]
+    assert [r.json()["mobile"] for r in world.robots.of("/sms")][len(tried) :] == phones[1:]
+    world.clock.now += timedelta(minutes=30)
+    assert _restarted(world, policy) == []
+    assert _taken(world) == Counter(phones)  # each phone exactly once
+    assert [outcome for outcome, _ in attempt_log(world, order_id)["sms"]] == ["unreachable", "delivered"]
