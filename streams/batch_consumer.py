@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import mode
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -45,6 +45,7 @@ from workorder_pipeline.services.intake import InboundMessage
 from workorder_pipeline.streams.kafka.security import aiokafka_options
 from workorder_pipeline.streams.outputs import Committer, Outputs
 from workorder_pipeline.streams.read_ahead import ReadAhead
+from workorder_pipeline.streams.rebalance import FinishBatchFirst
 from workorder_pipeline.streams.resilience import Outage, Stopped, Task, close_quietly
 from workorder_pipeline.streams.retry import settle
 from workorder_pipeline.streams.transactions import PartitionBatch, PartitionProducers, PartitionsLost
@@ -119,7 +120,7 @@ class BatchConsumer(mode.Service):
             heartbeat_interval_ms=int(settings.kafka_heartbeat_interval_s * 1000),
             **aiokafka_options(settings),
         )
-        consumer.subscribe(self._topics(), listener=_FinishBatchFirst(self, consumer))
+        consumer.subscribe(self._topics(), listener=FinishBatchFirst(self, consumer))
         try:
             await consumer.start()
         except BaseException:
@@ -387,17 +388,3 @@ class BatchConsumer(mode.Service):
         """The partitions this worker consumes now (for the lag gauge)."""
         consumer = self._consumer
         return [(tp.topic, tp.partition) for tp in consumer.assignment()] if consumer is not None else []
-
-
-class _FinishBatchFirst(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: BatchConsumer, consumer: AIOKafkaConsumer) -> None:
-        self._owner = owner
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._owner.finish_before_revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._owner.learn_committed(self._consumer, assigned)
-        partitions = sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
-        log.info(f"{self._owner.task_name.value}_partitions_assigned", partitions=partitions)
