@@ -197,6 +197,8 @@ class BatchConsumer(mode.Service):
                     await asyncio.sleep(fetching.failed(exc))
                 continue
             ahead = await self._ahead.taken()  # taken from the consumer: it must be the next batch
+            if ahead is not None and self._consumer is not consumer:
+                continue  # closed meanwhile (stopping, suspended): its successor reads them again
             if ahead is not None:
                 fetched, messages, assignments = ahead.fetched, ahead.messages, ahead.assignments
             else:

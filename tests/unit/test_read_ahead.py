@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from aiokafka import TopicPartition
 
@@ -54,6 +55,9 @@ class FakeConsumer:
     def assignment(self) -> set[TopicPartition]:
         return {TP}
 
+    async def stop(self) -> None:
+        self._records = []
+
     async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
         self.committed.append(offsets[TP].offset)
 
@@ -87,8 +91,17 @@ class FakeOrder:
 class FakeIntake:
     """Admits and records in threads (as the real one); the mark is slow, as PostgreSQL's is."""
 
-    def __init__(self, steps: Steps, fail_admit_of: int | None = None, poison: int | None = None) -> None:
+    def __init__(
+        self,
+        steps: Steps,
+        fail_admit_of: int | None = None,
+        poison: int | None = None,
+        outage_at: int | None = None,
+    ) -> None:
         self.steps = steps
+        #: The first offset of a batch whose first recording meets the database gone.
+        self.outage_at = outage_at
+        self.admit_s = 0.02
         self.fail_admit_of = fail_admit_of
         #: The offset of a message whose recording always fails (a permanent failure).
         self.poison = poison
@@ -99,7 +112,7 @@ class FakeIntake:
             self.fail_admit_of = None  # once: admitted again in its batch
             raise RuntimeError("admission failed")
         self.steps("admit", messages)
-        time.sleep(0.02)
+        time.sleep(self.admit_s)
         return Admission(IntakeResult(), [], None, now)  # type: ignore[arg-type]
 
     def record(self, admission: Admission) -> IntakeResult:
@@ -112,6 +125,9 @@ class FakeIntake:
     def _recorded(self, messages: Sequence[InboundMessage]) -> IntakeResult:
         if any(message.offset == self.poison for message in messages):
             raise ValueError("a message no retry will store")
+        if messages[0].offset == self.outage_at:
+            self.outage_at = None  # the database is back for the retry
+            raise psycopg.OperationalError("connection refused")
         self.steps("record", messages)
         time.sleep(0.02)
         return IntakeResult(to_dispatch=[FakeOrder(messages[0].offset)])  # type: ignore[list-item]
@@ -208,6 +224,49 @@ def test_a_message_that_fails_alone_is_set_aside_and_the_batch_read_ahead_follow
     ]
     assert second_marked and steps.index("record", 20) > max(second_marked)
     assert steps.log.count(("admit", 20)) == 1  # admitted ahead, and that admission used
+
+
+def test_a_batch_read_ahead_whose_recording_meets_the_database_gone_is_admitted_again_and_recorded_once() -> (
+    None
+):
+    steps, consumer = run_loop(batches=3, size=10, intake=FakeIntake(Steps(), outage_at=10))
+
+    assert consumer.committed == [10, 20, 30]
+    assert [first for step, first in steps.log if step == "record"] == [0, 10, 20]
+    # Its admission made ahead went with the failed attempt: the retry admits it again, at its
+    # own time (the receipt is the retry's), and the batch after is still read ahead.
+    assert steps.log.count(("admit", 10)) == 2
+    assert steps.index("admit", 20) < steps.index("mark end", 10)
+
+
+def test_a_loop_suspended_while_the_next_batch_is_admitted_ahead_carries_on_and_records_nothing_more() -> (
+    None
+):
+    """The topics went missing (the topic watch suspends intake) while the loop waited for the
+    next batch's admission ahead: what was taken ahead goes with the consumer, and the loop
+    lives on."""
+    settings = Settings(intake_batch_size=10, intake_batch_interval_ms=0, intake_batch_seconds=0.05)
+    intake = FakeIntake(Steps())
+    intake.admit_s = 0.3  # longer than the batch before's mark: the loop waits for it
+    consumer = FakeConsumer(3, 10)
+
+    async def main() -> None:
+        loop = IntakeConsumer(settings, intake, FakeOutputs(intake.steps), lambda: NOW)  # type: ignore[arg-type]
+        intake.record = lambda admission: intake._recorded([_At(0)])  # type: ignore[method-assign,list-item]
+        loop._consumer = consumer
+        task = asyncio.create_task(loop._consume(loop))
+        while consumer.committed != [10]:
+            await asyncio.sleep(0.001)
+        await loop.suspend()
+        await asyncio.sleep(0.3)
+        assert not task.done(), task  # the intake loop must not end: it waits to resume
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert consumer.committed == [10]
+    assert [step for step, _ in intake.steps.log].count("record") == 1  # the first batch's only
 
 
 def test_what_was_prepared_is_handed_over_once_and_only_for_its_own_batch() -> None:
