@@ -57,6 +57,19 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago, all held while they
+    are picked: picked one at a time, the OS can give a port just released twice (a Kafka
+    node's broker and controller listeners on one port, which Kafka refuses)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def _port_is_free(port: int) -> bool:
     """Whether a listener could bind the port now. With SO_REUSEADDR, as the broker binds it:
     connections of a broker just stopped (TIME_WAIT) do not count, a listener does."""

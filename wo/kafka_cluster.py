@@ -34,7 +34,7 @@ from kafka.errors import KafkaError
 
 from workorder_pipeline.streams.kafka.admin import open_admin
 from workorder_pipeline.wo.children import spawn_child
-from workorder_pipeline.wo.embedded_broker import HOST, BrokerStartError, EmbeddedBroker, free_port
+from workorder_pipeline.wo.embedded_broker import HOST, BrokerStartError, EmbeddedBroker, free_ports
 
 __all__ = [
     "BrokerKind",
@@ -168,9 +168,13 @@ class KafkaCluster:
         self.start_timeout_s = start_timeout_s
         self.replication_factor = min(brokers, 3)
         self.min_insync_replicas = 2 if brokers >= 3 else 1
+        ports = free_ports(2 * brokers)
         self.nodes = [
             KafkaNode(
-                node_id=i, port=free_port(), controller_port=free_port(), directory=directory / f"node-{i}"
+                node_id=i,
+                port=ports[2 * i - 2],
+                controller_port=ports[2 * i - 1],
+                directory=directory / f"node-{i}",
             )
             for i in range(1, brokers + 1)
         ]
